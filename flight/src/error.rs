@@ -1,0 +1,95 @@
+//! The one error type of the client. Messages are written for the person reading a PostgreSQL
+//! ERROR: they name the server address and what to do, and never contain credentials.
+
+use std::fmt;
+use std::time::Duration;
+
+use arrow_flight::error::FlightError;
+use arrow_schema::ArrowError;
+
+#[derive(Debug)]
+pub enum Error {
+    /// No connection could be made (refused, unresolvable, TLS failure, connect timeout).
+    Unreachable { addr: String, reason: String },
+    /// The server did not answer a request within the configured timeout.
+    Timeout { addr: String, timeout: Duration },
+    /// The server answered with an error status; its message is passed through.
+    Server { code: tonic::Code, message: String },
+    /// The server answered with something that is not valid Flight SQL / Arrow IPC.
+    Protocol(String),
+    /// Invalid client configuration (caught before any network traffic).
+    Config(String),
+}
+
+impl Error {
+    pub(crate) fn from_flight(err: FlightError) -> Self {
+        match err {
+            FlightError::Tonic(status) => Self::from_status(*status),
+            FlightError::Arrow(e) => Self::Protocol(e.to_string()),
+            FlightError::ExternalError(e) => Self::Protocol(e.to_string()),
+            other => Self::Protocol(other.to_string()),
+        }
+    }
+
+    pub(crate) fn from_status(status: tonic::Status) -> Self {
+        Self::Server { code: status.code(), message: status.message().to_string() }
+    }
+
+    pub(crate) fn from_arrow(err: ArrowError) -> Self {
+        match err {
+            ArrowError::ExternalError(inner) => match inner.downcast::<FlightError>() {
+                Ok(flight) => Self::from_flight(*flight),
+                Err(other) => Self::Protocol(other.to_string()),
+            },
+            other => Self::Protocol(other.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Unreachable { addr, reason } => write!(
+                f,
+                "KalamDB server is not running or unreachable at {addr} ({reason}); \
+                 start kalamdb-server or fix the host/port options of the foreign server"
+            ),
+            Error::Timeout { addr, timeout } => write!(
+                f,
+                "KalamDB server at {addr} did not answer within {} ms; \
+                 check the server, or raise the timeout option of the foreign server",
+                timeout.as_millis()
+            ),
+            Error::Server { code, message } => {
+                write!(f, "KalamDB server error ({}): {message}", code_name(*code))
+            }
+            Error::Protocol(message) => write!(f, "invalid Flight SQL response: {message}"),
+            Error::Config(message) => write!(f, "{message}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "ok",
+        Cancelled => "cancelled",
+        Unknown => "unknown",
+        InvalidArgument => "invalid argument",
+        DeadlineExceeded => "deadline exceeded",
+        NotFound => "not found",
+        AlreadyExists => "already exists",
+        PermissionDenied => "permission denied",
+        ResourceExhausted => "resource exhausted",
+        FailedPrecondition => "failed precondition",
+        Aborted => "aborted",
+        OutOfRange => "out of range",
+        Unimplemented => "unimplemented",
+        Internal => "internal",
+        Unavailable => "unavailable",
+        DataLoss => "data loss",
+        Unauthenticated => "unauthenticated",
+    }
+}

@@ -1,0 +1,20 @@
+//! Facts the client (pg_kalam) and the server (kalamdb-server) must agree on.
+
+/// Default Flight SQL port of a KalamDB server.
+pub const DEFAULT_FLIGHT_PORT: u16 = 2910;
+
+/// Default HTTP port of a KalamDB server (healthcheck and the JSON SQL endpoint).
+pub const DEFAULT_HTTP_PORT: u16 = 2900;
+
+/// Largest gRPC message either side accepts. Record batches are encoded in pieces far below
+/// this ([`FLIGHT_DATA_BYTES_TARGET`]); the limit only stops a peer from making the other side
+/// allocate without bound.
+pub const MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Size the server aims for when it splits a record batch into Flight messages: large enough
+/// that per-message overhead vanishes, small enough to keep the pipeline moving.
+pub const FLIGHT_DATA_BYTES_TARGET: usize = 2 * 1024 * 1024;
+
+/// Metadata header through which a privileged session names the KalamDB user it acts for on
+/// USER tables (pg_kalam sends `kalam.user_id` in it).
+pub const USER_ID_HEADER: &str = "x-kalamdb-user-id";

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs everything pg_kalam needs on a fresh Debian 12 machine, and nothing twice:
+# each step checks first, so a warm machine passes through in seconds.
+#   - Debian packages: PostgreSQL 15 server + headers, libclang for pgrx's bindgen
+#   - cargo-pgrx 0.18.1 (must match the pgrx version in Cargo.toml) and its PG15 config
+set -euo pipefail
+
+PGRX_VERSION=0.18.1
+PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libclang-dev clang pkg-config make curl)
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's postgresql-common creates a 'main' cluster and starts it; pg_kalam never uses it.
+# Leave it alone: our clusters run on their own ports and directories.
+
+if ! command -v cargo-pgrx >/dev/null 2>&1 || ! cargo pgrx --version 2>/dev/null | grep -q " $PGRX_VERSION"; then
+  log "installing cargo-pgrx $PGRX_VERSION (takes several minutes on a cold machine)"
+  cargo install cargo-pgrx --version "=$PGRX_VERSION" --locked --quiet
+fi
+
+PGRX_HOME=${PGRX_HOME:-$HOME/.pgrx}
+if ! grep -qs '^pg15' "$PGRX_HOME/config.toml"; then
+  log "cargo pgrx init --pg15 $PG_CONFIG"
+  cargo pgrx init --pg15 "$PG_CONFIG" >/dev/null
+fi
+
+if ! command -v cargo-nextest >/dev/null 2>&1; then
+  log "installing cargo-nextest"
+  cargo install cargo-nextest --locked --quiet
+fi
+
+log "setup complete"

@@ -1,0 +1,105 @@
+//! kalamdb-server: a KalamDB-compatible Arrow Flight SQL server on DataFusion.
+//!
+//! Layout:
+//! - [`config`]: `server.toml` + `KALAMDB_*` environment overrides.
+//! - [`engine`]: the DataFusion session every front end shares.
+//! - [`flight_sql`]: the Flight SQL front end (statement queries stream batch by batch).
+//! - [`http`]: healthcheck and the JSON SQL endpoint.
+//!
+//! [`run`] binds both listeners, locks the data directory and serves until told to stop.
+
+pub mod config;
+pub mod engine;
+pub mod flight_sql;
+pub mod http;
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::engine::Engine;
+
+/// Addresses the server actually listens on (ports resolved when 0 was configured).
+#[derive(Clone, Copy, Debug)]
+pub struct BoundAddrs {
+    pub flight: SocketAddr,
+    pub http: SocketAddr,
+}
+
+/// A server whose listeners are bound and whose data directory is locked.
+pub struct Server {
+    config: Config,
+    flight: TcpListener,
+    http: TcpListener,
+    _data_dir_lock: File,
+}
+
+impl Server {
+    pub async fn bind(config: Config) -> Result<Self, String> {
+        let data_dir_lock = lock_data_dir(&config)?;
+        let flight = bind(config.flight_addr(), "Flight SQL").await?;
+        let http = bind(config.http_addr(), "HTTP").await?;
+        Ok(Self { config, flight, http, _data_dir_lock: data_dir_lock })
+    }
+
+    pub fn addrs(&self) -> BoundAddrs {
+        BoundAddrs {
+            flight: self.flight.local_addr().expect("bound listener has an address"),
+            http: self.http.local_addr().expect("bound listener has an address"),
+        }
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), String> {
+        let engine = Arc::new(Engine::new(&self.config));
+        let limits = &self.config.limits;
+        let flight_service = FlightServiceServer::new(flight_sql::KalamFlightSql::new(engine.clone()))
+            .max_decoding_message_size(limits.message_bytes_max)
+            .max_encoding_message_size(limits.message_bytes_max);
+        let http_state = Arc::new(http::HttpState {
+            engine,
+            root_password: self.config.auth.root_password.clone(),
+            result_rows_max: limits.http_result_rows_max,
+        });
+
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+
+        let incoming = tonic::transport::server::TcpIncoming::from(self.flight).with_nodelay(Some(true));
+        let flight = tonic::transport::Server::builder()
+            .add_service(flight_service)
+            .serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone()));
+        let http = axum::serve(self.http, http::router(http_state)).with_graceful_shutdown(stopped(stop_rx));
+        let (flight, http) = tokio::join!(flight, http);
+        flight.map_err(|e| format!("Flight SQL server failed: {e}"))?;
+        http.map_err(|e| format!("HTTP server failed: {e}"))?;
+        Ok(())
+    }
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, String> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        format!("cannot listen for {what} on {addr}: {e}; stop whatever uses that port or choose another one")
+    })
+}
+
+/// One server per data directory: a second one fails here instead of corrupting the first.
+fn lock_data_dir(config: &Config) -> Result<File, String> {
+    let dir = &config.server.data_dir;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+    let path = dir.join("LOCK");
+    let file = File::create(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    file.try_lock()
+        .map_err(|_| format!("data directory {} is in use by another kalamdb-server", dir.display()))?;
+    Ok(file)
+}

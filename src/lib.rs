@@ -1,0 +1,32 @@
+//! pg_kalam: a PostgreSQL foreign data wrapper over KalamDB's Arrow Flight SQL interface.
+//!
+//! # Layout
+//!
+//! The extension (this crate, `src/`), by phase of a foreign table's life:
+//! - [`handler`]: the FDW handler (callback table) and option validator.
+//! - [`options`]: the one table of accepted options and their typed, validated views.
+//! - [`scan`]: planner and executor callbacks of a foreign scan; streams batch by batch.
+//! - [`convert`]: Arrow columns into PostgreSQL datums, a column at a time.
+//! - [`runtime`]: the backend's async runtime and connecting to a server.
+//! - [`functions`]: SQL functions (`kalam_version()`, `kalam_compiled_mode()`).
+//! - [`error`]: the error type; callbacks report it as a PostgreSQL ERROR at one boundary.
+//!
+//! Beside it in the workspace: `flight/` (Flight SQL client), `pushdown/` (remote SQL planning,
+//! no PostgreSQL dependency), `server/` (`kalamdb-server`), `tests/` (end-to-end harness),
+//! `sql/` (extension SQL), `benches/`, `docker/`.
+
+pgrx::pg_module_magic!();
+
+mod convert;
+mod error;
+mod functions;
+mod handler;
+mod options;
+mod runtime;
+mod scan;
+
+pgrx::extension_sql_file!(
+    "../sql/pg_kalam_fdw.sql",
+    name = "pg_kalam_fdw",
+    requires = [handler::pg_kalam_fdw_handler, handler::pg_kalam_fdw_validator]
+);

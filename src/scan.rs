@@ -1,0 +1,487 @@
+//! Foreign scan: planner callbacks (size, paths, plan) and executor callbacks (begin,
+//! iterate, rescan, end, explain).
+//!
+//! Each callback is a thin `#[pg_guard]` shim over safe code returning `Result`; errors become
+//! PostgreSQL ERRORs in the shim. The scan state lives in the executor's per-query memory
+//! context with a drop-on-delete callback, so its Rust resources (the Flight stream, the
+//! connection, the converted batch) are released on error and abort as well as at the end.
+//!
+//! Planner → executor hand-off (`ForeignScan.fdw_private`): one integer list, the 0-based
+//! attribute indexes of the columns the query needs (see [`FdwPrivate`]).
+
+use std::ffi::CString;
+
+use arrow_array::RecordBatch;
+use kalam_flight::QueryStream;
+use kalam_pushdown::{RemoteColumn, RemoteScan, RemoteTable};
+use pgrx::pg_sys::{self, Datum};
+use pgrx::{PgMemoryContexts, PgRelation, PgSqlErrorCode, PgTupleDesc, pg_guard};
+
+use crate::convert::{Converter, arrow_type_for, pg_type_name};
+use crate::error::{KalamError, Result};
+use crate::options::{self, ServerOptions, TableOptions};
+use crate::runtime;
+
+/// Row estimate until the server reports table statistics.
+const ROWS_ESTIMATE_DEFAULT: f64 = 1000.0;
+/// Cost of starting a remote query (a round trip), in the planner's units.
+const STARTUP_COST: f64 = 100.0;
+/// Cost per row fetched and converted.
+const ROW_COST: f64 = 0.01;
+
+// ---------------------------------------------------------------------------------------------
+// Planner
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn get_foreign_rel_size(
+    _root: *mut pg_sys::PlannerInfo,
+    baserel: *mut pg_sys::RelOptInfo,
+    _foreigntableid: pg_sys::Oid,
+) {
+    // SAFETY: PostgreSQL passes a valid RelOptInfo for the foreign relation being planned.
+    unsafe { (*baserel).rows = ROWS_ESTIMATE_DEFAULT };
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn get_foreign_paths(
+    root: *mut pg_sys::PlannerInfo,
+    baserel: *mut pg_sys::RelOptInfo,
+    _foreigntableid: pg_sys::Oid,
+) {
+    // SAFETY: arguments come from the planner; create_foreignscan_path copies what it keeps.
+    unsafe {
+        let rows = (*baserel).rows;
+        let total_cost = STARTUP_COST + rows * ROW_COST;
+        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15", feature = "pg16"))]
+        let path = pg_sys::create_foreignscan_path(
+            root,
+            baserel,
+            std::ptr::null_mut(),
+            rows,
+            STARTUP_COST,
+            total_cost,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
+        #[cfg(feature = "pg17")]
+        let path = pg_sys::create_foreignscan_path(
+            root,
+            baserel,
+            std::ptr::null_mut(),
+            rows,
+            STARTUP_COST,
+            total_cost,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
+        #[cfg(feature = "pg18")]
+        let path = pg_sys::create_foreignscan_path(
+            root,
+            baserel,
+            std::ptr::null_mut(),
+            rows,
+            0,
+            STARTUP_COST,
+            total_cost,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
+        pg_sys::add_path(baserel, path.cast());
+    }
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn get_foreign_plan(
+    _root: *mut pg_sys::PlannerInfo,
+    baserel: *mut pg_sys::RelOptInfo,
+    _foreigntableid: pg_sys::Oid,
+    _best_path: *mut pg_sys::ForeignPath,
+    tlist: *mut pg_sys::List,
+    scan_clauses: *mut pg_sys::List,
+    outer_plan: *mut pg_sys::Plan,
+) -> *mut pg_sys::ForeignScan {
+    // SAFETY: planner-provided pointers; every list built here is palloc'd in the planner's
+    // context and becomes part of the plan.
+    unsafe {
+        // No filter is shipped yet: every qual is checked locally.
+        let local_quals = pg_sys::extract_actual_clauses(scan_clauses, false);
+        let relid = (*baserel).relid;
+        let mut attrs: *mut pg_sys::Bitmapset = std::ptr::null_mut();
+        pg_sys::pull_varattnos((*(*baserel).reltarget).exprs.cast(), relid, &mut attrs);
+        pg_sys::pull_varattnos(local_quals.cast(), relid, &mut attrs);
+        let fdw_private = FdwPrivate::from_attrs(attrs).into_list();
+        pg_sys::make_foreignscan(
+            tlist,
+            local_quals,
+            relid,
+            std::ptr::null_mut(),
+            fdw_private,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            outer_plan,
+        )
+    }
+}
+
+/// What the planner tells the executor.
+struct FdwPrivate {
+    /// 0-based attribute indexes the query reads; `None` = every column (a whole-row reference).
+    attrs: Option<Vec<usize>>,
+}
+
+impl FdwPrivate {
+    /// From `pull_varattnos` output (members offset by `FirstLowInvalidHeapAttributeNumber`).
+    unsafe fn from_attrs(attrs: *const pg_sys::Bitmapset) -> Self {
+        let mut indexes = Vec::new();
+        let mut member = -1;
+        loop {
+            // SAFETY: bms_next_member accepts NULL (empty set) and any valid set.
+            member = unsafe { pg_sys::bms_next_member(attrs, member) };
+            if member < 0 {
+                return Self { attrs: Some(indexes) };
+            }
+            let attno = member + pg_sys::FirstLowInvalidHeapAttributeNumber;
+            match attno {
+                0 => return Self { attrs: None },
+                n if n > 0 => indexes.push(n as usize - 1),
+                _ => {} // system columns are not fetched
+            }
+        }
+    }
+
+    /// Encoded as an integer list: `[-1]` for "every column", else the indexes.
+    unsafe fn into_list(self) -> *mut pg_sys::List {
+        let mut list = std::ptr::null_mut();
+        let values: Vec<i32> = match self.attrs {
+            None => vec![-1],
+            Some(indexes) => indexes.into_iter().map(|i| i as i32).collect(),
+        };
+        for value in values {
+            // SAFETY: lappend_int allocates in the current (planner) memory context.
+            list = unsafe { pg_sys::lappend_int(list, value) };
+        }
+        list
+    }
+
+    unsafe fn from_list(list: *mut pg_sys::List) -> Self {
+        let mut values = Vec::new();
+        if !list.is_null() {
+            // SAFETY: the list was built by `into_list` and copied with the plan.
+            unsafe {
+                for i in 0..(*list).length as usize {
+                    values.push((*(*list).elements.add(i)).int_value);
+                }
+            }
+        }
+        if values.first() == Some(&-1) {
+            Self { attrs: None }
+        } else {
+            Self { attrs: Some(values.into_iter().map(|v| v as usize).collect()) }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Executor
+
+/// A column fetched from the server.
+struct Fetched {
+    /// Index of the attribute in the scan tuple.
+    attr: usize,
+    name: String,
+    pg_type: pg_sys::Oid,
+    /// Chosen when the result schema arrives, with the Arrow type it was chosen for.
+    converter: Option<(Converter, arrow_schema::DataType)>,
+    values: Vec<Datum>,
+    nulls: Vec<bool>,
+}
+
+/// Everything a running scan holds. Dropped with the executor's query memory context.
+struct ScanState {
+    server: ServerOptions,
+    sql: String,
+    /// Attributes of the scan tuple, including dropped ones (always NULL).
+    natts: usize,
+    fetched: Vec<Fetched>,
+    /// Attributes never fetched; set to NULL in every row.
+    unfetched: Vec<usize>,
+    /// Holds the by-reference datums of the current batch; reset before each new batch.
+    batch_context: pg_sys::MemoryContext,
+    stream: Option<QueryStream>,
+    batch_rows: usize,
+    next_row: usize,
+    finished: bool,
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn begin_foreign_scan(node: *mut pg_sys::ForeignScanState, eflags: i32) {
+    // SAFETY: the executor passes a valid ForeignScanState whose plan is our ForeignScan;
+    // CurrentMemoryContext is the query context, which outlives the scan.
+    unsafe {
+        // Under EXPLAIN (eflags has EXEC_FLAG_EXPLAIN_ONLY) the state is built for its remote
+        // SQL only: nothing connects before the first fetch.
+        let _ = eflags;
+        let state = ScanState::new(node).unwrap_or_else(|e| e.report());
+        let state = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(state);
+        (*node).fdw_state = state.cast();
+    }
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn iterate_foreign_scan(node: *mut pg_sys::ForeignScanState) -> *mut pg_sys::TupleTableSlot {
+    // SAFETY: fdw_state was set by begin_foreign_scan; the slot is the scan's own.
+    unsafe {
+        let state = &mut *((*node).fdw_state as *mut ScanState);
+        let slot = (*node).ss.ss_ScanTupleSlot;
+        pg_sys::ExecClearTuple(slot);
+        match state.next_row(slot) {
+            Ok(true) => {
+                pg_sys::ExecStoreVirtualTuple(slot);
+            }
+            Ok(false) => {}
+            Err(e) => e.report(),
+        }
+        slot
+    }
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn rescan_foreign_scan(node: *mut pg_sys::ForeignScanState) {
+    // SAFETY: fdw_state was set by begin_foreign_scan.
+    unsafe { (*((*node).fdw_state as *mut ScanState)).restart() };
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn end_foreign_scan(node: *mut pg_sys::ForeignScanState) {
+    // SAFETY: fdw_state was set by begin_foreign_scan (also under EXPLAIN); the state itself is
+    // freed with the query context, but the stream and connection are closed now.
+    unsafe {
+        if let Some(state) = ((*node).fdw_state as *mut ScanState).as_mut() {
+            state.stream = None;
+        }
+    }
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn explain_foreign_scan(node: *mut pg_sys::ForeignScanState, es: *mut pg_sys::ExplainState) {
+    // SAFETY: fdw_state was set by begin_foreign_scan, which runs under EXPLAIN too.
+    unsafe {
+        let state = &*((*node).fdw_state as *mut ScanState);
+        let sql = CString::new(state.sql.as_str()).unwrap_or_else(|_| c"(remote SQL contains NUL)".into());
+        pg_sys::ExplainPropertyText(c"Remote SQL".as_ptr(), sql.as_ptr(), es);
+    }
+}
+
+impl ScanState {
+    unsafe fn new(node: *mut pg_sys::ForeignScanState) -> Result<Self> {
+        // SAFETY: see begin_foreign_scan.
+        unsafe {
+            let relation = PgRelation::from_pg((*node).ss.ss_currentRelation);
+            let relid = relation.oid();
+            let table = pg_sys::GetForeignTable(relid);
+            let server = pg_sys::GetForeignServer((*table).serverid);
+            let server_options = ServerOptions::parse(&options::from_pg_list((*server).options))?;
+            let table_options = TableOptions::parse(&options::from_pg_list((*table).options))?;
+            let remote = RemoteTable {
+                namespace: table_options.namespace.unwrap_or_else(|| relation.namespace().to_string()),
+                table: table_options.table.unwrap_or_else(|| relation.name().to_string()),
+            };
+
+            let plan = (*node).ss.ps.plan as *mut pg_sys::ForeignScan;
+            let wanted = FdwPrivate::from_list((*plan).fdw_private);
+            let tupdesc = PgTupleDesc::from_pg_unchecked(relation.rd_att);
+            let natts = tupdesc.len();
+
+            // Live columns with their remote types; the projection indexes into this list.
+            let mut columns = Vec::new();
+            let mut live_attrs = Vec::new();
+            for (attr, att) in tupdesc.iter().enumerate() {
+                if att.is_dropped() {
+                    continue;
+                }
+                let pg_type = att.type_oid().value();
+                let data_type = arrow_type_for(pg_type).ok_or_else(|| {
+                    KalamError::new(
+                        PgSqlErrorCode::ERRCODE_FDW_INVALID_DATA_TYPE,
+                        format!(
+                            "column \"{}\" of foreign table \"{}\" has type {}, which pg_kalam cannot read",
+                            att.name(),
+                            relation.name(),
+                            pg_type_name(pg_type)
+                        ),
+                    )
+                    .with_hint(
+                        "pg_kalam reads smallint, integer, bigint, real, double precision, boolean, text, \
+                         varchar, char, date, timestamp and timestamptz columns.",
+                    )
+                })?;
+                columns.push(RemoteColumn { name: att.name().to_string(), data_type });
+                live_attrs.push((attr, pg_type));
+            }
+            let mut projection: Vec<usize> = match wanted.attrs {
+                None => (0..columns.len()).collect(),
+                Some(attrs) => live_attrs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (attr, _))| attrs.contains(attr))
+                    .map(|(i, _)| i)
+                    .collect(),
+            };
+            if projection.is_empty() && !columns.is_empty() {
+                // A query that reads no column (count(*)) still needs the rows: fetch the
+                // first column and ignore it.
+                projection.push(0);
+            }
+            let scan = RemoteScan { table: remote, columns, projection };
+            let sql = scan.to_sql().map_err(|e| {
+                KalamError::new(PgSqlErrorCode::ERRCODE_FDW_ERROR, format!("cannot build the remote query: {e}"))
+            })?;
+
+            let fetched: Vec<Fetched> = scan
+                .projection
+                .iter()
+                .map(|&i| {
+                    let (attr, pg_type) = live_attrs[i];
+                    Fetched {
+                        attr,
+                        name: scan.columns[i].name.clone(),
+                        pg_type,
+                        converter: None,
+                        values: Vec::new(),
+                        nulls: Vec::new(),
+                    }
+                })
+                .collect();
+            let unfetched = (0..natts).filter(|a| !fetched.iter().any(|f| f.attr == *a)).collect();
+            let batch_context = pg_sys::AllocSetContextCreateInternal(
+                pg_sys::CurrentMemoryContext,
+                c"pg_kalam batch".as_ptr(),
+                pg_sys::ALLOCSET_DEFAULT_MINSIZE as usize,
+                pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
+                pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
+            );
+            Ok(Self {
+                server: server_options,
+                sql,
+                natts,
+                fetched,
+                unfetched,
+                batch_context,
+                stream: None,
+                batch_rows: 0,
+                next_row: 0,
+                finished: false,
+            })
+        }
+    }
+
+    fn restart(&mut self) {
+        self.stream = None;
+        self.batch_rows = 0;
+        self.next_row = 0;
+        self.finished = false;
+    }
+
+    /// Stores the next row in `slot`'s values; `false` at the end of the result.
+    unsafe fn next_row(&mut self, slot: *mut pg_sys::TupleTableSlot) -> Result<bool> {
+        while self.next_row >= self.batch_rows {
+            if self.finished {
+                return Ok(false);
+            }
+            self.fetch_batch()?;
+        }
+        let row = self.next_row;
+        self.next_row += 1;
+        // SAFETY: the slot's arrays have one entry per attribute of the scan tuple (natts).
+        unsafe {
+            let values = std::slice::from_raw_parts_mut((*slot).tts_values, self.natts);
+            let nulls = std::slice::from_raw_parts_mut((*slot).tts_isnull, self.natts);
+            for column in &self.fetched {
+                values[column.attr] = column.values[row];
+                nulls[column.attr] = column.nulls[row];
+            }
+            for &attr in &self.unfetched {
+                nulls[attr] = true;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Reads the next batch from the server and converts it, column by column.
+    fn fetch_batch(&mut self) -> Result<()> {
+        if self.stream.is_none() {
+            let client = runtime::connect(&self.server)?;
+            let stream = runtime::block_on(client.query(&self.sql))?;
+            self.resolve_converters(&stream)?;
+            self.stream = Some(stream);
+        }
+        let stream = self.stream.as_mut().expect("opened above");
+        match runtime::block_on(stream.next_batch())? {
+            None => {
+                self.finished = true;
+                self.stream = None;
+                self.batch_rows = 0;
+            }
+            Some(batch) => self.convert(&batch)?,
+        }
+        self.next_row = 0;
+        Ok(())
+    }
+
+    fn resolve_converters(&mut self, stream: &QueryStream) -> Result<()> {
+        let schema = stream.schema();
+        if schema.fields().len() != self.fetched.len() {
+            return Err(KalamError::new(
+                PgSqlErrorCode::ERRCODE_FDW_ERROR,
+                format!(
+                    "the KalamDB server returned {} columns for a query of {}",
+                    schema.fields().len(),
+                    self.fetched.len()
+                ),
+            )
+            .with_detail(format!("Remote SQL: {}", self.sql)));
+        }
+        for (column, field) in self.fetched.iter_mut().zip(schema.fields()) {
+            let converter = Converter::resolve(column.pg_type, field.data_type(), &column.name)?;
+            column.converter = Some((converter, field.data_type().clone()));
+        }
+        Ok(())
+    }
+
+    fn convert(&mut self, batch: &RecordBatch) -> Result<()> {
+        // SAFETY: the batch context belongs to this scan; the datums of the previous batch
+        // are no longer referenced (the slot was cleared before this fetch).
+        unsafe { pg_sys::MemoryContextReset(self.batch_context) };
+        let mut context = PgMemoryContexts::For(self.batch_context);
+        // SAFETY: switching to a valid context for the duration of the conversion.
+        unsafe {
+            context.switch_to(|_| -> Result<()> {
+                for (column, array) in self.fetched.iter_mut().zip(batch.columns()) {
+                    let (converter, announced) = column.converter.as_ref().expect("resolved when the stream opened");
+                    if array.data_type() != announced {
+                        return Err(KalamError::new(
+                            PgSqlErrorCode::ERRCODE_FDW_ERROR,
+                            format!(
+                                "the KalamDB server sent column \"{}\" as {} after announcing {announced}",
+                                column.name,
+                                array.data_type()
+                            ),
+                        ));
+                    }
+                    converter.convert(array.as_ref(), &column.name, &mut column.values, &mut column.nulls)?;
+                }
+                Ok(())
+            })?;
+        }
+        self.batch_rows = batch.num_rows();
+        Ok(())
+    }
+}

@@ -1,0 +1,93 @@
+//! Bad input: each case is a clear PostgreSQL ERROR and the backend keeps working.
+
+use kalam_e2e::{TestEnv, expect_pg_error, free_port};
+
+fn assert_backend_healthy(pg: &mut postgres::Client) {
+    let one: i32 = pg.query_one("SELECT 1", &[]).unwrap().get(0);
+    assert_eq!(one, 1);
+}
+
+// Goal: options are validated at CREATE/ALTER time, with hints that list what is valid.
+#[test]
+fn bad_options_are_rejected_at_create_time() {
+    let env = TestEnv::start();
+    let mut pg = env.pg();
+    pg.batch_execute("CREATE EXTENSION pg_kalam").unwrap();
+
+    let e = expect_pg_error(
+        pg.batch_execute("CREATE SERVER s FOREIGN DATA WRAPPER pg_kalam OPTIONS (host 'h', port '1', colour 'red')"),
+        &["invalid option \"colour\""],
+    );
+    assert_eq!(e.hint.as_deref(), Some("Valid options here are: host, port, timeout"));
+    expect_pg_error(
+        pg.batch_execute("CREATE SERVER s FOREIGN DATA WRAPPER pg_kalam OPTIONS (host 'h', port '70000')"),
+        &["invalid value for option \"port\""],
+    );
+    expect_pg_error(
+        pg.batch_execute("CREATE SERVER s FOREIGN DATA WRAPPER pg_kalam OPTIONS (port '2910')"),
+        &["option \"host\" is required"],
+    );
+    expect_pg_error(
+        pg.batch_execute("CREATE SERVER s FOREIGN DATA WRAPPER pg_kalam OPTIONS (host 'h', port '1', timeout '0')"),
+        &["invalid value for option \"timeout\""],
+    );
+
+    pg.batch_execute("CREATE SERVER s FOREIGN DATA WRAPPER pg_kalam OPTIONS (host 'h', port '1')").unwrap();
+    expect_pg_error(pg.batch_execute("ALTER SERVER s OPTIONS (SET port 'abc')"), &["invalid value for option \"port\""]);
+    expect_pg_error(pg.batch_execute("ALTER SERVER s OPTIONS (DROP host)"), &["option \"host\" is required"]);
+    pg.batch_execute("ALTER SERVER s OPTIONS (SET port '2911', ADD timeout '5000')").unwrap();
+
+    let e = expect_pg_error(
+        pg.batch_execute("CREATE FOREIGN TABLE t (a int) SERVER s OPTIONS (tabel 'x')"),
+        &["invalid option \"tabel\""],
+    );
+    assert_eq!(e.hint.as_deref(), Some("Valid options here are: namespace, table"));
+    assert_backend_healthy(&mut pg);
+}
+
+// Goal: a server nobody listens on gives the documented message naming the address, fast.
+#[test]
+fn unreachable_server_is_a_clear_error() {
+    let env = TestEnv::start();
+    let mut pg = env.pg();
+    let port = free_port();
+    pg.batch_execute(&format!(
+        "CREATE EXTENSION pg_kalam;
+         CREATE SERVER gone FOREIGN DATA WRAPPER pg_kalam OPTIONS (host '127.0.0.1', port '{port}', timeout '3000');
+         CREATE FOREIGN TABLE t (a bigint) SERVER gone OPTIONS (namespace 'app', table 't');"
+    ))
+    .unwrap();
+    let e = expect_pg_error(
+        pg.query("SELECT * FROM t", &[]),
+        &[&format!("KalamDB server is not running or unreachable at 127.0.0.1:{port}")],
+    );
+    assert_eq!(e.code, "08001", "{e:?}");
+    assert_backend_healthy(&mut pg);
+}
+
+// Goal: an unknown remote table and a column whose type does not match are errors that name
+// the table or column; EXPLAIN alone does not need the server.
+#[test]
+fn unknown_table_and_type_mismatch() {
+    let env = TestEnv::start();
+    env.kalam_sql("CREATE SCHEMA app");
+    env.kalam_sql("CREATE TABLE app.t (id BIGINT, name VARCHAR)");
+    env.kalam_sql("INSERT INTO app.t VALUES (1, 'x')");
+    let mut pg = env.pg_with_server();
+    pg.batch_execute(
+        "CREATE SCHEMA app;
+         CREATE FOREIGN TABLE app.missing (id bigint) SERVER kalam_server;
+         CREATE FOREIGN TABLE app.t (id integer, name text) SERVER kalam_server OPTIONS (table 't');",
+    )
+    .unwrap();
+    expect_pg_error(pg.query("SELECT * FROM app.missing", &[]), &["KalamDB server error", "missing"]);
+    expect_pg_error(
+        pg.query("SELECT id FROM app.t", &[]),
+        &["column \"id\" has type integer but the KalamDB server sends Int64"],
+    );
+    // Only the column that is fetched matters: name alone reads fine.
+    let name: String = pg.query_one("SELECT name FROM app.t", &[]).unwrap().get(0);
+    assert_eq!(name, "x");
+    pg.batch_execute("EXPLAIN SELECT * FROM app.missing").unwrap();
+    assert_backend_healthy(&mut pg);
+}

@@ -1,0 +1,116 @@
+//! A `kalamdb-server` process for one test.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::http;
+use crate::scratch::{Scratch, print_log_tail};
+
+/// How long the server may take to bind its ports.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct KalamServer {
+    pub flight_port: u16,
+    pub http_port: u16,
+    child: Child,
+    log: PathBuf,
+    // Last: the directory goes after the process has stopped.
+    dir: Scratch,
+}
+
+impl KalamServer {
+    /// Starts a server on free loopback ports with an empty data directory and waits until it
+    /// reports ready.
+    pub fn start() -> Self {
+        let dir = Scratch::new("kalamdb");
+        let log = dir.path().join("server.log");
+        let log_file = std::fs::File::create(&log).expect("create server log");
+        let mut child = Command::new(server_binary())
+            .env("KALAMDB_SERVER_HOST", "127.0.0.1")
+            .env("KALAMDB_FLIGHT_PORT", "0")
+            .env("KALAMDB_HTTP_PORT", "0")
+            .env("KALAMDB_DATA_DIR", dir.path().join("data"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", server_binary().display()));
+
+        // The ready line: "kalamdb-server ready flight=127.0.0.1:P http=127.0.0.1:Q".
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(line) if line.starts_with("kalamdb-server ready") => line,
+            other => {
+                let _ = child.kill();
+                let _ = child.wait();
+                print_log_tail("kalamdb-server log", &log);
+                panic!("kalamdb-server did not become ready: {other:?}");
+            }
+        };
+        let port_of = |key: &str| -> u16 {
+            line.split_whitespace()
+                .find_map(|part| part.strip_prefix(key))
+                .and_then(|addr| addr.rsplit(':').next())
+                .and_then(|port| port.parse().ok())
+                .unwrap_or_else(|| panic!("no {key} in ready line {line:?}"))
+        };
+        let flight_port = port_of("flight=");
+        let http_port = port_of("http=");
+        Self { flight_port, http_port, child, log, dir }
+    }
+
+    /// Runs SQL through `POST /v1/api/sql`; panics unless the server answers success.
+    pub fn sql(&self, sql: &str) -> serde_json::Value {
+        let (status, body) = self.try_sql(sql);
+        assert_eq!(status, 200, "KalamDB SQL failed: {sql}\n{body}");
+        body
+    }
+
+    /// Runs SQL through `POST /v1/api/sql`, returning the status code and the JSON answer.
+    pub fn try_sql(&self, sql: &str) -> (u16, serde_json::Value) {
+        let request = serde_json::json!({ "sql": sql }).to_string();
+        let (status, body) =
+            http::request(self.http_port, "POST", "/v1/api/sql", Some(&request)).expect("HTTP request to kalamdb-server");
+        let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("non-JSON answer ({e}): {body}"));
+        (status, json)
+    }
+
+    /// Kills the server now (as a crash would), leaving its data directory in place.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+}
+
+impl Drop for KalamServer {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            print_log_tail("kalamdb-server log", &self.log);
+        }
+        self.kill();
+    }
+}
+
+/// The server binary: `KALAMDB_SERVER_BIN`, else `kalamdb-server` in the target directory this
+/// test binary was built into (`target/<profile>/deps/e2e-*` → `target/<profile>/`).
+pub fn server_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("KALAMDB_SERVER_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps layout");
+    profile_dir.join("kalamdb-server")
+}

@@ -1,0 +1,99 @@
+//! End-to-end harness: every test gets a real `kalamdb-server` and a real PostgreSQL 15
+//! cluster with pg_kalam installed, both on free loopback ports with their own directories,
+//! and both torn down when the [`TestEnv`] is dropped — also when the test fails or panics.
+//!
+//! ```ignore
+//! let env = TestEnv::start();
+//! env.kalam_sql("CREATE TABLE app.t (id BIGINT)");
+//! let mut pg = env.pg_with_server();   // CREATE EXTENSION + CREATE SERVER kalam_server
+//! pg.batch_execute("CREATE FOREIGN TABLE app.t (id bigint) SERVER kalam_server").unwrap();
+//! ```
+//!
+//! Prerequisites (installed by `scripts/test.sh`): PostgreSQL 15 with the freshly built
+//! extension, and the `kalamdb-server` binary next to the test binary's target directory (or
+//! named by `KALAMDB_SERVER_BIN`).
+
+mod http;
+mod kalamdb;
+mod postgres_cluster;
+mod scratch;
+
+pub use kalamdb::KalamServer;
+pub use postgres_cluster::PgCluster;
+
+/// One test's world: a KalamDB server and a PostgreSQL cluster.
+pub struct TestEnv {
+    // Field order is drop order: PostgreSQL (a client of the server) stops first.
+    pub pg: PgCluster,
+    pub kalam: KalamServer,
+}
+
+impl TestEnv {
+    pub fn start() -> Self {
+        let kalam = KalamServer::start();
+        let pg = PgCluster::start();
+        Self { pg, kalam }
+    }
+
+    /// A connection to the cluster's `postgres` database.
+    pub fn pg(&self) -> postgres::Client {
+        self.pg.connect()
+    }
+
+    /// A connection where pg_kalam is created and `kalam_server` points at this test's server.
+    pub fn pg_with_server(&self) -> postgres::Client {
+        let mut client = self.pg();
+        client
+            .batch_execute(&format!(
+                "CREATE EXTENSION pg_kalam;
+                 CREATE SERVER kalam_server FOREIGN DATA WRAPPER pg_kalam
+                     OPTIONS (host '127.0.0.1', port '{}');",
+                self.kalam.flight_port
+            ))
+            .expect("create extension and server");
+        client
+    }
+
+    /// Runs SQL on the KalamDB server through its HTTP API; panics unless it succeeds.
+    pub fn kalam_sql(&self, sql: &str) -> serde_json::Value {
+        self.kalam.sql(sql)
+    }
+}
+
+/// Asserts that `result` is an error whose message contains every one of `needles`, and
+/// returns the full error (message, detail, hint) for further checks.
+pub fn expect_pg_error<T: std::fmt::Debug>(result: Result<T, postgres::Error>, needles: &[&str]) -> PgError {
+    let error = match result {
+        Ok(value) => panic!("expected an error containing {needles:?}, got Ok({value:?})"),
+        Err(e) => PgError::from(e),
+    };
+    for needle in needles {
+        assert!(error.message.contains(needle), "error {error:?} does not contain {needle:?}");
+    }
+    error
+}
+
+/// The parts of a PostgreSQL error a test looks at.
+#[derive(Debug)]
+pub struct PgError {
+    pub code: String,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl From<postgres::Error> for PgError {
+    fn from(e: postgres::Error) -> Self {
+        match e.as_db_error() {
+            Some(db) => PgError {
+                code: db.code().code().to_string(),
+                message: db.message().to_string(),
+                detail: db.detail().map(str::to_string),
+                hint: db.hint().map(str::to_string),
+            },
+            None => PgError { code: String::new(), message: e.to_string(), detail: None, hint: None },
+        }
+    }
+}
+
+pub use postgres_cluster::free_port;

@@ -1,0 +1,133 @@
+//! A throwaway PostgreSQL 15 cluster for one test, owned by an unprivileged OS user when the
+//! harness runs as root (PostgreSQL refuses to run as root).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::scratch::{Scratch, print_log_tail};
+
+/// The unprivileged account that owns clusters when the harness runs as root.
+const CLUSTER_OS_USER: &str = "postgres";
+
+pub struct PgCluster {
+    pub port: u16,
+    bin: PathBuf,
+    data: PathBuf,
+    log: PathBuf,
+    as_root: bool,
+    // Last: the directory goes after the cluster has stopped.
+    dir: Scratch,
+}
+
+impl PgCluster {
+    pub fn start() -> Self {
+        let bin = pg_bindir();
+        assert_extension_installed();
+        let dir = Scratch::new("pg");
+        let data = dir.path().join("data");
+        let log = dir.path().join("postgres.log");
+        let as_root = is_root();
+        if as_root {
+            run(Command::new("chown").arg("-R").arg(CLUSTER_OS_USER).arg(dir.path()), "chown scratch dir");
+        }
+        let cluster = Self { port: free_port(), bin, data, log, as_root, dir };
+        cluster.pg_command("initdb", |c| {
+            c.arg("-D").arg(&cluster.data).args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"])
+        });
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=20 -c shared_buffers=64MB",
+            cluster.port,
+            cluster.dir.path().display()
+        );
+        cluster.pg_command("pg_ctl", |c| {
+            c.arg("-D").arg(&cluster.data).arg("-l").arg(&cluster.log).args(["-w", "-t", "60", "-o", &options, "start"])
+        });
+        cluster
+    }
+
+    /// A new connection to the `postgres` database as the `postgres` superuser.
+    pub fn connect(&self) -> postgres::Client {
+        postgres::Config::new()
+            .host("127.0.0.1")
+            .port(self.port)
+            .user("postgres")
+            .dbname("postgres")
+            .connect(postgres::NoTls)
+            .unwrap_or_else(|e| panic!("connect to PostgreSQL on port {}: {e}", self.port))
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// A PostgreSQL program, run as the cluster's owner.
+    fn command(&self, program: &str) -> Command {
+        if self.as_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", CLUSTER_OS_USER, "--"]).arg(self.bin.join(program));
+            c
+        } else {
+            Command::new(self.bin.join(program))
+        }
+    }
+
+    fn pg_command(&self, program: &str, args: impl FnOnce(&mut Command) -> &mut Command) -> Output {
+        let mut command = self.command(program);
+        args(&mut command);
+        run(&mut command, program)
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            print_log_tail("PostgreSQL log", &self.log);
+        }
+        let _ = self.command("pg_ctl").arg("-D").arg(&self.data).args(["-m", "immediate", "stop"]).output();
+    }
+}
+
+fn run(command: &mut Command, what: &str) -> Output {
+    let output = command.output().unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.trim_ascii() == b"0").unwrap_or(false)
+}
+
+/// `PG_CONFIG` (default: PostgreSQL 15 from Debian) decides which installation is used.
+fn pg_config() -> PathBuf {
+    std::env::var_os("PG_CONFIG").map(PathBuf::from).unwrap_or_else(|| "/usr/lib/postgresql/15/bin/pg_config".into())
+}
+
+fn pg_config_value(flag: &str) -> PathBuf {
+    let output = run(Command::new(pg_config()).arg(flag), "pg_config");
+    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+}
+
+fn pg_bindir() -> PathBuf {
+    pg_config_value("--bindir")
+}
+
+fn assert_extension_installed() {
+    let control = pg_config_value("--sharedir").join("extension/pg_kalam.control");
+    assert!(
+        control.exists(),
+        "pg_kalam is not installed into this PostgreSQL ({} missing); run scripts/test.sh, which builds and installs it",
+        control.display()
+    );
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
