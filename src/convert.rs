@@ -7,8 +7,9 @@
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Date32Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+    Date32Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
 };
 use arrow_array::{Array, ArrowPrimitiveType, PrimitiveArray};
 use arrow_schema::{DataType, TimeUnit};
@@ -59,7 +60,11 @@ pub fn arrow_type_for(pg_type: Oid) -> Option<DataType> {
 /// PostgreSQL's name of a type, for messages.
 pub fn pg_type_name(pg_type: Oid) -> String {
     // SAFETY: format_type_be accepts any OID and returns a palloc'd C string.
-    unsafe { std::ffi::CStr::from_ptr(pg_sys::format_type_be(pg_type)).to_string_lossy().into_owned() }
+    unsafe {
+        std::ffi::CStr::from_ptr(pg_sys::format_type_be(pg_type))
+            .to_string_lossy()
+            .into_owned()
+    }
 }
 
 impl Converter {
@@ -74,8 +79,12 @@ impl Converter {
             (pg_sys::FLOAT8OID, DataType::Float64) => C::Float64,
             (pg_sys::BOOLOID, DataType::Boolean) => C::Bool,
             (pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BPCHAROID, DataType::Utf8) => C::Utf8,
-            (pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BPCHAROID, DataType::LargeUtf8) => C::LargeUtf8,
-            (pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BPCHAROID, DataType::Utf8View) => C::Utf8View,
+            (pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BPCHAROID, DataType::LargeUtf8) => {
+                C::LargeUtf8
+            }
+            (pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BPCHAROID, DataType::Utf8View) => {
+                C::Utf8View
+            }
             (pg_sys::TIMESTAMPOID, DataType::Timestamp(unit, None)) => C::Timestamp(*unit),
             (pg_sys::TIMESTAMPTZOID, DataType::Timestamp(unit, Some(_))) => C::Timestamp(*unit),
             (pg_sys::DATEOID, DataType::Date32) => C::Date32,
@@ -103,7 +112,13 @@ impl Converter {
 
     /// Converts `array` into `values`/`nulls` (both cleared and refilled to `array.len()`).
     /// Must run with the per-batch memory context current: text datums are allocated there.
-    pub fn convert(self, array: &dyn Array, column: &str, values: &mut Vec<Datum>, nulls: &mut Vec<bool>) -> Result<()> {
+    pub fn convert(
+        self,
+        array: &dyn Array,
+        column: &str,
+        values: &mut Vec<Datum>,
+        nulls: &mut Vec<bool>,
+    ) -> Result<()> {
         let len = array.len();
         values.clear();
         values.resize(len, Datum::from(0usize));
@@ -114,12 +129,24 @@ impl Converter {
         }
         use Converter as C;
         match self {
-            C::Int16 => fill(array.as_primitive::<Int16Type>(), values, |v| Datum::from(v)),
-            C::Int32 => fill(array.as_primitive::<Int32Type>(), values, |v| Datum::from(v)),
-            C::Int64 => fill(array.as_primitive::<Int64Type>(), values, |v| Datum::from(v)),
-            C::Float32 => fill(array.as_primitive::<Float32Type>(), values, |v| Datum::from(v.to_bits())),
-            C::Float64 => fill(array.as_primitive::<Float64Type>(), values, |v| Datum::from(v.to_bits())),
-            C::Date32 => fill(array.as_primitive::<Date32Type>(), values, |d| Datum::from(d.wrapping_sub(EPOCH_OFFSET_DAYS))),
+            C::Int16 => fill(array.as_primitive::<Int16Type>(), values, |v| {
+                Datum::from(v)
+            }),
+            C::Int32 => fill(array.as_primitive::<Int32Type>(), values, |v| {
+                Datum::from(v)
+            }),
+            C::Int64 => fill(array.as_primitive::<Int64Type>(), values, |v| {
+                Datum::from(v)
+            }),
+            C::Float32 => fill(array.as_primitive::<Float32Type>(), values, |v| {
+                Datum::from(v.to_bits())
+            }),
+            C::Float64 => fill(array.as_primitive::<Float64Type>(), values, |v| {
+                Datum::from(v.to_bits())
+            }),
+            C::Date32 => fill(array.as_primitive::<Date32Type>(), values, |d| {
+                Datum::from(d.wrapping_sub(EPOCH_OFFSET_DAYS))
+            }),
             C::Bool => {
                 let array = array.as_boolean();
                 for (i, value) in values.iter_mut().enumerate() {
@@ -136,7 +163,11 @@ impl Converter {
 }
 
 /// Copies a primitive column; null slots get a value too (it is never read).
-fn fill<T: ArrowPrimitiveType>(array: &PrimitiveArray<T>, values: &mut [Datum], to_datum: impl Fn(T::Native) -> Datum) {
+fn fill<T: ArrowPrimitiveType>(
+    array: &PrimitiveArray<T>,
+    values: &mut [Datum],
+    to_datum: impl Fn(T::Native) -> Datum,
+) {
     for (value, native) in values.iter_mut().zip(array.values().iter()) {
         *value = to_datum(*native);
     }
@@ -147,12 +178,20 @@ fn texts<'a>(strings: impl Iterator<Item = Option<&'a str>>, values: &mut [Datum
         if let Some(s) = string {
             // SAFETY: cstring_to_text_with_len copies `len` bytes into a new palloc'd varlena in
             // the current (per-batch) memory context; it does not read past `len`.
-            *value = Datum::from(unsafe { pg_sys::cstring_to_text_with_len(s.as_ptr().cast(), s.len() as i32) });
+            *value = Datum::from(unsafe {
+                pg_sys::cstring_to_text_with_len(s.as_ptr().cast(), s.len() as i32)
+            });
         }
     }
 }
 
-fn timestamps(array: &dyn Array, unit: TimeUnit, column: &str, values: &mut [Datum], nulls: &[bool]) -> Result<()> {
+fn timestamps(
+    array: &dyn Array,
+    unit: TimeUnit,
+    column: &str,
+    values: &mut [Datum],
+    nulls: &[bool],
+) -> Result<()> {
     // Microseconds since 1970, then shifted to PostgreSQL's epoch; out-of-range values error.
     let to_micros: fn(i64) -> Option<i64> = match unit {
         TimeUnit::Second => |v| v.checked_mul(1_000_000),
@@ -170,12 +209,16 @@ fn timestamps(array: &dyn Array, unit: TimeUnit, column: &str, values: &mut [Dat
         if nulls[i] {
             continue;
         }
-        let micros = to_micros(v).and_then(|m| m.checked_sub(EPOCH_OFFSET_MICROS)).ok_or_else(|| {
-            KalamError::new(
-                PgSqlErrorCode::ERRCODE_DATETIME_VALUE_OUT_OF_RANGE,
-                format!("timestamp out of range in column \"{column}\": {v} ({unit:?} since 1970)"),
-            )
-        })?;
+        let micros = to_micros(v)
+            .and_then(|m| m.checked_sub(EPOCH_OFFSET_MICROS))
+            .ok_or_else(|| {
+                KalamError::new(
+                    PgSqlErrorCode::ERRCODE_DATETIME_FIELD_OVERFLOW,
+                    format!(
+                        "timestamp out of range in column \"{column}\": {v} ({unit:?} since 1970)"
+                    ),
+                )
+            })?;
         *value = Datum::from(micros);
     }
     Ok(())

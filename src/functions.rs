@@ -11,5 +11,9 @@ fn kalam_version() -> &'static str {
 /// How this build reaches KalamDB: the transport, and whether it is a debug or release build.
 #[pg_extern(immutable, parallel_safe)]
 fn kalam_compiled_mode() -> &'static str {
-    if cfg!(debug_assertions) { "remote (Arrow Flight SQL), debug build" } else { "remote (Arrow Flight SQL)" }
+    if cfg!(debug_assertions) {
+        "remote (Arrow Flight SQL), debug build"
+    } else {
+        "remote (Arrow Flight SQL)"
+    }
 }

@@ -47,11 +47,36 @@ pub struct OptionDef {
 
 /// The option table. Adding an option starts here.
 pub const OPTIONS: &[OptionDef] = &[
-    OptionDef { name: "host", scope: Scope::Server, required: true, help: "host name or IP of the KalamDB Flight SQL endpoint" },
-    OptionDef { name: "port", scope: Scope::Server, required: true, help: "Flight SQL port, 1-65535 (KalamDB's default is 2910)" },
-    OptionDef { name: "timeout", scope: Scope::Server, required: false, help: "connect and request timeout in milliseconds, 1-3600000 (default 30000)" },
-    OptionDef { name: "namespace", scope: Scope::Table, required: false, help: "KalamDB namespace (default: the foreign table's schema)" },
-    OptionDef { name: "table", scope: Scope::Table, required: false, help: "KalamDB table (default: the foreign table's name)" },
+    OptionDef {
+        name: "host",
+        scope: Scope::Server,
+        required: true,
+        help: "host name or IP of the KalamDB Flight SQL endpoint",
+    },
+    OptionDef {
+        name: "port",
+        scope: Scope::Server,
+        required: true,
+        help: "Flight SQL port, 1-65535 (KalamDB's default is 2910)",
+    },
+    OptionDef {
+        name: "timeout",
+        scope: Scope::Server,
+        required: false,
+        help: "connect and request timeout in milliseconds, 1-3600000 (default 30000)",
+    },
+    OptionDef {
+        name: "namespace",
+        scope: Scope::Table,
+        required: false,
+        help: "KalamDB namespace (default: the foreign table's schema)",
+    },
+    OptionDef {
+        name: "table",
+        scope: Scope::Table,
+        required: false,
+        help: "KalamDB table (default: the foreign table's name)",
+    },
 ];
 
 /// Default for `timeout`: long enough for a busy server, short enough that a dead one is noticed.
@@ -83,12 +108,19 @@ fn invalid_value(name: &str, value: &str, expected: &str) -> KalamError {
 
 /// Rejects names not in [`OPTIONS`] for `scope`, duplicates, and missing required options.
 pub fn check_names(scope: Scope, options: &[(String, String)]) -> Result<()> {
-    let valid: Vec<&str> = OPTIONS.iter().filter(|o| o.scope == scope).map(|o| o.name).collect();
+    let valid: Vec<&str> = OPTIONS
+        .iter()
+        .filter(|o| o.scope == scope)
+        .map(|o| o.name)
+        .collect();
     for (i, (name, _)) in options.iter().enumerate() {
         if !valid.contains(&name.as_str()) {
             return Err(KalamError::new(
                 PgSqlErrorCode::ERRCODE_FDW_INVALID_OPTION_NAME,
-                format!("invalid option \"{name}\" for a pg_kalam {}", scope.object()),
+                format!(
+                    "invalid option \"{name}\" for a pg_kalam {}",
+                    scope.object()
+                ),
             )
             .with_hint(format!("Valid options here are: {}", valid.join(", "))));
         }
@@ -103,7 +135,11 @@ pub fn check_names(scope: Scope, options: &[(String, String)]) -> Result<()> {
         if !options.iter().any(|(name, _)| name == def.name) {
             return Err(KalamError::new(
                 PgSqlErrorCode::ERRCODE_FDW_OPTION_NAME_NOT_FOUND,
-                format!("option \"{}\" is required for a pg_kalam {}", def.name, scope.object()),
+                format!(
+                    "option \"{}\" is required for a pg_kalam {}",
+                    def.name,
+                    scope.object()
+                ),
             )
             .with_hint(format!("\"{}\": {}", def.name, def.help)));
         }
@@ -120,7 +156,9 @@ impl ServerOptions {
         for (name, value) in options {
             match name.as_str() {
                 "host" => {
-                    if value.trim().is_empty() || value.chars().any(|c| c.is_whitespace() || c == '/') {
+                    if value.trim().is_empty()
+                        || value.chars().any(|c| c.is_whitespace() || c == '/')
+                    {
                         return Err(invalid_value(name, value, "a host name or IP address"));
                     }
                     host = value.clone();
@@ -137,12 +175,18 @@ impl ServerOptions {
                         .parse::<u64>()
                         .ok()
                         .filter(|ms| (1..=TIMEOUT_MS_MAX).contains(ms))
-                        .ok_or_else(|| invalid_value(name, value, "a number of milliseconds from 1 to 3600000"))?;
+                        .ok_or_else(|| {
+                            invalid_value(name, value, "a number of milliseconds from 1 to 3600000")
+                        })?;
                 }
                 _ => unreachable!("check_names admits only server options"),
             }
         }
-        Ok(Self { host, port, timeout: Duration::from_millis(timeout_ms) })
+        Ok(Self {
+            host,
+            port,
+            timeout: Duration::from_millis(timeout_ms),
+        })
     }
 }
 
@@ -172,7 +216,10 @@ pub fn validate(scope: Option<Scope>, options: &[(String, String)]) -> Result<()
         None if options.is_empty() => Ok(()),
         None => Err(KalamError::new(
             PgSqlErrorCode::ERRCODE_FDW_INVALID_OPTION_NAME,
-            format!("invalid option \"{}\": pg_kalam takes options only on foreign servers and foreign tables", options[0].0),
+            format!(
+                "invalid option \"{}\": pg_kalam takes options only on foreign servers and foreign tables",
+                options[0].0
+            ),
         )),
     }
 }
@@ -190,8 +237,12 @@ pub unsafe fn from_pg_list(list: *mut pg_sys::List) -> Vec<(String, String)> {
     unsafe {
         for i in 0..(*list).length as usize {
             let def = (*(*list).elements.add(i)).ptr_value as *mut pg_sys::DefElem;
-            let name = std::ffi::CStr::from_ptr((*def).defname).to_string_lossy().into_owned();
-            let value = std::ffi::CStr::from_ptr(pg_sys::defGetString(def)).to_string_lossy().into_owned();
+            let name = std::ffi::CStr::from_ptr((*def).defname)
+                .to_string_lossy()
+                .into_owned();
+            let value = std::ffi::CStr::from_ptr(pg_sys::defGetString(def))
+                .to_string_lossy()
+                .into_owned();
             options.push((name, value));
         }
     }

@@ -146,7 +146,9 @@ impl FdwPrivate {
             // SAFETY: bms_next_member accepts NULL (empty set) and any valid set.
             member = unsafe { pg_sys::bms_next_member(attrs, member) };
             if member < 0 {
-                return Self { attrs: Some(indexes) };
+                return Self {
+                    attrs: Some(indexes),
+                };
             }
             let attno = member + pg_sys::FirstLowInvalidHeapAttributeNumber;
             match attno {
@@ -184,7 +186,9 @@ impl FdwPrivate {
         if values.first() == Some(&-1) {
             Self { attrs: None }
         } else {
-            Self { attrs: Some(values.into_iter().map(|v| v as usize).collect()) }
+            Self {
+                attrs: Some(values.into_iter().map(|v| v as usize).collect()),
+            }
         }
     }
 }
@@ -222,7 +226,10 @@ struct ScanState {
 }
 
 #[pg_guard]
-pub unsafe extern "C-unwind" fn begin_foreign_scan(node: *mut pg_sys::ForeignScanState, eflags: i32) {
+pub unsafe extern "C-unwind" fn begin_foreign_scan(
+    node: *mut pg_sys::ForeignScanState,
+    eflags: i32,
+) {
     // SAFETY: the executor passes a valid ForeignScanState whose plan is our ForeignScan;
     // CurrentMemoryContext is the query context, which outlives the scan.
     unsafe {
@@ -236,7 +243,9 @@ pub unsafe extern "C-unwind" fn begin_foreign_scan(node: *mut pg_sys::ForeignSca
 }
 
 #[pg_guard]
-pub unsafe extern "C-unwind" fn iterate_foreign_scan(node: *mut pg_sys::ForeignScanState) -> *mut pg_sys::TupleTableSlot {
+pub unsafe extern "C-unwind" fn iterate_foreign_scan(
+    node: *mut pg_sys::ForeignScanState,
+) -> *mut pg_sys::TupleTableSlot {
     // SAFETY: fdw_state was set by begin_foreign_scan; the slot is the scan's own.
     unsafe {
         let state = &mut *((*node).fdw_state as *mut ScanState);
@@ -271,11 +280,15 @@ pub unsafe extern "C-unwind" fn end_foreign_scan(node: *mut pg_sys::ForeignScanS
 }
 
 #[pg_guard]
-pub unsafe extern "C-unwind" fn explain_foreign_scan(node: *mut pg_sys::ForeignScanState, es: *mut pg_sys::ExplainState) {
+pub unsafe extern "C-unwind" fn explain_foreign_scan(
+    node: *mut pg_sys::ForeignScanState,
+    es: *mut pg_sys::ExplainState,
+) {
     // SAFETY: fdw_state was set by begin_foreign_scan, which runs under EXPLAIN too.
     unsafe {
         let state = &*((*node).fdw_state as *mut ScanState);
-        let sql = CString::new(state.sql.as_str()).unwrap_or_else(|_| c"(remote SQL contains NUL)".into());
+        let sql = CString::new(state.sql.as_str())
+            .unwrap_or_else(|_| c"(remote SQL contains NUL)".into());
         pg_sys::ExplainPropertyText(c"Remote SQL".as_ptr(), sql.as_ptr(), es);
     }
 }
@@ -291,8 +304,12 @@ impl ScanState {
             let server_options = ServerOptions::parse(&options::from_pg_list((*server).options))?;
             let table_options = TableOptions::parse(&options::from_pg_list((*table).options))?;
             let remote = RemoteTable {
-                namespace: table_options.namespace.unwrap_or_else(|| relation.namespace().to_string()),
-                table: table_options.table.unwrap_or_else(|| relation.name().to_string()),
+                namespace: table_options
+                    .namespace
+                    .unwrap_or_else(|| relation.namespace().to_string()),
+                table: table_options
+                    .table
+                    .unwrap_or_else(|| relation.name().to_string()),
             };
 
             let plan = (*node).ss.ps.plan as *mut pg_sys::ForeignScan;
@@ -323,7 +340,10 @@ impl ScanState {
                          varchar, char, date, timestamp and timestamptz columns.",
                     )
                 })?;
-                columns.push(RemoteColumn { name: att.name().to_string(), data_type });
+                columns.push(RemoteColumn {
+                    name: att.name().to_string(),
+                    data_type,
+                });
                 live_attrs.push((attr, pg_type));
             }
             let mut projection: Vec<usize> = match wanted.attrs {
@@ -340,9 +360,16 @@ impl ScanState {
                 // first column and ignore it.
                 projection.push(0);
             }
-            let scan = RemoteScan { table: remote, columns, projection };
+            let scan = RemoteScan {
+                table: remote,
+                columns,
+                projection,
+            };
             let sql = scan.to_sql().map_err(|e| {
-                KalamError::new(PgSqlErrorCode::ERRCODE_FDW_ERROR, format!("cannot build the remote query: {e}"))
+                KalamError::new(
+                    PgSqlErrorCode::ERRCODE_FDW_ERROR,
+                    format!("cannot build the remote query: {e}"),
+                )
             })?;
 
             let fetched: Vec<Fetched> = scan
@@ -360,7 +387,9 @@ impl ScanState {
                     }
                 })
                 .collect();
-            let unfetched = (0..natts).filter(|a| !fetched.iter().any(|f| f.attr == *a)).collect();
+            let unfetched = (0..natts)
+                .filter(|a| !fetched.iter().any(|f| f.attr == *a))
+                .collect();
             let batch_context = pg_sys::AllocSetContextCreateInternal(
                 pg_sys::CurrentMemoryContext,
                 c"pg_kalam batch".as_ptr(),

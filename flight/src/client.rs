@@ -76,10 +76,10 @@ impl KalamClient {
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(config.request_timeout)
             .keep_alive_while_idle(true);
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| Error::Unreachable { addr: addr.clone(), reason: transport_reason(&e) })?;
+        let channel = endpoint.connect().await.map_err(|e| Error::Unreachable {
+            addr: addr.clone(),
+            reason: transport_reason(&e),
+        })?;
         Ok(Self { channel, config })
     }
 
@@ -88,16 +88,20 @@ impl KalamClient {
     }
 
     fn flight(&self) -> FlightClient {
-        let inner = arrow_flight::flight_service_client::FlightServiceClient::new(self.channel.clone())
-            .max_decoding_message_size(self.config.message_bytes_max)
-            .max_encoding_message_size(self.config.message_bytes_max);
+        let inner =
+            arrow_flight::flight_service_client::FlightServiceClient::new(self.channel.clone())
+                .max_decoding_message_size(self.config.message_bytes_max)
+                .max_encoding_message_size(self.config.message_bytes_max);
         FlightClient::new_from_inner(inner)
     }
 
     /// Runs a statement query: GetFlightInfo, then DoGet on each endpoint in order. Returns as
     /// soon as the server has planned the query; batches are read with [`QueryStream::next_batch`].
     pub async fn query(&self, sql: &str) -> Result<QueryStream, Error> {
-        let command = CommandStatementQuery { query: sql.to_string(), transaction_id: None };
+        let command = CommandStatementQuery {
+            query: sql.to_string(),
+            transaction_id: None,
+        };
         let descriptor = FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
         let mut flight = self.flight();
         let info = self.bounded(flight.get_flight_info(descriptor)).await?;
@@ -115,7 +119,10 @@ impl KalamClient {
     }
 
     fn timeout_error(&self) -> Error {
-        Error::Timeout { addr: self.config.addr(), timeout: self.config.request_timeout }
+        Error::Timeout {
+            addr: self.config.addr(),
+            timeout: self.config.request_timeout,
+        }
     }
 }
 
@@ -143,7 +150,13 @@ impl QueryStream {
                 .ok_or_else(|| Error::Protocol("FlightInfo endpoint has no ticket".into()))?;
             tickets.push_back(ticket);
         }
-        Ok(Self { client, flight, schema: schema.into(), tickets, current: None })
+        Ok(Self {
+            client,
+            flight,
+            schema: schema.into(),
+            tickets,
+            current: None,
+        })
     }
 
     /// Schema announced by the server before any batch arrived.
@@ -155,12 +168,15 @@ impl QueryStream {
     pub async fn next_batch(&mut self) -> Result<Option<RecordBatch>, Error> {
         loop {
             if self.current.is_none() {
-                let Some(ticket) = self.tickets.pop_front() else { return Ok(None) };
+                let Some(ticket) = self.tickets.pop_front() else {
+                    return Ok(None);
+                };
                 let stream = self.client.bounded(self.flight.do_get(ticket)).await?;
                 self.current = Some(stream);
             }
             let stream = self.current.as_mut().expect("set above");
-            let next = tokio::time::timeout(self.client.config.request_timeout, stream.next()).await;
+            let next =
+                tokio::time::timeout(self.client.config.request_timeout, stream.next()).await;
             match next {
                 Err(_) => return Err(self.client.timeout_error()),
                 Ok(None) => self.current = None,

@@ -5,7 +5,6 @@ use std::fmt;
 use std::time::Duration;
 
 use arrow_flight::error::FlightError;
-use arrow_schema::ArrowError;
 
 #[derive(Debug)]
 pub enum Error {
@@ -32,16 +31,9 @@ impl Error {
     }
 
     pub(crate) fn from_status(status: tonic::Status) -> Self {
-        Self::Server { code: status.code(), message: status.message().to_string() }
-    }
-
-    pub(crate) fn from_arrow(err: ArrowError) -> Self {
-        match err {
-            ArrowError::ExternalError(inner) => match inner.downcast::<FlightError>() {
-                Ok(flight) => Self::from_flight(*flight),
-                Err(other) => Self::Protocol(other.to_string()),
-            },
-            other => Self::Protocol(other.to_string()),
+        Self::Server {
+            code: status.code(),
+            message: status.message().to_string(),
         }
     }
 }

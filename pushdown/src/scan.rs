@@ -43,11 +43,13 @@ impl RemoteScan {
             .map(|c| Field::new(&c.name, c.data_type.clone(), true))
             .collect();
         let source = Arc::new(LogicalTableSource::new(Arc::new(Schema::new(fields))));
-        let table = TableReference::partial(self.table.namespace.as_str(), self.table.table.as_str());
-        let projected = self.projection.iter().map(|&i| col(datafusion_common::Column::new(
-            Some(table.clone()),
-            &self.columns[i].name,
-        )));
+        let table =
+            TableReference::partial(self.table.namespace.as_str(), self.table.table.as_str());
+        let projected = self.projection.iter().map(|&i| {
+            col(datafusion_common::Column::new_unqualified(
+                &self.columns[i].name,
+            ))
+        });
         let plan = LogicalPlanBuilder::scan(table.clone(), source, None)?
             .project(projected)?
             .build()?;
@@ -62,10 +64,16 @@ mod tests {
 
     fn scan(namespace: &str, table: &str, names: &[&str], projection: Vec<usize>) -> RemoteScan {
         RemoteScan {
-            table: RemoteTable { namespace: namespace.into(), table: table.into() },
+            table: RemoteTable {
+                namespace: namespace.into(),
+                table: table.into(),
+            },
             columns: names
                 .iter()
-                .map(|n| RemoteColumn { name: n.to_string(), data_type: DataType::Int64 })
+                .map(|n| RemoteColumn {
+                    name: n.to_string(),
+                    data_type: DataType::Int64,
+                })
                 .collect(),
             projection,
         }
@@ -75,8 +83,14 @@ mod tests {
     #[test]
     fn renders_projection_with_quoted_identifiers() {
         let cases = [
-            (scan("app", "trips", &["id", "fare"], vec![0, 1]), r#"SELECT "app"."trips"."id", "app"."trips"."fare" FROM "app"."trips""#),
-            (scan("app", "trips", &["id", "fare"], vec![1]), r#"SELECT "app"."trips"."fare" FROM "app"."trips""#),
+            (
+                scan("app", "trips", &["id", "fare"], vec![0, 1]),
+                r#"SELECT "trips"."id", "trips"."fare" FROM "app"."trips""#,
+            ),
+            (
+                scan("app", "trips", &["id", "fare"], vec![1]),
+                r#"SELECT "trips"."fare" FROM "app"."trips""#,
+            ),
         ];
         for (scan, expected) in cases {
             assert_eq!(scan.to_sql().unwrap(), expected);
@@ -86,10 +100,17 @@ mod tests {
     // Goal: names that are keywords, mixed case or contain quotes cannot alter the statement.
     #[test]
     fn hostile_identifiers_stay_identifiers() {
-        let sql = scan("My NS", "t\"; DROP TABLE x; --", &["select", "Id"], vec![0, 1]).to_sql().unwrap();
+        let sql = scan(
+            "My NS",
+            "t\"; DROP TABLE x; --",
+            &["select", "Id"],
+            vec![0, 1],
+        )
+        .to_sql()
+        .unwrap();
         assert_eq!(
             sql,
-            r#"SELECT "My NS"."t""; DROP TABLE x; --"."select", "My NS"."t""; DROP TABLE x; --"."Id" FROM "My NS"."t""; DROP TABLE x; --""#
+            r#"SELECT "t""; DROP TABLE x; --"."select", "t""; DROP TABLE x; --"."Id" FROM "My NS"."t""; DROP TABLE x; --""#
         );
     }
 }

@@ -40,10 +40,17 @@ struct SqlRequest {
 type Answer = (StatusCode, Json<Value>);
 
 fn error(code: StatusCode, message: impl Into<String>) -> Answer {
-    (code, Json(json!({ "status": "error", "error": { "message": message.into() } })))
+    (
+        code,
+        Json(json!({ "status": "error", "error": { "message": message.into() } })),
+    )
 }
 
-async fn sql(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Json<SqlRequest>) -> Answer {
+async fn sql(
+    State(state): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    body: Json<SqlRequest>,
+) -> Answer {
     if let Err(answer) = authorize(&state, &headers) {
         return answer;
     }
@@ -56,7 +63,10 @@ async fn sql(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Json
     let mut writer = arrow_json::ArrayWriter::new(Vec::new());
     let batches: Vec<_> = result.batches.iter().collect();
     if let Err(e) = writer.write_batches(&batches).and_then(|_| writer.finish()) {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot render result as JSON: {e}"));
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot render result as JSON: {e}"),
+        );
     }
     let buffer = writer.into_inner();
     let rows: Value = if buffer.is_empty() {
@@ -64,7 +74,12 @@ async fn sql(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Json
     } else {
         match serde_json::from_slice(&buffer) {
             Ok(rows) => rows,
-            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot render result as JSON: {e}")),
+            Err(e) => {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("cannot render result as JSON: {e}"),
+                );
+            }
         }
     };
     let columns: Vec<Value> = result
@@ -87,13 +102,27 @@ async fn sql(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Json
 /// With a root password configured, requests must carry `Authorization: Basic root:<password>`.
 /// Without one, the endpoint is open (the server binds loopback by default).
 fn authorize(state: &HttpState, headers: &HeaderMap) -> Result<(), Answer> {
-    let Some(password) = &state.root_password else { return Ok(()) };
-    let unauthorized = || error(StatusCode::UNAUTHORIZED, "authentication required: send Basic credentials of the root account");
-    let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(unauthorized)?;
+    let Some(password) = &state.root_password else {
+        return Ok(());
+    };
+    let unauthorized = || {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "authentication required: send Basic credentials of the root account",
+        )
+    };
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(unauthorized)?;
     let encoded = value.strip_prefix("Basic ").ok_or_else(unauthorized)?;
     let decoded = base64_decode(encoded.trim()).ok_or_else(unauthorized)?;
     let expected = format!("root:{password}");
-    if constant_time_eq(decoded.as_bytes(), expected.as_bytes()) { Ok(()) } else { Err(unauthorized()) }
+    if constant_time_eq(decoded.as_bytes(), expected.as_bytes()) {
+        Ok(())
+    } else {
+        Err(unauthorized())
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -137,7 +166,10 @@ mod tests {
     // Goal: Basic credentials decode exactly, malformed ones are refused.
     #[test]
     fn base64_credentials() {
-        assert_eq!(base64_decode("cm9vdDpzZWNyZXQ=").as_deref(), Some("root:secret"));
+        assert_eq!(
+            base64_decode("cm9vdDpzZWNyZXQ=").as_deref(),
+            Some("root:secret")
+        );
         assert_eq!(base64_decode("YQ==").as_deref(), Some("a"));
         assert_eq!(base64_decode("YWI=").as_deref(), Some("ab"));
         assert_eq!(base64_decode("!!!!"), None);

@@ -18,9 +18,14 @@ fn bad_options_are_rejected_at_create_time() {
         pg.batch_execute("CREATE SERVER s FOREIGN DATA WRAPPER pg_kalam OPTIONS (host 'h', port '1', colour 'red')"),
         &["invalid option \"colour\""],
     );
-    assert_eq!(e.hint.as_deref(), Some("Valid options here are: host, port, timeout"));
+    assert_eq!(
+        e.hint.as_deref(),
+        Some("Valid options here are: host, port, timeout")
+    );
     expect_pg_error(
-        pg.batch_execute("CREATE SERVER s FOREIGN DATA WRAPPER pg_kalam OPTIONS (host 'h', port '70000')"),
+        pg.batch_execute(
+            "CREATE SERVER s FOREIGN DATA WRAPPER pg_kalam OPTIONS (host 'h', port '70000')",
+        ),
         &["invalid value for option \"port\""],
     );
     expect_pg_error(
@@ -32,16 +37,27 @@ fn bad_options_are_rejected_at_create_time() {
         &["invalid value for option \"timeout\""],
     );
 
-    pg.batch_execute("CREATE SERVER s FOREIGN DATA WRAPPER pg_kalam OPTIONS (host 'h', port '1')").unwrap();
-    expect_pg_error(pg.batch_execute("ALTER SERVER s OPTIONS (SET port 'abc')"), &["invalid value for option \"port\""]);
-    expect_pg_error(pg.batch_execute("ALTER SERVER s OPTIONS (DROP host)"), &["option \"host\" is required"]);
-    pg.batch_execute("ALTER SERVER s OPTIONS (SET port '2911', ADD timeout '5000')").unwrap();
+    pg.batch_execute("CREATE SERVER s FOREIGN DATA WRAPPER pg_kalam OPTIONS (host 'h', port '1')")
+        .unwrap();
+    expect_pg_error(
+        pg.batch_execute("ALTER SERVER s OPTIONS (SET port 'abc')"),
+        &["invalid value for option \"port\""],
+    );
+    expect_pg_error(
+        pg.batch_execute("ALTER SERVER s OPTIONS (DROP host)"),
+        &["option \"host\" is required"],
+    );
+    pg.batch_execute("ALTER SERVER s OPTIONS (SET port '2911', ADD timeout '5000')")
+        .unwrap();
 
     let e = expect_pg_error(
         pg.batch_execute("CREATE FOREIGN TABLE t (a int) SERVER s OPTIONS (tabel 'x')"),
         &["invalid option \"tabel\""],
     );
-    assert_eq!(e.hint.as_deref(), Some("Valid options here are: namespace, table"));
+    assert_eq!(
+        e.hint.as_deref(),
+        Some("Valid options here are: namespace, table")
+    );
     assert_backend_healthy(&mut pg);
 }
 
@@ -59,9 +75,11 @@ fn unreachable_server_is_a_clear_error() {
     .unwrap();
     let e = expect_pg_error(
         pg.query("SELECT * FROM t", &[]),
-        &[&format!("KalamDB server is not running or unreachable at 127.0.0.1:{port}")],
+        &[&format!(
+            "KalamDB server is not running or unreachable at 127.0.0.1:{port}"
+        )],
     );
-    assert_eq!(e.code, "08001", "{e:?}");
+    assert_eq!(e.code, "HV00N", "{e:?}"); // fdw_unable_to_establish_connection
     assert_backend_healthy(&mut pg);
 }
 
@@ -80,7 +98,10 @@ fn unknown_table_and_type_mismatch() {
          CREATE FOREIGN TABLE app.t (id integer, name text) SERVER kalam_server OPTIONS (table 't');",
     )
     .unwrap();
-    expect_pg_error(pg.query("SELECT * FROM app.missing", &[]), &["KalamDB server error", "missing"]);
+    expect_pg_error(
+        pg.query("SELECT * FROM app.missing", &[]),
+        &["KalamDB server error", "missing"],
+    );
     expect_pg_error(
         pg.query("SELECT id FROM app.t", &[]),
         &["column \"id\" has type integer but the KalamDB server sends Int64"],
@@ -88,6 +109,7 @@ fn unknown_table_and_type_mismatch() {
     // Only the column that is fetched matters: name alone reads fine.
     let name: String = pg.query_one("SELECT name FROM app.t", &[]).unwrap().get(0);
     assert_eq!(name, "x");
-    pg.batch_execute("EXPLAIN SELECT * FROM app.missing").unwrap();
+    pg.batch_execute("EXPLAIN SELECT * FROM app.missing")
+        .unwrap();
     assert_backend_healthy(&mut pg);
 }

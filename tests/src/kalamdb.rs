@@ -65,7 +65,13 @@ impl KalamServer {
         };
         let flight_port = port_of("flight=");
         let http_port = port_of("http=");
-        Self { flight_port, http_port, child, log, dir }
+        Self {
+            flight_port,
+            http_port,
+            child,
+            log,
+            dir,
+        }
     }
 
     /// Runs SQL through `POST /v1/api/sql`; panics unless the server answers success.
@@ -78,9 +84,10 @@ impl KalamServer {
     /// Runs SQL through `POST /v1/api/sql`, returning the status code and the JSON answer.
     pub fn try_sql(&self, sql: &str) -> (u16, serde_json::Value) {
         let request = serde_json::json!({ "sql": sql }).to_string();
-        let (status, body) =
-            http::request(self.http_port, "POST", "/v1/api/sql", Some(&request)).expect("HTTP request to kalamdb-server");
-        let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("non-JSON answer ({e}): {body}"));
+        let (status, body) = http::request(self.http_port, "POST", "/v1/api/sql", Some(&request))
+            .expect("HTTP request to kalamdb-server");
+        let json =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("non-JSON answer ({e}): {body}"));
         (status, json)
     }
 
@@ -111,6 +118,9 @@ pub fn server_binary() -> PathBuf {
         return PathBuf::from(path);
     }
     let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps layout");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps layout");
     profile_dir.join("kalamdb-server")
 }

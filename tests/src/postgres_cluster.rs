@@ -29,11 +29,33 @@ impl PgCluster {
         let log = dir.path().join("postgres.log");
         let as_root = is_root();
         if as_root {
-            run(Command::new("chown").arg("-R").arg(CLUSTER_OS_USER).arg(dir.path()), "chown scratch dir");
+            run(
+                Command::new("chown")
+                    .arg("-R")
+                    .arg(CLUSTER_OS_USER)
+                    .arg(dir.path()),
+                "chown scratch dir",
+            );
         }
-        let cluster = Self { port: free_port(), bin, data, log, as_root, dir };
+        let cluster = Self {
+            port: free_port(),
+            bin,
+            data,
+            log,
+            as_root,
+            dir,
+        };
         cluster.pg_command("initdb", |c| {
-            c.arg("-D").arg(&cluster.data).args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"])
+            c.arg("-D").arg(&cluster.data).args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
         });
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=20 -c shared_buffers=64MB",
@@ -41,7 +63,11 @@ impl PgCluster {
             cluster.dir.path().display()
         );
         cluster.pg_command("pg_ctl", |c| {
-            c.arg("-D").arg(&cluster.data).arg("-l").arg(&cluster.log).args(["-w", "-t", "60", "-o", &options, "start"])
+            c.arg("-D")
+                .arg(&cluster.data)
+                .arg("-l")
+                .arg(&cluster.log)
+                .args(["-w", "-t", "60", "-o", &options, "start"])
         });
         cluster
     }
@@ -65,7 +91,8 @@ impl PgCluster {
     fn command(&self, program: &str) -> Command {
         if self.as_root {
             let mut c = Command::new("runuser");
-            c.args(["-u", CLUSTER_OS_USER, "--"]).arg(self.bin.join(program));
+            c.args(["-u", CLUSTER_OS_USER, "--"])
+                .arg(self.bin.join(program));
             c
         } else {
             Command::new(self.bin.join(program))
@@ -84,12 +111,19 @@ impl Drop for PgCluster {
         if std::thread::panicking() {
             print_log_tail("PostgreSQL log", &self.log);
         }
-        let _ = self.command("pg_ctl").arg("-D").arg(&self.data).args(["-m", "immediate", "stop"]).output();
+        let _ = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "stop"])
+            .output();
     }
 }
 
 fn run(command: &mut Command, what: &str) -> Output {
-    let output = command.output().unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
     assert!(
         output.status.success(),
         "{what} failed ({}):\n{}\n{}",
@@ -101,12 +135,18 @@ fn run(command: &mut Command, what: &str) -> Output {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.trim_ascii() == b"0").unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.trim_ascii() == b"0")
+        .unwrap_or(false)
 }
 
 /// `PG_CONFIG` (default: PostgreSQL 15 from Debian) decides which installation is used.
 fn pg_config() -> PathBuf {
-    std::env::var_os("PG_CONFIG").map(PathBuf::from).unwrap_or_else(|| "/usr/lib/postgresql/15/bin/pg_config".into())
+    std::env::var_os("PG_CONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/usr/lib/postgresql/15/bin/pg_config".into())
 }
 
 fn pg_config_value(flag: &str) -> PathBuf {
@@ -129,5 +169,8 @@ fn assert_extension_installed() {
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
