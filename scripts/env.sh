@@ -3,6 +3,7 @@
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/pg_kalam/target}
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+export NO_COLOR=1
 
 # Builds the workspace (kalamdb-server among it) and installs the extension into $PG_CONFIG's
 # PostgreSQL. $1: cargo profile flag ("" for debug, "--release").
