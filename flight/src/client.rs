@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use arrow_array::RecordBatch;
 use arrow_flight::decode::FlightRecordBatchStream;
-use arrow_flight::sql::{CommandStatementQuery, ProstMessageExt};
-use arrow_flight::{FlightClient, FlightDescriptor, FlightInfo, Ticket};
+use arrow_flight::sql::{
+    CommandStatementQuery, CommandStatementUpdate, DoPutUpdateResult, ProstMessageExt,
+};
+use arrow_flight::{FlightClient, FlightData, FlightDescriptor, FlightInfo, Ticket};
 use arrow_schema::SchemaRef;
 use futures::StreamExt;
 use prost::Message;
@@ -106,6 +108,31 @@ impl KalamClient {
         let mut flight = self.flight();
         let info = self.bounded(flight.get_flight_info(descriptor)).await?;
         QueryStream::new(flight, info, self.clone())
+    }
+
+    /// Runs a statement that returns no rows (DDL, INSERT/UPDATE/DELETE) and returns the number
+    /// of rows it changed, as the server reports it.
+    pub async fn execute_update(&self, sql: &str) -> Result<i64, Error> {
+        let command = CommandStatementUpdate {
+            query: sql.to_string(),
+            transaction_id: None,
+        };
+        let descriptor = FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
+        let request = futures::stream::iter([Ok(FlightData::new().with_descriptor(descriptor))]);
+        let mut flight = self.flight();
+        let mut results = self.bounded(flight.do_put(request)).await?;
+        let first = match tokio::time::timeout(self.config.request_timeout, results.next()).await {
+            Err(_) => return Err(self.timeout_error()),
+            Ok(None) => {
+                return Err(Error::Protocol(
+                    "the server sent no result for an update".into(),
+                ));
+            }
+            Ok(Some(result)) => result.map_err(Error::from_flight)?,
+        };
+        let result = DoPutUpdateResult::decode(first.app_metadata)
+            .map_err(|e| Error::Protocol(format!("invalid update result: {e}")))?;
+        Ok(result.record_count)
     }
 
     async fn bounded<T>(

@@ -23,6 +23,9 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::engine::Engine;
 
+/// How long in-flight requests may finish after a shutdown request.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Addresses the server actually listens on (ports resolved when 0 was configured).
 #[derive(Clone, Copy, Debug)]
 pub struct BoundAddrs {
@@ -96,10 +99,23 @@ impl Server {
             .add_service(flight_service)
             .serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone()));
         let http = axum::serve(self.http, http::router(http_state))
-            .with_graceful_shutdown(stopped(stop_rx));
-        let (flight, http) = tokio::join!(flight, http);
-        flight.map_err(|e| format!("Flight SQL server failed: {e}"))?;
-        http.map_err(|e| format!("HTTP server failed: {e}"))?;
+            .with_graceful_shutdown(stopped(stop_rx.clone()));
+        let serving = async { tokio::join!(flight, http) };
+        // Requests still running after the grace period (a client that stopped reading a
+        // stream, say) do not keep the server alive.
+        let grace_over = async {
+            stopped(stop_rx).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            (flight, http) = serving => {
+                flight.map_err(|e| format!("Flight SQL server failed: {e}"))?;
+                http.map_err(|e| format!("HTTP server failed: {e}"))?;
+            }
+            _ = grace_over => {
+                eprintln!("kalamdb-server: requests still running after {SHUTDOWN_GRACE:?}; stopping anyway");
+            }
+        }
         Ok(())
     }
 }

@@ -39,6 +39,10 @@ impl KalamServer {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", server_binary().display()));
 
+        // Recorded so that scripts/test.sh can stop the server if this test process is killed.
+        std::fs::write(dir.path().join("server.pid"), child.id().to_string())
+            .expect("write server.pid");
+
         // The ready line: "kalamdb-server ready flight=127.0.0.1:P http=127.0.0.1:Q".
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();

@@ -7,6 +7,9 @@ use std::process::{Command, Output};
 
 use crate::scratch::{Scratch, print_log_tail};
 
+/// Starts tried on fresh ports before giving up.
+const START_ATTEMPTS: u32 = 3;
+
 /// The unprivileged account that owns clusters when the harness runs as root.
 const CLUSTER_OS_USER: &str = "postgres";
 
@@ -37,8 +40,8 @@ impl PgCluster {
                 "chown scratch dir",
             );
         }
-        let cluster = Self {
-            port: free_port(),
+        let mut cluster = Self {
+            port: 0,
             bin,
             data,
             log,
@@ -46,29 +49,42 @@ impl PgCluster {
             dir,
         };
         cluster.pg_command("initdb", |c| {
-            c.arg("-D").arg(&cluster.data).args([
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ])
-        });
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=20 -c shared_buffers=64MB",
-            cluster.port,
-            cluster.dir.path().display()
-        );
-        cluster.pg_command("pg_ctl", |c| {
             c.arg("-D")
+                .arg(&cluster.data)
+                .args(["-A", "trust", "-U", "postgres"])
+                .args(["-E", "UTF8", "--locale=C", "--no-sync"])
+        });
+        // A free port can be taken by another process before PostgreSQL binds it (tests run in
+        // parallel): then start again on another one.
+        for attempt in 1..=START_ATTEMPTS {
+            cluster.port = free_port();
+            let options = format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=20 \
+                 -c shared_buffers=64MB",
+                cluster.port,
+                cluster.dir.path().display()
+            );
+            let output = cluster
+                .command("pg_ctl")
+                .arg("-D")
                 .arg(&cluster.data)
                 .arg("-l")
                 .arg(&cluster.log)
                 .args(["-w", "-t", "60", "-o", &options, "start"])
-        });
+                .output()
+                .expect("run pg_ctl");
+            if output.status.success() {
+                break;
+            }
+            let log = std::fs::read_to_string(&cluster.log).unwrap_or_default();
+            if attempt == START_ATTEMPTS || !log.contains("could not bind") {
+                print_log_tail("PostgreSQL log", &cluster.log);
+                panic!(
+                    "pg_ctl start failed: {}",
+                    String::from_utf8_lossy(&output.stdout)
+                );
+            }
+        }
         cluster
     }
 

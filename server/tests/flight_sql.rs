@@ -1,0 +1,177 @@
+//! kalamdb-server over real Flight SQL sockets, driven by pg_kalam's own client crate.
+
+use std::time::Duration;
+
+use kalam_flight::{ClientConfig, Error, KalamClient};
+use kalamdb_server::Server;
+use kalamdb_server::config::Config;
+
+/// A server on free loopback ports, stopped when dropped.
+struct Running {
+    client: KalamClient,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _dir: TempDir,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn start(batch_rows: usize) -> Running {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = TempDir(
+        std::env::temp_dir().join(format!("kalamdb_flight_test_{}_{n}", std::process::id())),
+    );
+    let mut config = Config::default();
+    config.server.flight_port = 0;
+    config.server.http_port = 0;
+    config.server.data_dir = dir.0.clone();
+    config.limits.batch_rows = batch_rows;
+    let server = Server::bind(config).await.expect("bind");
+    let addrs = server.addrs();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.serve(async move {
+        let _ = stopped.await;
+    }));
+    let client_config =
+        ClientConfig::new("127.0.0.1", addrs.flight.port()).with_timeout(Duration::from_secs(10));
+    let client = KalamClient::connect(client_config).await.expect("connect");
+    Running {
+        client,
+        stop: Some(stop),
+        _dir: dir,
+    }
+}
+
+// Goal: a statement query streams its result in many batches (GetFlightInfo, then DoGet), with
+// the schema announced before the first batch, and updates report their row counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_streams_batches() {
+    let server = start(1000).await;
+    let client = &server.client;
+    client.execute_update("CREATE SCHEMA app").await.unwrap();
+    client
+        .execute_update("CREATE TABLE app.t (id BIGINT, name VARCHAR)")
+        .await
+        .unwrap();
+    let inserted = client
+        .execute_update("INSERT INTO app.t SELECT value, 'n' || CAST(value AS VARCHAR) FROM generate_series(1, 20000)")
+        .await
+        .unwrap();
+    assert_eq!(inserted, 20_000);
+
+    let mut stream = client.query("SELECT id, name FROM app.t").await.unwrap();
+    let names: Vec<&str> = stream
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    assert_eq!(names, ["id", "name"]);
+    let (mut batches, mut rows) = (0, 0);
+    while let Some(batch) = stream.next_batch().await.unwrap() {
+        assert!(
+            batch.num_rows() <= 1000,
+            "batch of {} rows exceeds the configured 1000",
+            batch.num_rows()
+        );
+        batches += 1;
+        rows += batch.num_rows();
+    }
+    assert_eq!(rows, 20_000);
+    assert!(
+        batches >= 20,
+        "expected the result in at least 20 batches, got {batches}"
+    );
+}
+
+// Goal: bad statements are errors with the right status and a message naming the problem;
+// a query request can never change data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_statements_are_clear_errors() {
+    let server = start(8192).await;
+    let client = &server.client;
+
+    let err = client
+        .query("SELEC 1")
+        .await
+        .err()
+        .expect("malformed SQL must fail");
+    assert!(
+        matches!(
+            &err,
+            Error::Server {
+                code: tonic::Code::InvalidArgument,
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    let err = client
+        .query("SELECT * FROM app.nothing")
+        .await
+        .err()
+        .expect("unknown table must fail");
+    assert!(err.to_string().contains("nothing"), "{err}");
+
+    let err = client
+        .query("CREATE SCHEMA sneaky")
+        .await
+        .err()
+        .expect("DDL through a query must fail");
+    assert!(
+        matches!(
+            &err,
+            Error::Server {
+                code: tonic::Code::InvalidArgument,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = client
+        .query("SELECT * FROM sneaky.t")
+        .await
+        .err()
+        .expect("schema must not exist");
+    assert!(err.to_string().contains("sneaky"), "{err}");
+
+    // The server keeps serving after errors.
+    let mut stream = client.query("SELECT 1 AS one").await.unwrap();
+    assert_eq!(stream.next_batch().await.unwrap().unwrap().num_rows(), 1);
+}
+
+// Goal: nobody listening is reported as unreachable, naming the address.
+#[tokio::test]
+async fn unreachable_server() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = ClientConfig::new("127.0.0.1", port).with_timeout(Duration::from_secs(2));
+    let err = KalamClient::connect(config)
+        .await
+        .err()
+        .expect("nothing listens there");
+    assert!(matches!(err, Error::Unreachable { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("unreachable at 127.0.0.1:{port}")),
+        "{err}"
+    );
+}
