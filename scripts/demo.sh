@@ -7,7 +7,7 @@
 #   bash scripts/demo.sh --keep   # leave the server and the cluster running to explore
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/env.sh
+source scripts/common.sh
 
 KEEP=0
 [ "${1:-}" = "--keep" ] && KEEP=1
@@ -19,37 +19,12 @@ bash scripts/setup.sh
 build_and_install ""
 
 WORK=$(mktemp -d /tmp/pg_kalam_demo.XXXXXX)
-chmod 755 "$WORK"
-SERVER_PID=""
-PGDATA_DIR="$WORK/pgdata"
-PG_BIN=$($PG_CONFIG --bindir)
-as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
-cleanup() {
-  if [ "$KEEP" -eq 1 ]; then return; fi
-  [ -f "$PGDATA_DIR/postmaster.pid" ] && as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m fast stop >/dev/null 2>&1 || true
-  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
-  rm -rf "$WORK"
-}
+cleanup() { [ "$KEEP" -eq 1 ] || { stop_all "$WORK"; rm -rf "$WORK"; }; }
 trap cleanup EXIT
 
 echo "== starting kalamdb-server (Flight SQL 127.0.0.1:$FLIGHT_PORT, HTTP 127.0.0.1:$HTTP_PORT)"
-KALAMDB_FLIGHT_PORT=$FLIGHT_PORT KALAMDB_HTTP_PORT=$HTTP_PORT KALAMDB_DATA_DIR="$WORK/kalamdb" \
-  "$CARGO_TARGET_DIR/debug/kalamdb-server" >"$WORK/server.out" 2>"$WORK/server.log" &
-SERVER_PID=$!
-for _ in $(seq 1 100); do
-  grep -q ready "$WORK/server.out" 2>/dev/null && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
-  sleep 0.1
-done
+start_kalamdb "$WORK" debug "$FLIGHT_PORT" "$HTTP_PORT"
 curl -fsS "http://127.0.0.1:$HTTP_PORT/v1/api/healthcheck"; echo
-
-kalam_sql() {
-  local body
-  body=$(python3 -c 'import json,sys; print(json.dumps({"sql": sys.argv[1]}))' "$1")
-  curl -fsS -X POST -H 'Content-Type: application/json' --data "$body" "http://127.0.0.1:$HTTP_PORT/v1/api/sql" >/dev/null \
-    || { echo "KalamDB SQL failed: $1" >&2; exit 1; }
-}
 
 echo "== loading $ROWS trips into KalamDB (namespace demo)"
 kalam_sql "CREATE SCHEMA demo"
@@ -64,13 +39,7 @@ kalam_sql "INSERT INTO demo.trips
   FROM generate_series(1, $ROWS)"
 
 echo "== starting PostgreSQL 15 with pg_kalam"
-PG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-[ "$(id -u)" -eq 0 ] && chown postgres "$WORK"
-as_pg "$PG_BIN/initdb" -D "$PGDATA_DIR" -A trust -U postgres -E UTF8 --locale=C >/dev/null
-as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$WORK/postgres.log" -w \
-  -o "-p $PG_PORT -k $WORK -c listen_addresses=127.0.0.1" start >/dev/null
-
-PSQL=("$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1)
+start_cluster "$WORK"
 "${PSQL[@]}" <<SQL
 CREATE EXTENSION pg_kalam;
 SELECT kalam_version(), kalam_compiled_mode();
@@ -101,5 +70,5 @@ SELECT city, avg(fare) FROM demo.trips WHERE started_at >= '2025-03-01' GROUP BY
 SQL
 
 if [ "$KEEP" -eq 1 ]; then
-  echo "== left running: psql -h 127.0.0.1 -p $PG_PORT -U postgres   (kalamdb-server pid $SERVER_PID, files in $WORK)"
+  echo "== left running: psql -h 127.0.0.1 -p $PG_PORT -U postgres   (kalamdb-server pid $KALAMDB_PID, files in $WORK)"
 fi

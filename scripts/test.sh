@@ -3,7 +3,7 @@
 # real PostgreSQL 15 cluster and a real kalamdb-server (tests/). Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/env.sh
+source scripts/common.sh
 
 bash scripts/setup.sh
 build_and_install ""
@@ -23,11 +23,7 @@ sweep() {
   for pidfile in "$RUN_DIR"/*/data/postmaster.pid; do
     [ -f "$pidfile" ] || continue
     pgdata=$(dirname "$pidfile")
-    if [ "$(id -u)" -eq 0 ]; then
-      runuser -u postgres -- "$($PG_CONFIG --bindir)/pg_ctl" -D "$pgdata" -m immediate stop >/dev/null 2>&1 || true
-    else
-      "$($PG_CONFIG --bindir)/pg_ctl" -D "$pgdata" -m immediate stop >/dev/null 2>&1 || true
-    fi
+    as_pg "$($PG_CONFIG --bindir)/pg_ctl" -D "$pgdata" -m immediate stop >/dev/null 2>&1 || true
   done
   rm -rf "$RUN_DIR"
 }

@@ -1,0 +1,70 @@
+# Sourced by the project's scripts: where builds go, which PostgreSQL is used, and helpers.
+# Builds are cached outside the checkout so a fresh clone (CI) reuses them; override freely.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/pg_kalam/target}
+export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+export NO_COLOR=1
+
+# Builds the workspace (kalamdb-server among it) and installs the extension into $PG_CONFIG's
+# PostgreSQL. $1: cargo profile flag ("" for debug, "--release").
+# The package set is the one the tests build (--workspace --exclude pg_kalam): building another
+# set would unify dependency features differently and rebuild DataFusion.
+build_and_install() {
+  local profile=${1:-}
+  echo "[build] workspace ${profile:-(debug)}" >&2
+  cargo build --locked --workspace --exclude pg_kalam $profile
+  echo "[build] pg_kalam extension -> $($PG_CONFIG --pkglibdir)" >&2
+  cargo pgrx install --pg-config "$PG_CONFIG" $profile >/dev/null
+}
+
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+# start_kalamdb DIR PROFILE_DIR FLIGHT_PORT HTTP_PORT: starts kalamdb-server in the background
+# with its data under DIR, waits for its ready line, and sets KALAMDB_PID, FLIGHT_PORT, HTTP_PORT
+# (ports resolved when 0 was asked for).
+start_kalamdb() {
+  local dir=$1 profile_dir=$2
+  KALAMDB_FLIGHT_PORT=$3 KALAMDB_HTTP_PORT=$4 KALAMDB_DATA_DIR="$dir/kalamdb" \
+    "$CARGO_TARGET_DIR/$profile_dir/kalamdb-server" >"$dir/server.out" 2>"$dir/server.log" &
+  KALAMDB_PID=$!
+  for _ in $(seq 1 100); do
+    grep -q ready "$dir/server.out" 2>/dev/null && break
+    kill -0 "$KALAMDB_PID" 2>/dev/null || { cat "$dir/server.log" >&2; return 1; }
+    sleep 0.1
+  done
+  FLIGHT_PORT=$(sed -n 's/.*flight=[^ ]*:\([0-9]*\).*/\1/p' "$dir/server.out")
+  HTTP_PORT=$(sed -n 's/.*http=[^ ]*:\([0-9]*\).*/\1/p' "$dir/server.out")
+  [ -n "$FLIGHT_PORT" ] || { echo "kalamdb-server did not start; see $dir/server.log" >&2; return 1; }
+}
+
+# kalam_sql SQL: runs one statement on the server started by start_kalamdb, through HTTP.
+kalam_sql() {
+  local body
+  body=$(python3 -c 'import json,sys; print(json.dumps({"sql": sys.argv[1]}))' "$1")
+  curl -fsS -X POST -H 'Content-Type: application/json' --data "$body" \
+    "http://127.0.0.1:$HTTP_PORT/v1/api/sql" >/dev/null || { echo "KalamDB SQL failed: $1" >&2; return 1; }
+}
+
+# start_cluster DIR [postgres -c options...]: initdb + start a cluster in DIR/pgdata on a free
+# loopback port, owned by the postgres OS user when run as root. Sets PG_PORT and PSQL (array).
+start_cluster() {
+  local dir=$1; shift
+  local bin; bin=$($PG_CONFIG --bindir)
+  local extra="" opt
+  for opt in "$@"; do extra+=" -c $opt"; done
+  chmod 755 "$dir"
+  [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
+  PG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  as_pg "$bin/initdb" -D "$dir/pgdata" -A trust -U postgres -E UTF8 --locale=C >/dev/null
+  as_pg "$bin/pg_ctl" -D "$dir/pgdata" -l "$dir/postgres.log" -w \
+    -o "-p $PG_PORT -k $dir -c listen_addresses=127.0.0.1$extra" start >/dev/null
+  PSQL=("$bin/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1)
+}
+
+# stop_all DIR: stops the cluster and server started above (by their PID/data dir).
+stop_all() {
+  local dir=$1
+  [ -f "$dir/pgdata/postmaster.pid" ] && as_pg "$($PG_CONFIG --bindir)/pg_ctl" -D "$dir/pgdata" -m fast stop >/dev/null 2>&1
+  [ -n "${KALAMDB_PID:-}" ] && kill "$KALAMDB_PID" 2>/dev/null && wait "$KALAMDB_PID" 2>/dev/null
+  return 0
+}
