@@ -22,6 +22,16 @@ use crate::error::{KalamError, Result};
 const EPOCH_OFFSET_DAYS: i32 = 10_957;
 /// The same offset in microseconds.
 const EPOCH_OFFSET_MICROS: i64 = EPOCH_OFFSET_DAYS as i64 * 86_400 * 1_000_000;
+/// PostgreSQL's valid dates, in days since 2000-01-01: from 4714-11-24 BC (Julian day 0) up to
+/// but excluding Julian day 2147483494 (`IS_VALID_DATE`).
+const DATE_DAYS_MIN: i32 = -2_451_545;
+const DATE_DAYS_END: i32 = 2_147_483_494 - 2_451_545;
+/// PostgreSQL's valid timestamps, in microseconds since 2000-01-01: `MIN_TIMESTAMP` up to but
+/// excluding `END_TIMESTAMP` (4714-11-24 BC to 294277-01-01).
+const TIMESTAMP_MICROS_MIN: i64 = -211_813_488_000_000_000;
+const TIMESTAMP_MICROS_END: i64 = 9_223_371_331_200_000_000;
+/// Largest string a text datum can hold (1 GB less the varlena header).
+const TEXT_BYTES_MAX: usize = 0x3fff_ffff - 4;
 
 /// How one Arrow column becomes datums of one PostgreSQL type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,12 +122,13 @@ impl Converter {
 
     /// Converts `array` into `values`/`nulls` (both cleared and refilled to `array.len()`).
     /// Must run with the per-batch memory context current: text datums are allocated there.
+    /// `utf8`: the database encoding is UTF-8, so strings need no transcoding.
     pub fn convert(
         self,
         array: &dyn Array,
         column: &str,
-        values: &mut Vec<Datum>,
-        nulls: &mut Vec<bool>,
+        utf8: bool,
+        (values, nulls): (&mut Vec<Datum>, &mut Vec<bool>),
     ) -> Result<()> {
         let len = array.len();
         values.clear();
@@ -129,23 +140,14 @@ impl Converter {
         }
         use Converter as C;
         match self {
-            C::Int16 => fill(array.as_primitive::<Int16Type>(), values, |v| {
-                Datum::from(v)
-            }),
-            C::Int32 => fill(array.as_primitive::<Int32Type>(), values, |v| {
-                Datum::from(v)
-            }),
-            C::Int64 => fill(array.as_primitive::<Int64Type>(), values, |v| {
-                Datum::from(v)
-            }),
+            C::Int16 => fill(array.as_primitive::<Int16Type>(), values, Datum::from),
+            C::Int32 => fill(array.as_primitive::<Int32Type>(), values, Datum::from),
+            C::Int64 => fill(array.as_primitive::<Int64Type>(), values, Datum::from),
             C::Float32 => fill(array.as_primitive::<Float32Type>(), values, |v| {
                 Datum::from(v.to_bits())
             }),
             C::Float64 => fill(array.as_primitive::<Float64Type>(), values, |v| {
                 Datum::from(v.to_bits())
-            }),
-            C::Date32 => fill(array.as_primitive::<Date32Type>(), values, |d| {
-                Datum::from(d.wrapping_sub(EPOCH_OFFSET_DAYS))
             }),
             C::Bool => {
                 let array = array.as_boolean();
@@ -153,10 +155,11 @@ impl Converter {
                     *value = Datum::from(array.value(i));
                 }
             }
+            C::Date32 => dates(array.as_primitive::<Date32Type>(), column, values, nulls)?,
             C::Timestamp(unit) => timestamps(array, unit, column, values, nulls)?,
-            C::Utf8 => texts(array.as_string::<i32>().iter(), values),
-            C::LargeUtf8 => texts(array.as_string::<i64>().iter(), values),
-            C::Utf8View => texts(array.as_string_view().iter(), values),
+            C::Utf8 => texts(array.as_string::<i32>().iter(), column, utf8, values)?,
+            C::LargeUtf8 => texts(array.as_string::<i64>().iter(), column, utf8, values)?,
+            C::Utf8View => texts(array.as_string_view().iter(), column, utf8, values)?,
         }
         Ok(())
     }
@@ -173,18 +176,75 @@ fn fill<T: ArrowPrimitiveType>(
     }
 }
 
-fn texts<'a>(strings: impl Iterator<Item = Option<&'a str>>, values: &mut [Datum]) {
+/// Text datums, one copy each. PostgreSQL text cannot hold NUL bytes or more than 1 GB, so
+/// such values are errors; in a database that is not UTF-8 the string is converted (and
+/// checked) by PostgreSQL, which costs a second copy.
+fn texts<'a>(
+    strings: impl Iterator<Item = Option<&'a str>>,
+    column: &str,
+    utf8: bool,
+    values: &mut [Datum],
+) -> Result<()> {
     for (value, string) in values.iter_mut().zip(strings) {
-        if let Some(s) = string {
-            // SAFETY: cstring_to_text_with_len copies `len` bytes into a new palloc'd varlena in
-            // the current (per-batch) memory context; it does not read past `len`.
-            *value = Datum::from(unsafe {
-                pg_sys::cstring_to_text_with_len(s.as_ptr().cast(), s.len() as i32)
-            });
+        let Some(s) = string else { continue };
+        if s.len() > TEXT_BYTES_MAX || s.as_bytes().contains(&0) {
+            let detail = if s.len() > TEXT_BYTES_MAX {
+                format!(
+                    "The value is {} bytes long; text holds at most 1 GB.",
+                    s.len()
+                )
+            } else {
+                "The value contains a NUL character (0x00).".to_string()
+            };
+            return Err(KalamError::new(
+                PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+                format!("column \"{column}\" holds a value PostgreSQL text cannot store"),
+            )
+            .with_detail(detail));
+        }
+        let (mut bytes, mut len) = (s.as_ptr() as *const std::ffi::c_char, s.len() as i32);
+        // SAFETY: `bytes` is valid for `len` bytes; both functions copy what they keep into the
+        // current (per-batch) memory context. pg_any_to_server returns a NUL-terminated string
+        // and raises an ERROR for characters the database encoding cannot represent.
+        unsafe {
+            if !utf8 {
+                bytes = pg_sys::pg_any_to_server(bytes, len, pg_sys::pg_enc::PG_UTF8 as i32);
+                len = std::ffi::CStr::from_ptr(bytes).to_bytes().len() as i32;
+            }
+            *value = Datum::from(pg_sys::cstring_to_text_with_len(bytes, len));
         }
     }
+    Ok(())
 }
 
+fn out_of_range(kind: &str, column: &str, raw: String) -> KalamError {
+    KalamError::new(
+        PgSqlErrorCode::ERRCODE_DATETIME_FIELD_OVERFLOW,
+        format!("{kind} out of PostgreSQL's range in column \"{column}\": {raw}"),
+    )
+}
+
+fn dates(
+    array: &PrimitiveArray<Date32Type>,
+    column: &str,
+    values: &mut [Datum],
+    nulls: &[bool],
+) -> Result<()> {
+    for (i, (value, &days)) in values.iter_mut().zip(array.values().iter()).enumerate() {
+        if nulls[i] {
+            continue;
+        }
+        let pg_days = days
+            .checked_sub(EPOCH_OFFSET_DAYS)
+            .filter(|d| (DATE_DAYS_MIN..DATE_DAYS_END).contains(d))
+            .ok_or_else(|| out_of_range("date", column, format!("{days} days since 1970-01-01")))?;
+        *value = Datum::from(pg_days);
+    }
+    Ok(())
+}
+
+/// Arrow timestamps of any unit: microseconds since 1970, shifted to PostgreSQL's epoch.
+/// Nanoseconds are floored to the microsecond; out-of-range values are errors.
 fn timestamps(
     array: &dyn Array,
     unit: TimeUnit,
@@ -192,7 +252,6 @@ fn timestamps(
     values: &mut [Datum],
     nulls: &[bool],
 ) -> Result<()> {
-    // Microseconds since 1970, then shifted to PostgreSQL's epoch; out-of-range values error.
     let to_micros: fn(i64) -> Option<i64> = match unit {
         TimeUnit::Second => |v| v.checked_mul(1_000_000),
         TimeUnit::Millisecond => |v| v.checked_mul(1_000),
@@ -211,13 +270,9 @@ fn timestamps(
         }
         let micros = to_micros(v)
             .and_then(|m| m.checked_sub(EPOCH_OFFSET_MICROS))
+            .filter(|m| (TIMESTAMP_MICROS_MIN..TIMESTAMP_MICROS_END).contains(m))
             .ok_or_else(|| {
-                KalamError::new(
-                    PgSqlErrorCode::ERRCODE_DATETIME_FIELD_OVERFLOW,
-                    format!(
-                        "timestamp out of range in column \"{column}\": {v} ({unit:?} since 1970)"
-                    ),
-                )
+                out_of_range("timestamp", column, format!("{v} {unit:?}s since 1970"))
             })?;
         *value = Datum::from(micros);
     }

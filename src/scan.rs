@@ -12,7 +12,7 @@
 use std::ffi::CString;
 
 use arrow_array::RecordBatch;
-use kalam_flight::QueryStream;
+use kalam_flight::{KalamClient, QueryStream};
 use kalam_pushdown::{RemoteColumn, RemoteScan, RemoteTable};
 use pgrx::pg_sys::{self, Datum};
 use pgrx::{PgMemoryContexts, PgRelation, PgSqlErrorCode, PgTupleDesc, pg_guard};
@@ -219,6 +219,8 @@ struct ScanState {
     unfetched: Vec<usize>,
     /// Holds the by-reference datums of the current batch; reset before each new batch.
     batch_context: pg_sys::MemoryContext,
+    /// Opened at the first fetch, kept across rescans, closed with the scan.
+    client: Option<KalamClient>,
     stream: Option<QueryStream>,
     batch_rows: usize,
     next_row: usize,
@@ -275,6 +277,7 @@ pub unsafe extern "C-unwind" fn end_foreign_scan(node: *mut pg_sys::ForeignScanS
     unsafe {
         if let Some(state) = ((*node).fdw_state as *mut ScanState).as_mut() {
             state.stream = None;
+            state.client = None;
         }
     }
 }
@@ -404,6 +407,7 @@ impl ScanState {
                 fetched,
                 unfetched,
                 batch_context,
+                client: None,
                 stream: None,
                 batch_rows: 0,
                 next_row: 0,
@@ -447,13 +451,16 @@ impl ScanState {
     /// Reads the next batch from the server and converts it, column by column.
     fn fetch_batch(&mut self) -> Result<()> {
         if self.stream.is_none() {
-            let client = runtime::connect(&self.server)?;
-            let stream = runtime::block_on(client.query(&self.sql))?;
+            if self.client.is_none() {
+                self.client = Some(runtime::connect(&self.server)?);
+            }
+            let client = self.client.as_ref().expect("connected above");
+            let stream = runtime::wait(client.query(&self.sql))?;
             self.resolve_converters(&stream)?;
             self.stream = Some(stream);
         }
         let stream = self.stream.as_mut().expect("opened above");
-        match runtime::block_on(stream.next_batch())? {
+        match runtime::wait(stream.next_batch())? {
             None => {
                 self.finished = true;
                 self.stream = None;
@@ -486,26 +493,49 @@ impl ScanState {
     }
 
     fn convert(&mut self, batch: &RecordBatch) -> Result<()> {
-        // SAFETY: the batch context belongs to this scan; the datums of the previous batch
-        // are no longer referenced (the slot was cleared before this fetch).
+        // Every batch is checked against the announced schema: a later endpoint or a faulty
+        // server must not make a column keep the previous batch's (freed) values.
+        if batch.num_columns() != self.fetched.len() {
+            return Err(KalamError::new(
+                PgSqlErrorCode::ERRCODE_FDW_ERROR,
+                format!(
+                    "the KalamDB server sent a batch of {} columns for a query of {}",
+                    batch.num_columns(),
+                    self.fetched.len()
+                ),
+            )
+            .with_detail(format!("Remote SQL: {}", self.sql)));
+        }
+        for (column, array) in self.fetched.iter().zip(batch.columns()) {
+            let (_, announced) = column
+                .converter
+                .as_ref()
+                .expect("resolved when the stream opened");
+            if array.data_type() != announced {
+                return Err(KalamError::new(
+                    PgSqlErrorCode::ERRCODE_FDW_ERROR,
+                    format!(
+                        "the KalamDB server sent column \"{}\" as {} after announcing {announced}",
+                        column.name,
+                        array.data_type()
+                    ),
+                ));
+            }
+        }
+        // No row of the previous batch is read after this point (the slot was cleared before
+        // this fetch), so its datums can go.
+        self.batch_rows = 0;
+        // SAFETY: the batch context belongs to this scan.
         unsafe { pg_sys::MemoryContextReset(self.batch_context) };
+        let utf8 = runtime::database_is_utf8();
         let mut context = PgMemoryContexts::For(self.batch_context);
         // SAFETY: switching to a valid context for the duration of the conversion.
         unsafe {
             context.switch_to(|_| -> Result<()> {
                 for (column, array) in self.fetched.iter_mut().zip(batch.columns()) {
-                    let (converter, announced) = column.converter.as_ref().expect("resolved when the stream opened");
-                    if array.data_type() != announced {
-                        return Err(KalamError::new(
-                            PgSqlErrorCode::ERRCODE_FDW_ERROR,
-                            format!(
-                                "the KalamDB server sent column \"{}\" as {} after announcing {announced}",
-                                column.name,
-                                array.data_type()
-                            ),
-                        ));
-                    }
-                    converter.convert(array.as_ref(), &column.name, &mut column.values, &mut column.nulls)?;
+                    let (converter, _) = column.converter.as_ref().expect("checked above");
+                    let target = (&mut column.values, &mut column.nulls);
+                    converter.convert(array.as_ref(), &column.name, utf8, target)?;
                 }
                 Ok(())
             })?;

@@ -74,10 +74,10 @@ impl KalamClient {
             .map_err(|e| Error::Config(format!("invalid KalamDB server address {addr}: {e}")))?
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(config.request_timeout)
-            .keep_alive_while_idle(true);
+            // No HTTP/2 keep-alive pings: a caller may drive the runtime only while it waits
+            // on a request, and an unanswered ping found late would drop a healthy connection.
+            // Silence is bounded by `request_timeout` instead.
+            .tcp_nodelay(true);
         let channel = endpoint.connect().await.map_err(|e| Error::Unreachable {
             addr: addr.clone(),
             reason: transport_reason(&e),

@@ -113,3 +113,75 @@ fn unknown_table_and_type_mismatch() {
         .unwrap();
     assert_backend_healthy(&mut pg);
 }
+
+// Goal: statement_timeout stops a scan while the server has not answered yet (a slow remote
+// query), well before the server would finish; the backend then runs the next query.
+#[test]
+fn statement_timeout_while_server_is_silent() {
+    let env = TestEnv::start();
+    env.kalam_sql("CREATE SCHEMA app");
+    // Billions of rows scanned before the first (and only) row: the server stays silent.
+    env.kalam_sql(
+        "CREATE VIEW app.slow AS SELECT value AS id FROM generate_series(1, 5000000000) WHERE value = 4999999999",
+    );
+    env.kalam_sql("CREATE TABLE app.fast (id BIGINT)");
+    env.kalam_sql("INSERT INTO app.fast VALUES (7)");
+    let mut pg = env.pg_with_server();
+    pg.batch_execute(
+        "CREATE SCHEMA app;
+         CREATE FOREIGN TABLE app.slow (id bigint) SERVER kalam_server;
+         CREATE FOREIGN TABLE app.fast (id bigint) SERVER kalam_server;
+         SET statement_timeout = '300ms';",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let e = expect_pg_error(
+        pg.query("SELECT * FROM app.slow", &[]),
+        &["statement timeout"],
+    );
+    let elapsed = started.elapsed();
+    assert_eq!(e.code, "57014", "{e:?}"); // query_canceled
+    assert!(
+        elapsed < std::time::Duration::from_secs(3),
+        "cancel took {elapsed:?}"
+    );
+    let id: i64 = pg.query_one("SELECT id FROM app.fast", &[]).unwrap().get(0);
+    assert_eq!(id, 7);
+}
+
+// Goal: remote values PostgreSQL cannot represent are errors naming the column, not garbage.
+#[test]
+fn values_postgres_cannot_hold_are_errors() {
+    let env = TestEnv::start();
+    env.kalam_sql("CREATE SCHEMA app");
+    env.kalam_sql("CREATE TABLE app.odd (id BIGINT, d DATE, s VARCHAR)");
+    env.kalam_sql("INSERT INTO app.odd VALUES (1, arrow_cast(2147483000, 'Date32'), 'fine')");
+    env.kalam_sql("INSERT INTO app.odd VALUES (2, DATE '2024-02-29', concat('a', chr(0), 'b'))");
+    let mut pg = env.pg_with_server();
+    pg.batch_execute(
+        "CREATE SCHEMA app;
+         CREATE FOREIGN TABLE app.odd (id bigint, d date, s text) SERVER kalam_server;",
+    )
+    .unwrap();
+    expect_pg_error(
+        pg.query("SELECT d FROM app.odd", &[]),
+        &["date out of PostgreSQL's range in column \"d\""],
+    );
+    let e = expect_pg_error(
+        pg.query("SELECT s FROM app.odd", &[]),
+        &["column \"s\" holds a value PostgreSQL text cannot store"],
+    );
+    assert_eq!(
+        e.detail.as_deref(),
+        Some("The value contains a NUL character (0x00).")
+    );
+    // Only fetched columns are converted: the other columns of the same rows read fine.
+    let ids: Vec<i64> = pg
+        .query("SELECT id FROM app.odd ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids, [1, 2]);
+    assert_backend_healthy(&mut pg);
+}
