@@ -33,6 +33,10 @@ const TIMESTAMP_MICROS_END: i64 = 9_223_371_331_200_000_000;
 /// Largest string a text datum can hold (1 GB less the varlena header).
 const TEXT_BYTES_MAX: usize = 0x3fff_ffff - 4;
 
+/// The hint given when a column's type cannot be read.
+pub const SUPPORTED_TYPES_HINT: &str = "pg_kalam reads smallint, integer, bigint, real, double precision, \
+     boolean, text, varchar, char, date, timestamp and timestamptz columns.";
+
 /// How one Arrow column becomes datums of one PostgreSQL type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Converter {
@@ -110,10 +114,7 @@ impl Converter {
                 return Err(if supported {
                     error.with_hint("Declare the foreign table column with the type that matches the remote column.")
                 } else {
-                    error.with_hint(
-                        "pg_kalam reads smallint, integer, bigint, real, double precision, boolean, text, \
-                         varchar, char, date, timestamp and timestamptz columns.",
-                    )
+                    error.with_hint(SUPPORTED_TYPES_HINT)
                 });
             }
         };

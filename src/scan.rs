@@ -17,7 +17,7 @@ use kalam_pushdown::{RemoteColumn, RemoteScan, RemoteTable};
 use pgrx::pg_sys::{self, Datum};
 use pgrx::{PgMemoryContexts, PgRelation, PgSqlErrorCode, PgTupleDesc, pg_guard};
 
-use crate::convert::{Converter, arrow_type_for, pg_type_name};
+use crate::convert::{Converter, SUPPORTED_TYPES_HINT, arrow_type_for, pg_type_name};
 use crate::error::{KalamError, Result};
 use crate::options::{self, ServerOptions, TableOptions};
 use crate::runtime;
@@ -230,14 +230,13 @@ struct ScanState {
 #[pg_guard]
 pub unsafe extern "C-unwind" fn begin_foreign_scan(
     node: *mut pg_sys::ForeignScanState,
-    eflags: i32,
+    _eflags: i32,
 ) {
     // SAFETY: the executor passes a valid ForeignScanState whose plan is our ForeignScan;
     // CurrentMemoryContext is the query context, which outlives the scan.
     unsafe {
-        // Under EXPLAIN (eflags has EXEC_FLAG_EXPLAIN_ONLY) the state is built for its remote
-        // SQL only: nothing connects before the first fetch.
-        let _ = eflags;
+        // Under EXPLAIN (EXEC_FLAG_EXPLAIN_ONLY) the state is built for its remote SQL only:
+        // nothing connects before the first fetch.
         let state = ScanState::new(node).unwrap_or_else(|e| e.report());
         let state = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(state);
         (*node).fdw_state = state.cast();
@@ -320,13 +319,24 @@ impl ScanState {
             let tupdesc = PgTupleDesc::from_pg_unchecked(relation.rd_att);
             let natts = tupdesc.len();
 
-            // Live columns with their remote types; the projection indexes into this list.
-            let mut columns = Vec::new();
-            let mut live_attrs = Vec::new();
-            for (attr, att) in tupdesc.iter().enumerate() {
-                if att.is_dropped() {
-                    continue;
-                }
+            // The live attributes the query reads, in attribute order. A query that reads none
+            // (count(*)) still needs the rows: it fetches the first live column and ignores it.
+            let live: Vec<usize> = (0..natts)
+                .filter(|&a| !tupdesc.get(a).expect("attr").is_dropped())
+                .collect();
+            let mut reads: Vec<usize> = match wanted.attrs {
+                None => live.clone(),
+                Some(attrs) => live.iter().copied().filter(|a| attrs.contains(a)).collect(),
+            };
+            if reads.is_empty() {
+                reads.extend(live.first());
+            }
+
+            // Only columns that are fetched need a type pg_kalam can read.
+            let mut fetched = Vec::with_capacity(reads.len());
+            let mut columns = Vec::with_capacity(reads.len());
+            for attr in reads {
+                let att = tupdesc.get(attr).expect("attr");
                 let pg_type = att.type_oid().value();
                 let data_type = arrow_type_for(pg_type).ok_or_else(|| {
                     KalamError::new(
@@ -338,58 +348,34 @@ impl ScanState {
                             pg_type_name(pg_type)
                         ),
                     )
-                    .with_hint(
-                        "pg_kalam reads smallint, integer, bigint, real, double precision, boolean, text, \
-                         varchar, char, date, timestamp and timestamptz columns.",
-                    )
+                    .with_hint(SUPPORTED_TYPES_HINT)
                 })?;
                 columns.push(RemoteColumn {
                     name: att.name().to_string(),
                     data_type,
                 });
-                live_attrs.push((attr, pg_type));
+                fetched.push(Fetched {
+                    attr,
+                    name: att.name().to_string(),
+                    pg_type,
+                    converter: None,
+                    values: Vec::new(),
+                    nulls: Vec::new(),
+                });
             }
-            let mut projection: Vec<usize> = match wanted.attrs {
-                None => (0..columns.len()).collect(),
-                Some(attrs) => live_attrs
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, (attr, _))| attrs.contains(attr))
-                    .map(|(i, _)| i)
-                    .collect(),
-            };
-            if projection.is_empty() && !columns.is_empty() {
-                // A query that reads no column (count(*)) still needs the rows: fetch the
-                // first column and ignore it.
-                projection.push(0);
-            }
-            let scan = RemoteScan {
+            let projection = (0..columns.len()).collect();
+            let sql = RemoteScan {
                 table: remote,
                 columns,
                 projection,
-            };
-            let sql = scan.to_sql().map_err(|e| {
+            }
+            .to_sql()
+            .map_err(|e| {
                 KalamError::new(
                     PgSqlErrorCode::ERRCODE_FDW_ERROR,
                     format!("cannot build the remote query: {e}"),
                 )
             })?;
-
-            let fetched: Vec<Fetched> = scan
-                .projection
-                .iter()
-                .map(|&i| {
-                    let (attr, pg_type) = live_attrs[i];
-                    Fetched {
-                        attr,
-                        name: scan.columns[i].name.clone(),
-                        pg_type,
-                        converter: None,
-                        values: Vec::new(),
-                        nulls: Vec::new(),
-                    }
-                })
-                .collect();
             let unfetched = (0..natts)
                 .filter(|a| !fetched.iter().any(|f| f.attr == *a))
                 .collect();
