@@ -109,6 +109,27 @@ fn unknown_table_and_type_mismatch() {
     // Only the column that is fetched matters: name alone reads fine.
     let name: String = pg.query_one("SELECT name FROM app.t", &[]).unwrap().get(0);
     assert_eq!(name, "x");
+    // A column type pg_kalam cannot read is an error only when the query reads that column.
+    pg.batch_execute(
+        "CREATE FOREIGN TABLE app.wide (name text, price numeric) SERVER kalam_server OPTIONS (table 't')",
+    )
+    .unwrap();
+    let name: String = pg
+        .query_one("SELECT name FROM app.wide", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(name, "x");
+    let e = expect_pg_error(
+        pg.query("SELECT price FROM app.wide", &[]),
+        &[
+            "column \"price\" of foreign table \"wide\" has type numeric, which pg_kalam cannot read",
+        ],
+    );
+    assert!(
+        e.hint
+            .unwrap_or_default()
+            .starts_with("pg_kalam reads smallint")
+    );
     pg.batch_execute("EXPLAIN SELECT * FROM app.missing")
         .unwrap();
     assert_backend_healthy(&mut pg);
