@@ -7,9 +7,8 @@
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Date32Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
-    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
-    TimestampSecondType,
+    Date32Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
 use arrow_array::{Array, ArrowPrimitiveType, PrimitiveArray};
 use arrow_schema::{DataType, TimeUnit};
@@ -74,11 +73,7 @@ pub fn arrow_type_for(pg_type: Oid) -> Option<DataType> {
 /// PostgreSQL's name of a type, for messages.
 pub fn pg_type_name(pg_type: Oid) -> String {
     // SAFETY: format_type_be accepts any OID and returns a palloc'd C string.
-    unsafe {
-        std::ffi::CStr::from_ptr(pg_sys::format_type_be(pg_type))
-            .to_string_lossy()
-            .into_owned()
-    }
+    unsafe { std::ffi::CStr::from_ptr(pg_sys::format_type_be(pg_type)).to_string_lossy().into_owned() }
 }
 
 impl Converter {
@@ -93,12 +88,8 @@ impl Converter {
             (pg_sys::FLOAT8OID, DataType::Float64) => C::Float64,
             (pg_sys::BOOLOID, DataType::Boolean) => C::Bool,
             (pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BPCHAROID, DataType::Utf8) => C::Utf8,
-            (pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BPCHAROID, DataType::LargeUtf8) => {
-                C::LargeUtf8
-            }
-            (pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BPCHAROID, DataType::Utf8View) => {
-                C::Utf8View
-            }
+            (pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BPCHAROID, DataType::LargeUtf8) => C::LargeUtf8,
+            (pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BPCHAROID, DataType::Utf8View) => C::Utf8View,
             (pg_sys::TIMESTAMPOID, DataType::Timestamp(unit, None)) => C::Timestamp(*unit),
             (pg_sys::TIMESTAMPTZOID, DataType::Timestamp(unit, Some(_))) => C::Timestamp(*unit),
             (pg_sys::DATEOID, DataType::Date32) => C::Date32,
@@ -112,7 +103,9 @@ impl Converter {
                     ),
                 );
                 return Err(if supported {
-                    error.with_hint("Declare the foreign table column with the type that matches the remote column.")
+                    error.with_hint(
+                        "Declare the foreign table column with the type that matches the remote column.",
+                    )
                 } else {
                     error.with_hint(SUPPORTED_TYPES_HINT)
                 });
@@ -144,12 +137,8 @@ impl Converter {
             C::Int16 => fill(array.as_primitive::<Int16Type>(), values, Datum::from),
             C::Int32 => fill(array.as_primitive::<Int32Type>(), values, Datum::from),
             C::Int64 => fill(array.as_primitive::<Int64Type>(), values, Datum::from),
-            C::Float32 => fill(array.as_primitive::<Float32Type>(), values, |v| {
-                Datum::from(v.to_bits())
-            }),
-            C::Float64 => fill(array.as_primitive::<Float64Type>(), values, |v| {
-                Datum::from(v.to_bits())
-            }),
+            C::Float32 => fill(array.as_primitive::<Float32Type>(), values, |v| Datum::from(v.to_bits())),
+            C::Float64 => fill(array.as_primitive::<Float64Type>(), values, |v| Datum::from(v.to_bits())),
             C::Bool => {
                 let array = array.as_boolean();
                 for (i, value) in values.iter_mut().enumerate() {
@@ -190,10 +179,7 @@ fn texts<'a>(
         let Some(s) = string else { continue };
         if s.len() > TEXT_BYTES_MAX || s.as_bytes().contains(&0) {
             let detail = if s.len() > TEXT_BYTES_MAX {
-                format!(
-                    "The value is {} bytes long; text holds at most 1 GB.",
-                    s.len()
-                )
+                format!("The value is {} bytes long; text holds at most 1 GB.", s.len())
             } else {
                 "The value contains a NUL character (0x00).".to_string()
             };
@@ -272,9 +258,7 @@ fn timestamps(
         let micros = to_micros(v)
             .and_then(|m| m.checked_sub(EPOCH_OFFSET_MICROS))
             .filter(|m| (TIMESTAMP_MICROS_MIN..TIMESTAMP_MICROS_END).contains(m))
-            .ok_or_else(|| {
-                out_of_range("timestamp", column, format!("{v} {unit:?}s since 1970"))
-            })?;
+            .ok_or_else(|| out_of_range("timestamp", column, format!("{v} {unit:?}s since 1970")))?;
         *value = Datum::from(micros);
     }
     Ok(())

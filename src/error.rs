@@ -16,12 +16,7 @@ pub type Result<T> = std::result::Result<T, KalamError>;
 
 impl KalamError {
     pub fn new(code: PgSqlErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            detail: None,
-            hint: None,
-        }
+        Self { code, message: message.into(), detail: None, hint: None }
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
@@ -54,16 +49,12 @@ impl From<kalam_flight::Error> for KalamError {
         let code = match &err {
             E::Unreachable { .. } => PgSqlErrorCode::ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION,
             E::Timeout { .. } => PgSqlErrorCode::ERRCODE_CONNECTION_FAILURE,
-            E::Server {
-                code: tonic_code, ..
-            } => match tonic_code {
+            E::Server { code: tonic_code, .. } => match tonic_code {
                 tonic::Code::NotFound => PgSqlErrorCode::ERRCODE_FDW_TABLE_NOT_FOUND,
                 tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
                     PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION
                 }
-                tonic::Code::Unavailable => {
-                    PgSqlErrorCode::ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION
-                }
+                tonic::Code::Unavailable => PgSqlErrorCode::ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION,
                 _ => PgSqlErrorCode::ERRCODE_FDW_ERROR,
             },
             E::Protocol(_) => PgSqlErrorCode::ERRCODE_FDW_ERROR,

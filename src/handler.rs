@@ -11,8 +11,7 @@ use crate::scan;
 #[pg_extern(parallel_safe, strict)]
 fn pg_kalam_fdw_handler() -> PgBox<pg_sys::FdwRoutine> {
     // SAFETY: alloc_node allocates a zeroed FdwRoutine node in the current memory context.
-    let mut routine =
-        unsafe { PgBox::<pg_sys::FdwRoutine>::alloc_node(pg_sys::NodeTag::T_FdwRoutine) };
+    let mut routine = unsafe { PgBox::<pg_sys::FdwRoutine>::alloc_node(pg_sys::NodeTag::T_FdwRoutine) };
     routine.GetForeignRelSize = Some(scan::get_foreign_rel_size);
     routine.GetForeignPaths = Some(scan::get_foreign_paths);
     routine.GetForeignPlan = Some(scan::get_foreign_plan);

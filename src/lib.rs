@@ -28,8 +28,5 @@ mod scan;
 pgrx::extension_sql_file!(
     "../sql/pg_kalam_fdw.sql",
     name = "pg_kalam_fdw",
-    requires = [
-        handler::pg_kalam_fdw_handler,
-        handler::pg_kalam_fdw_validator
-    ]
+    requires = [handler::pg_kalam_fdw_handler, handler::pg_kalam_fdw_validator]
 );

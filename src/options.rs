@@ -108,19 +108,12 @@ fn invalid_value(name: &str, value: &str, expected: &str) -> KalamError {
 
 /// Rejects names not in [`OPTIONS`] for `scope`, duplicates, and missing required options.
 pub fn check_names(scope: Scope, options: &[(String, String)]) -> Result<()> {
-    let valid: Vec<&str> = OPTIONS
-        .iter()
-        .filter(|o| o.scope == scope)
-        .map(|o| o.name)
-        .collect();
+    let valid: Vec<&str> = OPTIONS.iter().filter(|o| o.scope == scope).map(|o| o.name).collect();
     for (i, (name, _)) in options.iter().enumerate() {
         if !valid.contains(&name.as_str()) {
             return Err(KalamError::new(
                 PgSqlErrorCode::ERRCODE_FDW_INVALID_OPTION_NAME,
-                format!(
-                    "invalid option \"{name}\" for a pg_kalam {}",
-                    scope.object()
-                ),
+                format!("invalid option \"{name}\" for a pg_kalam {}", scope.object()),
             )
             .with_hint(format!("Valid options here are: {}", valid.join(", "))));
         }
@@ -135,11 +128,7 @@ pub fn check_names(scope: Scope, options: &[(String, String)]) -> Result<()> {
         if !options.iter().any(|(name, _)| name == def.name) {
             return Err(KalamError::new(
                 PgSqlErrorCode::ERRCODE_FDW_OPTION_NAME_NOT_FOUND,
-                format!(
-                    "option \"{}\" is required for a pg_kalam {}",
-                    def.name,
-                    scope.object()
-                ),
+                format!("option \"{}\" is required for a pg_kalam {}", def.name, scope.object()),
             )
             .with_hint(format!("\"{}\": {}", def.name, def.help)));
         }
@@ -156,9 +145,7 @@ impl ServerOptions {
         for (name, value) in options {
             match name.as_str() {
                 "host" => {
-                    if value.trim().is_empty()
-                        || value.chars().any(|c| c.is_whitespace() || c == '/')
-                    {
+                    if value.trim().is_empty() || value.chars().any(|c| c.is_whitespace() || c == '/') {
                         return Err(invalid_value(name, value, "a host name or IP address"));
                     }
                     host = value.clone();
@@ -171,22 +158,15 @@ impl ServerOptions {
                         .ok_or_else(|| invalid_value(name, value, "an integer from 1 to 65535"))?;
                 }
                 "timeout" => {
-                    timeout_ms = value
-                        .parse::<u64>()
-                        .ok()
-                        .filter(|ms| (1..=TIMEOUT_MS_MAX).contains(ms))
-                        .ok_or_else(|| {
-                            invalid_value(name, value, "a number of milliseconds from 1 to 3600000")
-                        })?;
+                    timeout_ms =
+                        value.parse::<u64>().ok().filter(|ms| (1..=TIMEOUT_MS_MAX).contains(ms)).ok_or_else(
+                            || invalid_value(name, value, "a number of milliseconds from 1 to 3600000"),
+                        )?;
                 }
                 _ => unreachable!("check_names admits only server options"),
             }
         }
-        Ok(Self {
-            host,
-            port,
-            timeout: Duration::from_millis(timeout_ms),
-        })
+        Ok(Self { host, port, timeout: Duration::from_millis(timeout_ms) })
     }
 }
 
@@ -237,12 +217,8 @@ pub unsafe fn from_pg_list(list: *mut pg_sys::List) -> Vec<(String, String)> {
     unsafe {
         for i in 0..(*list).length as usize {
             let def = (*(*list).elements.add(i)).ptr_value as *mut pg_sys::DefElem;
-            let name = std::ffi::CStr::from_ptr((*def).defname)
-                .to_string_lossy()
-                .into_owned();
-            let value = std::ffi::CStr::from_ptr(pg_sys::defGetString(def))
-                .to_string_lossy()
-                .into_owned();
+            let name = std::ffi::CStr::from_ptr((*def).defname).to_string_lossy().into_owned();
+            let value = std::ffi::CStr::from_ptr(pg_sys::defGetString(def)).to_string_lossy().into_owned();
             options.push((name, value));
         }
     }

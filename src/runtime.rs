@@ -62,8 +62,7 @@ pub fn connect(options: &ServerOptions) -> Result<KalamClient> {
             )
             .with_hint("Fix the host option of the foreign server.")
         })?;
-    let config =
-        ClientConfig::new(addr.ip().to_string(), addr.port()).with_timeout(options.timeout);
+    let config = ClientConfig::new(addr.ip().to_string(), addr.port()).with_timeout(options.timeout);
     wait(KalamClient::connect(config)).map_err(KalamError::from)
 }
 

@@ -146,9 +146,7 @@ impl FdwPrivate {
             // SAFETY: bms_next_member accepts NULL (empty set) and any valid set.
             member = unsafe { pg_sys::bms_next_member(attrs, member) };
             if member < 0 {
-                return Self {
-                    attrs: Some(indexes),
-                };
+                return Self { attrs: Some(indexes) };
             }
             let attno = member + pg_sys::FirstLowInvalidHeapAttributeNumber;
             match attno {
@@ -186,9 +184,7 @@ impl FdwPrivate {
         if values.first() == Some(&-1) {
             Self { attrs: None }
         } else {
-            Self {
-                attrs: Some(values.into_iter().map(|v| v as usize).collect()),
-            }
+            Self { attrs: Some(values.into_iter().map(|v| v as usize).collect()) }
         }
     }
 }
@@ -228,10 +224,7 @@ struct ScanState {
 }
 
 #[pg_guard]
-pub unsafe extern "C-unwind" fn begin_foreign_scan(
-    node: *mut pg_sys::ForeignScanState,
-    _eflags: i32,
-) {
+pub unsafe extern "C-unwind" fn begin_foreign_scan(node: *mut pg_sys::ForeignScanState, _eflags: i32) {
     // SAFETY: the executor passes a valid ForeignScanState whose plan is our ForeignScan;
     // CurrentMemoryContext is the query context, which outlives the scan.
     unsafe {
@@ -289,8 +282,7 @@ pub unsafe extern "C-unwind" fn explain_foreign_scan(
     // SAFETY: fdw_state was set by begin_foreign_scan, which runs under EXPLAIN too.
     unsafe {
         let state = &*((*node).fdw_state as *mut ScanState);
-        let sql = CString::new(state.sql.as_str())
-            .unwrap_or_else(|_| c"(remote SQL contains NUL)".into());
+        let sql = CString::new(state.sql.as_str()).unwrap_or_else(|_| c"(remote SQL contains NUL)".into());
         pg_sys::ExplainPropertyText(c"Remote SQL".as_ptr(), sql.as_ptr(), es);
     }
 }
@@ -306,12 +298,8 @@ impl ScanState {
             let server_options = ServerOptions::parse(&options::from_pg_list((*server).options))?;
             let table_options = TableOptions::parse(&options::from_pg_list((*table).options))?;
             let remote = RemoteTable {
-                namespace: table_options
-                    .namespace
-                    .unwrap_or_else(|| relation.namespace().to_string()),
-                table: table_options
-                    .table
-                    .unwrap_or_else(|| relation.name().to_string()),
+                namespace: table_options.namespace.unwrap_or_else(|| relation.namespace().to_string()),
+                table: table_options.table.unwrap_or_else(|| relation.name().to_string()),
             };
 
             let plan = (*node).ss.ps.plan as *mut pg_sys::ForeignScan;
@@ -321,9 +309,8 @@ impl ScanState {
 
             // The live attributes the query reads, in attribute order. A query that reads none
             // (count(*)) still needs the rows: it fetches the first live column and ignores it.
-            let live: Vec<usize> = (0..natts)
-                .filter(|&a| !tupdesc.get(a).expect("attr").is_dropped())
-                .collect();
+            let live: Vec<usize> =
+                (0..natts).filter(|&a| !tupdesc.get(a).expect("attr").is_dropped()).collect();
             let mut reads: Vec<usize> = match wanted.attrs {
                 None => live.clone(),
                 Some(attrs) => live.iter().copied().filter(|a| attrs.contains(a)).collect(),
@@ -350,10 +337,7 @@ impl ScanState {
                     )
                     .with_hint(SUPPORTED_TYPES_HINT)
                 })?;
-                columns.push(RemoteColumn {
-                    name: att.name().to_string(),
-                    data_type,
-                });
+                columns.push(RemoteColumn { name: att.name().to_string(), data_type });
                 fetched.push(Fetched {
                     attr,
                     name: att.name().to_string(),
@@ -364,21 +348,13 @@ impl ScanState {
                 });
             }
             let projection = (0..columns.len()).collect();
-            let sql = RemoteScan {
-                table: remote,
-                columns,
-                projection,
-            }
-            .to_sql()
-            .map_err(|e| {
+            let sql = RemoteScan { table: remote, columns, projection }.to_sql().map_err(|e| {
                 KalamError::new(
                     PgSqlErrorCode::ERRCODE_FDW_ERROR,
                     format!("cannot build the remote query: {e}"),
                 )
             })?;
-            let unfetched = (0..natts)
-                .filter(|a| !fetched.iter().any(|f| f.attr == *a))
-                .collect();
+            let unfetched = (0..natts).filter(|a| !fetched.iter().any(|f| f.attr == *a)).collect();
             let batch_context = pg_sys::AllocSetContextCreateInternal(
                 pg_sys::CurrentMemoryContext,
                 c"pg_kalam batch".as_ptr(),
@@ -493,10 +469,7 @@ impl ScanState {
             .with_detail(format!("Remote SQL: {}", self.sql)));
         }
         for (column, array) in self.fetched.iter().zip(batch.columns()) {
-            let (_, announced) = column
-                .converter
-                .as_ref()
-                .expect("resolved when the stream opened");
+            let (_, announced) = column.converter.as_ref().expect("resolved when the stream opened");
             if array.data_type() != announced {
                 return Err(KalamError::new(
                     PgSqlErrorCode::ERRCODE_FDW_ERROR,

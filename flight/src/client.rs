@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use arrow_array::RecordBatch;
 use arrow_flight::decode::FlightRecordBatchStream;
-use arrow_flight::sql::{
-    CommandStatementQuery, CommandStatementUpdate, DoPutUpdateResult, ProstMessageExt,
-};
+use arrow_flight::sql::{CommandStatementQuery, CommandStatementUpdate, DoPutUpdateResult, ProstMessageExt};
 use arrow_flight::{FlightClient, FlightData, FlightDescriptor, FlightInfo, Ticket};
 use arrow_schema::SchemaRef;
 use futures::StreamExt;
@@ -78,10 +76,10 @@ impl KalamClient {
             // on a request, and an unanswered ping found late would drop a healthy connection.
             // Silence is bounded by `request_timeout` instead.
             .tcp_nodelay(true);
-        let channel = endpoint.connect().await.map_err(|e| Error::Unreachable {
-            addr: addr.clone(),
-            reason: transport_reason(&e),
-        })?;
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| Error::Unreachable { addr: addr.clone(), reason: transport_reason(&e) })?;
         Ok(Self { channel, config })
     }
 
@@ -90,20 +88,16 @@ impl KalamClient {
     }
 
     fn flight(&self) -> FlightClient {
-        let inner =
-            arrow_flight::flight_service_client::FlightServiceClient::new(self.channel.clone())
-                .max_decoding_message_size(self.config.message_bytes_max)
-                .max_encoding_message_size(self.config.message_bytes_max);
+        let inner = arrow_flight::flight_service_client::FlightServiceClient::new(self.channel.clone())
+            .max_decoding_message_size(self.config.message_bytes_max)
+            .max_encoding_message_size(self.config.message_bytes_max);
         FlightClient::new_from_inner(inner)
     }
 
     /// Runs a statement query: GetFlightInfo, then DoGet on each endpoint in order. Returns as
     /// soon as the server has planned the query; batches are read with [`QueryStream::next_batch`].
     pub async fn query(&self, sql: &str) -> Result<QueryStream, Error> {
-        let command = CommandStatementQuery {
-            query: sql.to_string(),
-            transaction_id: None,
-        };
+        let command = CommandStatementQuery { query: sql.to_string(), transaction_id: None };
         let descriptor = FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
         let mut flight = self.flight();
         let info = self.bounded(flight.get_flight_info(descriptor)).await?;
@@ -113,10 +107,7 @@ impl KalamClient {
     /// Runs a statement that returns no rows (DDL, INSERT/UPDATE/DELETE) and returns the number
     /// of rows it changed, as the server reports it.
     pub async fn execute_update(&self, sql: &str) -> Result<i64, Error> {
-        let command = CommandStatementUpdate {
-            query: sql.to_string(),
-            transaction_id: None,
-        };
+        let command = CommandStatementUpdate { query: sql.to_string(), transaction_id: None };
         let descriptor = FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
         let request = futures::stream::iter([Ok(FlightData::new().with_descriptor(descriptor))]);
         let mut flight = self.flight();
@@ -124,9 +115,7 @@ impl KalamClient {
         let first = match tokio::time::timeout(self.config.request_timeout, results.next()).await {
             Err(_) => return Err(self.timeout_error()),
             Ok(None) => {
-                return Err(Error::Protocol(
-                    "the server sent no result for an update".into(),
-                ));
+                return Err(Error::Protocol("the server sent no result for an update".into()));
             }
             Ok(Some(result)) => result.map_err(Error::from_flight)?,
         };
@@ -146,10 +135,7 @@ impl KalamClient {
     }
 
     fn timeout_error(&self) -> Error {
-        Error::Timeout {
-            addr: self.config.addr(),
-            timeout: self.config.request_timeout,
-        }
+        Error::Timeout { addr: self.config.addr(), timeout: self.config.request_timeout }
     }
 }
 
@@ -172,18 +158,11 @@ impl QueryStream {
         for endpoint in info.endpoint {
             // Every endpoint is fetched over this same connection: kalamdb-server serves all of
             // them itself. Endpoints that name other locations are not supported yet.
-            let ticket = endpoint
-                .ticket
-                .ok_or_else(|| Error::Protocol("FlightInfo endpoint has no ticket".into()))?;
+            let ticket =
+                endpoint.ticket.ok_or_else(|| Error::Protocol("FlightInfo endpoint has no ticket".into()))?;
             tickets.push_back(ticket);
         }
-        Ok(Self {
-            client,
-            flight,
-            schema: schema.into(),
-            tickets,
-            current: None,
-        })
+        Ok(Self { client, flight, schema: schema.into(), tickets, current: None })
     }
 
     /// Schema announced by the server before any batch arrived.
@@ -202,8 +181,7 @@ impl QueryStream {
                 self.current = Some(stream);
             }
             let stream = self.current.as_mut().expect("set above");
-            let next =
-                tokio::time::timeout(self.client.config.request_timeout, stream.next()).await;
+            let next = tokio::time::timeout(self.client.config.request_timeout, stream.next()).await;
             match next {
                 Err(_) => return Err(self.client.timeout_error()),
                 Ok(None) => self.current = None,

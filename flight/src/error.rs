@@ -31,10 +31,7 @@ impl Error {
     }
 
     pub(crate) fn from_status(status: tonic::Status) -> Self {
-        Self::Server {
-            code: status.code(),
-            message: status.message().to_string(),
-        }
+        Self::Server { code: status.code(), message: status.message().to_string() }
     }
 }
 

@@ -37,22 +37,15 @@ pub struct RemoteScan {
 impl RemoteScan {
     /// The SQL statement the server runs for this scan.
     pub fn to_sql(&self) -> Result<String, Error> {
-        let fields: Vec<Field> = self
-            .columns
-            .iter()
-            .map(|c| Field::new(&c.name, c.data_type.clone(), true))
-            .collect();
+        let fields: Vec<Field> =
+            self.columns.iter().map(|c| Field::new(&c.name, c.data_type.clone(), true)).collect();
         let source = Arc::new(LogicalTableSource::new(Arc::new(Schema::new(fields))));
-        let table =
-            TableReference::partial(self.table.namespace.as_str(), self.table.table.as_str());
-        let projected = self.projection.iter().map(|&i| {
-            col(datafusion_common::Column::new_unqualified(
-                &self.columns[i].name,
-            ))
-        });
-        let plan = LogicalPlanBuilder::scan(table.clone(), source, None)?
-            .project(projected)?
-            .build()?;
+        let table = TableReference::partial(self.table.namespace.as_str(), self.table.table.as_str());
+        let projected = self
+            .projection
+            .iter()
+            .map(|&i| col(datafusion_common::Column::new_unqualified(&self.columns[i].name)));
+        let plan = LogicalPlanBuilder::scan(table.clone(), source, None)?.project(projected)?.build()?;
         let statement = Unparser::new(&KalamDialect).plan_to_sql(&plan)?;
         Ok(statement.to_string())
     }
@@ -64,16 +57,10 @@ mod tests {
 
     fn scan(namespace: &str, table: &str, names: &[&str], projection: Vec<usize>) -> RemoteScan {
         RemoteScan {
-            table: RemoteTable {
-                namespace: namespace.into(),
-                table: table.into(),
-            },
+            table: RemoteTable { namespace: namespace.into(), table: table.into() },
             columns: names
                 .iter()
-                .map(|n| RemoteColumn {
-                    name: n.to_string(),
-                    data_type: DataType::Int64,
-                })
+                .map(|n| RemoteColumn { name: n.to_string(), data_type: DataType::Int64 })
                 .collect(),
             projection,
         }
@@ -87,10 +74,7 @@ mod tests {
                 scan("app", "trips", &["id", "fare"], vec![0, 1]),
                 r#"SELECT "trips"."id", "trips"."fare" FROM "app"."trips""#,
             ),
-            (
-                scan("app", "trips", &["id", "fare"], vec![1]),
-                r#"SELECT "trips"."fare" FROM "app"."trips""#,
-            ),
+            (scan("app", "trips", &["id", "fare"], vec![1]), r#"SELECT "trips"."fare" FROM "app"."trips""#),
         ];
         for (scan, expected) in cases {
             assert_eq!(scan.to_sql().unwrap(), expected);
@@ -100,14 +84,7 @@ mod tests {
     // Goal: names that are keywords, mixed case or contain quotes cannot alter the statement.
     #[test]
     fn hostile_identifiers_stay_identifiers() {
-        let sql = scan(
-            "My NS",
-            "t\"; DROP TABLE x; --",
-            &["select", "Id"],
-            vec![0, 1],
-        )
-        .to_sql()
-        .unwrap();
+        let sql = scan("My NS", "t\"; DROP TABLE x; --", &["select", "Id"], vec![0, 1]).to_sql().unwrap();
         assert_eq!(
             sql,
             r#"SELECT "t""; DROP TABLE x; --"."select", "t""; DROP TABLE x; --"."Id" FROM "My NS"."t""; DROP TABLE x; --""#

@@ -59,11 +59,7 @@ impl Default for ServerSection {
 
 impl Default for LimitsSection {
     fn default() -> Self {
-        Self {
-            message_bytes_max: MESSAGE_BYTES_MAX,
-            batch_rows: 8192,
-            http_result_rows_max: 100_000,
-        }
+        Self { message_bytes_max: MESSAGE_BYTES_MAX, batch_rows: 8192, http_result_rows_max: 100_000 }
     }
 }
 
@@ -84,8 +80,7 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-                toml::from_str(&text)
-                    .map_err(|e| format!("invalid config file {}: {e}", path.display()))?
+                toml::from_str(&text).map_err(|e| format!("invalid config file {}: {e}", path.display()))?
             }
             None => Config::default(),
         };
@@ -99,9 +94,7 @@ impl Config {
         where
             T::Err: std::fmt::Display,
         {
-            value
-                .parse()
-                .map_err(|e| format!("invalid {key}={value:?}: {e}"))
+            value.parse().map_err(|e| format!("invalid {key}={value:?}: {e}"))
         }
         if let Some(v) = get("KALAMDB_SERVER_HOST") {
             self.server.host = parse("KALAMDB_SERVER_HOST", v)?;
@@ -133,7 +126,10 @@ impl Config {
         }
         if let Some(secret) = &self.auth.jwt_secret {
             if secret.len() < 32 {
-                return Err("the JWT secret (auth.jwt_secret / KALAMDB_JWT_SECRET) must be at least 32 characters".into());
+                return Err(
+                    "the JWT secret (auth.jwt_secret / KALAMDB_JWT_SECRET) must be at least 32 characters"
+                        .into(),
+                );
             }
         }
         Ok(())
@@ -166,18 +162,15 @@ mod tests {
         assert_eq!(config.server.http_port, 3000);
         assert_eq!(config.server.data_dir, PathBuf::from("/tmp/x"));
 
-        let err = config
-            .apply_env(|k| (k == "KALAMDB_FLIGHT_PORT").then(|| "70000".to_string()))
-            .unwrap_err();
+        let err =
+            config.apply_env(|k| (k == "KALAMDB_FLIGHT_PORT").then(|| "70000".to_string())).unwrap_err();
         assert!(err.contains("KALAMDB_FLIGHT_PORT"), "{err}");
     }
 
     // Goal: a misspelled key is an error, not silently ignored.
     #[test]
     fn unknown_keys_are_rejected() {
-        let err = toml::from_str::<Config>("[server]\nflight_prot = 1\n")
-            .unwrap_err()
-            .to_string();
+        let err = toml::from_str::<Config>("[server]\nflight_prot = 1\n").unwrap_err().to_string();
         assert!(err.contains("flight_prot"), "{err}");
     }
 

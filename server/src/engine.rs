@@ -34,9 +34,9 @@ pub enum EngineError {
 impl std::fmt::Display for EngineError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            EngineError::InvalidStatement(m)
-            | EngineError::LimitExceeded(m)
-            | EngineError::Internal(m) => f.write_str(m),
+            EngineError::InvalidStatement(m) | EngineError::LimitExceeded(m) | EngineError::Internal(m) => {
+                f.write_str(m)
+            }
         }
     }
 }
@@ -92,16 +92,11 @@ impl Engine {
             .with_create_default_catalog_and_schema(true)
             .with_information_schema(true)
             .with_batch_size(config.limits.batch_rows);
-        Self {
-            ctx: SessionContext::new_with_config(session),
-        }
+        Self { ctx: SessionContext::new_with_config(session) }
     }
 
     fn read_only() -> SQLOptions {
-        SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false)
+        SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false)
     }
 
     /// Plans a read-only query and returns the schema of its result, without running it.
@@ -117,11 +112,7 @@ impl Engine {
     }
 
     /// Runs any statement and collects its result, refusing results over `rows_max` rows.
-    pub async fn execute(
-        &self,
-        sql: &str,
-        rows_max: usize,
-    ) -> Result<StatementResult, EngineError> {
+    pub async fn execute(&self, sql: &str, rows_max: usize) -> Result<StatementResult, EngineError> {
         let frame = self.ctx.sql(sql).await?;
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
         let mut stream = frame.execute_stream().await?;

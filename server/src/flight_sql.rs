@@ -39,8 +39,7 @@ pub(crate) fn status(err: EngineError) -> Status {
     }
 }
 
-type DoGetStream =
-    Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
+type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
 impl FlightSqlService for KalamFlightSql {
@@ -51,14 +50,8 @@ impl FlightSqlService for KalamFlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = self
-            .engine
-            .query_schema(&query.query)
-            .await
-            .map_err(status)?;
-        let handle = TicketStatementQuery {
-            statement_handle: query.query.into_bytes().into(),
-        };
+        let schema = self.engine.query_schema(&query.query).await.map_err(status)?;
+        let handle = TicketStatementQuery { statement_handle: query.query.into_bytes().into() };
         let ticket = Ticket::new(handle.as_any().encode_to_vec());
         let info = FlightInfo::new()
             .try_with_schema(&schema)
@@ -75,9 +68,7 @@ impl FlightSqlService for KalamFlightSql {
         _request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let sql = std::str::from_utf8(&ticket.statement_handle).map_err(|_| {
-            Status::invalid_argument(
-                "statement ticket is not valid UTF-8; request a new FlightInfo",
-            )
+            Status::invalid_argument("statement ticket is not valid UTF-8; request a new FlightInfo")
         })?;
         let batches = self.engine.query(sql).await.map_err(status)?;
         let schema = batches.schema();
@@ -95,11 +86,7 @@ impl FlightSqlService for KalamFlightSql {
         command: CommandStatementUpdate,
         _request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let result = self
-            .engine
-            .execute(&command.query, usize::MAX)
-            .await
-            .map_err(status)?;
+        let result = self.engine.execute(&command.query, usize::MAX).await.map_err(status)?;
         Ok(result.affected_rows())
     }
 

@@ -40,17 +40,10 @@ struct SqlRequest {
 type Answer = (StatusCode, Json<Value>);
 
 fn error(code: StatusCode, message: impl Into<String>) -> Answer {
-    (
-        code,
-        Json(json!({ "status": "error", "error": { "message": message.into() } })),
-    )
+    (code, Json(json!({ "status": "error", "error": { "message": message.into() } })))
 }
 
-async fn sql(
-    State(state): State<Arc<HttpState>>,
-    headers: HeaderMap,
-    body: Json<SqlRequest>,
-) -> Answer {
+async fn sql(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Json<SqlRequest>) -> Answer {
     if let Err(answer) = authorize(&state, &headers) {
         return answer;
     }
@@ -63,10 +56,7 @@ async fn sql(
     let mut writer = arrow_json::ArrayWriter::new(Vec::new());
     let batches: Vec<_> = result.batches.iter().collect();
     if let Err(e) = writer.write_batches(&batches).and_then(|_| writer.finish()) {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot render result as JSON: {e}"),
-        );
+        return error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot render result as JSON: {e}"));
     }
     let buffer = writer.into_inner();
     let rows: Value = if buffer.is_empty() {
@@ -106,23 +96,13 @@ fn authorize(state: &HttpState, headers: &HeaderMap) -> Result<(), Answer> {
         return Ok(());
     };
     let unauthorized = || {
-        error(
-            StatusCode::UNAUTHORIZED,
-            "authentication required: send Basic credentials of the root account",
-        )
+        error(StatusCode::UNAUTHORIZED, "authentication required: send Basic credentials of the root account")
     };
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(unauthorized)?;
+    let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(unauthorized)?;
     let encoded = value.strip_prefix("Basic ").ok_or_else(unauthorized)?;
     let decoded = base64_decode(encoded.trim()).ok_or_else(unauthorized)?;
     let expected = format!("root:{password}");
-    if constant_time_eq(decoded.as_bytes(), expected.as_bytes()) {
-        Ok(())
-    } else {
-        Err(unauthorized())
-    }
+    if constant_time_eq(decoded.as_bytes(), expected.as_bytes()) { Ok(()) } else { Err(unauthorized()) }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -166,10 +146,7 @@ mod tests {
     // Goal: Basic credentials decode exactly, malformed ones are refused.
     #[test]
     fn base64_credentials() {
-        assert_eq!(
-            base64_decode("cm9vdDpzZWNyZXQ=").as_deref(),
-            Some("root:secret")
-        );
+        assert_eq!(base64_decode("cm9vdDpzZWNyZXQ=").as_deref(), Some("root:secret"));
         assert_eq!(base64_decode("YQ==").as_deref(), Some("a"));
         assert_eq!(base64_decode("YWI=").as_deref(), Some("ab"));
         assert_eq!(base64_decode("!!!!"), None);

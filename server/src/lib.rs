@@ -46,38 +46,23 @@ impl Server {
         let data_dir_lock = lock_data_dir(&config)?;
         let flight = bind(config.flight_addr(), "Flight SQL").await?;
         let http = bind(config.http_addr(), "HTTP").await?;
-        Ok(Self {
-            config,
-            flight,
-            http,
-            _data_dir_lock: data_dir_lock,
-        })
+        Ok(Self { config, flight, http, _data_dir_lock: data_dir_lock })
     }
 
     pub fn addrs(&self) -> BoundAddrs {
         BoundAddrs {
-            flight: self
-                .flight
-                .local_addr()
-                .expect("bound listener has an address"),
-            http: self
-                .http
-                .local_addr()
-                .expect("bound listener has an address"),
+            flight: self.flight.local_addr().expect("bound listener has an address"),
+            http: self.http.local_addr().expect("bound listener has an address"),
         }
     }
 
     /// Serves until `shutdown` completes, then drains in-flight requests.
-    pub async fn serve(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), String> {
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), String> {
         let engine = Arc::new(Engine::new(&self.config));
         let limits = &self.config.limits;
-        let flight_service =
-            FlightServiceServer::new(flight_sql::KalamFlightSql::new(engine.clone()))
-                .max_decoding_message_size(limits.message_bytes_max)
-                .max_encoding_message_size(limits.message_bytes_max);
+        let flight_service = FlightServiceServer::new(flight_sql::KalamFlightSql::new(engine.clone()))
+            .max_decoding_message_size(limits.message_bytes_max)
+            .max_encoding_message_size(limits.message_bytes_max);
         let http_state = Arc::new(http::HttpState {
             engine,
             root_password: self.config.auth.root_password.clone(),
@@ -93,13 +78,12 @@ impl Server {
             let _ = rx.wait_for(|stop| *stop).await;
         };
 
-        let incoming =
-            tonic::transport::server::TcpIncoming::from(self.flight).with_nodelay(Some(true));
+        let incoming = tonic::transport::server::TcpIncoming::from(self.flight).with_nodelay(Some(true));
         let flight = tonic::transport::Server::builder()
             .add_service(flight_service)
             .serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone()));
-        let http = axum::serve(self.http, http::router(http_state))
-            .with_graceful_shutdown(stopped(stop_rx.clone()));
+        let http =
+            axum::serve(self.http, http::router(http_state)).with_graceful_shutdown(stopped(stop_rx.clone()));
         let serving = async { tokio::join!(flight, http) };
         // Requests still running after the grace period (a client that stopped reading a
         // stream, say) do not keep the server alive.
@@ -133,11 +117,7 @@ fn lock_data_dir(config: &Config) -> Result<File, String> {
         .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
     let path = dir.join("LOCK");
     let file = File::create(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    file.try_lock().map_err(|_| {
-        format!(
-            "data directory {} is in use by another kalamdb-server",
-            dir.display()
-        )
-    })?;
+    file.try_lock()
+        .map_err(|_| format!("data directory {} is in use by another kalamdb-server", dir.display()))?;
     Ok(file)
 }

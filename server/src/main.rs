@@ -30,10 +30,7 @@ fn run() -> Result<(), String> {
     runtime.block_on(async {
         let server = Server::bind(config).await?;
         let addrs = server.addrs();
-        println!(
-            "kalamdb-server ready flight={} http={}",
-            addrs.flight, addrs.http
-        );
+        println!("kalamdb-server ready flight={} http={}", addrs.flight, addrs.http);
         server.serve(shutdown_signal()).await
     })
 }

@@ -15,17 +15,14 @@ fn bad_options_are_rejected_at_create_time() {
     pg.batch_execute("CREATE EXTENSION pg_kalam").unwrap();
 
     let e = expect_pg_error(
-        pg.batch_execute("CREATE SERVER s FOREIGN DATA WRAPPER pg_kalam OPTIONS (host 'h', port '1', colour 'red')"),
+        pg.batch_execute(
+            "CREATE SERVER s FOREIGN DATA WRAPPER pg_kalam OPTIONS (host 'h', port '1', colour 'red')",
+        ),
         &["invalid option \"colour\""],
     );
-    assert_eq!(
-        e.hint.as_deref(),
-        Some("Valid options here are: host, port, timeout")
-    );
+    assert_eq!(e.hint.as_deref(), Some("Valid options here are: host, port, timeout"));
     expect_pg_error(
-        pg.batch_execute(
-            "CREATE SERVER s FOREIGN DATA WRAPPER pg_kalam OPTIONS (host 'h', port '70000')",
-        ),
+        pg.batch_execute("CREATE SERVER s FOREIGN DATA WRAPPER pg_kalam OPTIONS (host 'h', port '70000')"),
         &["invalid value for option \"port\""],
     );
     expect_pg_error(
@@ -33,31 +30,25 @@ fn bad_options_are_rejected_at_create_time() {
         &["option \"host\" is required"],
     );
     expect_pg_error(
-        pg.batch_execute("CREATE SERVER s FOREIGN DATA WRAPPER pg_kalam OPTIONS (host 'h', port '1', timeout '0')"),
+        pg.batch_execute(
+            "CREATE SERVER s FOREIGN DATA WRAPPER pg_kalam OPTIONS (host 'h', port '1', timeout '0')",
+        ),
         &["invalid value for option \"timeout\""],
     );
 
-    pg.batch_execute("CREATE SERVER s FOREIGN DATA WRAPPER pg_kalam OPTIONS (host 'h', port '1')")
-        .unwrap();
+    pg.batch_execute("CREATE SERVER s FOREIGN DATA WRAPPER pg_kalam OPTIONS (host 'h', port '1')").unwrap();
     expect_pg_error(
         pg.batch_execute("ALTER SERVER s OPTIONS (SET port 'abc')"),
         &["invalid value for option \"port\""],
     );
-    expect_pg_error(
-        pg.batch_execute("ALTER SERVER s OPTIONS (DROP host)"),
-        &["option \"host\" is required"],
-    );
-    pg.batch_execute("ALTER SERVER s OPTIONS (SET port '2911', ADD timeout '5000')")
-        .unwrap();
+    expect_pg_error(pg.batch_execute("ALTER SERVER s OPTIONS (DROP host)"), &["option \"host\" is required"]);
+    pg.batch_execute("ALTER SERVER s OPTIONS (SET port '2911', ADD timeout '5000')").unwrap();
 
     let e = expect_pg_error(
         pg.batch_execute("CREATE FOREIGN TABLE t (a int) SERVER s OPTIONS (tabel 'x')"),
         &["invalid option \"tabel\""],
     );
-    assert_eq!(
-        e.hint.as_deref(),
-        Some("Valid options here are: namespace, table")
-    );
+    assert_eq!(e.hint.as_deref(), Some("Valid options here are: namespace, table"));
     assert_backend_healthy(&mut pg);
 }
 
@@ -75,9 +66,7 @@ fn unreachable_server_is_a_clear_error() {
     .unwrap();
     let e = expect_pg_error(
         pg.query("SELECT * FROM t", &[]),
-        &[&format!(
-            "KalamDB server is not running or unreachable at 127.0.0.1:{port}"
-        )],
+        &[&format!("KalamDB server is not running or unreachable at 127.0.0.1:{port}")],
     );
     assert_eq!(e.code, "HV00N", "{e:?}"); // fdw_unable_to_establish_connection
     assert_backend_healthy(&mut pg);
@@ -98,10 +87,7 @@ fn unknown_table_and_type_mismatch() {
          CREATE FOREIGN TABLE app.t (id integer, name text) SERVER kalam_server OPTIONS (table 't');",
     )
     .unwrap();
-    expect_pg_error(
-        pg.query("SELECT * FROM app.missing", &[]),
-        &["KalamDB server error", "missing"],
-    );
+    expect_pg_error(pg.query("SELECT * FROM app.missing", &[]), &["KalamDB server error", "missing"]);
     expect_pg_error(
         pg.query("SELECT id FROM app.t", &[]),
         &["column \"id\" has type integer but the KalamDB server sends Int64"],
@@ -114,24 +100,14 @@ fn unknown_table_and_type_mismatch() {
         "CREATE FOREIGN TABLE app.wide (name text, price numeric) SERVER kalam_server OPTIONS (table 't')",
     )
     .unwrap();
-    let name: String = pg
-        .query_one("SELECT name FROM app.wide", &[])
-        .unwrap()
-        .get(0);
+    let name: String = pg.query_one("SELECT name FROM app.wide", &[]).unwrap().get(0);
     assert_eq!(name, "x");
     let e = expect_pg_error(
         pg.query("SELECT price FROM app.wide", &[]),
-        &[
-            "column \"price\" of foreign table \"wide\" has type numeric, which pg_kalam cannot read",
-        ],
+        &["column \"price\" of foreign table \"wide\" has type numeric, which pg_kalam cannot read"],
     );
-    assert!(
-        e.hint
-            .unwrap_or_default()
-            .starts_with("pg_kalam reads smallint")
-    );
-    pg.batch_execute("EXPLAIN SELECT * FROM app.missing")
-        .unwrap();
+    assert!(e.hint.unwrap_or_default().starts_with("pg_kalam reads smallint"));
+    pg.batch_execute("EXPLAIN SELECT * FROM app.missing").unwrap();
     assert_backend_healthy(&mut pg);
 }
 
@@ -156,16 +132,10 @@ fn statement_timeout_while_server_is_silent() {
     )
     .unwrap();
     let started = std::time::Instant::now();
-    let e = expect_pg_error(
-        pg.query("SELECT * FROM app.slow", &[]),
-        &["statement timeout"],
-    );
+    let e = expect_pg_error(pg.query("SELECT * FROM app.slow", &[]), &["statement timeout"]);
     let elapsed = started.elapsed();
     assert_eq!(e.code, "57014", "{e:?}"); // query_canceled
-    assert!(
-        elapsed < std::time::Duration::from_secs(3),
-        "cancel took {elapsed:?}"
-    );
+    assert!(elapsed < std::time::Duration::from_secs(3), "cancel took {elapsed:?}");
     let id: i64 = pg.query_one("SELECT id FROM app.fast", &[]).unwrap().get(0);
     assert_eq!(id, 7);
 }
@@ -192,17 +162,10 @@ fn values_postgres_cannot_hold_are_errors() {
         pg.query("SELECT s FROM app.odd", &[]),
         &["column \"s\" holds a value PostgreSQL text cannot store"],
     );
-    assert_eq!(
-        e.detail.as_deref(),
-        Some("The value contains a NUL character (0x00).")
-    );
+    assert_eq!(e.detail.as_deref(), Some("The value contains a NUL character (0x00)."));
     // Only fetched columns are converted: the other columns of the same rows read fine.
-    let ids: Vec<i64> = pg
-        .query("SELECT id FROM app.odd ORDER BY id", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let ids: Vec<i64> =
+        pg.query("SELECT id FROM app.odd ORDER BY id", &[]).unwrap().iter().map(|r| r.get(0)).collect();
     assert_eq!(ids, [1, 2]);
     assert_backend_healthy(&mut pg);
 }

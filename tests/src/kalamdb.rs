@@ -40,8 +40,7 @@ impl KalamServer {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", server_binary().display()));
 
         // Recorded so that scripts/test.sh can stop the server if this test process is killed.
-        std::fs::write(dir.path().join("server.pid"), child.id().to_string())
-            .expect("write server.pid");
+        std::fs::write(dir.path().join("server.pid"), child.id().to_string()).expect("write server.pid");
 
         // The ready line: "kalamdb-server ready flight=127.0.0.1:P http=127.0.0.1:Q".
         let stdout = child.stdout.take().expect("piped stdout");
@@ -69,13 +68,7 @@ impl KalamServer {
         };
         let flight_port = port_of("flight=");
         let http_port = port_of("http=");
-        Self {
-            flight_port,
-            http_port,
-            child,
-            log,
-            dir,
-        }
+        Self { flight_port, http_port, child, log, dir }
     }
 
     /// Runs SQL through `POST /v1/api/sql`; panics unless the server answers success.
@@ -90,8 +83,7 @@ impl KalamServer {
         let request = serde_json::json!({ "sql": sql }).to_string();
         let (status, body) = http::request(self.http_port, "POST", "/v1/api/sql", Some(&request))
             .expect("HTTP request to kalamdb-server");
-        let json =
-            serde_json::from_str(&body).unwrap_or_else(|e| panic!("non-JSON answer ({e}): {body}"));
+        let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("non-JSON answer ({e}): {body}"));
         (status, json)
     }
 
@@ -122,9 +114,6 @@ pub fn server_binary() -> PathBuf {
         return PathBuf::from(path);
     }
     let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps layout");
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps layout");
     profile_dir.join("kalamdb-server")
 }

@@ -62,19 +62,13 @@ impl TestEnv {
 
 /// Asserts that `result` is an error whose message contains every one of `needles`, and
 /// returns the full error (message, detail, hint) for further checks.
-pub fn expect_pg_error<T: std::fmt::Debug>(
-    result: Result<T, postgres::Error>,
-    needles: &[&str],
-) -> PgError {
+pub fn expect_pg_error<T: std::fmt::Debug>(result: Result<T, postgres::Error>, needles: &[&str]) -> PgError {
     let error = match result {
         Ok(value) => panic!("expected an error containing {needles:?}, got Ok({value:?})"),
         Err(e) => PgError::from(e),
     };
     for needle in needles {
-        assert!(
-            error.message.contains(needle),
-            "error {error:?} does not contain {needle:?}"
-        );
+        assert!(error.message.contains(needle), "error {error:?} does not contain {needle:?}");
     }
     error
 }
@@ -97,12 +91,7 @@ impl From<postgres::Error> for PgError {
                 detail: db.detail().map(str::to_string),
                 hint: db.hint().map(str::to_string),
             },
-            None => PgError {
-                code: String::new(),
-                message: e.to_string(),
-                detail: None,
-                hint: None,
-            },
+            None => PgError { code: String::new(), message: e.to_string(), detail: None, hint: None },
         }
     }
 }

@@ -32,27 +32,16 @@ impl PgCluster {
         let log = dir.path().join("postgres.log");
         let as_root = is_root();
         if as_root {
-            run(
-                Command::new("chown")
-                    .arg("-R")
-                    .arg(CLUSTER_OS_USER)
-                    .arg(dir.path()),
-                "chown scratch dir",
-            );
+            run(Command::new("chown").arg("-R").arg(CLUSTER_OS_USER).arg(dir.path()), "chown scratch dir");
         }
-        let mut cluster = Self {
-            port: 0,
-            bin,
-            data,
-            log,
-            as_root,
-            dir,
-        };
+        let mut cluster = Self { port: 0, bin, data, log, as_root, dir };
         cluster.pg_command("initdb", |c| {
-            c.arg("-D")
-                .arg(&cluster.data)
-                .args(["-A", "trust", "-U", "postgres"])
-                .args(["-E", "UTF8", "--locale=C", "--no-sync"])
+            c.arg("-D").arg(&cluster.data).args(["-A", "trust", "-U", "postgres"]).args([
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
         });
         // A free port can be taken by another process before PostgreSQL binds it (tests run in
         // parallel): then start again on another one.
@@ -79,10 +68,7 @@ impl PgCluster {
             let log = std::fs::read_to_string(&cluster.log).unwrap_or_default();
             if attempt == START_ATTEMPTS || !log.contains("could not bind") {
                 print_log_tail("PostgreSQL log", &cluster.log);
-                panic!(
-                    "pg_ctl start failed: {}",
-                    String::from_utf8_lossy(&output.stdout)
-                );
+                panic!("pg_ctl start failed: {}", String::from_utf8_lossy(&output.stdout));
             }
         }
         cluster
@@ -107,8 +93,7 @@ impl PgCluster {
     fn command(&self, program: &str) -> Command {
         if self.as_root {
             let mut c = Command::new("runuser");
-            c.args(["-u", CLUSTER_OS_USER, "--"])
-                .arg(self.bin.join(program));
+            c.args(["-u", CLUSTER_OS_USER, "--"]).arg(self.bin.join(program));
             c
         } else {
             Command::new(self.bin.join(program))
@@ -127,19 +112,12 @@ impl Drop for PgCluster {
         if std::thread::panicking() {
             print_log_tail("PostgreSQL log", &self.log);
         }
-        let _ = self
-            .command("pg_ctl")
-            .arg("-D")
-            .arg(&self.data)
-            .args(["-m", "immediate", "stop"])
-            .output();
+        let _ = self.command("pg_ctl").arg("-D").arg(&self.data).args(["-m", "immediate", "stop"]).output();
     }
 }
 
 fn run(command: &mut Command, what: &str) -> Output {
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    let output = command.output().unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
     assert!(
         output.status.success(),
         "{what} failed ({}):\n{}\n{}",
@@ -151,11 +129,7 @@ fn run(command: &mut Command, what: &str) -> Output {
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.trim_ascii() == b"0")
-        .unwrap_or(false)
+    Command::new("id").arg("-u").output().map(|o| o.stdout.trim_ascii() == b"0").unwrap_or(false)
 }
 
 /// `PG_CONFIG` (default: PostgreSQL 15 from Debian) decides which installation is used.
@@ -185,8 +159,5 @@ fn assert_extension_installed() {
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }

@@ -12,8 +12,7 @@ pub struct Scratch {
 impl Scratch {
     pub fn new(what: &str) -> Self {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("pg_kalam_e2e_{what}_{}_{n}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("pg_kalam_e2e_{what}_{}_{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("create scratch directory");
         Self { path }
@@ -35,9 +34,5 @@ pub fn print_log_tail(label: &str, path: &Path) {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     let tail = &lines[lines.len().saturating_sub(40)..];
-    eprintln!(
-        "---- last lines of {label} ({}) ----\n{}",
-        path.display(),
-        tail.join("\n")
-    );
+    eprintln!("---- last lines of {label} ({}) ----\n{}", path.display(), tail.join("\n"));
 }
