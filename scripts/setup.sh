@@ -43,4 +43,11 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
   cargo install cargo-nextest --locked --quiet
 fi
 
+# A Flight SQL client nobody here wrote, for the tests: Apache ADBC's driver (Go) with pyarrow.
+PY_PEERS=(adbc-driver-flightsql==1.13.0 adbc-driver-manager==1.13.0 pyarrow==26.0.1)
+if ! python3 -c "import adbc_driver_flightsql.dbapi, pyarrow" >/dev/null 2>&1; then
+  log "installing Python test peers: ${PY_PEERS[*]}"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "${PY_PEERS[@]}"
+fi
+
 log "setup complete"

@@ -85,6 +85,18 @@ pub struct Engine {
     ctx: SessionContext,
 }
 
+/// A table as metadata requests list it.
+pub struct TableEntry {
+    pub catalog: String,
+    pub namespace: String,
+    pub name: String,
+    pub is_view: bool,
+    pub schema: SchemaRef,
+}
+
+/// DataFusion's own schema of SQL-standard views; not a KalamDB namespace.
+const INFORMATION_SCHEMA: &str = "information_schema";
+
 impl Engine {
     pub fn new(config: &Config) -> Self {
         let session = SessionConfig::new()
@@ -109,6 +121,46 @@ impl Engine {
     pub async fn query(&self, sql: &str) -> Result<SendableRecordBatchStream, EngineError> {
         let frame = self.ctx.sql_with_options(sql, Self::read_only()).await?;
         Ok(frame.execute_stream().await?)
+    }
+
+    pub fn catalog_names(&self) -> Vec<String> {
+        self.ctx.catalog_names()
+    }
+
+    /// Every (catalog, namespace) pair.
+    pub fn namespaces(&self) -> Vec<(String, String)> {
+        let mut namespaces = Vec::new();
+        for catalog_name in self.ctx.catalog_names() {
+            let Some(catalog) = self.ctx.catalog(&catalog_name) else { continue };
+            for schema in catalog.schema_names() {
+                if schema != INFORMATION_SCHEMA {
+                    namespaces.push((catalog_name.clone(), schema));
+                }
+            }
+        }
+        namespaces
+    }
+
+    /// Every table and view of every namespace, with its Arrow schema.
+    pub async fn tables(&self) -> Vec<TableEntry> {
+        let mut tables = Vec::new();
+        for (catalog_name, namespace) in self.namespaces() {
+            let Some(schema) = self.ctx.catalog(&catalog_name).and_then(|c| c.schema(&namespace)) else {
+                continue;
+            };
+            for name in schema.table_names() {
+                // A table dropped since it was listed is simply left out.
+                let Ok(Some(table)) = schema.table(&name).await else { continue };
+                tables.push(TableEntry {
+                    catalog: catalog_name.clone(),
+                    namespace: namespace.clone(),
+                    is_view: table.table_type() == datafusion::datasource::TableType::View,
+                    schema: table.schema(),
+                    name,
+                });
+            }
+        }
+        tables
     }
 
     /// Runs any statement and collects its result, refusing results over `rows_max` rows.

@@ -5,6 +5,7 @@
 //! - [`engine`]: the DataFusion session every front end shares.
 //! - [`flight_sql`]: the Flight SQL front end (statement queries stream batch by batch).
 //! - [`http`]: healthcheck and the JSON SQL endpoint.
+//! - [`metadata`]: Flight SQL catalog, schema, table and SQL-info answers.
 //!
 //! [`run`] binds both listeners, locks the data directory and serves until told to stop.
 
@@ -12,6 +13,7 @@ pub mod config;
 pub mod engine;
 pub mod flight_sql;
 pub mod http;
+pub mod metadata;
 
 use std::fs::File;
 use std::net::SocketAddr;

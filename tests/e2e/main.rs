@@ -2,4 +2,5 @@
 //! One module per area; each test starts its own server and cluster through `TestEnv`.
 
 mod errors;
+mod peers;
 mod scan;

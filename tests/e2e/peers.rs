@@ -1,0 +1,31 @@
+//! kalamdb-server driven by Flight SQL clients nobody here wrote.
+
+use std::process::Command;
+
+use kalam_e2e::TestEnv;
+
+// Goal: Apache ADBC's Flight SQL driver (Go) connects, reads the server's info, runs a query,
+// lists namespaces and tables, and reads a table's Arrow schema.
+#[test]
+fn adbc_flightsql_driver_queries_and_lists() {
+    let env = TestEnv::start();
+    env.kalam_sql("CREATE SCHEMA app");
+    env.kalam_sql("CREATE TABLE app.trips (id BIGINT, fare DOUBLE)");
+    env.kalam_sql("INSERT INTO app.trips VALUES (1, 2.5), (2, 4.0), (3, NULL)");
+    env.kalam_sql("CREATE VIEW app.cheap AS SELECT id FROM app.trips WHERE fare < 3");
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/adbc_flightsql.py");
+    let output = Command::new("python3")
+        .arg(script)
+        .arg(env.kalam.flight_port.to_string())
+        .output()
+        .expect("run python3 (scripts/setup.sh installs the ADBC driver)");
+    assert!(output.status.success(), "ADBC client failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON from the ADBC client");
+
+    assert_eq!(seen["vendor_name"], "kalamdb-server");
+    assert_eq!(seen["query"], serde_json::json!([{ "n": 3, "total": 6.5 }]));
+    assert_eq!(seen["tables"], serde_json::json!(["kalam.app.cheap:VIEW", "kalam.app.trips:TABLE"]));
+    assert_eq!(seen["trips_schema"], serde_json::json!(["id:int64", "fare:double"]));
+    assert_eq!(seen["table_types"], serde_json::json!(["TABLE", "VIEW"]));
+}
