@@ -99,12 +99,18 @@ const INFORMATION_SCHEMA: &str = "information_schema";
 
 impl Engine {
     pub fn new(config: &Config) -> Self {
+        // PostgreSQL's dialect: it parses the JSON key operator `?` (the generic one reads `?` as
+        // a placeholder) and treats identifiers as PostgreSQL users expect.
         let session = SessionConfig::new()
+            .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
             .with_default_catalog_and_schema(CATALOG, DEFAULT_NAMESPACE)
             .with_create_default_catalog_and_schema(true)
             .with_information_schema(true)
             .with_batch_size(config.limits.batch_rows);
-        Self { ctx: SessionContext::new_with_config(session) }
+        let mut ctx = SessionContext::new_with_config(session);
+        // JSON operators (`->`, `->>`, `?`) and functions (json_get, json_as_text, ...).
+        datafusion_functions_json::register_all(&mut ctx).expect("JSON functions register on a new session");
+        Self { ctx }
     }
 
     fn read_only() -> SQLOptions {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use arrow_array::Array;
 use kalam_flight::{ClientConfig, Error, KalamClient};
 use kalamdb_server::Server;
 use kalamdb_server::config::Config;
@@ -117,4 +118,45 @@ async fn unreachable_server() {
     let err = KalamClient::connect(config).await.err().expect("nothing listens there");
     assert!(matches!(err, Error::Unreachable { .. }), "{err}");
     assert!(err.to_string().contains(&format!("unreachable at 127.0.0.1:{port}")), "{err}");
+}
+
+// Goal: the JSON operators and functions KalamDB offers work on JSON text columns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_operators_and_functions() {
+    let server = start(8192).await;
+    let client = &server.client;
+    client.execute_update("CREATE SCHEMA app").await.unwrap();
+    client.execute_update("CREATE TABLE app.events (id BIGINT, payload VARCHAR)").await.unwrap();
+    client
+        .execute_update(
+            r#"INSERT INTO app.events VALUES
+                 (1, '{"kind": "click", "meta": {"x": 3, "ok": true}, "tags": ["a", "b"]}'),
+                 (2, '{"kind": "view", "score": 2.5}'),
+                 (3, 'not json')"#,
+        )
+        .await
+        .unwrap();
+    let sql = "SELECT id, payload->>'kind', payload->'meta'->>'x', payload ? 'score',
+                      json_get_int(payload, 'meta', 'x'), json_get_float(payload, 'score'),
+                      json_get_bool(payload, 'meta', 'ok'), json_length(payload, 'tags'),
+                      json_contains(payload, 'meta'), json_as_text(payload, 'kind')
+               FROM app.events ORDER BY id";
+    let mut stream = client.query(sql).await.unwrap();
+    let batch = stream.next_batch().await.unwrap().expect("one batch");
+    // Each row as text, NULL as "NULL".
+    let columns: Vec<_> =
+        batch.columns().iter().map(|c| arrow_cast::cast(c, &arrow_schema::DataType::Utf8).unwrap()).collect();
+    let row = |i: usize| -> Vec<String> {
+        columns
+            .iter()
+            .map(|c| {
+                let c = c.as_any().downcast_ref::<arrow_array::StringArray>().unwrap();
+                if c.is_null(i) { "NULL".to_string() } else { c.value(i).to_string() }
+            })
+            .collect()
+    };
+    assert_eq!(row(0), ["1", "click", "3", "false", "3", "NULL", "true", "2", "true", "click"]);
+    assert_eq!(row(1)[..6], ["2", "view", "NULL", "true", "NULL", "2.5"]);
+    // Text that is not JSON yields NULLs, not an error.
+    assert_eq!(row(2)[..3], ["3", "NULL", "NULL"]);
 }

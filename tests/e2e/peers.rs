@@ -13,6 +13,10 @@ fn adbc_flightsql_driver_queries_and_lists() {
     env.kalam_sql("CREATE TABLE app.trips (id BIGINT, fare DOUBLE)");
     env.kalam_sql("INSERT INTO app.trips VALUES (1, 2.5), (2, 4.0), (3, NULL)");
     env.kalam_sql("CREATE VIEW app.cheap AS SELECT id FROM app.trips WHERE fare < 3");
+    env.kalam_sql("CREATE TABLE app.events (id BIGINT, payload VARCHAR)");
+    env.kalam_sql(
+        r#"INSERT INTO app.events VALUES (1, '{"kind": "click"}'), (2, '{}'), (3, '{"kind": "view"}')"#,
+    );
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/adbc_flightsql.py");
     let output = Command::new("python3")
@@ -25,7 +29,11 @@ fn adbc_flightsql_driver_queries_and_lists() {
 
     assert_eq!(seen["vendor_name"], "kalamdb-server");
     assert_eq!(seen["query"], serde_json::json!([{ "n": 3, "total": 6.5 }]));
-    assert_eq!(seen["tables"], serde_json::json!(["kalam.app.cheap:VIEW", "kalam.app.trips:TABLE"]));
+    assert_eq!(seen["json_query"], serde_json::json!([{ "kind": "click" }, { "kind": "view" }]));
+    assert_eq!(
+        seen["tables"],
+        serde_json::json!(["kalam.app.cheap:VIEW", "kalam.app.events:TABLE", "kalam.app.trips:TABLE"])
+    );
     assert_eq!(seen["trips_schema"], serde_json::json!(["id:int64", "fare:double"]));
     assert_eq!(seen["table_types"], serde_json::json!(["TABLE", "VIEW"]));
 }

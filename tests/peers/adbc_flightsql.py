@@ -20,6 +20,8 @@ def main(port: int) -> None:
             cur.execute("SELECT count(*) AS n, sum(fare) AS total FROM app.trips")
             table = cur.fetch_arrow_table()
             seen["query"] = table.to_pylist()
+            cur.execute("SELECT payload->>'kind' AS kind FROM app.events WHERE payload ? 'kind' ORDER BY id")
+            seen["json_query"] = cur.fetch_arrow_table().to_pylist()
 
         objects = conn.adbc_get_objects(depth="tables").read_all().to_pylist()
         seen["tables"] = sorted(
