@@ -110,6 +110,7 @@ impl Engine {
         let mut ctx = SessionContext::new_with_config(session);
         // JSON operators (`->`, `->>`, `?`) and functions (json_get, json_as_text, ...).
         datafusion_functions_json::register_all(&mut ctx).expect("JSON functions register on a new session");
+        ctx.register_udf(crate::snowflake::SnowflakeId::udf());
         Self { ctx }
     }
 

@@ -6,6 +6,7 @@
 //! - [`flight_sql`]: the Flight SQL front end (statement queries stream batch by batch).
 //! - [`http`]: healthcheck and the JSON SQL endpoint.
 //! - [`metadata`]: Flight SQL catalog, schema, table and SQL-info answers.
+//! - [`snowflake`]: `SNOWFLAKE_ID()`.
 //!
 //! [`run`] binds both listeners, locks the data directory and serves until told to stop.
 
@@ -14,6 +15,7 @@ pub mod engine;
 pub mod flight_sql;
 pub mod http;
 pub mod metadata;
+pub mod snowflake;
 
 use std::fs::File;
 use std::net::SocketAddr;

@@ -160,3 +160,20 @@ async fn json_operators_and_functions() {
     // Text that is not JSON yields NULLs, not an error.
     assert_eq!(row(2)[..3], ["3", "NULL", "NULL"]);
 }
+
+// Goal: SNOWFLAKE_ID() gives every row a distinct, increasing id, also as a column default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snowflake_ids_as_values_and_defaults() {
+    let server = start(8192).await;
+    let client = &server.client;
+    client.execute_update("CREATE SCHEMA app").await.unwrap();
+    client.execute_update("CREATE TABLE app.t (id BIGINT DEFAULT SNOWFLAKE_ID(), v VARCHAR)").await.unwrap();
+    client.execute_update("INSERT INTO app.t (v) SELECT 'x' FROM generate_series(1, 5000)").await.unwrap();
+    let mut stream =
+        client.query("SELECT count(DISTINCT id), min(id) > 0, count(id) FROM app.t").await.unwrap();
+    let batch = stream.next_batch().await.unwrap().unwrap();
+    let distinct = batch.column(0).as_any().downcast_ref::<arrow_array::Int64Array>().unwrap().value(0);
+    let positive = batch.column(1).as_any().downcast_ref::<arrow_array::BooleanArray>().unwrap().value(0);
+    assert_eq!(distinct, 5000);
+    assert!(positive);
+}
