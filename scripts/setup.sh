@@ -43,7 +43,13 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
   cargo install cargo-nextest --locked --quiet
 fi
 
-# A Flight SQL client nobody here wrote, for the tests: Apache ADBC's driver (Go) with pyarrow.
+# Flight SQL clients nobody here wrote, for the tests: Apache Arrow's flight_sql_client CLI (Rust),
+# and Apache ADBC's driver (Go) with pyarrow.
+if ! command -v flight_sql_client >/dev/null 2>&1; then
+  log "installing Apache Arrow's flight_sql_client (a few minutes on a cold machine)"
+  cargo install arrow-flight --version =59.3.2 --features cli,flight-sql,tls-ring --locked --quiet
+fi
+
 PY_PEERS=(adbc-driver-flightsql==1.13.0 adbc-driver-manager==1.13.0 pyarrow==26.0.1)
 if ! python3 -c "import adbc_driver_flightsql.dbapi, pyarrow" >/dev/null 2>&1; then
   log "installing Python test peers: ${PY_PEERS[*]}"

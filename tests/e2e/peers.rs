@@ -37,3 +37,41 @@ fn adbc_flightsql_driver_queries_and_lists() {
     assert_eq!(seen["trips_schema"], serde_json::json!(["id:int64", "fare:double"]));
     assert_eq!(seen["table_types"], serde_json::json!(["TABLE", "VIEW"]));
 }
+
+// Goal: Apache Arrow's `flight_sql_client` CLI runs a statement query and lists catalogs,
+// namespaces and tables (with the schema and table filters it sends).
+#[test]
+fn arrow_flight_sql_client_cli() {
+    let env = TestEnv::start();
+    env.kalam_sql("CREATE SCHEMA app");
+    env.kalam_sql("CREATE TABLE app.trips (id BIGINT, fare DOUBLE)");
+    env.kalam_sql("CREATE TABLE app.other (id BIGINT)");
+    env.kalam_sql("INSERT INTO app.trips VALUES (1, 2.5), (2, 4.0), (3, NULL)");
+
+    let port = env.kalam.flight_port.to_string();
+    let run = |args: &[&str]| -> String {
+        let output = Command::new("flight_sql_client")
+            .args(["--host", "127.0.0.1", "--port", &port])
+            .args(args)
+            .output()
+            .expect("run flight_sql_client (scripts/setup.sh installs it)");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "flight_sql_client {args:?} failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    };
+
+    let result = run(&["statement-query", "SELECT count(*) AS n, sum(fare) AS total FROM app.trips"]);
+    let row =
+        result.lines().find(|l| l.contains("6.5")).unwrap_or_else(|| panic!("no result row in:\n{result}"));
+    let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+    assert_eq!(cells, ["3", "6.5"]);
+
+    assert!(run(&["catalogs"]).contains("kalam"));
+    assert!(run(&["db-schemas", "kalam"]).contains("app"));
+    let tables = run(&["tables", "kalam", "--db-schema-filter", "app", "--table-filter", "tr%"]);
+    assert!(tables.contains("trips") && !tables.contains("other"), "{tables}");
+}
