@@ -83,10 +83,6 @@ impl KalamClient {
         Ok(Self { channel, config })
     }
 
-    pub fn config(&self) -> &ClientConfig {
-        &self.config
-    }
-
     fn flight(&self) -> FlightClient {
         let inner = arrow_flight::flight_service_client::FlightServiceClient::new(self.channel.clone())
             .max_decoding_message_size(self.config.message_bytes_max)

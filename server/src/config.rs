@@ -29,7 +29,8 @@ pub struct ServerSection {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSection {
-    /// Secret that signs JWTs accepted as Bearer tokens.
+    /// Secret for JWTs accepted as Bearer tokens. Validated (at least 32 characters) but not used
+    /// yet: token authentication is not implemented.
     pub jwt_secret: Option<String>,
     /// Password of the bootstrapped `root` account; when set, HTTP SQL requires it.
     pub root_password: Option<String>,

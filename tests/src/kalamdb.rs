@@ -18,7 +18,7 @@ pub struct KalamServer {
     child: Child,
     log: PathBuf,
     // Last: the directory goes after the process has stopped.
-    dir: Scratch,
+    _dir: Scratch,
 }
 
 impl KalamServer {
@@ -68,7 +68,7 @@ impl KalamServer {
         };
         let flight_port = port_of("flight=");
         let http_port = port_of("http=");
-        Self { flight_port, http_port, child, log, dir }
+        Self { flight_port, http_port, child, log, _dir: dir }
     }
 
     /// Runs SQL through `POST /v1/api/sql`; panics unless the server answers success.
@@ -91,10 +91,6 @@ impl KalamServer {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
     }
 }
 

@@ -2,7 +2,7 @@
 //! harness runs as root (PostgreSQL refuses to run as root).
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use crate::scratch::{Scratch, print_log_tail};
@@ -83,10 +83,6 @@ impl PgCluster {
             .dbname("postgres")
             .connect(postgres::NoTls)
             .unwrap_or_else(|e| panic!("connect to PostgreSQL on port {}: {e}", self.port))
-    }
-
-    pub fn log_path(&self) -> &Path {
-        &self.log
     }
 
     /// A PostgreSQL program, run as the cluster's owner.
