@@ -14,3 +14,7 @@ pub const MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Size the server aims for when it splits a record batch into Flight messages: large enough
 /// that per-message overhead vanishes, small enough to keep the pipeline moving.
 pub const FLIGHT_DATA_BYTES_TARGET: usize = 2 * 1024 * 1024;
+
+/// Request header (gRPC metadata, HTTP) naming the user a dba or system account acts for on
+/// USER and STREAM tables. pg_kalam sends `kalam.user_id` in it.
+pub const USER_ID_HEADER: &str = "kalam-user-id";

@@ -26,14 +26,25 @@ pub struct ServerSection {
     pub data_dir: PathBuf,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSection {
-    /// Secret for JWTs accepted as Bearer tokens. Validated (at least 32 characters) but not used
-    /// yet: token authentication is not implemented.
+    /// Secret that signs the HS256 JWTs accepted as Bearer tokens; the secret itself is also
+    /// accepted as a static Bearer token with system rights.
     pub jwt_secret: Option<String>,
-    /// Password of the bootstrapped `root` account; when set, HTTP SQL requires it.
+    /// Password of the bootstrapped `root` account. When set, every request needs credentials;
+    /// when not, requests without credentials act as root.
     pub root_password: Option<String>,
+    /// Lease of a session token; each use renews it.
+    pub session_lease_secs: u64,
+    /// Open sessions at most.
+    pub sessions_max: usize,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        Self { jwt_secret: None, root_password: None, session_lease_secs: 3600, sessions_max: 10_000 }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -45,6 +56,10 @@ pub struct LimitsSection {
     pub batch_rows: usize,
     /// Rows the HTTP SQL endpoint returns at most (it answers in one JSON document).
     pub http_result_rows_max: usize,
+    /// Bytes of uncommitted rows one transaction (or one ingest) may hold.
+    pub write_bytes_max: usize,
+    /// Open Flight SQL transactions and prepared statements at most (each).
+    pub handles_max: usize,
 }
 
 impl Default for ServerSection {
@@ -60,7 +75,13 @@ impl Default for ServerSection {
 
 impl Default for LimitsSection {
     fn default() -> Self {
-        Self { message_bytes_max: MESSAGE_BYTES_MAX, batch_rows: 8192, http_result_rows_max: 100_000 }
+        Self {
+            message_bytes_max: MESSAGE_BYTES_MAX,
+            batch_rows: 8192,
+            http_result_rows_max: 100_000,
+            write_bytes_max: 4 << 30,
+            handles_max: 1024,
+        }
     }
 }
 
@@ -124,6 +145,12 @@ impl Config {
         }
         if self.limits.message_bytes_max < 1024 * 1024 {
             return Err("limits.message_bytes_max must be at least 1 MiB".into());
+        }
+        if self.auth.session_lease_secs == 0 {
+            return Err("auth.session_lease_secs must be at least 1".into());
+        }
+        if self.limits.write_bytes_max < 1024 * 1024 {
+            return Err("limits.write_bytes_max must be at least 1 MiB".into());
         }
         if let Some(secret) = &self.auth.jwt_secret {
             if secret.len() < 32 {

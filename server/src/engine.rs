@@ -1,30 +1,53 @@
-//! The query engine: one DataFusion session shared by every protocol front end.
+//! The query engine: one DataFusion session shared by every protocol front end, over the
+//! durable [`Store`].
 //!
-//! KalamDB namespaces are DataFusion schemas of the catalog [`CATALOG`]. Reads are planned with
-//! DDL and DML refused, so a query request can never change data; statements go through
-//! [`Engine::execute`].
+//! KalamDB namespaces are DataFusion schemas of the catalog [`CATALOG`]; the `system`
+//! namespace holds read-only views of the server's state. A request runs in a session that
+//! carries its [`RequestContext`] (account, acting user, transaction). Queries stream; writes
+//! are staged in a transaction and committed through the store (autocommit when the request
+//! has no transaction of its own).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
-use arrow_schema::SchemaRef;
+use arrow_array::{ArrayRef, RecordBatch, UInt64Array};
+use arrow_schema::{Field, Schema, SchemaRef};
+use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider};
+use datafusion::common::{Constraint, Constraints, DFSchema, ScalarValue};
+use datafusion::datasource::source_as_provider;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::execution::session_state::SessionState;
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{DdlStatement, DmlStatement, Expr, LogicalPlan, Projection, WriteOp};
+use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 
+use crate::auth::{self, Sessions};
 use crate::config::Config;
+use crate::kalamsql::{self, AlterOp, Command, TableName};
+use crate::session::{Principal, RequestContext, Role, Transaction};
+use crate::storage::table::{self, KalamTable, TableDef, TableKind, TableShared};
+use crate::storage::{Store, StoreError, UserEntry, now_ms};
 
 /// Catalog that holds every namespace.
 pub const CATALOG: &str = "kalam";
 /// Namespace of unqualified table names.
 pub const DEFAULT_NAMESPACE: &str = "default";
+/// Read-only views of the server's state.
+pub const SYSTEM_NAMESPACE: &str = "system";
+/// DataFusion's own schema of SQL-standard views; not a KalamDB namespace.
+const INFORMATION_SCHEMA: &str = "information_schema";
 
 /// A failed statement, classified so each front end can answer with the right status.
 #[derive(Debug)]
 pub enum EngineError {
-    /// The statement is wrong: bad SQL, unknown table or column, wrong types.
+    /// The statement is wrong: bad SQL, unknown table or column, wrong types, duplicate key.
     InvalidStatement(String),
+    /// The caller may not do this.
+    PermissionDenied(String),
+    /// A concurrent transaction got there first; retrying may succeed.
+    Conflict(String),
     /// The statement is valid but exceeds a limit of the server.
     LimitExceeded(String),
     /// Something failed inside the server.
@@ -34,9 +57,11 @@ pub enum EngineError {
 impl std::fmt::Display for EngineError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            EngineError::InvalidStatement(m) | EngineError::LimitExceeded(m) | EngineError::Internal(m) => {
-                f.write_str(m)
-            }
+            EngineError::InvalidStatement(m)
+            | EngineError::PermissionDenied(m)
+            | EngineError::Conflict(m)
+            | EngineError::LimitExceeded(m)
+            | EngineError::Internal(m) => f.write_str(m),
         }
     }
 }
@@ -44,6 +69,9 @@ impl std::fmt::Display for EngineError {
 impl From<DataFusionError> for EngineError {
     fn from(err: DataFusionError) -> Self {
         let message = err.strip_backtrace();
+        if message.contains("permission denied") {
+            return EngineError::PermissionDenied(message);
+        }
         match err.find_root() {
             DataFusionError::SQL(..)
             | DataFusionError::Plan(..)
@@ -57,32 +85,41 @@ impl From<DataFusionError> for EngineError {
     }
 }
 
+impl From<StoreError> for EngineError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Invalid(m) => EngineError::InvalidStatement(m),
+            StoreError::Conflict(m) => EngineError::Conflict(m),
+            StoreError::Io(m) => EngineError::Internal(m),
+        }
+    }
+}
+
+fn invalid(message: impl Into<String>) -> EngineError {
+    EngineError::InvalidStatement(message.into())
+}
+
+/// What a statement produced.
+pub enum Outcome {
+    Rows(SendableRecordBatchStream),
+    /// Rows inserted, updated or deleted (0 for DDL).
+    Count(i64),
+}
+
 /// The result of [`Engine::execute`]: the batches of a query (bounded by the caller's limit),
 /// or the number of rows a DML statement changed.
 pub struct StatementResult {
     pub schema: SchemaRef,
     pub batches: Vec<RecordBatch>,
-}
-
-impl StatementResult {
-    /// Rows changed by INSERT/UPDATE/DELETE (DataFusion reports them as a single `count`
-    /// value), 0 for DDL.
-    pub fn affected_rows(&self) -> i64 {
-        use arrow_array::cast::AsArray;
-        use arrow_array::types::UInt64Type;
-        match (self.schema.fields().len(), self.batches.first()) {
-            (1, Some(batch)) if self.schema.field(0).name() == "count" => batch
-                .column(0)
-                .as_primitive_opt::<UInt64Type>()
-                .map(|a| a.values().iter().sum::<u64>() as i64)
-                .unwrap_or(0),
-            _ => 0,
-        }
-    }
+    pub affected_rows: Option<i64>,
 }
 
 pub struct Engine {
     ctx: SessionContext,
+    store: Arc<Store>,
+    catalog: Arc<MemoryCatalogProvider>,
+    pub sessions: Arc<Sessions>,
+    write_bytes_max: usize,
 }
 
 /// A table as metadata requests list it.
@@ -92,101 +129,980 @@ pub struct TableEntry {
     pub name: String,
     pub is_view: bool,
     pub schema: SchemaRef,
+    pub primary_key: Vec<String>,
 }
 
-/// DataFusion's own schema of SQL-standard views; not a KalamDB namespace.
-const INFORMATION_SCHEMA: &str = "information_schema";
-
 impl Engine {
-    pub fn new(config: &Config) -> Self {
+    /// Opens the store under the configured data directory, recovering every acknowledged
+    /// write, and registers every namespace and table.
+    pub fn open(config: &Config) -> Result<Self, String> {
         // PostgreSQL's dialect: it parses the JSON key operator `?` (the generic one reads `?` as
         // a placeholder) and treats identifiers as PostgreSQL users expect.
         let session = SessionConfig::new()
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
             .with_default_catalog_and_schema(CATALOG, DEFAULT_NAMESPACE)
-            .with_create_default_catalog_and_schema(true)
+            .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
             .with_batch_size(config.limits.batch_rows);
         let mut ctx = SessionContext::new_with_config(session);
         // JSON operators (`->`, `->>`, `?`) and functions (json_get, json_as_text, ...).
         datafusion_functions_json::register_all(&mut ctx).expect("JSON functions register on a new session");
         ctx.register_udf(crate::snowflake::SnowflakeId::udf());
-        Self { ctx }
+
+        let store = Arc::new(Store::open(&config.server.data_dir)?);
+        let catalog = Arc::new(MemoryCatalogProvider::new());
+        ctx.register_catalog(CATALOG, catalog.clone());
+        let sessions = Arc::new(Sessions::new(&config.auth));
+        let engine = Self { ctx, store, catalog, sessions, write_bytes_max: config.limits.write_bytes_max };
+
+        let system = crate::system::SystemSchema::new(engine.store.clone(), engine.sessions.clone());
+        engine.catalog.register_schema(SYSTEM_NAMESPACE, Arc::new(system)).map_err(|e| e.to_string())?;
+        {
+            let mut catalog = engine.store.catalog();
+            if !catalog.namespaces.contains_key(DEFAULT_NAMESPACE) {
+                catalog.namespaces.insert(
+                    DEFAULT_NAMESPACE.into(),
+                    crate::storage::NamespaceEntry { created_ms: now_ms() },
+                );
+            }
+            auth::bootstrap_root(&mut catalog, config.auth.root_password.as_deref());
+            engine.store.persist(&catalog)?;
+            for name in catalog.namespaces.keys() {
+                engine.register_namespace(name);
+            }
+            for (def, shared) in catalog.tables.values() {
+                engine.register_table(def.clone(), shared.clone()).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(engine)
     }
 
-    fn read_only() -> SQLOptions {
-        SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false)
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
     }
 
-    /// Plans a read-only query and returns the schema of its result, without running it.
-    pub async fn query_schema(&self, sql: &str) -> Result<SchemaRef, EngineError> {
-        let frame = self.ctx.sql_with_options(sql, Self::read_only()).await?;
-        Ok(Arc::new(frame.schema().as_arrow().clone()))
+    fn register_namespace(&self, name: &str) {
+        if self.catalog.schema(name).is_none() {
+            let _ = self.catalog.register_schema(name, Arc::new(MemorySchemaProvider::new()));
+        }
+    }
+
+    fn register_table(&self, def: Arc<TableDef>, shared: Arc<TableShared>) -> Result<(), EngineError> {
+        let provider = self.provider(def.clone(), shared)?;
+        let schema = self
+            .catalog
+            .schema(&def.namespace)
+            .ok_or_else(|| EngineError::Internal(format!("namespace {} is not registered", def.namespace)))?;
+        schema.deregister_table(&def.name)?;
+        schema.register_table(def.name.clone(), Arc::new(provider))?;
+        Ok(())
+    }
+
+    fn provider(&self, def: Arc<TableDef>, shared: Arc<TableShared>) -> Result<KalamTable, EngineError> {
+        let df_schema = DFSchema::try_from(def.schema.as_ref().clone())?;
+        let state = self.ctx.state();
+        let mut defaults = HashMap::new();
+        for (column, sql) in &def.defaults {
+            defaults.insert(column.clone(), state.create_logical_expr(sql, &df_schema)?);
+        }
+        let key: Vec<usize> = def.primary_key.iter().filter_map(|c| def.schema.index_of(c).ok()).collect();
+        let constraints = if key.is_empty() {
+            Constraints::default()
+        } else {
+            Constraints::new_unverified(vec![Constraint::PrimaryKey(key)])
+        };
+        Ok(KalamTable::new(def, shared, defaults, constraints))
+    }
+
+    /// A session for one request.
+    fn session(&self, request: Arc<RequestContext>) -> SessionContext {
+        let config = self.ctx.copied_config().with_extension(request);
+        let state = datafusion::execution::SessionStateBuilder::new_from_existing(self.ctx.state())
+            .with_config(config)
+            .build();
+        SessionContext::new_with_state(state)
+    }
+
+    /// The context of a request: `principal` acting for `acting_user`, inside `transaction`.
+    pub fn request(
+        &self,
+        principal: Principal,
+        acting_user: Option<String>,
+        transaction: Option<Arc<Transaction>>,
+    ) -> Result<Arc<RequestContext>, EngineError> {
+        RequestContext::new(principal, acting_user, transaction)
+            .map(Arc::new)
+            .map_err(EngineError::PermissionDenied)
+    }
+
+    /// Plans a read-only query and returns its result schema, without running it.
+    pub async fn query_schema(
+        &self,
+        request: Arc<RequestContext>,
+        sql: &str,
+    ) -> Result<SchemaRef, EngineError> {
+        let (_, plan) = self.plan_query(request, sql).await?;
+        Ok(Arc::new(plan.schema().as_arrow().clone()))
     }
 
     /// Runs a read-only query as a stream: batches are produced as the consumer pulls them.
-    pub async fn query(&self, sql: &str) -> Result<SendableRecordBatchStream, EngineError> {
-        let frame = self.ctx.sql_with_options(sql, Self::read_only()).await?;
-        Ok(frame.execute_stream().await?)
+    pub async fn query(
+        &self,
+        request: Arc<RequestContext>,
+        sql: &str,
+    ) -> Result<SendableRecordBatchStream, EngineError> {
+        self.query_with_params(request, sql, Vec::new()).await
+    }
+
+    /// [`Engine::query`] with values for the placeholders `$1`, `$2`, ...
+    pub async fn query_with_params(
+        &self,
+        request: Arc<RequestContext>,
+        sql: &str,
+        params: Vec<ScalarValue>,
+    ) -> Result<SendableRecordBatchStream, EngineError> {
+        let (ctx, plan) = self.plan_query(request, sql).await?;
+        let plan = if params.is_empty() { plan } else { plan.with_param_values(params)? };
+        Ok(ctx.execute_logical_plan(plan).await?.execute_stream().await?)
+    }
+
+    /// The result schema (empty for statements without rows) and the parameter schema
+    /// (`$1`, `$2`, ... in order) of a statement, for prepared statements.
+    pub async fn describe(
+        &self,
+        request: Arc<RequestContext>,
+        sql: &str,
+    ) -> Result<(Schema, Schema), EngineError> {
+        let plan = match kalamsql::parse(sql).map_err(invalid)? {
+            Command::Sql => self.session(request).state().create_logical_plan(sql).await?,
+            Command::Query(_) | Command::ExecuteAs { .. } => self.plan_query(request, sql).await?.1,
+            _ => return Ok((Schema::empty(), Schema::empty())),
+        };
+        let mut parameters: Vec<(usize, Field)> = plan
+            .get_parameter_types()?
+            .into_iter()
+            .map(|(name, data_type)| {
+                let position = name.trim_start_matches('$').parse().unwrap_or(usize::MAX);
+                (position, Field::new(name, data_type.unwrap_or(arrow_schema::DataType::Null), true))
+            })
+            .collect();
+        parameters.sort_by_key(|(position, _)| *position);
+        let dataset = if is_read_only(&plan) { plan.schema().as_arrow().clone() } else { Schema::empty() };
+        Ok((dataset, Schema::new(parameters.into_iter().map(|(_, f)| f).collect::<Vec<_>>())))
+    }
+
+    /// Rows a query is expected to return, when the plan knows.
+    pub async fn estimate_rows(&self, request: Arc<RequestContext>, sql: &str) -> Option<i64> {
+        let (ctx, plan) = self.plan_query(request, sql).await.ok()?;
+        let physical = ctx.state().create_physical_plan(&plan).await.ok()?;
+        #[allow(deprecated)]
+        let stats = physical.partition_statistics(None).ok()?;
+        stats.num_rows.get_value().map(|rows| *rows as i64)
+    }
+
+    async fn plan_query(
+        &self,
+        request: Arc<RequestContext>,
+        sql: &str,
+    ) -> Result<(SessionContext, LogicalPlan), EngineError> {
+        match kalamsql::parse(sql).map_err(invalid)? {
+            Command::Query(rewritten) => Box::pin(self.plan_query(request, &rewritten)).await,
+            Command::ExecuteAs { user, statement } => {
+                let request = self.act_as(&request, user)?;
+                Box::pin(self.plan_query(request, &statement)).await
+            }
+            Command::Sql => {
+                let ctx = self.session(request);
+                let plan = ctx.state().create_logical_plan(sql).await?;
+                if !is_read_only(&plan) {
+                    return Err(invalid(
+                        "this statement changes data or the catalog: run it as an update \
+                         (Flight SQL CommandStatementUpdate, executeUpdate in JDBC/ADBC)",
+                    ));
+                }
+                Ok((ctx, plan))
+            }
+            _ => Err(invalid(
+                "this statement changes the catalog or accounts: run it as an update \
+                 (Flight SQL CommandStatementUpdate, executeUpdate in JDBC/ADBC)",
+            )),
+        }
+    }
+
+    fn act_as(&self, request: &RequestContext, user: String) -> Result<Arc<RequestContext>, EngineError> {
+        if !request.principal.role.is_admin() {
+            return Err(EngineError::PermissionDenied(format!(
+                "permission denied: EXECUTE AS USER needs a dba or system account; '{}' is {}",
+                request.principal.user,
+                request.principal.role.name()
+            )));
+        }
+        self.request(request.principal.clone(), Some(user), request.transaction.clone())
+    }
+
+    /// Runs any statement. Writes outside a transaction commit before this returns.
+    pub async fn run(&self, request: Arc<RequestContext>, sql: &str) -> Result<Outcome, EngineError> {
+        self.run_with_params(request, sql, Vec::new()).await
+    }
+
+    async fn run_with_params(
+        &self,
+        request: Arc<RequestContext>,
+        sql: &str,
+        params: Vec<ScalarValue>,
+    ) -> Result<Outcome, EngineError> {
+        match kalamsql::parse(sql).map_err(invalid)? {
+            Command::Sql => {}
+            Command::Query(rewritten) => return Ok(Outcome::Rows(self.query(request, &rewritten).await?)),
+            Command::ExecuteAs { user, statement } => {
+                let request = self.act_as(&request, user)?;
+                return Box::pin(self.run_with_params(request, &statement, params)).await;
+            }
+            command => return self.ddl(&request, command).await.map(Outcome::Count),
+        }
+        let (request, autocommit) = match &request.transaction {
+            Some(_) => (request, None),
+            None => {
+                let tx = Arc::new(Transaction::new());
+                let request =
+                    self.request(request.principal.clone(), request.acting_user.clone(), Some(tx.clone()))?;
+                (request, Some(tx))
+            }
+        };
+        let ctx = self.session(request.clone());
+        let plan = self.plan_statement(&ctx.state(), sql).await?;
+        let plan = if params.is_empty() { plan } else { plan.with_param_values(params)? };
+        let outcome = match plan {
+            LogicalPlan::Dml(dml) => Outcome::Count(self.dml(&ctx.state(), &request, dml).await?),
+            LogicalPlan::Ddl(ddl) => return Err(unsupported_ddl(&ddl)),
+            LogicalPlan::Statement(_) | LogicalPlan::Copy(_) => {
+                return Err(invalid(
+                    "this statement is not supported by kalamdb-server; transactions are Flight SQL \
+                     BeginTransaction/EndTransaction",
+                ));
+            }
+            plan => Outcome::Rows(ctx.execute_logical_plan(plan).await?.execute_stream().await?),
+        };
+        if let Some(tx) = autocommit {
+            self.commit(&tx)?;
+        }
+        Ok(outcome)
+    }
+
+    /// Plans a DataFusion statement. `INSERT INTO t VALUES ...` without a column list means the
+    /// table's own columns (the system columns are filled by the server).
+    async fn plan_statement(&self, state: &SessionState, sql: &str) -> Result<LogicalPlan, EngineError> {
+        use datafusion::sql::parser::Statement as DFStatement;
+        use datafusion::sql::sqlparser::ast::{Ident, ObjectName, Statement, TableObject};
+        let dialect = state.config().options().sql_parser.dialect;
+        let mut statement = state.sql_to_statement(sql, &dialect)?;
+        if let DFStatement::Statement(inner) = &mut statement {
+            if let Statement::Insert(insert) = inner.as_mut() {
+                if let (true, TableObject::TableName(name)) = (insert.columns.is_empty(), &insert.table) {
+                    let parts: Vec<String> =
+                        name.0.iter().filter_map(|p| p.as_ident().map(|i| i.value.clone())).collect();
+                    let (namespace, table) = match parts.as_slice() {
+                        [table] => (DEFAULT_NAMESPACE.to_string(), table.clone()),
+                        [namespace, table] => (namespace.clone(), table.clone()),
+                        _ => (String::new(), String::new()),
+                    };
+                    if let Some((def, _)) = self.store.catalog().find_table(&namespace, &table) {
+                        insert.columns = def
+                            .schema
+                            .fields()
+                            .iter()
+                            .filter(|f| !TableDef::is_system_column(f.name()))
+                            .map(|f| ObjectName::from(vec![Ident::with_quote('"', f.name())]))
+                            .collect();
+                    }
+                }
+            }
+        }
+        Ok(state.statement_to_plan(statement).await?)
+    }
+
+    /// Commits a transaction's staged writes.
+    pub fn commit(&self, tx: &Transaction) -> Result<u64, EngineError> {
+        Ok(self.store.commit(tx.id, tx.take_writes())?)
+    }
+
+    /// Runs any statement and collects its result, refusing results over `rows_max` rows.
+    pub async fn execute(
+        &self,
+        request: Arc<RequestContext>,
+        sql: &str,
+        rows_max: usize,
+    ) -> Result<StatementResult, EngineError> {
+        match self.run(request, sql).await? {
+            Outcome::Count(count) => Ok(StatementResult {
+                schema: Arc::new(Schema::empty()),
+                batches: Vec::new(),
+                affected_rows: Some(count),
+            }),
+            Outcome::Rows(mut stream) => {
+                let schema = stream.schema();
+                let mut batches = Vec::new();
+                let mut rows = 0usize;
+                while let Some(batch) = stream.next().await {
+                    let batch = batch?;
+                    rows += batch.num_rows();
+                    if rows > rows_max {
+                        return Err(EngineError::LimitExceeded(format!(
+                            "the result has more than {rows_max} rows; add a LIMIT or read it through Flight SQL"
+                        )));
+                    }
+                    batches.push(batch);
+                }
+                Ok(StatementResult { schema, batches, affected_rows: None })
+            }
+        }
+    }
+
+    /// Rows of a statement update; queries are refused.
+    pub async fn update(&self, request: Arc<RequestContext>, sql: &str) -> Result<i64, EngineError> {
+        self.update_with_params(request, sql, Vec::new()).await
+    }
+
+    /// [`Engine::update`] with values for the placeholders `$1`, `$2`, ...
+    pub async fn update_with_params(
+        &self,
+        request: Arc<RequestContext>,
+        sql: &str,
+        params: Vec<ScalarValue>,
+    ) -> Result<i64, EngineError> {
+        match self.run_with_params(request, sql, params).await? {
+            Outcome::Count(count) => Ok(count),
+            Outcome::Rows(_) => Err(invalid("this statement returns rows: run it as a query, not an update")),
+        }
+    }
+
+    /// INSERT, UPDATE and DELETE: the input plan is run here and its rows staged in the
+    /// request's transaction. Returns the number of rows.
+    async fn dml(
+        &self,
+        state: &SessionState,
+        request: &Arc<RequestContext>,
+        dml: DmlStatement,
+    ) -> Result<i64, EngineError> {
+        let provider = source_as_provider(&dml.target)?;
+        let Some(table) = provider.downcast_ref::<KalamTable>() else {
+            return Err(invalid(format!("{} is read-only", dml.table_name)));
+        };
+        let tx = request.transaction.clone().expect("statements run inside a transaction");
+        let def = table.def.clone();
+        let mut input = Arc::unwrap_or_clone(dml.input);
+        let is_update = matches!(dml.op, WriteOp::Update);
+        match dml.op {
+            WriteOp::Insert(InsertOp::Append) => {}
+            WriteOp::Insert(_) => {
+                return Err(invalid("only INSERT INTO ... is supported (not OVERWRITE or REPLACE)"));
+            }
+            WriteOp::Delete | WriteOp::Update => {
+                request.check_change(&def).map_err(EngineError::PermissionDenied)?;
+                if is_update {
+                    input = update_input_with_old_keys(input, &def)?;
+                }
+            }
+            _ => return Err(invalid("this statement is not supported by kalamdb-server")),
+        }
+        let mut stream = SessionContext::new_with_state(state.clone())
+            .execute_logical_plan(input)
+            .await?
+            .execute_stream()
+            .await?;
+        let mut staged: Vec<(String, RecordBatch)> = Vec::new();
+        let mut deletes: Vec<(String, i64, Option<table::Key>)> = Vec::new();
+        let mut count = 0i64;
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            count += batch.num_rows() as i64;
+            if matches!(dml.op, WriteOp::Insert(_)) {
+                for (owner, rows) in split_by_owner(&batch, &def) {
+                    let partition = request
+                        .write_partition(&def, owner.as_deref())
+                        .map_err(EngineError::PermissionDenied)?;
+                    let owner = def.kind.per_user().then_some(partition.as_str());
+                    let rows = table::stamp_rows(&def, &rows, owner).map_err(invalid)?;
+                    staged.push((partition, rows));
+                }
+                continue;
+            }
+            // UPDATE and DELETE: the old row version goes; for UPDATE the new one comes.
+            let keys =
+                if def.primary_key.is_empty() { None } else { Some(old_keys(&def, &batch, is_update)?) };
+            for (owner, rows, indices) in split_by_owner_with_indices(&batch, &def) {
+                let partition = owner.unwrap_or_default();
+                for (&seq, &index) in table::seqs(&rows).iter().zip(&indices) {
+                    deletes.push((partition.clone(), seq, keys.as_ref().map(|k| k[index].clone())));
+                }
+                if is_update {
+                    let owner = def.kind.per_user().then_some(partition.as_str());
+                    let rows = table::stamp_rows(&def, &rows, owner).map_err(invalid)?;
+                    staged.push((partition, rows));
+                }
+            }
+        }
+        // The statement's writes join the transaction only once all of them were produced.
+        for (partition, seq, key) in deletes {
+            tx.stage_delete(table, &partition, seq, key);
+        }
+        for (partition, rows) in staged {
+            tx.stage_insert(table, &partition, rows, self.write_bytes_max)
+                .map_err(EngineError::LimitExceeded)?;
+        }
+        Ok(count)
+    }
+
+    /// Bulk ingest: `batches` appended to `table` inside `request`'s transaction.
+    pub async fn ingest(
+        &self,
+        request: &Arc<RequestContext>,
+        namespace: &str,
+        name: &str,
+        batch: RecordBatch,
+    ) -> Result<i64, EngineError> {
+        let (def, shared) = {
+            let catalog = self.store.catalog();
+            catalog
+                .find_table(namespace, name)
+                .cloned()
+                .ok_or_else(|| invalid(format!("table {namespace}.{name} does not exist")))?
+        };
+        let table = self.provider(def.clone(), shared)?;
+        let tx = request.transaction.clone().expect("ingest runs inside a transaction");
+        for field in batch.schema().fields() {
+            if def.schema.field_with_name(field.name()).is_err() {
+                return Err(invalid(format!("table {namespace}.{name} has no column {}", field.name())));
+            }
+        }
+        let rows = batch.num_rows() as i64;
+        for (owner, part) in split_by_owner(&batch, &def) {
+            let partition =
+                request.write_partition(&def, owner.as_deref()).map_err(EngineError::PermissionDenied)?;
+            let owner = def.kind.per_user().then_some(partition.as_str());
+            let part = table::stamp_rows(&def, &part, owner).map_err(invalid)?;
+            tx.stage_insert(&table, &partition, part, self.write_bytes_max)
+                .map_err(EngineError::LimitExceeded)?;
+        }
+        Ok(rows)
+    }
+
+    /// Creates a SHARED table with the columns of `schema` (bulk ingest into a new table).
+    pub fn create_table_for(
+        &self,
+        request: &RequestContext,
+        namespace: &str,
+        name: &str,
+        schema: &Schema,
+    ) -> Result<(), EngineError> {
+        require_admin(request, "create tables")?;
+        store_schema_check(schema)?;
+        let fields: Vec<Field> =
+            schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+        let def = TableDef {
+            id: 0,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            kind: TableKind::Shared,
+            schema: table::schema_with_system_columns(fields, TableKind::Shared),
+            primary_key: Vec::new(),
+            defaults: Vec::new(),
+            flush: Default::default(),
+            ttl_seconds: None,
+            access: table::AccessLevel::Public,
+            created_ms: now_ms(),
+        };
+        self.add_table(def, false).map(|_| ())
+    }
+
+    fn add_table(&self, def: TableDef, if_not_exists: bool) -> Result<i64, EngineError> {
+        let mut catalog = self.store.catalog();
+        if !catalog.namespaces.contains_key(&def.namespace) {
+            return Err(invalid(format!(
+                "namespace {} does not exist: CREATE NAMESPACE {} first",
+                def.namespace, def.namespace
+            )));
+        }
+        if catalog.find_table(&def.namespace, &def.name).is_some() {
+            return if if_not_exists {
+                Ok(0)
+            } else {
+                Err(invalid(format!("table {} already exists", def.qualified_name())))
+            };
+        }
+        let (def, shared) = self.store.add_table(&mut catalog, def).map_err(EngineError::Internal)?;
+        if let Err(e) = self.store.persist(&catalog) {
+            self.store.remove_table(&mut catalog, def.id);
+            return Err(EngineError::Internal(e));
+        }
+        self.register_table(def, shared)?;
+        Ok(0)
+    }
+
+    async fn ddl(&self, request: &RequestContext, command: Command) -> Result<i64, EngineError> {
+        match command {
+            Command::CreateNamespace { name, if_not_exists } => {
+                require_admin(request, "create namespaces")?;
+                if matches!(name.as_str(), SYSTEM_NAMESPACE | INFORMATION_SCHEMA) || name.is_empty() {
+                    return Err(invalid(format!("namespace name {name} is reserved")));
+                }
+                let mut catalog = self.store.catalog();
+                if catalog.namespaces.contains_key(&name) {
+                    return if if_not_exists {
+                        Ok(0)
+                    } else {
+                        Err(invalid(format!("namespace {name} already exists")))
+                    };
+                }
+                catalog
+                    .namespaces
+                    .insert(name.clone(), crate::storage::NamespaceEntry { created_ms: now_ms() });
+                self.store.persist(&catalog).map_err(EngineError::Internal)?;
+                self.register_namespace(&name);
+                Ok(0)
+            }
+            Command::DropNamespace { name, if_exists, cascade } => {
+                require_admin(request, "drop namespaces")?;
+                if matches!(name.as_str(), SYSTEM_NAMESPACE | DEFAULT_NAMESPACE) {
+                    return Err(invalid(format!("namespace {name} cannot be dropped")));
+                }
+                let mut catalog = self.store.catalog();
+                if !catalog.namespaces.contains_key(&name) {
+                    return if if_exists {
+                        Ok(0)
+                    } else {
+                        Err(invalid(format!("namespace {name} does not exist")))
+                    };
+                }
+                let ids: Vec<u64> =
+                    catalog.tables.values().filter(|(d, _)| d.namespace == name).map(|(d, _)| d.id).collect();
+                if !ids.is_empty() && !cascade {
+                    return Err(invalid(format!(
+                        "namespace {name} has {} tables: drop them first or use DROP NAMESPACE {name} CASCADE",
+                        ids.len()
+                    )));
+                }
+                for id in ids {
+                    self.store.remove_table(&mut catalog, id);
+                }
+                catalog.namespaces.remove(&name);
+                self.store.persist(&catalog).map_err(EngineError::Internal)?;
+                let _ = self.catalog.deregister_schema(&name, true);
+                Ok(0)
+            }
+            Command::CreateTable { table, if_not_exists, columns, plain_sql, options } => {
+                require_admin(request, "create tables")?;
+                let namespace = table.namespace.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.into());
+                let plan = self.ctx.state().create_logical_plan(&plain_sql).await?;
+                let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) = plan else {
+                    return Err(invalid("expected CREATE TABLE"));
+                };
+                let user_schema = create.input.schema().as_arrow().clone();
+                store_schema_check(&user_schema)?;
+                let kind = options.kind.unwrap_or(TableKind::Shared);
+                if kind == TableKind::Stream && options.ttl_seconds.is_none() {
+                    return Err(invalid("a STREAM table needs WITH (TTL_SECONDS = n)"));
+                }
+                if kind != TableKind::Stream && options.ttl_seconds.is_some() {
+                    return Err(invalid("TTL_SECONDS applies to STREAM tables only"));
+                }
+                if kind != TableKind::Shared && options.access.is_some() {
+                    return Err(invalid("ACCESS_LEVEL applies to SHARED tables only"));
+                }
+                let primary_key: Vec<String> = create
+                    .constraints
+                    .iter()
+                    .find_map(|c| match c {
+                        Constraint::PrimaryKey(indices) => {
+                            Some(indices.iter().map(|&i| user_schema.field(i).name().clone()).collect())
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                let defaults = columns
+                    .iter()
+                    .filter_map(|c| kalamsql::column_default(c).map(|d| (c.name.value.clone(), d)))
+                    .collect();
+                let fields = user_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+                let def = TableDef {
+                    id: 0,
+                    namespace,
+                    name: table.name,
+                    kind,
+                    schema: table::schema_with_system_columns(fields, kind),
+                    primary_key,
+                    defaults,
+                    flush: options.flush.unwrap_or_default(),
+                    ttl_seconds: options.ttl_seconds,
+                    access: options.access.unwrap_or(table::AccessLevel::Public),
+                    created_ms: now_ms(),
+                };
+                self.add_table(def, if_not_exists)
+            }
+            Command::DropTable { table, kind, if_exists } => {
+                require_admin(request, "drop tables")?;
+                let (namespace, name) = resolve(&table);
+                let mut catalog = self.store.catalog();
+                let Some((def, _)) = catalog.find_table(&namespace, &name).cloned() else {
+                    return if if_exists {
+                        Ok(0)
+                    } else {
+                        Err(invalid(format!("table {namespace}.{name} does not exist")))
+                    };
+                };
+                if let Some(kind) = kind.filter(|k| *k != def.kind) {
+                    return Err(invalid(format!(
+                        "{namespace}.{name} is a {} table, not a {} table",
+                        def.kind.name(),
+                        kind.name()
+                    )));
+                }
+                self.store.remove_table(&mut catalog, def.id);
+                self.store.persist(&catalog).map_err(EngineError::Internal)?;
+                if let Some(schema) = self.catalog.schema(&namespace) {
+                    schema.deregister_table(&name)?;
+                }
+                Ok(0)
+            }
+            Command::AlterTable { table, op } => {
+                require_admin(request, "alter tables")?;
+                self.alter_table(&table, op).await
+            }
+            Command::CreateUser { name, password, role, if_not_exists } => {
+                require_admin(request, "create accounts")?;
+                if role == Role::System && request.principal.role != Role::System {
+                    return Err(EngineError::PermissionDenied(
+                        "permission denied: only a system account can create system accounts".into(),
+                    ));
+                }
+                let mut catalog = self.store.catalog();
+                if catalog.users.contains_key(&name) {
+                    return if if_not_exists {
+                        Ok(0)
+                    } else {
+                        Err(invalid(format!("user {name} already exists")))
+                    };
+                }
+                auth::check_password(&password).map_err(invalid)?;
+                let (password_hash, salt) = auth::hash_password(&password);
+                catalog.users.insert(name, UserEntry { role, password_hash, salt, created_ms: now_ms() });
+                self.store.persist(&catalog).map_err(EngineError::Internal)?;
+                Ok(0)
+            }
+            Command::AlterUser { name, password, role } => {
+                let own = request.principal.user == name;
+                if !(request.principal.role.is_admin() || own && role.is_none()) {
+                    return Err(EngineError::PermissionDenied(
+                        "permission denied: only dba and system accounts change other accounts or roles"
+                            .into(),
+                    ));
+                }
+                let mut catalog = self.store.catalog();
+                let user = catalog
+                    .users
+                    .get_mut(&name)
+                    .ok_or_else(|| invalid(format!("user {name} does not exist")))?;
+                if let Some(password) = password {
+                    auth::check_password(&password).map_err(invalid)?;
+                    (user.password_hash, user.salt) = auth::hash_password(&password);
+                }
+                if let Some(role) = role {
+                    user.role = role;
+                }
+                self.store.persist(&catalog).map_err(EngineError::Internal)?;
+                self.sessions.forget_user(&name);
+                Ok(0)
+            }
+            Command::DropUser { name, if_exists } => {
+                require_admin(request, "drop accounts")?;
+                if name == auth::ROOT {
+                    return Err(invalid("the root account cannot be dropped"));
+                }
+                let mut catalog = self.store.catalog();
+                if catalog.users.remove(&name).is_none() {
+                    return if if_exists {
+                        Ok(0)
+                    } else {
+                        Err(invalid(format!("user {name} does not exist")))
+                    };
+                }
+                self.store.persist(&catalog).map_err(EngineError::Internal)?;
+                self.sessions.forget_user(&name);
+                Ok(0)
+            }
+            Command::Query(_) | Command::Sql | Command::ExecuteAs { .. } => unreachable!("handled by run"),
+        }
+    }
+
+    async fn alter_table(&self, table: &TableName, op: AlterOp) -> Result<i64, EngineError> {
+        let (namespace, name) = resolve(table);
+        // Type the new column (or type) the way CREATE TABLE would.
+        let typed = match &op {
+            AlterOp::AddColumn { column, .. } => Some(self.column_field(&column.to_string()).await?),
+            AlterOp::ModifyColumn { name, data_type } => {
+                Some(self.column_field(&format!("{} {data_type}", kalamsql::quote_ident(name))).await?)
+            }
+            AlterOp::DropColumn { .. } => None,
+        };
+        let mut catalog = self.store.catalog();
+        let (old, shared) = catalog
+            .find_table(&namespace, &name)
+            .cloned()
+            .ok_or_else(|| invalid(format!("table {namespace}.{name} does not exist")))?;
+        let mut def = (*old).clone();
+        let mut fields: Vec<Field> = def.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        let system_at =
+            fields.iter().position(|f| TableDef::is_system_column(f.name())).unwrap_or(fields.len());
+        match op {
+            AlterOp::AddColumn { column, if_not_exists } => {
+                let field = typed.expect("typed above");
+                if fields.iter().any(|f| f.name() == field.name()) {
+                    return if if_not_exists {
+                        Ok(0)
+                    } else {
+                        Err(invalid(format!("column {} already exists", field.name())))
+                    };
+                }
+                store_schema_check(&Schema::new(vec![field.clone()]))?;
+                if !field.is_nullable() {
+                    return Err(invalid(format!(
+                        "a new column must allow NULL: rows already stored have no value for {}",
+                        field.name()
+                    )));
+                }
+                if let Some(default) = kalamsql::column_default(&column) {
+                    def.defaults.push((field.name().clone(), default));
+                }
+                fields.insert(system_at, field);
+            }
+            AlterOp::DropColumn { name: column, if_exists } => {
+                let Some(at) = fields.iter().position(|f| f.name() == &column) else {
+                    return if if_exists {
+                        Ok(0)
+                    } else {
+                        Err(invalid(format!("column {column} does not exist")))
+                    };
+                };
+                if TableDef::is_system_column(&column) || def.primary_key.contains(&column) {
+                    return Err(invalid(format!(
+                        "column {column} cannot be dropped (system or primary key column)"
+                    )));
+                }
+                fields.remove(at);
+                def.defaults.retain(|(c, _)| c != &column);
+            }
+            AlterOp::ModifyColumn { name: column, .. } => {
+                let field = typed.expect("typed above");
+                let at = fields
+                    .iter()
+                    .position(|f| f.name() == &column)
+                    .ok_or_else(|| invalid(format!("column {column} does not exist")))?;
+                if TableDef::is_system_column(&column) || def.primary_key.contains(&column) {
+                    return Err(invalid(format!(
+                        "column {column} cannot change type (system or primary key column)"
+                    )));
+                }
+                if !arrow_cast::can_cast_types(fields[at].data_type(), field.data_type()) {
+                    return Err(invalid(format!(
+                        "column {column} cannot change from {} to {}",
+                        fields[at].data_type(),
+                        field.data_type()
+                    )));
+                }
+                fields[at] = fields[at].clone().with_data_type(field.data_type().clone());
+            }
+        }
+        def.schema = Arc::new(Schema::new(fields));
+        let def = self.store.replace_definition(&mut catalog, def).map_err(invalid)?;
+        if let Err(e) = self.store.persist(&catalog) {
+            let _ = self.store.replace_definition(&mut catalog, (*old).clone());
+            return Err(EngineError::Internal(e));
+        }
+        self.register_table(def, shared)?;
+        Ok(0)
+    }
+
+    /// The Arrow field of one column definition.
+    async fn column_field(&self, column_sql: &str) -> Result<Field, EngineError> {
+        let plan = self
+            .ctx
+            .state()
+            .create_logical_plan(&format!("CREATE TABLE kalam_column_probe ({column_sql})"))
+            .await?;
+        let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) = plan else {
+            return Err(invalid("expected a column definition"));
+        };
+        Ok(create.input.schema().as_arrow().field(0).clone())
     }
 
     pub fn catalog_names(&self) -> Vec<String> {
-        self.ctx.catalog_names()
+        vec![CATALOG.to_string()]
     }
 
     /// Every (catalog, namespace) pair.
     pub fn namespaces(&self) -> Vec<(String, String)> {
-        let mut namespaces = Vec::new();
-        for catalog_name in self.ctx.catalog_names() {
-            let Some(catalog) = self.ctx.catalog(&catalog_name) else { continue };
-            for schema in catalog.schema_names() {
-                if schema != INFORMATION_SCHEMA {
-                    namespaces.push((catalog_name.clone(), schema));
-                }
-            }
-        }
-        namespaces
+        self.catalog.schema_names().into_iter().map(|ns| (CATALOG.to_string(), ns)).collect()
     }
 
-    /// Every table and view of every namespace, with its Arrow schema.
+    /// Every table of every namespace, with its Arrow schema.
     pub async fn tables(&self) -> Vec<TableEntry> {
         let mut tables = Vec::new();
-        for (catalog_name, namespace) in self.namespaces() {
-            let Some(schema) = self.ctx.catalog(&catalog_name).and_then(|c| c.schema(&namespace)) else {
-                continue;
-            };
+        for namespace in self.catalog.schema_names() {
+            let Some(schema) = self.catalog.schema(&namespace) else { continue };
             for name in schema.table_names() {
                 // A table dropped since it was listed is simply left out.
                 let Ok(Some(table)) = schema.table(&name).await else { continue };
+                let primary_key =
+                    table.downcast_ref::<KalamTable>().map(|t| t.def.primary_key.clone()).unwrap_or_default();
                 tables.push(TableEntry {
-                    catalog: catalog_name.clone(),
+                    catalog: CATALOG.to_string(),
                     namespace: namespace.clone(),
                     is_view: table.table_type() == datafusion::datasource::TableType::View,
                     schema: table.schema(),
                     name,
+                    primary_key,
                 });
             }
         }
         tables
     }
 
-    /// Runs any statement and collects its result, refusing results over `rows_max` rows.
-    pub async fn execute(&self, sql: &str, rows_max: usize) -> Result<StatementResult, EngineError> {
-        let frame = self.ctx.sql(sql).await?;
-        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-        let mut stream = frame.execute_stream().await?;
-        let mut batches = Vec::new();
-        let mut rows = 0usize;
-        while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            rows += batch.num_rows();
-            if rows > rows_max {
-                return Err(EngineError::LimitExceeded(format!(
-                    "the result has more than {rows_max} rows; add a LIMIT or read it through Flight SQL"
-                )));
-            }
-            batches.push(batch);
+    /// Writes every table's in-memory rows to Parquet (shutdown, tests).
+    pub fn flush_all(&self) -> Result<(), String> {
+        for (def, shared) in self.store.all_tables() {
+            self.store.flush_table(&def, &shared)?;
         }
-        Ok(StatementResult { schema, batches })
+        Ok(())
+    }
+
+    /// Flushes the tables whose FLUSH_POLICY is due.
+    pub fn flush_due(&self) -> Result<(), String> {
+        for (def, shared) in self.store.due_for_flush() {
+            self.store.flush_table(&def, &shared)?;
+        }
+        Ok(())
     }
 }
+
+fn resolve(table: &TableName) -> (String, String) {
+    (table.namespace.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.into()), table.name.clone())
+}
+
+fn require_admin(request: &RequestContext, what: &str) -> Result<(), EngineError> {
+    if request.principal.role.is_admin() {
+        Ok(())
+    } else {
+        Err(EngineError::PermissionDenied(format!(
+            "permission denied: only dba and system accounts {what}; '{}' is {}",
+            request.principal.user,
+            request.principal.role.name()
+        )))
+    }
+}
+
+fn store_schema_check(schema: &Schema) -> Result<(), EngineError> {
+    crate::storage::check_user_columns(&Arc::new(schema.clone())).map_err(invalid)
+}
+
+fn unsupported_ddl(ddl: &DdlStatement) -> EngineError {
+    invalid(format!(
+        "{} is not supported by kalamdb-server: use CREATE NAMESPACE, CREATE [USER|SHARED|STREAM] TABLE, \
+         ALTER TABLE or DROP TABLE",
+        ddl.name()
+    ))
+}
+
+fn is_read_only(plan: &LogicalPlan) -> bool {
+    !matches!(
+        plan,
+        LogicalPlan::Dml(_) | LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) | LogicalPlan::Copy(_)
+    )
+}
+
+/// Name of the extra column an UPDATE's input carries for the old value of a key column.
+fn old_key_column(column: &str) -> String {
+    format!("__kalam_old_{column}")
+}
+
+/// Adds the old primary key values to an UPDATE's input (its new values may differ), and
+/// refuses assignments to system columns.
+fn update_input_with_old_keys(input: LogicalPlan, def: &TableDef) -> Result<LogicalPlan, EngineError> {
+    let LogicalPlan::Projection(projection) = input else {
+        return Err(EngineError::Internal("unexpected UPDATE plan".into()));
+    };
+    for (expr, field) in projection.expr.iter().zip(def.schema.fields()) {
+        if TableDef::is_system_column(field.name())
+            && !matches!(expr, Expr::Column(c) if c.name == *field.name())
+        {
+            return Err(invalid(format!(
+                "column {} is set by the server and cannot be updated",
+                field.name()
+            )));
+        }
+    }
+    let mut exprs = projection.expr.clone();
+    for key in &def.primary_key {
+        let (qualifier, field) = projection.input.schema().qualified_field_with_unqualified_name(key)?;
+        exprs.push(
+            Expr::Column(datafusion::common::Column::new(qualifier.cloned(), field.name()))
+                .alias(old_key_column(key)),
+        );
+    }
+    Ok(LogicalPlan::Projection(Projection::try_new(exprs, projection.input.clone())?))
+}
+
+/// Primary keys of the old row versions of an UPDATE or DELETE input.
+fn old_keys(def: &TableDef, batch: &RecordBatch, is_update: bool) -> Result<Vec<table::Key>, EngineError> {
+    let columns: Vec<ArrayRef> = def
+        .primary_key
+        .iter()
+        .map(|key| {
+            let name = if is_update { old_key_column(key) } else { key.clone() };
+            batch
+                .column_by_name(&name)
+                .cloned()
+                .ok_or_else(|| EngineError::Internal(format!("{name} missing")))
+        })
+        .collect::<Result<_, _>>()?;
+    let fields: Vec<Field> = def
+        .primary_key
+        .iter()
+        .zip(&columns)
+        .map(|(k, c)| Field::new(k, c.data_type().clone(), true))
+        .collect();
+    let keys_batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| EngineError::Internal(e.to_string()))?;
+    let mut key_def = def.clone();
+    key_def.schema = keys_batch.schema();
+    table::primary_keys(&key_def, &keys_batch).map_err(invalid)
+}
+
+/// Splits rows by their `_userid` (per-user tables), keeping the row indices.
+fn split_by_owner_with_indices(
+    batch: &RecordBatch,
+    def: &TableDef,
+) -> Vec<(Option<String>, RecordBatch, Vec<usize>)> {
+    let owners = if def.kind.per_user() { table::owners(batch) } else { None };
+    let Some(owners) = owners.filter(|o| o.null_count() < o.len()) else {
+        return vec![(None, batch.clone(), (0..batch.num_rows()).collect())];
+    };
+    let mut groups: HashMap<Option<String>, Vec<u64>> = HashMap::new();
+    for i in 0..batch.num_rows() {
+        let owner = owners.is_valid(i).then(|| owners.value(i).to_string());
+        groups.entry(owner).or_default().push(i as u64);
+    }
+    groups
+        .into_iter()
+        .map(|(owner, rows)| {
+            let indices = UInt64Array::from(rows.clone());
+            let part = arrow_select::take::take_record_batch(batch, &indices).expect("indices are in range");
+            (owner, part, rows.into_iter().map(|r| r as usize).collect())
+        })
+        .collect()
+}
+
+fn split_by_owner(batch: &RecordBatch, def: &TableDef) -> Vec<(Option<String>, RecordBatch)> {
+    split_by_owner_with_indices(batch, def).into_iter().map(|(o, b, _)| (o, b)).collect()
+}
+
+use arrow_array::Array as _;

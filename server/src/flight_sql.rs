@@ -1,40 +1,76 @@
-//! The Arrow Flight SQL front end. Implements only what the server supports; every other
-//! request keeps arrow-flight's default `Unimplemented` answer.
+//! The Arrow Flight SQL front end. Implements what the server supports; every other request
+//! keeps arrow-flight's default `Unimplemented` answer.
 //!
-//! Statement queries are stateless: the ticket carries the statement itself, so any DoGet can
-//! be served by re-planning it, and nothing is held between GetFlightInfo and DoGet.
+//! Every call is authenticated from its `authorization` header ([`crate::auth`]); the
+//! `kalam-user-id` header names the user a dba or system account acts for. Statement tickets
+//! carry the statement (and the transaction, if any), so DoGet re-plans it and nothing is held
+//! between GetFlightInfo and DoGet. Transactions and prepared statements are server-side
+//! handles, bounded in number and tied to the account that opened them.
 
+use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
+use arrow_array::{ArrayRef, Int32Array, StringArray};
+use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::metadata::SqlInfoData;
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
-    CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
-    CommandStatementQuery, CommandStatementUpdate, ProstMessageExt, SqlInfo, TicketStatementQuery,
+    ActionBeginTransactionRequest, ActionBeginTransactionResult, ActionClosePreparedStatementRequest,
+    ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, ActionEndTransactionRequest,
+    CommandGetCatalogs, CommandGetDbSchemas, CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes,
+    CommandGetTables, CommandPreparedStatementQuery, CommandPreparedStatementUpdate, CommandStatementIngest,
+    CommandStatementQuery, CommandStatementUpdate, DoPutPreparedStatementResult, EndTransaction,
+    ProstMessageExt, SqlInfo, TableExistsOption, TableNotExistOption, TicketStatementQuery,
 };
-use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
-use futures::{Stream, TryStreamExt};
-use kalam_flight::protocol::FLIGHT_DATA_BYTES_TARGET;
+use arrow_flight::{
+    Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
+    SchemaAsIpc, Ticket,
+};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use bytes::Bytes;
+use datafusion::common::ScalarValue;
+use futures::{Stream, StreamExt, TryStreamExt};
+use kalam_flight::protocol::{FLIGHT_DATA_BYTES_TARGET, USER_ID_HEADER};
 use prost::Message;
-use tonic::{Request, Response, Status};
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status, Streaming};
 
-use crate::engine::{Engine, EngineError};
+use crate::engine::{CATALOG, DEFAULT_NAMESPACE, Engine, EngineError};
 use crate::metadata;
+use crate::session::{Principal, RequestContext, Transaction};
+
+/// A prepared statement: its SQL and the parameter values bound last.
+struct Prepared {
+    owner: String,
+    sql: String,
+    params: Vec<ScalarValue>,
+    transaction: Option<u64>,
+}
 
 pub struct KalamFlightSql {
     engine: Arc<Engine>,
     sql_info: SqlInfoData,
+    transactions: Mutex<HashMap<u64, (String, Arc<Transaction>)>>,
+    prepared: Mutex<HashMap<u64, Prepared>>,
+    handles_max: usize,
 }
 
-impl KalamFlightSql {
-    pub fn new(engine: Arc<Engine>) -> Self {
-        Self { engine, sql_info: metadata::sql_info() }
+pub(crate) fn status(err: EngineError) -> Status {
+    match err {
+        EngineError::InvalidStatement(m) => Status::invalid_argument(m),
+        EngineError::PermissionDenied(m) => Status::permission_denied(m),
+        EngineError::Conflict(m) => Status::aborted(m),
+        EngineError::LimitExceeded(m) => Status::resource_exhausted(m),
+        EngineError::Internal(m) => Status::internal(m),
     }
 }
+
+type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
+type HandshakeStream = Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>;
 
 /// A DoGet answer of one batch (metadata results are small).
 fn one_batch(batch: RecordBatch) -> Response<DoGetStream> {
@@ -46,33 +82,204 @@ fn one_batch(batch: RecordBatch) -> Response<DoGetStream> {
     Response::new(Box::pin(stream))
 }
 
-pub(crate) fn status(err: EngineError) -> Status {
-    match err {
-        EngineError::InvalidStatement(m) => Status::invalid_argument(m),
-        EngineError::LimitExceeded(m) => Status::resource_exhausted(m),
-        EngineError::Internal(m) => Status::internal(m),
-    }
+fn stream_batches(batches: datafusion::execution::SendableRecordBatchStream) -> Response<DoGetStream> {
+    let schema = batches.schema();
+    let batches = batches.map_err(|e| FlightError::from(status(EngineError::from(e))));
+    let stream = FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .with_max_flight_data_size(FLIGHT_DATA_BYTES_TARGET)
+        .build(batches)
+        .map_err(Status::from);
+    Response::new(Box::pin(stream))
 }
 
-type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
+fn schema_bytes(schema: &Schema) -> Result<Bytes, Status> {
+    let message = IpcMessage::try_from(SchemaAsIpc::new(schema, &Default::default()))
+        .map_err(|e| Status::internal(format!("cannot encode a schema: {e}")))?;
+    Ok(message.0)
+}
+
+/// Statement ticket: transaction id (0 = none) then the SQL text.
+fn encode_ticket(sql: &str, transaction: Option<u64>) -> Bytes {
+    let mut bytes = transaction.unwrap_or(0).to_le_bytes().to_vec();
+    bytes.extend_from_slice(sql.as_bytes());
+    bytes.into()
+}
+
+fn decode_ticket(handle: &[u8]) -> Result<(Option<u64>, &str), Status> {
+    let bad = || Status::invalid_argument("malformed statement ticket; request a new FlightInfo");
+    let (id, sql) = handle.split_at_checked(8).ok_or_else(bad)?;
+    let id = u64::from_le_bytes(id.try_into().expect("8 bytes"));
+    Ok(((id != 0).then_some(id), std::str::from_utf8(sql).map_err(|_| bad())?))
+}
+
+fn handle_id(bytes: &[u8], what: &str) -> Result<u64, Status> {
+    let bytes: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| Status::invalid_argument(format!("malformed {what} handle; open a new one")))?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
+fn header<'a>(metadata: &'a MetadataMap, name: &str) -> Option<&'a str> {
+    metadata.get(name).and_then(|v| v.to_str().ok())
+}
+
+impl KalamFlightSql {
+    pub fn new(engine: Arc<Engine>, handles_max: usize) -> Self {
+        Self {
+            engine,
+            sql_info: metadata::sql_info(),
+            transactions: Mutex::new(HashMap::new()),
+            prepared: Mutex::new(HashMap::new()),
+            handles_max,
+        }
+    }
+
+    fn principal(&self, metadata: &MetadataMap) -> Result<Principal, Status> {
+        let catalog = self.engine.store().catalog();
+        self.engine
+            .sessions
+            .authenticate(&catalog, header(metadata, "authorization"))
+            .map_err(|e| Status::unauthenticated(e.0))
+    }
+
+    /// The context of a call: who, for whom, in which transaction.
+    fn context(
+        &self,
+        metadata: &MetadataMap,
+        transaction: Option<u64>,
+    ) -> Result<Arc<RequestContext>, Status> {
+        let principal = self.principal(metadata)?;
+        let transaction = match transaction {
+            None => None,
+            Some(id) => Some(self.transaction(id, &principal)?),
+        };
+        let acting_user = header(metadata, USER_ID_HEADER).map(str::to_string);
+        self.engine.request(principal, acting_user, transaction).map_err(status)
+    }
+
+    fn transaction(&self, id: u64, principal: &Principal) -> Result<Arc<Transaction>, Status> {
+        let transactions = self.transactions.lock().unwrap_or_else(|p| p.into_inner());
+        match transactions.get(&id) {
+            Some((owner, tx)) if *owner == principal.user => Ok(tx.clone()),
+            _ => Err(Status::not_found(
+                "unknown transaction (ended, rolled back or never begun); begin a new one",
+            )),
+        }
+    }
+
+    fn transaction_id(bytes: &Option<Bytes>) -> Result<Option<u64>, Status> {
+        bytes.as_ref().filter(|b| !b.is_empty()).map(|b| handle_id(b, "transaction")).transpose()
+    }
+
+    /// Runs `f` inside the call's transaction, or inside its own one committed at the end.
+    async fn in_transaction<T>(
+        &self,
+        metadata: &MetadataMap,
+        transaction: Option<u64>,
+        f: impl AsyncFnOnce(Arc<RequestContext>) -> Result<T, Status>,
+    ) -> Result<T, Status> {
+        if transaction.is_some() {
+            return f(self.context(metadata, transaction)?).await;
+        }
+        let principal = self.principal(metadata)?;
+        let tx = Arc::new(Transaction::new());
+        let acting_user = header(metadata, USER_ID_HEADER).map(str::to_string);
+        let request = self.engine.request(principal, acting_user, Some(tx.clone())).map_err(status)?;
+        let value = f(request).await?;
+        self.engine.commit(&tx).map_err(status)?;
+        Ok(value)
+    }
+
+    fn prepared(
+        &self,
+        handle: &[u8],
+        principal: &Principal,
+    ) -> Result<(String, Vec<ScalarValue>, Option<u64>), Status> {
+        let id = handle_id(handle, "prepared statement")?;
+        let prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        match prepared.get(&id) {
+            Some(p) if p.owner == principal.user => Ok((p.sql.clone(), p.params.clone(), p.transaction)),
+            _ => Err(Status::not_found(
+                "unknown prepared statement (closed or never created); prepare it again",
+            )),
+        }
+    }
+
+    /// Parameter rows sent with a DoPut, one value list per row.
+    async fn parameter_rows(stream: PeekableFlightDataStream) -> Result<Vec<Vec<ScalarValue>>, Status> {
+        let mut batches = FlightRecordBatchStream::new_from_flight_data(stream.map_err(FlightError::from));
+        let mut rows = Vec::new();
+        while let Some(batch) = batches.next().await {
+            let batch = batch.map_err(|e| Status::invalid_argument(format!("bad parameter batch: {e}")))?;
+            for row in 0..batch.num_rows() {
+                let values = batch
+                    .columns()
+                    .iter()
+                    .map(|c| ScalarValue::try_from_array(c, row))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| Status::invalid_argument(format!("bad parameter value: {e}")))?;
+                rows.push(values);
+            }
+        }
+        Ok(rows)
+    }
+}
 
 #[tonic::async_trait]
 impl FlightSqlService for KalamFlightSql {
     type FlightService = KalamFlightSql;
+
+    /// Login: Basic credentials open a session whose token comes back as
+    /// `authorization: Bearer <token>` (and as the payload); a valid session token renews it.
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<HandshakeStream>, Status> {
+        let authorization = header(request.metadata(), "authorization").map(str::to_string);
+        let token = match authorization.as_deref() {
+            Some(value) if value.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("bearer ")) => {
+                self.principal(request.metadata())?;
+                value[7..].trim().to_string()
+            }
+            Some(_) => {
+                let principal = self.principal(request.metadata())?;
+                self.engine.sessions.open_session(principal).map_err(|e| Status::resource_exhausted(e.0))?
+            }
+            None => {
+                return Err(Status::unauthenticated(
+                    "log in with 'authorization: Basic base64(user:password)' on the handshake",
+                ));
+            }
+        };
+        let payload = Bytes::from(token.clone().into_bytes());
+        let stream =
+            futures::stream::once(async move { Ok(HandshakeResponse { protocol_version: 0, payload }) });
+        let mut response: Response<HandshakeStream> = Response::new(Box::pin(stream));
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| Status::internal("session token is not a valid header value"))?;
+        response.metadata_mut().insert("authorization", value);
+        Ok(response)
+    }
 
     async fn get_flight_info_statement(
         &self,
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = self.engine.query_schema(&query.query).await.map_err(status)?;
-        let handle = TicketStatementQuery { statement_handle: query.query.into_bytes().into() };
+        let transaction = Self::transaction_id(&query.transaction_id)?;
+        let context = self.context(request.metadata(), transaction)?;
+        let schema = self.engine.query_schema(context.clone(), &query.query).await.map_err(status)?;
+        let rows = self.engine.estimate_rows(context, &query.query).await.unwrap_or(-1);
+        let handle = TicketStatementQuery { statement_handle: encode_ticket(&query.query, transaction) };
         let ticket = Ticket::new(handle.as_any().encode_to_vec());
         let info = FlightInfo::new()
             .try_with_schema(&schema)
             .map_err(|e| Status::internal(format!("cannot encode result schema: {e}")))?
             .with_descriptor(request.into_inner())
             .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
+            .with_total_records(rows)
             .with_ordered(true);
         Ok(Response::new(info))
     }
@@ -80,29 +287,242 @@ impl FlightSqlService for KalamFlightSql {
     async fn do_get_statement(
         &self,
         ticket: TicketStatementQuery,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let sql = std::str::from_utf8(&ticket.statement_handle).map_err(|_| {
-            Status::invalid_argument("statement ticket is not valid UTF-8; request a new FlightInfo")
-        })?;
-        let batches = self.engine.query(sql).await.map_err(status)?;
-        let schema = batches.schema();
-        let batches = batches.map_err(|e| FlightError::from(status(EngineError::from(e))));
-        let stream = FlightDataEncoderBuilder::new()
-            .with_schema(schema)
-            .with_max_flight_data_size(FLIGHT_DATA_BYTES_TARGET)
-            .build(batches)
-            .map_err(Status::from);
-        Ok(Response::new(Box::pin(stream)))
+        let (transaction, sql) = decode_ticket(&ticket.statement_handle)?;
+        let context = self.context(request.metadata(), transaction)?;
+        let batches = self.engine.query(context, sql).await.map_err(status)?;
+        Ok(stream_batches(batches))
     }
 
     async fn do_put_statement_update(
         &self,
         command: CommandStatementUpdate,
-        _request: Request<PeekableFlightDataStream>,
+        request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let result = self.engine.execute(&command.query, usize::MAX).await.map_err(status)?;
-        Ok(result.affected_rows())
+        let transaction = Self::transaction_id(&command.transaction_id)?;
+        let context = self.context(request.metadata(), transaction)?;
+        self.engine.update(context, &command.query).await.map_err(status)
+    }
+
+    /// Bulk ingest: every batch of the stream is appended, all or nothing.
+    async fn do_put_statement_ingest(
+        &self,
+        command: CommandStatementIngest,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        if command.temporary {
+            return Err(Status::invalid_argument("temporary tables are not supported"));
+        }
+        if command.catalog.as_deref().is_some_and(|c| c != CATALOG) {
+            return Err(Status::not_found(format!("unknown catalog; this server has one: {CATALOG}")));
+        }
+        let transaction = Self::transaction_id(&command.transaction_id)?;
+        let namespace =
+            command.schema.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| DEFAULT_NAMESPACE.into());
+        let options = command.table_definition_options.unwrap_or_default();
+        let metadata = request.metadata().clone();
+        let mut batches =
+            FlightRecordBatchStream::new_from_flight_data(request.into_inner().map_err(FlightError::from));
+        self.in_transaction(&metadata, transaction, async |context| {
+            let exists = self.engine.store().catalog().find_table(&namespace, &command.table).is_some();
+            match (
+                exists,
+                TableExistsOption::try_from(options.if_exists).unwrap_or(TableExistsOption::Unspecified),
+            ) {
+                (true, TableExistsOption::Fail) => {
+                    return Err(Status::already_exists(format!(
+                        "table {namespace}.{} already exists",
+                        command.table
+                    )));
+                }
+                (true, TableExistsOption::Replace) => {
+                    return Err(Status::unimplemented(
+                        "ingest with replace is not supported: drop the table or append",
+                    ));
+                }
+                _ => {}
+            }
+            let mut rows = 0i64;
+            let mut created = exists;
+            while let Some(batch) = batches.next().await {
+                let batch = batch.map_err(|e| Status::invalid_argument(format!("bad ingest batch: {e}")))?;
+                if !created {
+                    let create = TableNotExistOption::try_from(options.if_not_exist)
+                        .unwrap_or(TableNotExistOption::Fail);
+                    if create != TableNotExistOption::Create {
+                        return Err(Status::not_found(format!(
+                            "table {namespace}.{} does not exist; create it or ingest with the create option",
+                            command.table
+                        )));
+                    }
+                    self.engine
+                        .create_table_for(&context, &namespace, &command.table, &batch.schema())
+                        .map_err(status)?;
+                    created = true;
+                }
+                rows +=
+                    self.engine.ingest(&context, &namespace, &command.table, batch).await.map_err(status)?;
+            }
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn do_action_begin_transaction(
+        &self,
+        _query: ActionBeginTransactionRequest,
+        request: Request<Action>,
+    ) -> Result<ActionBeginTransactionResult, Status> {
+        let principal = self.principal(request.metadata())?;
+        let tx = Arc::new(Transaction::new());
+        let mut transactions = self.transactions.lock().unwrap_or_else(|p| p.into_inner());
+        if transactions.len() >= self.handles_max {
+            return Err(Status::resource_exhausted(format!(
+                "{} transactions are open; end some before beginning more",
+                self.handles_max
+            )));
+        }
+        transactions.insert(tx.id, (principal.user, tx.clone()));
+        Ok(ActionBeginTransactionResult { transaction_id: tx.id.to_le_bytes().to_vec().into() })
+    }
+
+    async fn do_action_end_transaction(
+        &self,
+        query: ActionEndTransactionRequest,
+        request: Request<Action>,
+    ) -> Result<(), Status> {
+        let principal = self.principal(request.metadata())?;
+        let id = handle_id(&query.transaction_id, "transaction")?;
+        let tx = self.transaction(id, &principal)?;
+        self.transactions.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        match EndTransaction::try_from(query.action) {
+            Ok(EndTransaction::Commit) => self.engine.commit(&tx).map(|_| ()).map_err(status),
+            Ok(EndTransaction::Rollback) => Ok(()),
+            _ => Err(Status::invalid_argument("end a transaction with COMMIT or ROLLBACK")),
+        }
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let transaction = Self::transaction_id(&query.transaction_id)?;
+        let context = self.context(request.metadata(), transaction)?;
+        let (dataset, parameters) =
+            self.engine.describe(context.clone(), &query.query).await.map_err(status)?;
+        let mut prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        if prepared.len() >= self.handles_max {
+            return Err(Status::resource_exhausted(format!(
+                "{} prepared statements are open; close some first",
+                self.handles_max
+            )));
+        }
+        let id = crate::snowflake::next_id() as u64;
+        prepared.insert(
+            id,
+            Prepared {
+                owner: context.principal.user.clone(),
+                sql: query.query,
+                params: Vec::new(),
+                transaction,
+            },
+        );
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: id.to_le_bytes().to_vec().into(),
+            dataset_schema: schema_bytes(&dataset)?,
+            parameter_schema: schema_bytes(&parameters)?,
+        })
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<(), Status> {
+        let principal = self.principal(request.metadata())?;
+        self.prepared(&query.prepared_statement_handle, &principal)?;
+        let id = handle_id(&query.prepared_statement_handle, "prepared statement")?;
+        self.prepared.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        Ok(())
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        let principal = self.principal(request.metadata())?;
+        self.prepared(&query.prepared_statement_handle, &principal)?;
+        let rows = Self::parameter_rows(request.into_inner()).await?;
+        let params = match rows.len() {
+            0 => Vec::new(),
+            1 => rows.into_iter().next().expect("one row"),
+            n => {
+                return Err(Status::invalid_argument(format!("a query takes one row of parameters, got {n}")));
+            }
+        };
+        let id = handle_id(&query.prepared_statement_handle, "prepared statement")?;
+        if let Some(p) = self.prepared.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&id) {
+            p.params = params;
+        }
+        Ok(DoPutPreparedStatementResult { prepared_statement_handle: Some(query.prepared_statement_handle) })
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let principal = self.principal(request.metadata())?;
+        let (sql, params, transaction) = self.prepared(&query.prepared_statement_handle, &principal)?;
+        let context = self.context(request.metadata(), transaction)?;
+        let stream = self.engine.query_with_params(context, &sql, params).await.map_err(status)?;
+        let ticket = Ticket::new(query.as_any().encode_to_vec());
+        let info = FlightInfo::new()
+            .try_with_schema(&stream.schema())
+            .map_err(|e| Status::internal(format!("cannot encode result schema: {e}")))?
+            .with_descriptor(request.into_inner())
+            .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
+            .with_ordered(true);
+        Ok(Response::new(info))
+    }
+
+    async fn do_get_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let principal = self.principal(request.metadata())?;
+        let (sql, params, transaction) = self.prepared(&query.prepared_statement_handle, &principal)?;
+        let context = self.context(request.metadata(), transaction)?;
+        let batches = self.engine.query_with_params(context, &sql, params).await.map_err(status)?;
+        Ok(stream_batches(batches))
+    }
+
+    /// Runs the statement once per parameter row (once if none were sent), all in one transaction.
+    async fn do_put_prepared_statement_update(
+        &self,
+        query: CommandPreparedStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let principal = self.principal(request.metadata())?;
+        let (sql, bound, transaction) = self.prepared(&query.prepared_statement_handle, &principal)?;
+        let metadata = request.metadata().clone();
+        let mut rows = Self::parameter_rows(request.into_inner()).await?;
+        if rows.is_empty() {
+            rows.push(bound);
+        }
+        self.in_transaction(&metadata, transaction, async |context| {
+            let mut count = 0;
+            for params in rows {
+                count +=
+                    self.engine.update_with_params(context.clone(), &sql, params).await.map_err(status)?;
+            }
+            Ok(count)
+        })
+        .await
     }
 
     async fn get_flight_info_catalogs(
@@ -110,6 +530,7 @@ impl FlightSqlService for KalamFlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(request.metadata())?;
         let schema = query.clone().into_builder().schema();
         Ok(Response::new(metadata::flight_info(&query, &schema, request.into_inner())?))
     }
@@ -117,8 +538,9 @@ impl FlightSqlService for KalamFlightSql {
     async fn do_get_catalogs(
         &self,
         query: CommandGetCatalogs,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
+        self.principal(request.metadata())?;
         Ok(one_batch(metadata::catalogs(&self.engine, query)?))
     }
 
@@ -127,6 +549,7 @@ impl FlightSqlService for KalamFlightSql {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(request.metadata())?;
         let schema = query.clone().into_builder().schema();
         Ok(Response::new(metadata::flight_info(&query, &schema, request.into_inner())?))
     }
@@ -134,8 +557,9 @@ impl FlightSqlService for KalamFlightSql {
     async fn do_get_schemas(
         &self,
         query: CommandGetDbSchemas,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
+        self.principal(request.metadata())?;
         Ok(one_batch(metadata::schemas(&self.engine, query)?))
     }
 
@@ -144,6 +568,7 @@ impl FlightSqlService for KalamFlightSql {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(request.metadata())?;
         let schema = query.clone().into_builder().schema();
         Ok(Response::new(metadata::flight_info(&query, &schema, request.into_inner())?))
     }
@@ -151,8 +576,9 @@ impl FlightSqlService for KalamFlightSql {
     async fn do_get_tables(
         &self,
         query: CommandGetTables,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
+        self.principal(request.metadata())?;
         Ok(one_batch(metadata::tables(&self.engine, query).await?))
     }
 
@@ -161,6 +587,7 @@ impl FlightSqlService for KalamFlightSql {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(request.metadata())?;
         let schema = query.clone().into_builder().schema();
         Ok(Response::new(metadata::flight_info(&query, &schema, request.into_inner())?))
     }
@@ -168,9 +595,50 @@ impl FlightSqlService for KalamFlightSql {
     async fn do_get_table_types(
         &self,
         query: CommandGetTableTypes,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
+        self.principal(request.metadata())?;
         Ok(one_batch(metadata::table_types(query)?))
+    }
+
+    async fn get_flight_info_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(request.metadata())?;
+        Ok(Response::new(metadata::flight_info(&query, &primary_keys_schema(), request.into_inner())?))
+    }
+
+    async fn do_get_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.principal(request.metadata())?;
+        let namespace = query.db_schema.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.into());
+        let key = self
+            .engine
+            .store()
+            .catalog()
+            .find_table(&namespace, &query.table)
+            .map(|(def, _)| def.primary_key.clone())
+            .unwrap_or_default();
+        let n = key.len();
+        let text = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v; n])) };
+        let batch = RecordBatch::try_new(
+            primary_keys_schema(),
+            vec![
+                text(CATALOG),
+                text(&namespace),
+                text(&query.table),
+                Arc::new(StringArray::from(key.clone())),
+                Arc::new(StringArray::from(vec![None::<&str>; n])),
+                Arc::new(Int32Array::from_iter_values(1..=n as i32)),
+            ],
+        )
+        .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(one_batch(batch))
     }
 
     async fn get_flight_info_sql_info(
@@ -178,6 +646,7 @@ impl FlightSqlService for KalamFlightSql {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(request.metadata())?;
         let schema = query.clone().into_builder(&self.sql_info).schema();
         Ok(Response::new(metadata::flight_info(&query, &schema, request.into_inner())?))
     }
@@ -185,10 +654,23 @@ impl FlightSqlService for KalamFlightSql {
     async fn do_get_sql_info(
         &self,
         query: CommandGetSqlInfo,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
+        self.principal(request.metadata())?;
         Ok(one_batch(metadata::sql_info_batch(&self.sql_info, query)?))
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+/// The result schema of GetPrimaryKeys, as Flight SQL defines it.
+fn primary_keys_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("catalog_name", DataType::Utf8, true),
+        Field::new("db_schema_name", DataType::Utf8, true),
+        Field::new("table_name", DataType::Utf8, false),
+        Field::new("column_name", DataType::Utf8, false),
+        Field::new("key_name", DataType::Utf8, true),
+        Field::new("key_sequence", DataType::Int32, false),
+    ]))
 }

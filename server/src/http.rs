@@ -13,10 +13,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::engine::{Engine, EngineError};
+use kalam_flight::protocol::USER_ID_HEADER;
 
 pub struct HttpState {
     pub engine: Arc<Engine>,
-    pub root_password: Option<String>,
     pub result_rows_max: usize,
 }
 
@@ -43,15 +43,25 @@ fn error(code: StatusCode, message: impl Into<String>) -> Answer {
     (code, Json(json!({ "status": "error", "error": { "message": message.into() } })))
 }
 
+/// Same credentials as Flight SQL (`Authorization: Basic` or `Bearer`); the user-id header
+/// makes a dba or system account act for a user.
 async fn sql(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Json<SqlRequest>) -> Answer {
-    if let Err(answer) = authorize(&state, &headers) {
-        return answer;
-    }
-    let result = match state.engine.execute(&body.sql, state.result_rows_max).await {
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let principal = {
+        let catalog = state.engine.store().catalog();
+        match state.engine.sessions.authenticate(&catalog, authorization) {
+            Ok(principal) => principal,
+            Err(e) => return error(StatusCode::UNAUTHORIZED, e.0),
+        }
+    };
+    let acting_user = headers.get(USER_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let request = match state.engine.request(principal, acting_user, None) {
+        Ok(request) => request,
+        Err(e) => return engine_error(e),
+    };
+    let result = match state.engine.execute(request, &body.sql, state.result_rows_max).await {
         Ok(result) => result,
-        Err(EngineError::InvalidStatement(m)) => return error(StatusCode::BAD_REQUEST, m),
-        Err(EngineError::LimitExceeded(m)) => return error(StatusCode::PAYLOAD_TOO_LARGE, m),
-        Err(EngineError::Internal(m)) => return error(StatusCode::INTERNAL_SERVER_ERROR, m),
+        Err(e) => return engine_error(e),
     };
     let mut writer = arrow_json::ArrayWriter::new(Vec::new());
     let batches: Vec<_> = result.batches.iter().collect();
@@ -84,72 +94,17 @@ async fn sql(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Json
         Json(json!({
             "status": "success",
             "results": [{ "columns": columns, "rows": rows, "row_count": row_count,
-                          "affected_rows": result.affected_rows() }]
+                          "affected_rows": result.affected_rows.unwrap_or(0) }]
         })),
     )
 }
 
-/// With a root password configured, requests must carry `Authorization: Basic root:<password>`.
-/// Without one, the endpoint is open (the server binds loopback by default).
-fn authorize(state: &HttpState, headers: &HeaderMap) -> Result<(), Answer> {
-    let Some(password) = &state.root_password else {
-        return Ok(());
-    };
-    let unauthorized = || {
-        error(StatusCode::UNAUTHORIZED, "authentication required: send Basic credentials of the root account")
-    };
-    let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(unauthorized)?;
-    let encoded = value.strip_prefix("Basic ").ok_or_else(unauthorized)?;
-    let decoded = base64_decode(encoded.trim()).ok_or_else(unauthorized)?;
-    let expected = format!("root:{password}");
-    if constant_time_eq(decoded.as_bytes(), expected.as_bytes()) { Ok(()) } else { Err(unauthorized()) }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Standard base64 (RFC 4648) decoding of a short credential string.
-fn base64_decode(input: &str) -> Option<String> {
-    fn value(c: u8) -> Option<u32> {
-        match c {
-            b'A'..=b'Z' => Some((c - b'A') as u32),
-            b'a'..=b'z' => Some((c - b'a' + 26) as u32),
-            b'0'..=b'9' => Some((c - b'0' + 52) as u32),
-            b'+' => Some(62),
-            b'/' => Some(63),
-            _ => None,
-        }
-    }
-    let bytes = input.trim_end_matches('=').as_bytes();
-    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
-    for chunk in bytes.chunks(4) {
-        let mut acc = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            acc |= value(c)? << (18 - 6 * i);
-        }
-        let produced = match chunk.len() {
-            4 => 3,
-            3 => 2,
-            2 => 1,
-            _ => return None,
-        };
-        out.extend_from_slice(&acc.to_be_bytes()[1..1 + produced]);
-    }
-    String::from_utf8(out).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    // Goal: Basic credentials decode exactly, malformed ones are refused.
-    #[test]
-    fn base64_credentials() {
-        assert_eq!(base64_decode("cm9vdDpzZWNyZXQ=").as_deref(), Some("root:secret"));
-        assert_eq!(base64_decode("YQ==").as_deref(), Some("a"));
-        assert_eq!(base64_decode("YWI=").as_deref(), Some("ab"));
-        assert_eq!(base64_decode("!!!!"), None);
-        assert_eq!(base64_decode("Y"), None);
+fn engine_error(err: EngineError) -> Answer {
+    match err {
+        EngineError::InvalidStatement(m) => error(StatusCode::BAD_REQUEST, m),
+        EngineError::PermissionDenied(m) => error(StatusCode::FORBIDDEN, m),
+        EngineError::Conflict(m) => error(StatusCode::CONFLICT, m),
+        EngineError::LimitExceeded(m) => error(StatusCode::PAYLOAD_TOO_LARGE, m),
+        EngineError::Internal(m) => error(StatusCode::INTERNAL_SERVER_ERROR, m),
     }
 }

@@ -2,20 +2,31 @@
 //!
 //! Layout:
 //! - [`config`]: `server.toml` + `KALAMDB_*` environment overrides.
-//! - [`engine`]: the DataFusion session every front end shares.
+//! - [`engine`]: the DataFusion session every front end shares; DDL, DML, transactions.
+//! - [`kalamsql`]: the KalamDB statements (namespaces, typed tables, accounts, ...).
+//! - [`storage`]: catalog, write-ahead log, Parquet segments, table scans.
+//! - [`session`]: the caller of a request (account, acting user, transaction).
+//! - [`auth`]: accounts, logins, session tokens, JWTs.
+//! - [`system`]: `system.tables`, `system.namespaces`, `system.users`, `system.sessions`.
 //! - [`flight_sql`]: the Flight SQL front end (statement queries stream batch by batch).
 //! - [`http`]: healthcheck and the JSON SQL endpoint.
 //! - [`metadata`]: Flight SQL catalog, schema, table and SQL-info answers.
-//! - [`snowflake`]: `SNOWFLAKE_ID()`.
+//! - [`snowflake`]: `SNOWFLAKE_ID()` and `_seq` values.
 //!
-//! [`run`] binds both listeners, locks the data directory and serves until told to stop.
+//! [`Server::bind`] locks the data directory, recovers the store and binds both listeners;
+//! [`Server::serve`] serves until told to stop, flushing tables as their policies say.
 
+pub mod auth;
 pub mod config;
 pub mod engine;
 pub mod flight_sql;
 pub mod http;
+pub mod kalamsql;
 pub mod metadata;
+pub mod session;
 pub mod snowflake;
+pub mod storage;
+pub mod system;
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -40,17 +51,27 @@ pub struct BoundAddrs {
 /// A server whose listeners are bound and whose data directory is locked.
 pub struct Server {
     config: Config,
+    engine: Arc<Engine>,
     flight: TcpListener,
     http: TcpListener,
     _data_dir_lock: File,
 }
 
+/// How often the flush policies of tables are checked.
+const FLUSH_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Server {
     pub async fn bind(config: Config) -> Result<Self, String> {
         let data_dir_lock = lock_data_dir(&config)?;
+        let engine = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || Engine::open(&config))
+                .await
+                .map_err(|e| format!("recovery failed: {e}"))??
+        };
         let flight = bind(config.flight_addr(), "Flight SQL").await?;
         let http = bind(config.http_addr(), "HTTP").await?;
-        Ok(Self { config, flight, http, _data_dir_lock: data_dir_lock })
+        Ok(Self { config, engine: Arc::new(engine), flight, http, _data_dir_lock: data_dir_lock })
     }
 
     pub fn addrs(&self) -> BoundAddrs {
@@ -62,16 +83,17 @@ impl Server {
 
     /// Serves until `shutdown` completes, then drains in-flight requests.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), String> {
-        let engine = Arc::new(Engine::new(&self.config));
+        let engine = self.engine.clone();
         let limits = &self.config.limits;
-        let flight_service = FlightServiceServer::new(flight_sql::KalamFlightSql::new(engine.clone()))
-            .max_decoding_message_size(limits.message_bytes_max)
-            .max_encoding_message_size(limits.message_bytes_max);
+        let flight_service =
+            FlightServiceServer::new(flight_sql::KalamFlightSql::new(engine.clone(), limits.handles_max))
+                .max_decoding_message_size(limits.message_bytes_max)
+                .max_encoding_message_size(limits.message_bytes_max);
         let http_state = Arc::new(http::HttpState {
-            engine,
-            root_password: self.config.auth.root_password.clone(),
+            engine: engine.clone(),
             result_rows_max: limits.http_result_rows_max,
         });
+        let flusher = tokio::spawn(flush_loop(engine.clone()));
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -104,7 +126,29 @@ impl Server {
                 eprintln!("kalamdb-server: requests still running after {SHUTDOWN_GRACE:?}; stopping anyway");
             }
         }
+        flusher.abort();
+        // Everything is already durable in the log; flushing now only makes the next start faster.
+        let engine = self.engine.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || engine.flush_all()).await {
+            eprintln!(
+                "kalamdb-server: flush at shutdown failed (the write-ahead log still has every write): {e}"
+            );
+        }
         Ok(())
+    }
+}
+
+/// Flushes tables whose FLUSH_POLICY is due, forever.
+async fn flush_loop(engine: Arc<Engine>) {
+    let mut tick = tokio::time::interval(FLUSH_CHECK);
+    loop {
+        tick.tick().await;
+        let engine = engine.clone();
+        match tokio::task::spawn_blocking(move || engine.flush_due()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("kalamdb-server: flush failed, will retry: {e}"),
+            Err(e) => eprintln!("kalamdb-server: flush task failed, will retry: {e}"),
+        }
     }
 }
 

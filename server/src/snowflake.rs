@@ -38,6 +38,16 @@ pub fn next_id() -> i64 {
     floor.max(previous + 1) as i64
 }
 
+/// Makes every later id larger than `id` (ids recovered from disk after a restart).
+pub fn observe(id: i64) {
+    LAST_ID.fetch_max(id.max(0) as u64, Ordering::Relaxed);
+}
+
+/// The smallest id that can be handed out at `unix_ms` (for "rows newer than" filters).
+pub fn floor_at_ms(unix_ms: u64) -> i64 {
+    (unix_ms.saturating_sub(EPOCH_MS) << (NODE_BITS + SEQUENCE_BITS)) as i64
+}
+
 /// The SQL function.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct SnowflakeId {

@@ -1,0 +1,518 @@
+//! The KalamDB statements DataFusion's SQL does not have: namespaces, typed tables, accounts,
+//! `EXECUTE AS USER`, `SHOW TABLES`, `DESCRIBE TABLE`. Everything else is DataFusion SQL.
+//!
+//! Statements are tokenized with sqlparser's PostgreSQL dialect and recognized by their
+//! leading words; pieces with standard syntax (column definitions, data types) are handed back
+//! to sqlparser.
+
+use sqlparser::ast::{ColumnDef, ColumnOption, CreateTableOptions, Expr, SqlOption, Statement, Value};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Token, Tokenizer};
+
+use crate::session::Role;
+use crate::storage::table::{AccessLevel, FlushPolicy, TableKind};
+
+/// A namespace-qualified name; `namespace` is `None` when the statement left it out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TableName {
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+#[derive(Debug)]
+pub enum AlterOp {
+    AddColumn { column: ColumnDef, if_not_exists: bool },
+    DropColumn { name: String, if_exists: bool },
+    ModifyColumn { name: String, data_type: String },
+}
+
+/// Options of `CREATE TABLE ... WITH (...)`.
+#[derive(Debug, Default)]
+pub struct TableOptions {
+    pub kind: Option<TableKind>,
+    pub flush: Option<FlushPolicy>,
+    pub ttl_seconds: Option<u64>,
+    pub access: Option<AccessLevel>,
+}
+
+#[derive(Debug)]
+pub enum Command {
+    CreateNamespace {
+        name: String,
+        if_not_exists: bool,
+    },
+    DropNamespace {
+        name: String,
+        if_exists: bool,
+        cascade: bool,
+    },
+    CreateTable {
+        table: TableName,
+        if_not_exists: bool,
+        columns: Vec<ColumnDef>,
+        /// The statement without the table kind and options, for DataFusion to type the columns.
+        plain_sql: String,
+        options: TableOptions,
+    },
+    DropTable {
+        table: TableName,
+        kind: Option<TableKind>,
+        if_exists: bool,
+    },
+    AlterTable {
+        table: TableName,
+        op: AlterOp,
+    },
+    CreateUser {
+        name: String,
+        password: String,
+        role: Role,
+        if_not_exists: bool,
+    },
+    AlterUser {
+        name: String,
+        password: Option<String>,
+        role: Option<Role>,
+    },
+    DropUser {
+        name: String,
+        if_exists: bool,
+    },
+    ExecuteAs {
+        user: String,
+        statement: String,
+    },
+    /// `SHOW TABLES` and `DESCRIBE TABLE`, answered by this read-only query.
+    Query(String),
+    /// Anything else: DataFusion SQL.
+    Sql,
+}
+
+/// The significant tokens of a statement, with the text of everything.
+struct Tokens {
+    all: Vec<Token>,
+    /// Indexes into `all` of tokens that are not whitespace or comments.
+    significant: Vec<usize>,
+    at: usize,
+}
+
+impl Tokens {
+    fn new(sql: &str) -> Result<Self, String> {
+        let all =
+            Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize().map_err(|e| format!("SQL error: {e}"))?;
+        let significant = all
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !matches!(t, Token::Whitespace(_)))
+            .map(|(i, _)| i)
+            .collect();
+        Ok(Self { all, significant, at: 0 })
+    }
+
+    fn peek(&self) -> Option<&Token> {
+        self.significant.get(self.at).map(|&i| &self.all[i])
+    }
+
+    fn peek_word(&self, offset: usize) -> Option<String> {
+        match self.significant.get(self.at + offset).map(|&i| &self.all[i]) {
+            Some(Token::Word(w)) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
+            _ => None,
+        }
+    }
+
+    /// Consumes the next token if it is the unquoted word `word`.
+    fn eat(&mut self, word: &str) -> bool {
+        if self.peek_word(0).as_deref() == Some(word) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn eat_all(&mut self, words: &[&str]) -> bool {
+        if words.iter().enumerate().all(|(i, w)| self.peek_word(i).as_deref() == Some(*w)) {
+            self.at += words.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, word: &str) -> Result<(), String> {
+        if self.eat(word) { Ok(()) } else { Err(self.error(&format!("expected {word}"))) }
+    }
+
+    fn error(&self, what: &str) -> String {
+        match self.peek() {
+            Some(token) => format!("SQL error: {what}, found {token}"),
+            None => format!("SQL error: {what}, found the end of the statement"),
+        }
+    }
+
+    /// An identifier (quoted or not) or a string literal.
+    fn name(&mut self) -> Result<String, String> {
+        let name = match self.peek() {
+            Some(Token::Word(w)) => w.value.clone(),
+            Some(Token::SingleQuotedString(s)) => s.clone(),
+            _ => return Err(self.error("expected a name")),
+        };
+        self.at += 1;
+        Ok(name)
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        match self.peek() {
+            Some(Token::SingleQuotedString(s)) => {
+                let s = s.clone();
+                self.at += 1;
+                Ok(s)
+            }
+            _ => Err(self.error("expected a quoted string")),
+        }
+    }
+
+    fn table_name(&mut self) -> Result<TableName, String> {
+        let first = self.name()?;
+        if self.peek() == Some(&Token::Period) {
+            self.at += 1;
+            Ok(TableName { namespace: Some(first), name: self.name()? })
+        } else {
+            Ok(TableName { namespace: None, name: first })
+        }
+    }
+
+    /// The SQL text of the tokens from the current one to the end, or to `end` (exclusive).
+    fn text_from_here(&self, end: Option<usize>) -> String {
+        let start = self.significant.get(self.at).copied().unwrap_or(self.all.len());
+        let end = end.map(|e| self.significant[e]).unwrap_or(self.all.len());
+        self.all[start..end].iter().map(|t| t.to_string()).collect()
+    }
+
+    /// True if only an optional `;` is left.
+    fn at_end(&mut self) -> bool {
+        while self.peek() == Some(&Token::SemiColon) {
+            self.at += 1;
+        }
+        self.peek().is_none()
+    }
+
+    fn finish(&mut self) -> Result<(), String> {
+        if self.at_end() { Ok(()) } else { Err(self.error("expected the end of the statement")) }
+    }
+}
+
+/// Recognizes a KalamDB statement; [`Command::Sql`] for everything else.
+pub fn parse(sql: &str) -> Result<Command, String> {
+    let mut t = Tokens::new(sql)?;
+    let command = if t.eat("CREATE") {
+        if t.eat("NAMESPACE") || t.eat("SCHEMA") {
+            let if_not_exists = t.eat_all(&["IF", "NOT", "EXISTS"]);
+            Command::CreateNamespace { name: t.name()?, if_not_exists }
+        } else if t.peek_word(0).as_deref() == Some("USER") && t.peek_word(1).as_deref() != Some("TABLE") {
+            t.at += 1;
+            let if_not_exists = t.eat_all(&["IF", "NOT", "EXISTS"]);
+            let name = t.name()?;
+            t.expect("WITH")?;
+            t.expect("PASSWORD")?;
+            let password = t.string()?;
+            let role = if t.eat("ROLE") { parse_role(&t.name()?)? } else { Role::User };
+            Command::CreateUser { name, password, role, if_not_exists }
+        } else {
+            let kind =
+                ["USER", "SHARED", "STREAM"].iter().find(|k| t.eat(k)).and_then(|k| TableKind::parse(k));
+            if t.peek_word(0).as_deref() != Some("TABLE") {
+                return Ok(Command::Sql);
+            }
+            return create_table(&format!("CREATE {}", t.text_from_here(None)), kind);
+        }
+    } else if t.eat("DROP") {
+        if t.eat("NAMESPACE") || t.eat("SCHEMA") {
+            let if_exists = t.eat_all(&["IF", "EXISTS"]);
+            let name = t.name()?;
+            let cascade = t.eat("CASCADE");
+            if !cascade {
+                t.eat("RESTRICT");
+            }
+            Command::DropNamespace { name, if_exists, cascade }
+        } else if t.peek_word(0).as_deref() == Some("USER") && t.peek_word(1).as_deref() != Some("TABLE") {
+            t.at += 1;
+            let if_exists = t.eat_all(&["IF", "EXISTS"]);
+            Command::DropUser { name: t.name()?, if_exists }
+        } else {
+            let kind =
+                ["USER", "SHARED", "STREAM"].iter().find(|k| t.eat(k)).and_then(|k| TableKind::parse(k));
+            if !t.eat("TABLE") {
+                return Ok(Command::Sql);
+            }
+            let if_exists = t.eat_all(&["IF", "EXISTS"]);
+            Command::DropTable { table: t.table_name()?, kind, if_exists }
+        }
+    } else if t.eat_all(&["ALTER", "USER"]) {
+        let name = t.name()?;
+        let (mut password, mut role) = (None, None);
+        while t.eat("SET") || t.eat("WITH") {
+            if t.eat("PASSWORD") {
+                password = Some(t.string()?);
+            } else if t.eat("ROLE") {
+                role = Some(parse_role(&t.name()?)?);
+            } else {
+                return Err(t.error("expected PASSWORD or ROLE"));
+            }
+        }
+        if password.is_none() && role.is_none() {
+            return Err(t.error("expected SET PASSWORD 'p' or SET ROLE r"));
+        }
+        Command::AlterUser { name, password, role }
+    } else if t.eat_all(&["ALTER", "TABLE"]) {
+        let table = t.table_name()?;
+        Command::AlterTable { table, op: alter_op(&mut t)? }
+    } else if t.eat_all(&["SHOW", "TABLES"]) {
+        let namespace = if t.eat("IN") || t.eat("FROM") { Some(t.name()?) } else { None };
+        let filter =
+            namespace.map(|ns| format!(" WHERE namespace_id = {}", quote_literal(&ns))).unwrap_or_default();
+        Command::Query(format!(
+            "SELECT namespace_id, table_name, table_type, created_at FROM system.tables{filter} \
+             ORDER BY namespace_id, table_name"
+        ))
+    } else if t.eat_all(&["SHOW", "NAMESPACES"]) {
+        Command::Query(
+            "SELECT namespace_id, table_count, created_at FROM system.namespaces ORDER BY namespace_id"
+                .into(),
+        )
+    } else if t.eat("DESCRIBE") || t.eat("DESC") {
+        t.eat("TABLE");
+        let table = t.table_name()?;
+        let namespace = table.namespace.unwrap_or_else(|| crate::engine::DEFAULT_NAMESPACE.to_string());
+        Command::Query(format!(
+            "SELECT column_name, data_type, is_nullable, column_default, ordinal_position \
+             FROM information_schema.columns WHERE table_catalog = {} AND table_schema = {} AND table_name = {} \
+             ORDER BY ordinal_position",
+            quote_literal(crate::engine::CATALOG),
+            quote_literal(&namespace),
+            quote_literal(&table.name)
+        ))
+    } else if t.eat_all(&["EXECUTE", "AS", "USER"]) {
+        let user = t.name()?;
+        if t.peek() != Some(&Token::LParen) {
+            return Err(t.error("expected ( statement ) after EXECUTE AS USER 'name'"));
+        }
+        t.at += 1;
+        let mut end = t.significant.len();
+        while end > t.at && t.all[t.significant[end - 1]] == Token::SemiColon {
+            end -= 1;
+        }
+        if end <= t.at || t.all[t.significant[end - 1]] != Token::RParen {
+            return Err("SQL error: EXECUTE AS USER 'name' (statement) needs a closing parenthesis".into());
+        }
+        let statement = t.text_from_here(Some(end - 1));
+        return Ok(Command::ExecuteAs { user, statement });
+    } else {
+        return Ok(Command::Sql);
+    };
+    t.finish()?;
+    Ok(command)
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text).ok_or_else(|| format!("unknown role {text}: use user, service, dba or system"))
+}
+
+pub fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+pub fn quote_ident(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+fn alter_op(t: &mut Tokens) -> Result<AlterOp, String> {
+    if t.eat("ADD") {
+        t.eat("COLUMN");
+        let if_not_exists = t.eat_all(&["IF", "NOT", "EXISTS"]);
+        let text = t.text_from_here(None);
+        let mut parser =
+            Parser::new(&PostgreSqlDialect {}).try_with_sql(&text).map_err(|e| format!("SQL error: {e}"))?;
+        let column = parser.parse_column_def().map_err(|e| format!("SQL error: {e}"))?;
+        t.at = t.significant.len();
+        return Ok(AlterOp::AddColumn { column, if_not_exists });
+    }
+    if t.eat("DROP") {
+        t.eat("COLUMN");
+        let if_exists = t.eat_all(&["IF", "EXISTS"]);
+        return Ok(AlterOp::DropColumn { name: t.name()?, if_exists });
+    }
+    let name = if t.eat("MODIFY") {
+        t.eat("COLUMN");
+        t.name()?
+    } else if t.eat_all(&["ALTER", "COLUMN"]) {
+        let name = t.name()?;
+        t.eat_all(&["SET", "DATA"]);
+        t.expect("TYPE")?;
+        name
+    } else {
+        return Err(t.error("expected ADD COLUMN, DROP COLUMN or MODIFY COLUMN"));
+    };
+    let text = t.text_from_here(None);
+    let mut parser =
+        Parser::new(&PostgreSqlDialect {}).try_with_sql(&text).map_err(|e| format!("SQL error: {e}"))?;
+    let data_type = parser.parse_data_type().map_err(|e| format!("SQL error: {e}"))?;
+    t.at = t.significant.len();
+    Ok(AlterOp::ModifyColumn { name, data_type: data_type.to_string() })
+}
+
+/// `CREATE TABLE ...` (kind keyword already removed) with KalamDB options.
+fn create_table(sql: &str, kind: Option<TableKind>) -> Result<Command, String> {
+    let statement = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_statement())
+        .map_err(|e| format!("SQL error: {e}"))?;
+    let Statement::CreateTable(mut create) = statement else {
+        return Err("SQL error: expected CREATE TABLE".into());
+    };
+    if create.query.is_some() {
+        return Err(
+            "CREATE TABLE ... AS SELECT is not supported: create the table, then INSERT ... SELECT".into()
+        );
+    }
+    let mut options = TableOptions { kind, ..TableOptions::default() };
+    let sql_options = match std::mem::take(&mut create.table_options) {
+        CreateTableOptions::None => Vec::new(),
+        CreateTableOptions::With(o) | CreateTableOptions::Options(o) | CreateTableOptions::Plain(o) => o,
+        CreateTableOptions::TableProperties(o) => o,
+    };
+    for option in sql_options {
+        let SqlOption::KeyValue { key, value } = option else {
+            return Err(format!("table option {option} is not supported: use WITH (KEY = 'value', ...)"));
+        };
+        apply_table_option(&mut options, &key.value, &value)?;
+    }
+    let table = match create.name.0.as_slice() {
+        [name] => TableName { namespace: None, name: part_name(name)? },
+        [namespace, name] => TableName { namespace: Some(part_name(namespace)?), name: part_name(name)? },
+        _ => return Err(format!("table name {} has too many parts: write namespace.table", create.name)),
+    };
+    let if_not_exists = create.if_not_exists;
+    create.if_not_exists = false;
+    Ok(Command::CreateTable {
+        table,
+        if_not_exists,
+        columns: create.columns.clone(),
+        plain_sql: Statement::CreateTable(create).to_string(),
+        options,
+    })
+}
+
+fn part_name(part: &sqlparser::ast::ObjectNamePart) -> Result<String, String> {
+    part.as_ident().map(|i| i.value.clone()).ok_or_else(|| format!("{part} is not a plain name"))
+}
+
+fn option_text(key: &str, value: &Expr) -> Result<String, String> {
+    match value {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Ok(s.clone()),
+            Value::Number(n, _) => Ok(n.clone()),
+            other => {
+                Err(format!("table option {key} = {other} is not valid: give a quoted string or a number"))
+            }
+        },
+        Expr::Identifier(ident) => Ok(ident.value.clone()),
+        other => Err(format!("table option {key} = {other} is not valid: give a quoted string or a number")),
+    }
+}
+
+fn apply_table_option(options: &mut TableOptions, key: &str, value: &Expr) -> Result<(), String> {
+    let text = option_text(key, value)?;
+    match key.to_ascii_uppercase().as_str() {
+        "TYPE" => {
+            let kind = TableKind::parse(&text)
+                .ok_or_else(|| format!("TYPE '{text}' is not valid: use 'USER', 'SHARED' or 'STREAM'"))?;
+            if options.kind.is_some_and(|k| k != kind) {
+                return Err(format!("TYPE '{text}' contradicts the table kind given before TABLE"));
+            }
+            options.kind = Some(kind);
+        }
+        "FLUSH_POLICY" => options.flush = Some(FlushPolicy::parse(&text)?),
+        "TTL_SECONDS" => {
+            options.ttl_seconds = Some(text.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+                format!("TTL_SECONDS '{text}' is not valid: give a positive number of seconds")
+            })?)
+        }
+        "ACCESS_LEVEL" => {
+            options.access = Some(match text.to_ascii_lowercase().as_str() {
+                "public" => AccessLevel::Public,
+                "private" => AccessLevel::Private,
+                _ => return Err(format!("ACCESS_LEVEL '{text}' is not valid: use 'public' or 'private'")),
+            })
+        }
+        other => {
+            return Err(format!(
+                "unknown table option {other}: valid options are TYPE, FLUSH_POLICY, TTL_SECONDS, ACCESS_LEVEL"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The SQL text of a column's DEFAULT, if it has one.
+pub fn column_default(column: &ColumnDef) -> Option<String> {
+    column.options.iter().find_map(|o| match &o.option {
+        ColumnOption::Default(expr) => Some(expr.to_string()),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Goal: each KalamDB statement is recognized with its parts; other SQL is left to DataFusion.
+    #[test]
+    fn recognizes_kalamdb_statements() {
+        assert!(matches!(parse("CREATE NAMESPACE IF NOT EXISTS app").unwrap(),
+            Command::CreateNamespace { name, if_not_exists: true } if name == "app"));
+        assert!(matches!(
+            parse("drop namespace app cascade;").unwrap(),
+            Command::DropNamespace { cascade: true, if_exists: false, .. }
+        ));
+        match parse("CREATE USER TABLE app.t (id BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID(), v TEXT) WITH (FLUSH_POLICY = 'rows:10,interval:5')").unwrap() {
+            Command::CreateTable { table, options, columns, plain_sql, .. } => {
+                assert_eq!(table, TableName { namespace: Some("app".into()), name: "t".into() });
+                assert_eq!(options.kind, Some(TableKind::User));
+                assert_eq!(options.flush, Some(FlushPolicy { rows: 10, interval_secs: 5 }));
+                assert_eq!(columns.len(), 2);
+                assert_eq!(column_default(&columns[0]).as_deref(), Some("SNOWFLAKE_ID()"));
+                assert!(!plain_sql.contains("WITH"), "{plain_sql}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse("CREATE USER 'alice' WITH PASSWORD 'pw' ROLE dba").unwrap(),
+            Command::CreateUser { role: Role::Dba, .. }
+        ));
+        match parse("EXECUTE AS USER 'bob' (SELECT * FROM t WHERE s = 'x)');").unwrap() {
+            Command::ExecuteAs { user, statement } => {
+                assert_eq!(user, "bob");
+                assert_eq!(statement, "SELECT * FROM t WHERE s = 'x)'");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse("ALTER TABLE app.t MODIFY COLUMN v VARCHAR").unwrap(),
+            Command::AlterTable { op: AlterOp::ModifyColumn { .. }, .. }
+        ));
+        assert!(matches!(parse("SELECT 1").unwrap(), Command::Sql));
+        assert!(matches!(parse("CREATE VIEW v AS SELECT 1").unwrap(), Command::Sql));
+        assert!(
+            parse("CREATE TABLE t (a INT) WITH (COLOR = 'red')")
+                .unwrap_err()
+                .contains("unknown table option COLOR")
+        );
+        assert!(
+            parse("CREATE TABLE t (a INT) WITH (FLUSH_POLICY = 'rows:x')")
+                .unwrap_err()
+                .contains("FLUSH_POLICY")
+        );
+    }
+}

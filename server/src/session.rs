@@ -1,0 +1,278 @@
+//! Who is asking, for whom, and inside which transaction: the context every statement runs in.
+//!
+//! A [`RequestContext`] travels with the DataFusion session of one request (as a config
+//! extension), so table scans and writes apply the caller's rights and see the caller's
+//! uncommitted writes.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use arrow_array::RecordBatch;
+use datafusion::prelude::SessionConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::storage::table::{KalamTable, Key, PartitionScope, TableDef, TableKind, TableShared};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Service,
+    Dba,
+    System,
+}
+
+impl Role {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "user" => Some(Role::User),
+            "service" => Some(Role::Service),
+            "dba" => Some(Role::Dba),
+            "system" => Some(Role::System),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Service => "service",
+            Role::Dba => "dba",
+            Role::System => "system",
+        }
+    }
+
+    /// dba and system accounts administer the server and may act for any user.
+    pub fn is_admin(self) -> bool {
+        matches!(self, Role::Dba | Role::System)
+    }
+}
+
+/// An authenticated account.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub user: String,
+    pub role: Role,
+}
+
+/// The caller of one request.
+#[derive(Debug)]
+pub struct RequestContext {
+    pub principal: Principal,
+    /// The user whose rows of USER and STREAM tables this request reads and writes
+    /// (the caller itself for `user` and `service` accounts).
+    pub acting_user: Option<String>,
+    pub transaction: Option<Arc<Transaction>>,
+}
+
+impl RequestContext {
+    /// A context for `principal`, acting for `acting_user` if the account may do so.
+    pub fn new(
+        principal: Principal,
+        acting_user: Option<String>,
+        transaction: Option<Arc<Transaction>>,
+    ) -> Result<Self, String> {
+        let acting_user = match acting_user {
+            Some(user) if user.is_empty() => None,
+            Some(user) if user != principal.user && !principal.role.is_admin() => {
+                return Err(format!(
+                    "permission denied: account '{}' (role {}) cannot act for user '{user}'; only dba and system accounts can",
+                    principal.user,
+                    principal.role.name()
+                ));
+            }
+            Some(user) => Some(user),
+            None if principal.role.is_admin() => None,
+            None => Some(principal.user.clone()),
+        };
+        Ok(Self { principal, acting_user, transaction })
+    }
+
+    /// The context of a session that carries none: full rights, used by the server itself.
+    pub fn of(config: &SessionConfig) -> Arc<RequestContext> {
+        config.get_extension::<RequestContext>().unwrap_or_else(|| {
+            Arc::new(RequestContext {
+                principal: Principal { user: "system".into(), role: Role::System },
+                acting_user: None,
+                transaction: None,
+            })
+        })
+    }
+
+    /// The partitions of `def` this caller may read.
+    pub fn read_scope(&self, def: &TableDef) -> Result<PartitionScope, String> {
+        if !def.kind.per_user() {
+            if def.access == crate::storage::table::AccessLevel::Private && self.principal.role == Role::User
+            {
+                return Err(format!(
+                    "permission denied: {} is a private SHARED table; a user account cannot read it",
+                    def.qualified_name()
+                ));
+            }
+            return Ok(PartitionScope::One(String::new()));
+        }
+        Ok(match &self.acting_user {
+            Some(user) => PartitionScope::One(user.clone()),
+            None => PartitionScope::All,
+        })
+    }
+
+    /// The partition a new row goes to, given the `_userid` the row names (if any).
+    pub fn write_partition(&self, def: &TableDef, row_owner: Option<&str>) -> Result<String, String> {
+        if !def.kind.per_user() {
+            if self.principal.role == Role::User {
+                return Err(format!(
+                    "permission denied: a user account cannot change SHARED table {}",
+                    def.qualified_name()
+                ));
+            }
+            return Ok(String::new());
+        }
+        let owner = match (row_owner, &self.acting_user) {
+            (Some(owner), Some(acting)) if owner != acting && !self.principal.role.is_admin() => {
+                return Err(format!(
+                    "permission denied: account '{}' cannot write rows of user '{owner}'",
+                    self.principal.user
+                ));
+            }
+            (Some(owner), _) => owner,
+            (None, Some(acting)) => acting,
+            (None, None) => {
+                return Err(format!(
+                    "{} is a {} table: rows belong to a user. Act for one (the kalam-user-id request \
+                     header, or EXECUTE AS USER 'name' (...)) or give _userid",
+                    def.qualified_name(),
+                    def.kind.name()
+                ));
+            }
+        };
+        if owner.is_empty() {
+            return Err("_userid cannot be empty".into());
+        }
+        Ok(owner.to_string())
+    }
+
+    /// UPDATE and DELETE: allowed on SHARED tables for service, dba and system accounts; never
+    /// on STREAM tables (append-only).
+    pub fn check_change(&self, def: &TableDef) -> Result<(), String> {
+        if def.kind == TableKind::Stream {
+            return Err(format!(
+                "{} is a STREAM table: rows are append-only and expire after TTL_SECONDS",
+                def.qualified_name()
+            ));
+        }
+        self.write_partition(def, self.acting_user.as_deref().or(Some("-"))).map(|_| ())
+    }
+}
+
+/// Uncommitted writes to one partition.
+#[derive(Default)]
+pub struct PartWrites {
+    pub inserts: Vec<RecordBatch>,
+    /// `_seq` of row versions this transaction deleted or replaced, with their key.
+    pub deleted: HashSet<i64>,
+    pub deleted_keys: HashMap<i64, Key>,
+}
+
+pub struct TableWrites {
+    pub def: Arc<TableDef>,
+    pub shared: Arc<TableShared>,
+    pub parts: BTreeMap<String, PartWrites>,
+}
+
+/// A transaction: writes are staged here, visible to its own statements, and applied
+/// atomically by commit (or dropped by rollback).
+pub struct Transaction {
+    pub id: u64,
+    pub started: Instant,
+    writes: Mutex<BTreeMap<u64, TableWrites>>,
+    staged_bytes: Mutex<usize>,
+}
+
+impl std::fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Transaction({})", self.id)
+    }
+}
+
+impl Default for Transaction {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Transaction {
+    pub fn new() -> Self {
+        Self {
+            id: crate::snowflake::next_id() as u64,
+            started: Instant::now(),
+            writes: Mutex::new(BTreeMap::new()),
+            staged_bytes: Mutex::new(0),
+        }
+    }
+
+    fn with_part<T>(&self, table: &KalamTable, partition: &str, f: impl FnOnce(&mut PartWrites) -> T) -> T {
+        let mut writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = writes.entry(table.shared.id).or_insert_with(|| TableWrites {
+            def: table.def.clone(),
+            shared: table.shared.clone(),
+            parts: BTreeMap::new(),
+        });
+        entry.def = table.def.clone();
+        f(entry.parts.entry(partition.to_string()).or_default())
+    }
+
+    /// Stages rows, refusing to hold more than `bytes_max` bytes of uncommitted data.
+    pub fn stage_insert(
+        &self,
+        table: &KalamTable,
+        partition: &str,
+        batch: RecordBatch,
+        bytes_max: usize,
+    ) -> Result<(), String> {
+        let bytes = batch.get_array_memory_size();
+        {
+            let mut staged = self.staged_bytes.lock().unwrap_or_else(|p| p.into_inner());
+            if *staged + bytes > bytes_max {
+                return Err(format!(
+                    "the transaction would hold more than {bytes_max} bytes of uncommitted rows \
+                     (limits.write_bytes_max); commit in smaller parts"
+                ));
+            }
+            *staged += bytes;
+        }
+        self.with_part(table, partition, |part| part.inserts.push(batch));
+        Ok(())
+    }
+
+    pub fn stage_delete(&self, table: &KalamTable, partition: &str, seq: i64, key: Option<Key>) {
+        self.with_part(table, partition, |part| {
+            part.deleted.insert(seq);
+            if let Some(key) = key {
+                part.deleted_keys.insert(seq, key);
+            }
+        });
+    }
+
+    /// Calls `f` with the staged rows and deletions of the partitions of `table_id` in `scope`.
+    pub fn visit_writes(
+        &self,
+        table_id: u64,
+        scope: &PartitionScope,
+        mut f: impl FnMut(&[RecordBatch], &HashSet<i64>),
+    ) {
+        let writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(table) = writes.get(&table_id) else { return };
+        for (key, part) in &table.parts {
+            if matches!(scope, PartitionScope::One(one) if one != key) {
+                continue;
+            }
+            f(&part.inserts, &part.deleted);
+        }
+    }
+
+    pub fn take_writes(&self) -> BTreeMap<u64, TableWrites> {
+        std::mem::take(&mut *self.writes.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
