@@ -274,7 +274,7 @@ impl Engine {
         sql: &str,
     ) -> Result<(Schema, Schema), EngineError> {
         let plan = match kalamsql::parse(sql).map_err(invalid)? {
-            Command::Sql => self.session(request).state().create_logical_plan(sql).await?,
+            Command::Sql => self.plan_statement(&self.session(request).state(), sql).await?,
             Command::Query(_) | Command::ExecuteAs { .. } => self.plan_query(request, sql).await?.1,
             _ => return Ok((Schema::empty(), Schema::empty())),
         };
@@ -295,8 +295,9 @@ impl Engine {
     pub async fn estimate_rows(&self, request: Arc<RequestContext>, sql: &str) -> Option<i64> {
         let (ctx, plan) = self.plan_query(request, sql).await.ok()?;
         let physical = ctx.state().create_physical_plan(&plan).await.ok()?;
-        #[allow(deprecated)]
-        let stats = physical.partition_statistics(None).ok()?;
+        let stats = datafusion::physical_plan::StatisticsContext::new()
+            .compute(physical.as_ref(), &datafusion::physical_plan::StatisticsArgs::new())
+            .ok()?;
         stats.num_rows.get_value().map(|rows| *rows as i64)
     }
 
@@ -723,7 +724,14 @@ impl Engine {
                     .iter()
                     .filter_map(|c| kalamsql::column_default(c).map(|d| (c.name.value.clone(), d)))
                     .collect();
-                let fields = user_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+                // Key columns never hold NULL.
+                let fields = user_schema
+                    .fields()
+                    .iter()
+                    .map(|f| {
+                        f.as_ref().clone().with_nullable(f.is_nullable() && !primary_key.contains(f.name()))
+                    })
+                    .collect();
                 let def = TableDef {
                     id: 0,
                     namespace,
@@ -1031,6 +1039,10 @@ fn update_input_with_old_keys(input: LogicalPlan, def: &TableDef) -> Result<Logi
         return Err(EngineError::Internal("unexpected UPDATE plan".into()));
     };
     for (expr, field) in projection.expr.iter().zip(def.schema.fields()) {
+        let expr = match expr {
+            Expr::Alias(alias) => alias.expr.as_ref(),
+            expr => expr,
+        };
         if TableDef::is_system_column(field.name())
             && !matches!(expr, Expr::Column(c) if c.name == *field.name())
         {

@@ -43,11 +43,11 @@ use crate::engine::{CATALOG, DEFAULT_NAMESPACE, Engine, EngineError};
 use crate::metadata;
 use crate::session::{Principal, RequestContext, Transaction};
 
-/// A prepared statement: its SQL and the parameter values bound last.
+/// A prepared statement: its SQL and the parameter rows bound last.
 struct Prepared {
     owner: String,
     sql: String,
-    params: Vec<ScalarValue>,
+    params: Vec<Vec<ScalarValue>>,
     transaction: Option<u64>,
 }
 
@@ -124,6 +124,23 @@ fn header<'a>(metadata: &'a MetadataMap, name: &str) -> Option<&'a str> {
     metadata.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The record batches of a DoPut. A message without an IPC header (a client that sends only
+/// the command descriptor) carries no data and is skipped.
+fn record_batches(stream: PeekableFlightDataStream) -> FlightRecordBatchStream {
+    let messages = stream
+        .map_err(FlightError::from)
+        .try_filter(|message| futures::future::ready(!message.data_header.is_empty()));
+    FlightRecordBatchStream::new_from_flight_data(messages)
+}
+
+/// The one parameter row of a query.
+fn query_params(rows: Vec<Vec<ScalarValue>>) -> Result<Vec<ScalarValue>, Status> {
+    match rows.len() {
+        0 | 1 => Ok(rows.into_iter().next().unwrap_or_default()),
+        n => Err(Status::invalid_argument(format!("a query takes one row of parameters, got {n}"))),
+    }
+}
+
 impl KalamFlightSql {
     pub fn new(engine: Arc<Engine>, handles_max: usize) -> Self {
         Self {
@@ -195,7 +212,7 @@ impl KalamFlightSql {
         &self,
         handle: &[u8],
         principal: &Principal,
-    ) -> Result<(String, Vec<ScalarValue>, Option<u64>), Status> {
+    ) -> Result<(String, Vec<Vec<ScalarValue>>, Option<u64>), Status> {
         let id = handle_id(handle, "prepared statement")?;
         let prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
         match prepared.get(&id) {
@@ -208,7 +225,7 @@ impl KalamFlightSql {
 
     /// Parameter rows sent with a DoPut, one value list per row.
     async fn parameter_rows(stream: PeekableFlightDataStream) -> Result<Vec<Vec<ScalarValue>>, Status> {
-        let mut batches = FlightRecordBatchStream::new_from_flight_data(stream.map_err(FlightError::from));
+        let mut batches = record_batches(stream);
         let mut rows = Vec::new();
         while let Some(batch) = batches.next().await {
             let batch = batch.map_err(|e| Status::invalid_argument(format!("bad parameter batch: {e}")))?;
@@ -322,8 +339,7 @@ impl FlightSqlService for KalamFlightSql {
             command.schema.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| DEFAULT_NAMESPACE.into());
         let options = command.table_definition_options.unwrap_or_default();
         let metadata = request.metadata().clone();
-        let mut batches =
-            FlightRecordBatchStream::new_from_flight_data(request.into_inner().map_err(FlightError::from));
+        let mut batches = record_batches(request.into_inner());
         self.in_transaction(&metadata, transaction, async |context| {
             let exists = self.engine.store().catalog().find_table(&namespace, &command.table).is_some();
             match (
@@ -455,14 +471,7 @@ impl FlightSqlService for KalamFlightSql {
     ) -> Result<DoPutPreparedStatementResult, Status> {
         let principal = self.principal(request.metadata())?;
         self.prepared(&query.prepared_statement_handle, &principal)?;
-        let rows = Self::parameter_rows(request.into_inner()).await?;
-        let params = match rows.len() {
-            0 => Vec::new(),
-            1 => rows.into_iter().next().expect("one row"),
-            n => {
-                return Err(Status::invalid_argument(format!("a query takes one row of parameters, got {n}")));
-            }
-        };
+        let params = Self::parameter_rows(request.into_inner()).await?;
         let id = handle_id(&query.prepared_statement_handle, "prepared statement")?;
         if let Some(p) = self.prepared.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&id) {
             p.params = params;
@@ -478,7 +487,8 @@ impl FlightSqlService for KalamFlightSql {
         let principal = self.principal(request.metadata())?;
         let (sql, params, transaction) = self.prepared(&query.prepared_statement_handle, &principal)?;
         let context = self.context(request.metadata(), transaction)?;
-        let stream = self.engine.query_with_params(context, &sql, params).await.map_err(status)?;
+        let stream =
+            self.engine.query_with_params(context, &sql, query_params(params)?).await.map_err(status)?;
         let ticket = Ticket::new(query.as_any().encode_to_vec());
         let info = FlightInfo::new()
             .try_with_schema(&stream.schema())
@@ -497,7 +507,8 @@ impl FlightSqlService for KalamFlightSql {
         let principal = self.principal(request.metadata())?;
         let (sql, params, transaction) = self.prepared(&query.prepared_statement_handle, &principal)?;
         let context = self.context(request.metadata(), transaction)?;
-        let batches = self.engine.query_with_params(context, &sql, params).await.map_err(status)?;
+        let batches =
+            self.engine.query_with_params(context, &sql, query_params(params)?).await.map_err(status)?;
         Ok(stream_batches(batches))
     }
 
@@ -512,7 +523,10 @@ impl FlightSqlService for KalamFlightSql {
         let metadata = request.metadata().clone();
         let mut rows = Self::parameter_rows(request.into_inner()).await?;
         if rows.is_empty() {
-            rows.push(bound);
+            rows = bound;
+        }
+        if rows.is_empty() {
+            rows.push(Vec::new());
         }
         self.in_transaction(&metadata, transaction, async |context| {
             let mut count = 0;

@@ -4,3 +4,4 @@
 mod errors;
 mod peers;
 mod scan;
+mod server;

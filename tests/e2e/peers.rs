@@ -4,15 +4,15 @@ use std::process::Command;
 
 use kalam_e2e::TestEnv;
 
-// Goal: Apache ADBC's Flight SQL driver (Go) connects, reads the server's info, runs a query,
-// lists namespaces and tables, and reads a table's Arrow schema.
+// Goal: Apache ADBC's Flight SQL driver (Go) logs in, reads the server's info, runs a query and
+// one with JSON operators, ingests rows into a new table and appends more, reads them back,
+// lists namespaces and tables, reads a table's Arrow schema, and is refused a wrong password.
 #[test]
-fn adbc_flightsql_driver_queries_and_lists() {
-    let env = TestEnv::start();
-    env.kalam_sql("CREATE SCHEMA app");
+fn adbc_flightsql_driver_logs_in_queries_ingests_and_lists() {
+    let env = TestEnv::start_with_password("adbc-root-pw");
+    env.kalam_sql("CREATE NAMESPACE app");
     env.kalam_sql("CREATE TABLE app.trips (id BIGINT, fare DOUBLE)");
     env.kalam_sql("INSERT INTO app.trips VALUES (1, 2.5), (2, 4.0), (3, NULL)");
-    env.kalam_sql("CREATE VIEW app.cheap AS SELECT id FROM app.trips WHERE fare < 3");
     env.kalam_sql("CREATE TABLE app.events (id BIGINT, payload VARCHAR)");
     env.kalam_sql(
         r#"INSERT INTO app.events VALUES (1, '{"kind": "click"}'), (2, '{}'), (3, '{"kind": "view"}')"#,
@@ -22,6 +22,7 @@ fn adbc_flightsql_driver_queries_and_lists() {
     let output = Command::new("python3")
         .arg(script)
         .arg(env.kalam.flight_port.to_string())
+        .args(["root", "adbc-root-pw"])
         .output()
         .expect("run python3 (scripts/setup.sh installs the ADBC driver)");
     assert!(output.status.success(), "ADBC client failed:\n{}", String::from_utf8_lossy(&output.stderr));
@@ -30,11 +31,26 @@ fn adbc_flightsql_driver_queries_and_lists() {
     assert_eq!(seen["vendor_name"], "kalamdb-server");
     assert_eq!(seen["query"], serde_json::json!([{ "n": 3, "total": 6.5 }]));
     assert_eq!(seen["json_query"], serde_json::json!([{ "kind": "click" }, { "kind": "view" }]));
+    assert_eq!(seen["ingested"], 3);
+    assert_eq!(seen["appended"], 1);
+    assert_eq!(
+        seen["visits"],
+        serde_json::json!([
+            { "id": 10, "city": "Oslo" }, { "id": 11, "city": "Lima" },
+            { "id": 12, "city": null }, { "id": 13, "city": "Pune" }
+        ])
+    );
     assert_eq!(
         seen["tables"],
-        serde_json::json!(["kalam.app.cheap:VIEW", "kalam.app.events:TABLE", "kalam.app.trips:TABLE"])
+        serde_json::json!(["kalam.app.events:TABLE", "kalam.app.trips:TABLE", "kalam.app.visits:TABLE"])
     );
-    assert_eq!(seen["trips_schema"], serde_json::json!(["id:int64", "fare:double"]));
+    assert_eq!(
+        seen["trips_schema"],
+        serde_json::json!(["id:int64", "fare:double", "_seq:int64", "_deleted:bool"])
+    );
+    let bad_login = seen["bad_login"].as_str().unwrap();
+    assert!(bad_login.contains("wrong user name or password"), "{bad_login}");
+    assert!(!bad_login.contains("wrong\"") && !bad_login.contains("adbc-root-pw"), "{bad_login}");
     assert_eq!(seen["table_types"], serde_json::json!(["TABLE", "VIEW"]));
 }
 
@@ -42,7 +58,7 @@ fn adbc_flightsql_driver_queries_and_lists() {
 // namespaces and tables (with the schema and table filters it sends).
 #[test]
 fn arrow_flight_sql_client_cli() {
-    let env = TestEnv::start();
+    let env = TestEnv::start_with_password("cli-root-pw");
     env.kalam_sql("CREATE SCHEMA app");
     env.kalam_sql("CREATE TABLE app.trips (id BIGINT, fare DOUBLE)");
     env.kalam_sql("CREATE TABLE app.other (id BIGINT)");
@@ -51,7 +67,7 @@ fn arrow_flight_sql_client_cli() {
     let port = env.kalam.flight_port.to_string();
     let run = |args: &[&str]| -> String {
         let output = Command::new("flight_sql_client")
-            .args(["--host", "127.0.0.1", "--port", &port])
+            .args(["--host", "127.0.0.1", "--port", &port, "--username", "root", "--password", "cli-root-pw"])
             .args(args)
             .output()
             .expect("run flight_sql_client (scripts/setup.sh installs it)");

@@ -15,20 +15,45 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct KalamServer {
     pub flight_port: u16,
     pub http_port: u16,
+    /// Password of `root`, when the server requires credentials.
+    pub root_password: Option<String>,
     child: Child,
     log: PathBuf,
     // Last: the directory goes after the process has stopped.
-    _dir: Scratch,
+    dir: Scratch,
 }
 
 impl KalamServer {
     /// Starts a server on free loopback ports with an empty data directory and waits until it
-    /// reports ready.
+    /// reports ready. Requests need no credentials.
     pub fn start() -> Self {
-        let dir = Scratch::new("kalamdb");
+        Self::start_in(Scratch::new("kalamdb"), None)
+    }
+
+    /// Like [`KalamServer::start`], with `root_password` required of every request.
+    pub fn start_with_password(root_password: &str) -> Self {
+        Self::start_in(Scratch::new("kalamdb"), Some(root_password.to_string()))
+    }
+
+    /// Starts the server again on the same data directory (after [`KalamServer::kill`]).
+    pub fn restart(self) -> Self {
+        let mut this = self;
+        this.kill();
+        let dir = std::mem::replace(&mut this.dir, Scratch::placeholder());
+        let password = this.root_password.take();
+        drop(this);
+        Self::start_in(dir, password)
+    }
+
+    fn start_in(dir: Scratch, root_password: Option<String>) -> Self {
         let log = dir.path().join("server.log");
-        let log_file = std::fs::File::create(&log).expect("create server log");
-        let mut child = Command::new(server_binary())
+        let log_file =
+            std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("open server log");
+        let mut command = Command::new(server_binary());
+        if let Some(password) = &root_password {
+            command.env("KALAMDB_ROOT_PASSWORD", password);
+        }
+        let mut child = command
             .env("KALAMDB_SERVER_HOST", "127.0.0.1")
             .env("KALAMDB_FLIGHT_PORT", "0")
             .env("KALAMDB_HTTP_PORT", "0")
@@ -68,7 +93,7 @@ impl KalamServer {
         };
         let flight_port = port_of("flight=");
         let http_port = port_of("http=");
-        Self { flight_port, http_port, child, log, _dir: dir }
+        Self { flight_port, http_port, root_password, child, log, dir }
     }
 
     /// Runs SQL through `POST /v1/api/sql`; panics unless the server answers success.
@@ -81,7 +106,12 @@ impl KalamServer {
     /// Runs SQL through `POST /v1/api/sql`, returning the status code and the JSON answer.
     pub fn try_sql(&self, sql: &str) -> (u16, serde_json::Value) {
         let request = serde_json::json!({ "sql": sql }).to_string();
-        let (status, body) = http::request(self.http_port, "POST", "/v1/api/sql", Some(&request))
+        let headers: Vec<String> = self
+            .root_password
+            .iter()
+            .map(|p| format!("Authorization: Basic {}", base64(&format!("root:{p}"))))
+            .collect();
+        let (status, body) = http::request(self.http_port, "POST", "/v1/api/sql", &headers, Some(&request))
             .expect("HTTP request to kalamdb-server");
         let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("non-JSON answer ({e}): {body}"));
         (status, json)
@@ -101,6 +131,22 @@ impl Drop for KalamServer {
         }
         self.kill();
     }
+}
+
+fn base64(text: &str) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in text.as_bytes().chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | (b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// The server binary: `KALAMDB_SERVER_BIN`, else `kalamdb-server` in the target directory this

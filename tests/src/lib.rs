@@ -35,6 +35,13 @@ impl TestEnv {
         Self { pg, kalam }
     }
 
+    /// Like [`TestEnv::start`], with a server that requires credentials (`root` / `root_password`).
+    pub fn start_with_password(root_password: &str) -> Self {
+        let kalam = KalamServer::start_with_password(root_password);
+        let pg = PgCluster::start();
+        Self { pg, kalam }
+    }
+
     /// A connection to the cluster's `postgres` database.
     pub fn pg(&self) -> postgres::Client {
         self.pg.connect()

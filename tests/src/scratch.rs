@@ -18,6 +18,11 @@ impl Scratch {
         Self { path }
     }
 
+    /// Owns nothing (what is left behind when a directory is handed over).
+    pub fn placeholder() -> Self {
+        Self { path: PathBuf::new() }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -25,7 +30,9 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
+        if !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
     }
 }
 

@@ -19,7 +19,8 @@ use arrow_row::{RowConverter, SortField};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
-use datafusion::common::{Constraints, DFSchema};
+use datafusion::common::stats::Precision;
+use datafusion::common::{Constraints, DFSchema, Statistics};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
@@ -453,6 +454,10 @@ impl TableProvider for KalamTable {
             let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
                 .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
                 .with_projection_indices(Some(read.clone()))?
+                .with_statistics(
+                    Statistics::new_unknown(&schema)
+                        .with_num_rows(Precision::Exact(snapshot.file_rows as usize)),
+                )
                 .with_limit(source_limit)
                 .build();
             inputs.push(DataSourceExec::from_data_source(config));
@@ -463,7 +468,6 @@ impl TableProvider for KalamTable {
                     .with_limit(source_limit);
             inputs.push(DataSourceExec::from_data_source(memory));
         }
-        let _ = snapshot.file_rows;
         let plan = UnionExec::try_new(inputs)?;
         if !filter_rows {
             return Ok(plan);

@@ -1,0 +1,7 @@
+//! kalamdb-server through real Flight SQL sockets with Apache Arrow's own Flight SQL client:
+//! durability, accounts and isolation, transactions, prepared statements, bulk ingest and bad input.
+
+mod access;
+mod durability;
+mod protocol;
+mod support;
