@@ -227,8 +227,11 @@ impl Sessions {
             ));
         };
         if let Some(encoded) = strip_scheme(header, "Basic") {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(encoded.trim())
+            // Padding is optional: some clients (Go's Flight client) send it unpadded.
+            let encoded = encoded.trim().trim_end_matches('=');
+            let decoded = base64::engine::general_purpose::STANDARD_NO_PAD
+                .decode(encoded)
+                .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded))
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
                 .ok_or_else(|| {

@@ -174,6 +174,12 @@ impl Engine {
                 engine.register_table(def.clone(), shared.clone()).map_err(|e| e.to_string())?;
             }
         }
+        let views = engine.store.catalog().views.clone();
+        for view in views {
+            let ctx = engine.ctx.clone();
+            let created = futures::executor::block_on(async move { ctx.sql(&view.sql).await.map(|_| ()) });
+            created.map_err(|e| format!("cannot restore view {}.{}: {e}", view.namespace, view.name))?;
+        }
         Ok(engine)
     }
 
@@ -375,6 +381,9 @@ impl Engine {
         let plan = if params.is_empty() { plan } else { plan.with_param_values(params)? };
         let outcome = match plan {
             LogicalPlan::Dml(dml) => Outcome::Count(self.dml(&ctx.state(), &request, dml).await?),
+            LogicalPlan::Ddl(ddl @ (DdlStatement::CreateView(_) | DdlStatement::DropView(_))) => {
+                Outcome::Count(self.view_ddl(&request, sql, ddl).await?)
+            }
             LogicalPlan::Ddl(ddl) => return Err(unsupported_ddl(&ddl)),
             LogicalPlan::Statement(_) | LogicalPlan::Copy(_) => {
                 return Err(invalid(
@@ -420,6 +429,43 @@ impl Engine {
             }
         }
         Ok(state.statement_to_plan(statement).await?)
+    }
+
+    /// CREATE VIEW and DROP VIEW: applied to DataFusion's catalog and kept in ours (as the
+    /// statement text, replayed at startup).
+    async fn view_ddl(
+        &self,
+        request: &RequestContext,
+        sql: &str,
+        ddl: DdlStatement,
+    ) -> Result<i64, EngineError> {
+        require_admin(request, "create and drop views")?;
+        let (name, creating) = match &ddl {
+            DdlStatement::CreateView(view) => (view.name.clone(), true),
+            DdlStatement::DropView(drop) => (drop.name.clone(), false),
+            _ => unreachable!("only view statements come here"),
+        };
+        let namespace = name.schema().unwrap_or(DEFAULT_NAMESPACE).to_string();
+        let view = name.table().to_string();
+        {
+            let catalog = self.store.catalog();
+            if !catalog.namespaces.contains_key(&namespace) {
+                return Err(invalid(format!(
+                    "namespace {namespace} does not exist: CREATE NAMESPACE {namespace} first"
+                )));
+            }
+            if creating && catalog.find_table(&namespace, &view).is_some() {
+                return Err(invalid(format!("a table named {namespace}.{view} already exists")));
+            }
+        }
+        self.ctx.execute_logical_plan(LogicalPlan::Ddl(ddl)).await?;
+        let mut catalog = self.store.catalog();
+        catalog.views.retain(|v| !(v.namespace == namespace && v.name == view));
+        if creating {
+            catalog.views.push(crate::storage::ViewEntry { namespace, name: view, sql: sql.to_string() });
+        }
+        self.store.persist(&catalog).map_err(EngineError::Internal)?;
+        Ok(0)
     }
 
     /// Commits a transaction's staged writes.
@@ -677,15 +723,18 @@ impl Engine {
                 }
                 let ids: Vec<u64> =
                     catalog.tables.values().filter(|(d, _)| d.namespace == name).map(|(d, _)| d.id).collect();
-                if !ids.is_empty() && !cascade {
+                let views = catalog.views.iter().filter(|v| v.namespace == name).count();
+                if ids.len() + views > 0 && !cascade {
                     return Err(invalid(format!(
-                        "namespace {name} has {} tables: drop them first or use DROP NAMESPACE {name} CASCADE",
+                        "namespace {name} has {} tables and {views} views: drop them first or use \
+                         DROP NAMESPACE {name} CASCADE",
                         ids.len()
                     )));
                 }
                 for id in ids {
                     self.store.remove_table(&mut catalog, id);
                 }
+                catalog.views.retain(|v| v.namespace != name);
                 catalog.namespaces.remove(&name);
                 self.store.persist(&catalog).map_err(EngineError::Internal)?;
                 let _ = self.catalog.deregister_schema(&name, true);

@@ -136,6 +136,8 @@ struct CatalogFile {
     namespaces: BTreeMap<String, NamespaceEntry>,
     tables: Vec<TableDefFile>,
     users: BTreeMap<String, UserEntry>,
+    #[serde(default)]
+    views: Vec<ViewEntry>,
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -156,7 +158,17 @@ pub struct Catalog {
     pub namespaces: BTreeMap<String, NamespaceEntry>,
     pub tables: BTreeMap<u64, (Arc<TableDef>, Arc<TableShared>)>,
     pub users: BTreeMap<String, UserEntry>,
+    /// Views in creation order (a view may use an older one).
+    pub views: Vec<ViewEntry>,
     next_table_id: u64,
+}
+
+/// A view: its name and the `CREATE VIEW` statement that defines it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ViewEntry {
+    pub namespace: String,
+    pub name: String,
+    pub sql: String,
 }
 
 impl Catalog {
@@ -166,6 +178,7 @@ impl Catalog {
             namespaces: BTreeMap::new(),
             tables: BTreeMap::new(),
             users: BTreeMap::new(),
+            views: Vec::new(),
             next_table_id: 1,
         }
     }
@@ -349,6 +362,7 @@ impl Store {
                 namespaces: file.namespaces,
                 tables,
                 users: file.users,
+                views: file.views,
                 next_table_id: file.next_table_id.max(1),
             }),
             wal: Mutex::new(wal),
@@ -362,6 +376,7 @@ impl Store {
     /// Writes the catalog; DDL calls it with the catalog lock held, after changing it.
     pub fn persist(&self, catalog: &Catalog) -> Result<(), String> {
         let file = CatalogFile {
+            views: catalog.views.clone(),
             next_table_id: catalog.next_table_id,
             namespaces: catalog.namespaces.clone(),
             tables: catalog

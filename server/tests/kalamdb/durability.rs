@@ -93,7 +93,7 @@ async fn writes_survive_flush_and_restart() {
     server.stop().await;
 }
 
-// Goal: DROP and ALTER TABLE persist; an added column reads NULL for old rows (in memory and
+// Goal: DROP and ALTER TABLE and views persist; an added column reads NULL for old rows (in memory and
 // in Parquet); a dropped column is gone; a changed type is cast.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schema_changes_persist() {
@@ -113,6 +113,7 @@ async fn schema_changes_persist() {
     update(&mut c, "ALTER TABLE app.t DROP COLUMN note").await;
     update(&mut c, "ALTER TABLE app.t MODIFY COLUMN n BIGINT").await;
     update(&mut c, "INSERT INTO app.t VALUES (4, 8, 1.5)").await;
+    update(&mut c, "CREATE VIEW app.big_n AS SELECT id FROM app.t WHERE n > 6").await;
     update(&mut c, "CREATE TABLE app.gone (id INT)").await;
     update(&mut c, "DROP TABLE app.gone").await;
     let sql = "SELECT * FROM (SELECT id, n, score, arrow_typeof(n) FROM app.t) ORDER BY id";
@@ -124,6 +125,7 @@ async fn schema_changes_persist() {
     let mut c = server.client().await;
     assert_eq!(rows(&mut c, sql).await, expected);
     assert_eq!(rows(&mut c, "SHOW TABLES IN app").await.len(), 1);
+    assert_eq!(rows(&mut c, "SELECT id FROM app.big_n ORDER BY id").await, ["3", "4"]);
     let err = crate::support::query_error(&mut c, "SELECT note FROM app.t").await;
     assert!(err.contains("note"), "{err}");
     server.stop().await;
