@@ -219,7 +219,8 @@ async fn bad_input_is_refused_whole() {
 }
 
 // Goal: a client that stops reading mid-stream does not hurt the server; results stream in
-// batches; GetFlightInfo reports the row count; primary keys are listed.
+// batches; GetFlightInfo reports the row count; filters prune Parquet row groups; primary keys
+// are listed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_and_metadata() {
     let dir = Dir::new("stream");
@@ -228,15 +229,27 @@ async fn streams_and_metadata() {
     update(&mut c, "CREATE NAMESPACE app").await;
     update(&mut c, "CREATE TABLE app.big (id BIGINT PRIMARY KEY, v TEXT) WITH (FLUSH_POLICY = 'rows:50000')")
         .await;
-    update(&mut c, "INSERT INTO app.big SELECT value, 'v' || value FROM generate_series(1, 120000)").await;
+    update(&mut c, "INSERT INTO app.big SELECT value, 'v' || value FROM generate_series(1, 300000)").await;
 
     let info = c.execute("SELECT * FROM app.big".into(), None).await.unwrap();
-    assert_eq!(info.total_records, 120_000);
+    assert_eq!(info.total_records, 300_000);
     let mut stream = c.do_get(info.endpoint[0].ticket.clone().unwrap()).await.unwrap();
     let first = stream.next().await.unwrap().unwrap();
     assert!(first.num_rows() <= 1000);
     drop(stream);
-    assert_eq!(rows(&mut c, "SELECT count(*), sum(id) FROM app.big").await, ["120000|7200060000"]);
+    assert_eq!(rows(&mut c, "SELECT count(*), sum(id) FROM app.big").await, ["300000|45000150000"]);
+
+    // Once in Parquet, a filter skips row groups by their statistics.
+    for _ in 0..100 {
+        if rows(&mut c, "SELECT segments FROM system.tables WHERE table_name = 'big'").await == ["1"] {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let plan =
+        rows(&mut c, "EXPLAIN ANALYZE SELECT count(*) FROM app.big WHERE id > 290000").await.join("\n");
+    assert!(plan.contains("row_groups_pruned_statistics=3 total → 1 matched"), "{plan}");
+    assert_eq!(rows(&mut c, "SELECT count(*) FROM app.big WHERE id > 290000").await, ["10000"]);
 
     let info = c
         .get_primary_keys(CommandGetPrimaryKeys {
