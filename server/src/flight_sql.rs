@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use arrow_array::{ArrayRef, Int32Array, StringArray};
@@ -43,6 +44,16 @@ use crate::engine::{CATALOG, DEFAULT_NAMESPACE, Engine, EngineError};
 use crate::metadata;
 use crate::session::{Principal, RequestContext, Transaction};
 
+/// A transaction begun by a client: its owner and when it was last used.
+struct OpenTransaction {
+    owner: String,
+    tx: Arc<Transaction>,
+    last_used: Instant,
+}
+
+/// A transaction left unused this long is rolled back (its client went away).
+const TRANSACTION_IDLE_MAX: Duration = Duration::from_secs(600);
+
 /// A prepared statement: its SQL and the parameter rows bound last.
 struct Prepared {
     owner: String,
@@ -54,7 +65,7 @@ struct Prepared {
 pub struct KalamFlightSql {
     engine: Arc<Engine>,
     sql_info: SqlInfoData,
-    transactions: Mutex<HashMap<u64, (String, Arc<Transaction>)>>,
+    transactions: Mutex<HashMap<u64, OpenTransaction>>,
     prepared: Mutex<HashMap<u64, Prepared>>,
     handles_max: usize,
 }
@@ -176,9 +187,12 @@ impl KalamFlightSql {
     }
 
     fn transaction(&self, id: u64, principal: &Principal) -> Result<Arc<Transaction>, Status> {
-        let transactions = self.transactions.lock().unwrap_or_else(|p| p.into_inner());
-        match transactions.get(&id) {
-            Some((owner, tx)) if *owner == principal.user => Ok(tx.clone()),
+        let mut transactions = self.transactions.lock().unwrap_or_else(|p| p.into_inner());
+        match transactions.get_mut(&id) {
+            Some(open) if open.owner == principal.user => {
+                open.last_used = Instant::now();
+                Ok(open.tx.clone())
+            }
             _ => Err(Status::not_found(
                 "unknown transaction (ended, rolled back or never begun); begin a new one",
             )),
@@ -393,13 +407,17 @@ impl FlightSqlService for KalamFlightSql {
         let principal = self.principal(request.metadata())?;
         let tx = Arc::new(Transaction::new());
         let mut transactions = self.transactions.lock().unwrap_or_else(|p| p.into_inner());
+        transactions.retain(|_, open| open.last_used.elapsed() < TRANSACTION_IDLE_MAX);
         if transactions.len() >= self.handles_max {
             return Err(Status::resource_exhausted(format!(
                 "{} transactions are open; end some before beginning more",
                 self.handles_max
             )));
         }
-        transactions.insert(tx.id, (principal.user, tx.clone()));
+        transactions.insert(
+            tx.id,
+            OpenTransaction { owner: principal.user, tx: tx.clone(), last_used: Instant::now() },
+        );
         Ok(ActionBeginTransactionResult { transaction_id: tx.id.to_le_bytes().to_vec().into() })
     }
 

@@ -9,7 +9,7 @@ use arrow_array::RecordBatch;
 use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
 use arrow_flight::sql::{
     CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
-    ProstMessageExt, SqlInfo, SqlNullOrdering, SqlSupportedCaseSensitivity,
+    ProstMessageExt, SqlInfo, SqlNullOrdering, SqlSupportedCaseSensitivity, SqlSupportedTransaction,
 };
 use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
 use arrow_schema::Schema;
@@ -36,6 +36,9 @@ pub fn sql_info() -> SqlInfoData {
     info.append(SqlInfo::SqlDdlCatalog, false);
     info.append(SqlInfo::SqlDdlSchema, true);
     info.append(SqlInfo::SqlDdlTable, true);
+    info.append(SqlInfo::FlightSqlServerTransaction, SqlSupportedTransaction::Transaction as i32);
+    info.append(SqlInfo::FlightSqlServerBulkIngestion, true);
+    info.append(SqlInfo::FlightSqlServerIngestTransactionsSupported, true);
     info.build().expect("static SQL info is well formed")
 }
 
