@@ -468,37 +468,26 @@ impl Store {
             plans.push(plan_table_commit(writes, def, data)?);
         }
 
-        let mut records = Vec::new();
+        // Records go to the log one at a time (a large ingest is never encoded whole in memory);
+        // only the commit record, written last, makes them count at recovery.
         for ((writes, _, _), plan) in guards.iter().zip(&plans) {
             for (key, part) in &plan.parts {
+                let record = |deleted: Vec<i64>, batch: Option<RecordBatch>| Record::Write {
+                    tx: tx_id,
+                    table: writes.shared.id,
+                    partition: key.clone(),
+                    deleted,
+                    batch,
+                };
                 if !part.deleted.is_empty() {
-                    records.push(
-                        Record::Write {
-                            tx: tx_id,
-                            table: writes.shared.id,
-                            partition: key.clone(),
-                            deleted: part.deleted.clone(),
-                            batch: None,
-                        }
-                        .encode()?,
-                    );
+                    wal.append(&[record(part.deleted.clone(), None).encode()?])?;
                 }
                 for batch in &part.inserts {
-                    records.push(
-                        Record::Write {
-                            tx: tx_id,
-                            table: writes.shared.id,
-                            partition: key.clone(),
-                            deleted: Vec::new(),
-                            batch: Some(batch.clone()),
-                        }
-                        .encode()?,
-                    );
+                    wal.append(&[record(Vec::new(), Some(batch.clone())).encode()?])?;
                 }
             }
         }
-        records.push(Record::Commit { tx: tx_id }.encode()?);
-        let lsn = wal.append(&records)?;
+        let lsn = wal.append(&[Record::Commit { tx: tx_id }.encode()?])?;
         wal.sync()?;
 
         let mut written = 0u64;

@@ -24,6 +24,9 @@ pub struct Wal {
     next_lsn: u64,
     /// First LSN of every file, oldest first; the last one is the file being appended to.
     files: Vec<u64>,
+    /// Set when a failed write could not be undone: appending more could hide it behind
+    /// acknowledged records, so the log refuses writes until a restart recovers it.
+    poisoned: bool,
 }
 
 fn file_name(first_lsn: u64) -> String {
@@ -94,7 +97,7 @@ impl Wal {
             .map_err(io_context("open", &path))?;
         let file_bytes = file.seek(SeekFrom::End(0)).map_err(io_context("seek", &path))?;
         sync_dir(dir)?;
-        Ok(Self { dir: dir.to_path_buf(), file, file_bytes, next_lsn, files })
+        Ok(Self { dir: dir.to_path_buf(), file, file_bytes, next_lsn, files, poisoned: false })
     }
 
     /// The LSN the next appended record will get.
@@ -105,9 +108,29 @@ impl Wal {
     /// Appends records without syncing; returns the LSN of the last one. Nothing is durable
     /// until [`Wal::sync`] returns.
     pub fn append(&mut self, payloads: &[Vec<u8>]) -> Result<u64, String> {
+        if self.poisoned {
+            return Err("the write-ahead log could not undo a failed write; restart the server".into());
+        }
         if self.file_bytes >= FILE_BYTES_TARGET {
             self.rotate()?;
         }
+        let (start_bytes, start_lsn) = (self.file_bytes, self.next_lsn);
+        match self.write_records(payloads) {
+            Ok(lsn) => Ok(lsn),
+            Err(e) => {
+                // A half-written record must not stay in front of later ones.
+                if self.file.set_len(start_bytes).is_ok() {
+                    self.file_bytes = start_bytes;
+                    self.next_lsn = start_lsn;
+                } else {
+                    self.poisoned = true;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn write_records(&mut self, payloads: &[Vec<u8>]) -> Result<u64, String> {
         let mut frame = Vec::new();
         for payload in payloads {
             if payload.len() as u64 >= RECORD_BYTES_MAX as u64 {
@@ -129,9 +152,13 @@ impl Wal {
         Ok(self.next_lsn - 1)
     }
 
-    /// Makes every appended record durable.
+    /// Makes every appended record durable. A failed sync leaves the state of the file
+    /// unknown (the kernel may drop the unwritten pages), so the log stops taking writes.
     pub fn sync(&mut self) -> Result<(), String> {
-        self.file.sync_data().map_err(|e| format!("cannot sync the write-ahead log: {e}"))
+        self.file.sync_data().map_err(|e| {
+            self.poisoned = true;
+            format!("cannot sync the write-ahead log: {e}; restart the server")
+        })
     }
 
     fn rotate(&mut self) -> Result<(), String> {
