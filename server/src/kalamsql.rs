@@ -162,6 +162,12 @@ impl Tokens {
         Ok(name)
     }
 
+    /// A password: a quoted string. Errors never show the token (it may be the password).
+    fn password(&mut self) -> Result<String, String> {
+        self.string()
+            .map_err(|_| "SQL error: give the password as a quoted string: PASSWORD '...'".to_string())
+    }
+
     fn string(&mut self) -> Result<String, String> {
         match self.peek() {
             Some(Token::SingleQuotedString(s)) => {
@@ -216,7 +222,7 @@ pub fn parse(sql: &str) -> Result<Command, String> {
             let name = t.name()?;
             t.expect("WITH")?;
             t.expect("PASSWORD")?;
-            let password = t.string()?;
+            let password = t.password()?;
             let role = if t.eat("ROLE") { parse_role(&t.name()?)? } else { Role::User };
             Command::CreateUser { name, password, role, if_not_exists }
         } else {
@@ -254,7 +260,7 @@ pub fn parse(sql: &str) -> Result<Command, String> {
         let (mut password, mut role) = (None, None);
         while t.eat("SET") || t.eat("WITH") {
             if t.eat("PASSWORD") {
-                password = Some(t.string()?);
+                password = Some(t.password()?);
             } else if t.eat("ROLE") {
                 role = Some(parse_role(&t.name()?)?);
             } else {
