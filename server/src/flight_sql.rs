@@ -68,6 +68,8 @@ pub struct KalamFlightSql {
     transactions: Mutex<HashMap<u64, OpenTransaction>>,
     prepared: Mutex<HashMap<u64, Prepared>>,
     handles_max: usize,
+    /// Rows per batch the tables keep (ingested slices are combined up to this).
+    batch_rows: usize,
 }
 
 pub(crate) fn status(err: EngineError) -> Status {
@@ -95,7 +97,9 @@ fn one_batch(batch: RecordBatch) -> Response<DoGetStream> {
 
 fn stream_batches(batches: datafusion::execution::SendableRecordBatchStream) -> Response<DoGetStream> {
     let schema = batches.schema();
-    let batches = batches.map_err(|e| FlightError::from(status(EngineError::from(e))));
+    let batches = batches
+        .map_ok(crate::storage::table::compact_views)
+        .map_err(|e| FlightError::from(status(EngineError::from(e))));
     let stream = FlightDataEncoderBuilder::new()
         .with_schema(schema)
         .with_max_flight_data_size(FLIGHT_DATA_BYTES_TARGET)
@@ -153,8 +157,9 @@ fn query_params(rows: Vec<Vec<ScalarValue>>) -> Result<Vec<ScalarValue>, Status>
 }
 
 impl KalamFlightSql {
-    pub fn new(engine: Arc<Engine>, handles_max: usize) -> Self {
+    pub fn new(engine: Arc<Engine>, handles_max: usize, batch_rows: usize) -> Self {
         Self {
+            batch_rows,
             engine,
             sql_info: metadata::sql_info(),
             transactions: Mutex::new(HashMap::new()),
@@ -235,6 +240,22 @@ impl KalamFlightSql {
                 "unknown prepared statement (closed or never created); prepare it again",
             )),
         }
+    }
+
+    async fn ingest_pending(
+        &self,
+        context: &Arc<RequestContext>,
+        namespace: &str,
+        table: &str,
+        pending: &mut Vec<RecordBatch>,
+    ) -> Result<i64, Status> {
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let batch = arrow_select::concat::concat_batches(&pending[0].schema(), pending.iter())
+            .map_err(|e| Status::invalid_argument(format!("bad ingest batch: {e}")))?;
+        pending.clear();
+        self.engine.ingest(context, namespace, table, batch).await.map_err(status)
     }
 
     /// Parameter rows sent with a DoPut, one value list per row.
@@ -373,8 +394,8 @@ impl FlightSqlService for KalamFlightSql {
                 }
                 _ => {}
             }
-            let mut rows = 0i64;
-            let mut created = exists;
+            let (mut rows, mut created) = (0i64, exists);
+            let (mut pending, mut pending_rows) = (Vec::new(), 0usize);
             while let Some(batch) = batches.next().await {
                 let batch = batch.map_err(|e| Status::invalid_argument(format!("bad ingest batch: {e}")))?;
                 if !created {
@@ -391,9 +412,15 @@ impl FlightSqlService for KalamFlightSql {
                         .map_err(status)?;
                     created = true;
                 }
-                rows +=
-                    self.engine.ingest(&context, &namespace, &command.table, batch).await.map_err(status)?;
+                // Clients send small slices; the table keeps batches of about `batch_rows` rows.
+                pending_rows += batch.num_rows();
+                pending.push(batch);
+                if pending_rows >= self.batch_rows {
+                    rows += self.ingest_pending(&context, &namespace, &command.table, &mut pending).await?;
+                    pending_rows = 0;
+                }
             }
+            rows += self.ingest_pending(&context, &namespace, &command.table, &mut pending).await?;
             Ok(rows)
         })
         .await

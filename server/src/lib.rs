@@ -85,10 +85,13 @@ impl Server {
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), String> {
         let engine = self.engine.clone();
         let limits = &self.config.limits;
-        let flight_service =
-            FlightServiceServer::new(flight_sql::KalamFlightSql::new(engine.clone(), limits.handles_max))
-                .max_decoding_message_size(limits.message_bytes_max)
-                .max_encoding_message_size(limits.message_bytes_max);
+        let flight_service = FlightServiceServer::new(flight_sql::KalamFlightSql::new(
+            engine.clone(),
+            limits.handles_max,
+            limits.batch_rows,
+        ))
+        .max_decoding_message_size(limits.message_bytes_max)
+        .max_encoding_message_size(limits.message_bytes_max);
         let http_state = Arc::new(http::HttpState {
             engine: engine.clone(),
             result_rows_max: limits.http_result_rows_max,

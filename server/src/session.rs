@@ -231,7 +231,7 @@ impl Transaction {
         batch: RecordBatch,
         bytes_max: usize,
     ) -> Result<(), String> {
-        let bytes = batch.get_array_memory_size();
+        let bytes = crate::storage::table::batch_bytes(&batch);
         {
             let mut staged = self.staged_bytes.lock().unwrap_or_else(|p| p.into_inner());
             if *staged + bytes > bytes_max {

@@ -145,7 +145,10 @@ async fn ingest(
             report.table_rows
         ));
     }
-    Ok((client, format!("SELECT * FROM {table}")))
+    // The table's own columns: the same data the ceiling sends (not the server's _seq/_deleted).
+    let columns: Vec<String> =
+        batches[0].schema().fields().iter().map(|f| format!("\"{}\"", f.name())).collect();
+    Ok((client, format!("SELECT {} FROM {table}", columns.join(", "))))
 }
 
 /// A scan whose row count is checked: a fast scan of the wrong rows measures nothing.

@@ -542,6 +542,54 @@ impl ScalarUDFImpl for LiveRows {
     }
 }
 
+/// Bytes the rows of `batch` take (not the buffers they are slices of).
+pub fn batch_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|c| c.to_data().get_slice_memory_size().unwrap_or_else(|_| c.get_array_memory_size()))
+        .sum()
+}
+
+/// A string or binary view column whose data buffers are far larger than what its rows use
+/// (a slice of a bigger array, or an array decoded from a larger message) gets compacted, so
+/// it neither pins memory nor sends unused bytes over the wire.
+pub fn compact_views(batch: RecordBatch) -> RecordBatch {
+    let needs = |column: &ArrayRef| match column.data_type() {
+        DataType::Utf8View => {
+            view_sparse(column.as_string_view().views(), column.as_string_view().data_buffers())
+        }
+        DataType::BinaryView => {
+            view_sparse(column.as_binary_view().views(), column.as_binary_view().data_buffers())
+        }
+        _ => false,
+    };
+    if !batch.columns().iter().any(needs) {
+        return batch;
+    }
+    let columns: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(|column| match column.data_type() {
+            DataType::Utf8View if needs(column) => Arc::new(column.as_string_view().gc()) as ArrayRef,
+            DataType::BinaryView if needs(column) => Arc::new(column.as_binary_view().gc()) as ArrayRef,
+            _ => column.clone(),
+        })
+        .collect();
+    RecordBatch::try_new(batch.schema(), columns).expect("same schema, same lengths")
+}
+
+/// True if the data buffers hold more than twice (plus 4 KiB) the bytes the views point at.
+fn view_sparse(views: &[u128], buffers: &[arrow_buffer::Buffer]) -> bool {
+    let held: usize = buffers.iter().map(|b| b.len()).sum();
+    if held <= 4096 {
+        return false;
+    }
+    // A view's low 32 bits are the value's length; values of 12 bytes or less are inline.
+    let used: usize = views.iter().map(|v| *v as u32 as usize).filter(|len| *len > 12).sum();
+    held > 2 * used + 4096
+}
+
 /// Fills the system columns of rows about to be written: a fresh `_seq` each, `_deleted` false
 /// and, for per-user tables, the owner.
 pub fn stamp_rows(
@@ -580,7 +628,7 @@ pub fn stamp_rows(
         };
         columns.push(column);
     }
-    RecordBatch::try_new(def.schema.clone(), columns).map_err(|e| e.to_string())
+    RecordBatch::try_new(def.schema.clone(), columns).map(compact_views).map_err(|e| e.to_string())
 }
 
 /// Time a partition's oldest unflushed row has waited.
@@ -597,4 +645,29 @@ pub fn schema_with_system_columns(user_fields: Vec<Field>, kind: TableKind) -> S
     let mut fields = user_fields;
     fields.extend(TableDef::system_fields(kind));
     Arc::new(Schema::new(fields))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::StringViewArray;
+
+    // Goal: a slice of a string view column stops carrying its parent's data buffers; a dense
+    // column is left as it is.
+    #[test]
+    fn sparse_view_columns_are_compacted() {
+        let long: Vec<String> =
+            (0..10_000).map(|i| format!("a value long enough to leave the view {i}")).collect();
+        let column: ArrayRef = Arc::new(StringViewArray::from_iter_values(long.iter()));
+        let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8View, false)]));
+        let batch = RecordBatch::try_new(schema, vec![column]).unwrap();
+        let held = |b: &RecordBatch| -> usize {
+            b.column(0).as_string_view().data_buffers().iter().map(|d| d.len()).sum()
+        };
+        let full = held(&batch);
+        assert_eq!(held(&compact_views(batch.clone())), full);
+        let slice = compact_views(batch.slice(100, 10));
+        assert!(held(&slice) < 1000, "{} bytes kept for 10 values", held(&slice));
+        assert_eq!(slice.column(0).as_string_view().value(0), long[100]);
+    }
 }
