@@ -34,8 +34,9 @@ use arrow_flight::{
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
 use datafusion::common::ScalarValue;
+use datafusion::error::DataFusionError;
 use futures::{Stream, StreamExt, TryStreamExt};
-use kalam_flight::protocol::{FLIGHT_DATA_BYTES_TARGET, USER_ID_HEADER};
+use kalam_flight::protocol::{FLIGHT_DATA_BYTES_TARGET, MESSAGE_BYTES_MAX, USER_ID_HEADER};
 use prost::Message;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
@@ -95,17 +96,37 @@ fn one_batch(batch: RecordBatch) -> Response<DoGetStream> {
     Response::new(Box::pin(stream))
 }
 
+/// Streams a query result. Batches are cut here, by the bytes their rows use, into pieces of
+/// about [`FLIGHT_DATA_BYTES_TARGET`]: the encoder would cut by buffer capacity instead, and a
+/// piece of a string view column would carry all of its parent's data buffers.
 fn stream_batches(batches: datafusion::execution::SendableRecordBatchStream) -> Response<DoGetStream> {
     let schema = batches.schema();
-    let batches = batches
-        .map_ok(crate::storage::table::compact_views)
+    let pieces = batches
+        .map_ok(|batch| {
+            futures::stream::iter(message_pieces(batch).into_iter().map(Ok::<_, DataFusionError>))
+        })
+        .try_flatten()
         .map_err(|e| FlightError::from(status(EngineError::from(e))));
     let stream = FlightDataEncoderBuilder::new()
         .with_schema(schema)
-        .with_max_flight_data_size(FLIGHT_DATA_BYTES_TARGET)
-        .build(batches)
+        .with_max_flight_data_size(MESSAGE_BYTES_MAX / 2)
+        .build(pieces)
         .map_err(Status::from);
     Response::new(Box::pin(stream))
+}
+
+fn message_pieces(batch: RecordBatch) -> Vec<RecordBatch> {
+    use crate::storage::table::{batch_bytes, compact_views};
+    let batch = compact_views(batch);
+    let (bytes, rows) = (batch_bytes(&batch), batch.num_rows());
+    if bytes <= FLIGHT_DATA_BYTES_TARGET || rows <= 1 {
+        return vec![batch];
+    }
+    let rows_per_piece = rows.div_ceil(bytes.div_ceil(FLIGHT_DATA_BYTES_TARGET)).max(1);
+    (0..rows)
+        .step_by(rows_per_piece)
+        .map(|start| compact_views(batch.slice(start, rows_per_piece.min(rows - start))))
+        .collect()
 }
 
 fn schema_bytes(schema: &Schema) -> Result<Bytes, Status> {
@@ -732,4 +753,28 @@ fn primary_keys_schema() -> SchemaRef {
         Field::new("key_name", DataType::Utf8, true),
         Field::new("key_sequence", DataType::Int32, false),
     ]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::StringViewArray;
+
+    // Goal: a large batch goes out in pieces near the message target, and the pieces together
+    // hold about the bytes of the batch (no piece resends the whole string data).
+    #[test]
+    fn batches_are_cut_by_the_bytes_of_their_rows() {
+        let values: Vec<String> =
+            (0..100_000).map(|i| format!("row {i} with a string longer than twelve bytes")).collect();
+        let column: ArrayRef = Arc::new(StringViewArray::from_iter_values(values.iter()));
+        let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8View, false)]));
+        let batch = RecordBatch::try_new(schema, vec![column]).unwrap();
+        let total = crate::storage::table::batch_bytes(&batch);
+        let pieces = message_pieces(batch);
+        assert!(pieces.len() > 2, "{} pieces for {total} bytes", pieces.len());
+        let sizes: Vec<usize> = pieces.iter().map(crate::storage::table::batch_bytes).collect();
+        assert!(sizes.iter().all(|s| *s <= FLIGHT_DATA_BYTES_TARGET + 64 * 1024), "{sizes:?}");
+        assert!(sizes.iter().sum::<usize>() < total + total / 10, "{sizes:?} vs {total}");
+        assert_eq!(pieces.iter().map(|p| p.num_rows()).sum::<usize>(), 100_000);
+    }
 }

@@ -544,11 +544,19 @@ impl ScalarUDFImpl for LiveRows {
 
 /// Bytes the rows of `batch` take (not the buffers they are slices of).
 pub fn batch_bytes(batch: &RecordBatch) -> usize {
-    batch
-        .columns()
-        .iter()
-        .map(|c| c.to_data().get_slice_memory_size().unwrap_or_else(|_| c.get_array_memory_size()))
-        .sum()
+    batch.columns().iter().map(column_bytes).sum()
+}
+
+/// The slice of a column its rows use; for view columns that is the views plus the data
+/// buffers (which a slice cannot split).
+fn column_bytes(column: &ArrayRef) -> usize {
+    let data_buffers = match column.data_type() {
+        DataType::Utf8View => column.as_string_view().data_buffers().iter().map(|b| b.len()).sum(),
+        DataType::BinaryView => column.as_binary_view().data_buffers().iter().map(|b| b.len()).sum(),
+        _ => 0,
+    };
+    let slice = column.to_data().get_slice_memory_size().unwrap_or_else(|_| column.get_array_memory_size());
+    slice + data_buffers
 }
 
 /// A string or binary view column whose data buffers are far larger than what its rows use
