@@ -292,10 +292,10 @@ fn verify_jwt(token: &str, secret: &str, catalog: &Catalog) -> Result<Principal,
     let claims: serde_json::Value =
         serde_json::from_slice(&b64.decode(payload).map_err(|_| bad("malformed"))?)
             .map_err(|_| bad("malformed"))?;
-    if let Some(exp) = claims.get("exp").and_then(|e| e.as_i64()) {
-        if exp * 1000 < now_ms() {
-            return Err(AuthError("the token expired: get a new one".into()));
-        }
+    if let Some(exp) = claims.get("exp").and_then(|e| e.as_i64())
+        && exp * 1000 < now_ms()
+    {
+        return Err(AuthError("the token expired: get a new one".into()));
     }
     let user = claims.get("sub").and_then(|s| s.as_str()).ok_or_else(|| bad("no sub claim"))?.to_string();
     let role = match catalog.users.get(&user) {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use kalam_flight::protocol::{DEFAULT_FLIGHT_PORT, DEFAULT_HTTP_PORT, MESSAGE_BYTES_MAX};
 use serde::Deserialize;
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: ServerSection,
@@ -85,16 +85,6 @@ impl Default for LimitsSection {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerSection::default(),
-            auth: AuthSection::default(),
-            limits: LimitsSection::default(),
-        }
-    }
-}
-
 impl Config {
     /// Reads `path` if given, then applies environment overrides.
     pub fn load(path: Option<&Path>) -> Result<Self, String> {
@@ -152,13 +142,12 @@ impl Config {
         if self.limits.write_bytes_max < 1024 * 1024 {
             return Err("limits.write_bytes_max must be at least 1 MiB".into());
         }
-        if let Some(secret) = &self.auth.jwt_secret {
-            if secret.len() < 32 {
-                return Err(
-                    "the JWT secret (auth.jwt_secret / KALAMDB_JWT_SECRET) must be at least 32 characters"
-                        .into(),
-                );
-            }
+        if let Some(secret) = &self.auth.jwt_secret
+            && secret.len() < 32
+        {
+            return Err(
+                "the JWT secret (auth.jwt_secret / KALAMDB_JWT_SECRET) must be at least 32 characters".into(),
+            );
         }
         Ok(())
     }

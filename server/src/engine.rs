@@ -406,26 +406,25 @@ impl Engine {
         use datafusion::sql::sqlparser::ast::{Ident, ObjectName, Statement, TableObject};
         let dialect = state.config().options().sql_parser.dialect;
         let mut statement = state.sql_to_statement(sql, &dialect)?;
-        if let DFStatement::Statement(inner) = &mut statement {
-            if let Statement::Insert(insert) = inner.as_mut() {
-                if let (true, TableObject::TableName(name)) = (insert.columns.is_empty(), &insert.table) {
-                    let parts: Vec<String> =
-                        name.0.iter().filter_map(|p| p.as_ident().map(|i| i.value.clone())).collect();
-                    let (namespace, table) = match parts.as_slice() {
-                        [table] => (DEFAULT_NAMESPACE.to_string(), table.clone()),
-                        [namespace, table] => (namespace.clone(), table.clone()),
-                        _ => (String::new(), String::new()),
-                    };
-                    if let Some((def, _)) = self.store.catalog().find_table(&namespace, &table) {
-                        insert.columns = def
-                            .schema
-                            .fields()
-                            .iter()
-                            .filter(|f| !TableDef::is_system_column(f.name()))
-                            .map(|f| ObjectName::from(vec![Ident::with_quote('"', f.name())]))
-                            .collect();
-                    }
-                }
+        if let DFStatement::Statement(inner) = &mut statement
+            && let Statement::Insert(insert) = inner.as_mut()
+            && let (true, TableObject::TableName(name)) = (insert.columns.is_empty(), &insert.table)
+        {
+            let parts: Vec<String> =
+                name.0.iter().filter_map(|p| p.as_ident().map(|i| i.value.clone())).collect();
+            let (namespace, table) = match parts.as_slice() {
+                [table] => (DEFAULT_NAMESPACE.to_string(), table.clone()),
+                [namespace, table] => (namespace.clone(), table.clone()),
+                _ => (String::new(), String::new()),
+            };
+            if let Some((def, _)) = self.store.catalog().find_table(&namespace, &table) {
+                insert.columns = def
+                    .schema
+                    .fields()
+                    .iter()
+                    .filter(|f| !TableDef::is_system_column(f.name()))
+                    .map(|f| ObjectName::from(vec![Ident::with_quote('"', f.name())]))
+                    .collect();
             }
         }
         Ok(state.statement_to_plan(statement).await?)

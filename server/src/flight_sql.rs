@@ -611,7 +611,7 @@ impl FlightSqlService for KalamFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.principal(request.metadata())?;
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         Ok(Response::new(metadata::flight_info(&query, &schema, request.into_inner())?))
     }
 
@@ -668,7 +668,7 @@ impl FlightSqlService for KalamFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.principal(request.metadata())?;
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         Ok(Response::new(metadata::flight_info(&query, &schema, request.into_inner())?))
     }
 
