@@ -242,7 +242,7 @@ impl Sessions {
             })?;
             return self.verify(catalog, user, password);
         }
-        let Some(token) = strip_scheme(header, "Bearer").map(str::trim) else {
+        let Some(token) = bearer_token(header) else {
             return Err(AuthError("unsupported authorization scheme: use Basic or Bearer".into()));
         };
         if let Some(result) = self.use_session(token) {
@@ -260,6 +260,11 @@ impl Sessions {
             "unknown or expired session token: log in again (Flight handshake with Basic credentials)".into(),
         ))
     }
+}
+
+/// The token of an `authorization: Bearer <token>` header.
+pub fn bearer_token(header: &str) -> Option<&str> {
+    strip_scheme(header, "Bearer").map(str::trim)
 }
 
 fn strip_scheme<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, RecordBatch, UInt64Array};
+use arrow_array::{Array as _, ArrayRef, RecordBatch, UInt64Array};
 use arrow_schema::{Field, Schema, SchemaRef};
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider};
 use datafusion::common::{Constraint, Constraints, DFSchema, ScalarValue};
@@ -590,10 +590,10 @@ impl Engine {
         }
         // The statement's writes join the transaction only once all of them were produced.
         for (partition, seq, key) in deletes {
-            tx.stage_delete(table, &partition, seq, key);
+            tx.stage_delete((&table.def, &table.shared), &partition, seq, key);
         }
         for (partition, rows) in staged {
-            tx.stage_insert(table, &partition, rows, self.write_bytes_max)
+            tx.stage_insert((&table.def, &table.shared), &partition, rows, self.write_bytes_max)
                 .map_err(EngineError::LimitExceeded)?;
         }
         Ok(count)
@@ -614,7 +614,6 @@ impl Engine {
                 .cloned()
                 .ok_or_else(|| invalid(format!("table {namespace}.{name} does not exist")))?
         };
-        let table = self.provider(def.clone(), shared)?;
         let tx = request.transaction.clone().expect("ingest runs inside a transaction");
         for field in batch.schema().fields() {
             if def.schema.field_with_name(field.name()).is_err() {
@@ -627,7 +626,7 @@ impl Engine {
                 request.write_partition(&def, owner.as_deref()).map_err(EngineError::PermissionDenied)?;
             let owner = def.kind.per_user().then_some(partition.as_str());
             let part = table::stamp_rows(&def, &part, owner).map_err(invalid)?;
-            tx.stage_insert(&table, &partition, part, self.write_bytes_max)
+            tx.stage_insert((&def, &shared), &partition, part, self.write_bytes_max)
                 .map_err(EngineError::LimitExceeded)?;
         }
         Ok(rows)
@@ -1124,17 +1123,7 @@ fn old_keys(def: &TableDef, batch: &RecordBatch, is_update: bool) -> Result<Vec<
                 .ok_or_else(|| EngineError::Internal(format!("{name} missing")))
         })
         .collect::<Result<_, _>>()?;
-    let fields: Vec<Field> = def
-        .primary_key
-        .iter()
-        .zip(&columns)
-        .map(|(k, c)| Field::new(k, c.data_type().clone(), true))
-        .collect();
-    let keys_batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-        .map_err(|e| EngineError::Internal(e.to_string()))?;
-    let mut key_def = def.clone();
-    key_def.schema = keys_batch.schema();
-    table::primary_keys(&key_def, &keys_batch).map_err(invalid)
+    table::encode_keys(&columns).map_err(invalid)
 }
 
 /// Splits rows by their `_userid` (per-user tables), keeping the row indices.
@@ -1164,5 +1153,3 @@ fn split_by_owner_with_indices(
 fn split_by_owner(batch: &RecordBatch, def: &TableDef) -> Vec<(Option<String>, RecordBatch)> {
     split_by_owner_with_indices(batch, def).into_iter().map(|(o, b, _)| (o, b)).collect()
 }
-
-use arrow_array::Array as _;

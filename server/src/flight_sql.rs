@@ -208,6 +208,16 @@ impl KalamFlightSql {
             None => None,
             Some(id) => Some(self.transaction(id, &principal)?),
         };
+        self.request_for(metadata, principal, transaction)
+    }
+
+    /// `principal`, acting for the user the call's header names, inside `transaction`.
+    fn request_for(
+        &self,
+        metadata: &MetadataMap,
+        principal: Principal,
+        transaction: Option<Arc<Transaction>>,
+    ) -> Result<Arc<RequestContext>, Status> {
         let acting_user = header(metadata, USER_ID_HEADER).map(str::to_string);
         self.engine.request(principal, acting_user, transaction).map_err(status)
     }
@@ -239,10 +249,8 @@ impl KalamFlightSql {
         if transaction.is_some() {
             return f(self.context(metadata, transaction)?).await;
         }
-        let principal = self.principal(metadata)?;
         let tx = Arc::new(Transaction::new());
-        let acting_user = header(metadata, USER_ID_HEADER).map(str::to_string);
-        let request = self.engine.request(principal, acting_user, Some(tx.clone())).map_err(status)?;
+        let request = self.request_for(metadata, self.principal(metadata)?, Some(tx.clone()))?;
         let value = f(request).await?;
         self.engine.commit(&tx).map_err(status)?;
         Ok(value)
@@ -309,13 +317,13 @@ impl FlightSqlService for KalamFlightSql {
         &self,
         request: Request<Streaming<HandshakeRequest>>,
     ) -> Result<Response<HandshakeStream>, Status> {
-        let authorization = header(request.metadata(), "authorization").map(str::to_string);
-        let token = match authorization.as_deref() {
-            Some(value) if value.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("bearer ")) => {
+        let authorization = header(request.metadata(), "authorization");
+        let token = match authorization.map(crate::auth::bearer_token) {
+            Some(Some(token)) => {
                 self.principal(request.metadata())?;
-                value[7..].trim().to_string()
+                token.to_string()
             }
-            Some(_) => {
+            Some(None) => {
                 let principal = self.principal(request.metadata())?;
                 self.engine.sessions.open_session(principal).map_err(|e| Status::resource_exhausted(e.0))?
             }

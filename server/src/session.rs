@@ -12,7 +12,7 @@ use arrow_array::RecordBatch;
 use datafusion::prelude::SessionConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::storage::table::{KalamTable, Key, PartitionScope, TableDef, TableKind, TableShared};
+use crate::storage::table::{Key, PartitionScope, TableDef, TableKind, TableShared};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -175,6 +175,9 @@ pub struct PartWrites {
     pub deleted_keys: HashMap<i64, Key>,
 }
 
+/// A table's definition and data, as writes name it.
+pub type TableRef<'a> = (&'a Arc<TableDef>, &'a Arc<TableShared>);
+
 pub struct TableWrites {
     pub def: Arc<TableDef>,
     pub shared: Arc<TableShared>,
@@ -212,21 +215,22 @@ impl Transaction {
         }
     }
 
-    fn with_part<T>(&self, table: &KalamTable, partition: &str, f: impl FnOnce(&mut PartWrites) -> T) -> T {
+    fn with_part<T>(&self, table: TableRef, partition: &str, f: impl FnOnce(&mut PartWrites) -> T) -> T {
+        let (def, shared) = table;
         let mut writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = writes.entry(table.shared.id).or_insert_with(|| TableWrites {
-            def: table.def.clone(),
-            shared: table.shared.clone(),
+        let entry = writes.entry(shared.id).or_insert_with(|| TableWrites {
+            def: def.clone(),
+            shared: shared.clone(),
             parts: BTreeMap::new(),
         });
-        entry.def = table.def.clone();
+        entry.def = def.clone();
         f(entry.parts.entry(partition.to_string()).or_default())
     }
 
     /// Stages rows, refusing to hold more than `bytes_max` bytes of uncommitted data.
     pub fn stage_insert(
         &self,
-        table: &KalamTable,
+        table: TableRef,
         partition: &str,
         batch: RecordBatch,
         bytes_max: usize,
@@ -246,7 +250,7 @@ impl Transaction {
         Ok(())
     }
 
-    pub fn stage_delete(&self, table: &KalamTable, partition: &str, seq: i64, key: Option<Key>) {
+    pub fn stage_delete(&self, table: TableRef, partition: &str, seq: i64, key: Option<Key>) {
         self.with_part(table, partition, |part| {
             part.deleted.insert(seq);
             if let Some(key) = key {

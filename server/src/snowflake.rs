@@ -30,10 +30,16 @@ static LAST_ID: AtomicU64 = AtomicU64::new(0);
 
 /// The next id: at least the current time's first id, and always above the previous one.
 pub fn next_id() -> i64 {
+    next_ids(1)
+}
+
+/// Reserves `count` consecutive ids (one clock read, one atomic update) and returns the first.
+pub fn next_ids(count: usize) -> i64 {
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
     let floor = (now_ms.saturating_sub(EPOCH_MS) << (NODE_BITS + SEQUENCE_BITS)) | (NODE_ID << SEQUENCE_BITS);
+    let count = count.max(1) as u64;
     let previous = LAST_ID
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| Some(floor.max(last + 1)))
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| Some(floor.max(last + 1) + count - 1))
         .expect("the update closure always returns Some");
     floor.max(previous + 1) as i64
 }
@@ -74,7 +80,8 @@ impl ScalarUDFImpl for SnowflakeId {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let ids: Int64Array = (0..args.number_rows).map(|_| Some(next_id())).collect();
+        let first = next_ids(args.number_rows);
+        let ids = Int64Array::from_iter_values(first..first + args.number_rows as i64);
         Ok(ColumnarValue::Array(Arc::new(ids)))
     }
 }

@@ -269,9 +269,14 @@ pub fn primary_keys(def: &TableDef, batch: &RecordBatch) -> std::result::Result<
         }
         columns.push(column);
     }
+    encode_keys(&columns)
+}
+
+/// Encodes the rows of key `columns` (arrow-row format: equal keys, equal bytes).
+pub fn encode_keys(columns: &[ArrayRef]) -> std::result::Result<Vec<Key>, String> {
     let fields = columns.iter().map(|c| SortField::new(c.data_type().clone())).collect();
     let converter = RowConverter::new(fields).map_err(|e| e.to_string())?;
-    let rows = converter.convert_columns(&columns).map_err(|e| e.to_string())?;
+    let rows = converter.convert_columns(columns).map_err(|e| e.to_string())?;
     Ok(rows.iter().map(|row| row.as_ref().to_vec().into_boxed_slice()).collect())
 }
 
@@ -563,26 +568,27 @@ fn column_bytes(column: &ArrayRef) -> usize {
 /// (a slice of a bigger array, or an array decoded from a larger message) gets compacted, so
 /// it neither pins memory nor sends unused bytes over the wire.
 pub fn compact_views(batch: RecordBatch) -> RecordBatch {
-    let needs = |column: &ArrayRef| match column.data_type() {
-        DataType::Utf8View => {
-            view_sparse(column.as_string_view().views(), column.as_string_view().data_buffers())
+    let compacted = |column: &ArrayRef| -> Option<ArrayRef> {
+        match column.data_type() {
+            DataType::Utf8View => {
+                let array = column.as_string_view();
+                view_sparse(array.views(), array.data_buffers()).then(|| Arc::new(array.gc()) as ArrayRef)
+            }
+            DataType::BinaryView => {
+                let array = column.as_binary_view();
+                view_sparse(array.views(), array.data_buffers()).then(|| Arc::new(array.gc()) as ArrayRef)
+            }
+            _ => None,
         }
-        DataType::BinaryView => {
-            view_sparse(column.as_binary_view().views(), column.as_binary_view().data_buffers())
-        }
-        _ => false,
     };
-    if !batch.columns().iter().any(needs) {
+    let replaced: Vec<Option<ArrayRef>> = batch.columns().iter().map(compacted).collect();
+    if replaced.iter().all(Option::is_none) {
         return batch;
     }
-    let columns: Vec<ArrayRef> = batch
-        .columns()
-        .iter()
-        .map(|column| match column.data_type() {
-            DataType::Utf8View if needs(column) => Arc::new(column.as_string_view().gc()) as ArrayRef,
-            DataType::BinaryView if needs(column) => Arc::new(column.as_binary_view().gc()) as ArrayRef,
-            _ => column.clone(),
-        })
+    let columns = replaced
+        .into_iter()
+        .zip(batch.columns())
+        .map(|(new, old)| new.unwrap_or_else(|| old.clone()))
         .collect();
     RecordBatch::try_new(batch.schema(), columns).expect("same schema, same lengths")
 }
@@ -609,9 +615,10 @@ pub fn stamp_rows(
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(def.schema.fields().len());
     for field in def.schema.fields() {
         let column: ArrayRef = match field.name().as_str() {
-            SEQ => Arc::new(
-                (0..rows).map(|_| Some(crate::snowflake::next_id())).collect::<arrow_array::Int64Array>(),
-            ),
+            SEQ => {
+                let first = crate::snowflake::next_ids(rows);
+                Arc::new(arrow_array::Int64Array::from_iter_values(first..first + rows as i64))
+            }
             DELETED => Arc::new(BooleanArray::from(vec![false; rows])),
             USER_ID => Arc::new(StringArray::from(vec![owner; rows])),
             name => {
