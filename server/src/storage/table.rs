@@ -344,7 +344,13 @@ impl KalamTable {
         Self { def, shared, defaults, constraints }
     }
 
-    fn snapshot(&self, scope: &PartitionScope, request: &RequestContext) -> Snapshot {
+    /// What a scan reads; an error if this transaction's own rows no longer fit the table
+    /// (a column changed type since they were staged).
+    fn snapshot(
+        &self,
+        scope: &PartitionScope,
+        request: &RequestContext,
+    ) -> std::result::Result<Snapshot, String> {
         let mut snapshot =
             Snapshot { batches: Vec::new(), files: Vec::new(), deleted: Vec::new(), file_rows: 0 };
         {
@@ -370,17 +376,24 @@ impl KalamTable {
             }
         }
         // Read-your-writes: the transaction's own uncommitted rows and deletions.
+        let mut failed = None;
         if let Some(tx) = &request.transaction {
             tx.visit_writes(self.shared.id, scope, |inserts, deleted| {
-                snapshot
-                    .batches
-                    .extend(inserts.iter().map(|b| adapt_batch(b, &self.def.schema)).filter_map(|b| b.ok()));
+                for batch in inserts {
+                    match adapt_batch(batch, &self.def.schema) {
+                        Ok(batch) => snapshot.batches.push(batch),
+                        Err(e) => failed = Some(e),
+                    }
+                }
                 if !deleted.is_empty() {
                     snapshot.deleted.push(Arc::new(deleted.clone()));
                 }
             });
         }
-        snapshot
+        match failed {
+            Some(e) => Err(format!("rows this transaction wrote to {}: {e}", self.def.qualified_name())),
+            None => Ok(snapshot),
+        }
     }
 
     /// The oldest `_seq` a STREAM table still shows.
@@ -426,7 +439,7 @@ impl TableProvider for KalamTable {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let request = RequestContext::of(state.config());
         let scope = request.read_scope(&self.def).map_err(DataFusionError::Plan)?;
-        let snapshot = self.snapshot(&scope, &request);
+        let snapshot = self.snapshot(&scope, &request).map_err(DataFusionError::Plan)?;
         let schema = self.def.schema.clone();
         let seq_index = self.def.seq_index();
         let seq_floor = self.seq_floor();
