@@ -48,7 +48,8 @@ impl From<kalam_flight::Error> for KalamError {
         use kalam_flight::Error as E;
         let code = match &err {
             E::Unreachable { .. } => PgSqlErrorCode::ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION,
-            E::Timeout { .. } => PgSqlErrorCode::ERRCODE_CONNECTION_FAILURE,
+            E::Timeout { .. } | E::Lost { .. } => PgSqlErrorCode::ERRCODE_CONNECTION_FAILURE,
+            E::Auth { .. } => PgSqlErrorCode::ERRCODE_INVALID_PASSWORD,
             E::Server { code: tonic_code, .. } => match tonic_code {
                 tonic::Code::NotFound => PgSqlErrorCode::ERRCODE_FDW_TABLE_NOT_FOUND,
                 tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {

@@ -6,8 +6,11 @@
 //! - [`handler`]: the FDW handler (callback table) and option validator.
 //! - [`options`]: the one table of accepted options and their typed, validated views.
 //! - [`scan`]: planner and executor callbacks of a foreign scan; streams batch by batch.
-//! - [`convert`]: Arrow columns into PostgreSQL datums, a column at a time.
-//! - [`runtime`]: the backend's async runtime and connecting to a server.
+//! - [`stream`]: a query's result, fetched and decoded ahead on the I/O thread (bounded queue).
+//! - [`convert`]: Arrow columns into PostgreSQL datums, a column at a time (`numeric`, `array`).
+//! - [`connection`]: client settings from server options and user mappings; connections cached per backend.
+//! - [`runtime`]: the backend's I/O thread (signals blocked, started lazily) and interruptible waits.
+//! - [`guc`]: settings (`kalam.user_id`).
 //! - [`functions`]: SQL functions (`kalam_version()`, `kalam_compiled_mode()`).
 //! - [`error`]: the error type; callbacks report it as a PostgreSQL ERROR at one boundary.
 //!
@@ -17,13 +20,23 @@
 
 pgrx::pg_module_magic!();
 
+mod connection;
 mod convert;
 mod error;
 mod functions;
+mod guc;
 mod handler;
 mod options;
 mod runtime;
 mod scan;
+mod stream;
+
+/// Called when the library loads in a backend (or the postmaster, with shared_preload_libraries):
+/// registers settings only; no thread or connection is started here.
+#[pgrx::pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    guc::init();
+}
 
 pgrx::extension_sql_file!(
     "../sql/pg_kalam_fdw.sql",

@@ -1,69 +1,138 @@
-//! The async runtime the backend drives Flight requests with.
+//! The backend's I/O thread: the tokio runtime every Flight request runs on, and the ways the
+//! backend waits for it.
 //!
-//! A current-thread tokio runtime, created on first use inside the backend (never in the
-//! postmaster) and driven only from the backend's own thread by [`wait`]: it starts no threads,
-//! so no thread of ours can receive a signal meant for the backend or call into PostgreSQL.
-//! Host names are resolved by the backend before connecting (see [`connect`]) so that the
-//! resolver's thread pool is never used either.
+//! The runtime has one worker thread, started on first use inside a backend (never in the
+//! postmaster, so no forked child inherits it) with every signal blocked: PostgreSQL's signal
+//! handlers only ever run on the backend's own thread. Tasks on it are plain Rust (network,
+//! Arrow decoding) and never call PostgreSQL. The backend hands work over with [`call`] and
+//! reads results with [`recv`]; both wait in short slices and process pending interrupts
+//! between them, so a query cancel or `statement_timeout` is noticed within [`INTERRUPT_POLL`].
+//! An ERROR raised there unwinds through the waiting Rust frames, whose guards abort the task.
 
-use std::net::ToSocketAddrs;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::time::Duration;
 
-use kalam_flight::{ClientConfig, KalamClient};
-use pgrx::PgSqlErrorCode;
 use pgrx::pg_sys;
+use tokio::runtime::{Handle, Runtime};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
-use crate::error::{KalamError, Result};
-use crate::options::ServerOptions;
-
-/// Created once per backend process, lives until the process exits.
-static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-
-/// How often a wait on the server looks at PostgreSQL's pending interrupts: the bound on how
+/// How often a wait on the I/O thread looks at PostgreSQL's pending interrupts: the bound on how
 /// late a query cancel or `statement_timeout` is noticed while the server is silent.
 const INTERRUPT_POLL: Duration = Duration::from_millis(50);
 
-/// Runs a request to completion, staying responsive to PostgreSQL: while it waits, pending
-/// interrupts (query cancel, `statement_timeout`, backend termination) are processed. When one
-/// raises an ERROR, unwinding drops the request, which closes its stream.
-pub fn wait<F: Future>(request: F) -> F::Output {
-    let runtime = RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread()
+/// How long a backend that exits gives open connections to close cleanly.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(200);
+
+/// The runtime, once started; taken and shut down when the backend exits.
+static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
+
+/// The runtime's handle, starting the I/O thread on first use.
+pub fn handle() -> Handle {
+    let mut runtime = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(runtime) = runtime.as_ref() {
+        return runtime.handle().clone();
+    }
+    let started = with_signals_blocked(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(1)
+            .thread_name("pg_kalam io")
             .enable_io()
             .enable_time()
             .build()
-            .expect("a current-thread runtime needs no resources that can be missing")
-    });
-    let mut request = Box::pin(request);
+    })
+    .expect("the I/O thread of pg_kalam could not be started");
+    let handle = started.handle().clone();
+    *runtime = Some(started);
+    // SAFETY: registers a plain function called once at backend exit.
+    unsafe { pg_sys::on_proc_exit(Some(shut_down), pg_sys::Datum::from(0usize)) };
+    handle
+}
+
+/// Starts threads with every signal blocked in them (a new thread inherits the creating
+/// thread's mask), then restores the backend's mask.
+fn with_signals_blocked<T>(start: impl FnOnce() -> T) -> T {
+    // SAFETY: sigfillset initializes the set; pthread_sigmask only changes this thread's mask,
+    // which is restored before returning.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut previous: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut previous);
+        let result = start();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
+        result
+    }
+}
+
+/// Backend exit: closes every cached connection, then stops the I/O thread.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn shut_down(_code: i32, _arg: pg_sys::Datum) {
+    crate::connection::close_all();
+    let runtime = RUNTIME.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(runtime) = runtime {
+        runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    }
+}
+
+/// A task that is aborted when its owner lets go of it (including while unwinding from an ERROR).
+pub struct Task<T>(JoinHandle<T>);
+
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Starts `work` on the I/O thread; it stops when the returned [`Task`] is dropped.
+pub fn spawn<F>(work: F) -> Task<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    Task(handle().spawn(work))
+}
+
+/// Runs `work` on the I/O thread and waits for its result, processing interrupts meanwhile.
+pub fn call<F>(work: F) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let mut task = spawn(work);
+    match wait(&mut task.0) {
+        Ok(output) => output,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => unreachable!("only dropping the Task aborts it"),
+    }
+}
+
+/// The next message of `receiver`, or `None` once its sender is gone.
+pub fn recv<T>(receiver: &mut mpsc::Receiver<T>) -> Option<T> {
+    // Fast path: prefetched work is already there.
+    match receiver.try_recv() {
+        Ok(message) => return Some(message),
+        Err(mpsc::error::TryRecvError::Disconnected) => return None,
+        Err(mpsc::error::TryRecvError::Empty) => {}
+    }
+    wait(receiver.recv())
+}
+
+/// Waits for `future` from the backend thread (which only polls it; the I/O thread does the
+/// work) in slices of [`INTERRUPT_POLL`], processing interrupts between slices.
+fn wait<F: Future>(future: F) -> F::Output {
+    let handle = handle();
+    let mut future = std::pin::pin!(future);
     loop {
-        match runtime.block_on(async { tokio::time::timeout(INTERRUPT_POLL, &mut request).await }) {
+        // The timer is made inside block_on, where the runtime's context is entered.
+        match handle.block_on(async { tokio::time::timeout(INTERRUPT_POLL, &mut future).await }) {
             Ok(output) => return output,
             Err(_) => {
                 pgrx::check_for_interrupts!();
             }
         }
     }
-}
-
-/// Connects to the server of `options`, resolving its host name here first.
-pub fn connect(options: &ServerOptions) -> Result<KalamClient> {
-    let addr = (options.host.as_str(), options.port)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| {
-            KalamError::new(
-                PgSqlErrorCode::ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION,
-                format!(
-                    "KalamDB server is not running or unreachable at {}:{} (cannot resolve host name)",
-                    options.host, options.port
-                ),
-            )
-            .with_hint("Fix the host option of the foreign server.")
-        })?;
-    let config = ClientConfig::new(addr.ip().to_string(), addr.port()).with_timeout(options.timeout);
-    wait(KalamClient::connect(config)).map_err(KalamError::from)
 }
 
 /// Whether the current database stores text as UTF-8 (Arrow's encoding), so that strings can

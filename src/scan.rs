@@ -3,24 +3,28 @@
 //!
 //! Each callback is a thin `#[pg_guard]` shim over safe code returning `Result`; errors become
 //! PostgreSQL ERRORs in the shim. The scan state lives in the executor's per-query memory
-//! context with a drop-on-delete callback, so its Rust resources (the Flight stream, the
-//! connection, the converted batch) are released on error and abort as well as at the end.
+//! context with a drop-on-delete callback, so its Rust resources (the prefetching task and its
+//! stream, the batches) are released on error and abort as well as at the end. The connection
+//! itself is cached per backend (`connection`).
 //!
 //! Planner → executor hand-off (`ForeignScan.fdw_private`): one integer list, the 0-based
 //! attribute indexes of the columns the query needs (see [`FdwPrivate`]).
 
 use std::ffi::CString;
+use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
-use kalam_flight::{KalamClient, QueryStream};
 use kalam_pushdown::{RemoteColumn, RemoteScan, RemoteTable};
 use pgrx::pg_sys::{self, Datum};
 use pgrx::{PgMemoryContexts, PgRelation, PgSqlErrorCode, PgTupleDesc, pg_guard};
 
+use crate::connection::Server;
 use crate::convert::{Converter, SUPPORTED_TYPES_HINT, arrow_type_for, pg_type_name};
 use crate::error::{KalamError, Result};
-use crate::options::{self, ServerOptions, TableOptions};
+use crate::guc;
+use crate::options::{self, ScanTuning, TableOptions, TableType};
 use crate::runtime;
+use crate::stream::Prefetch;
 
 /// Row estimate until the server reports table statistics.
 const ROWS_ESTIMATE_DEFAULT: f64 = 1000.0;
@@ -198,15 +202,32 @@ struct Fetched {
     attr: usize,
     name: String,
     pg_type: pg_sys::Oid,
+    typmod: i32,
     /// Chosen when the result schema arrives, with the Arrow type it was chosen for.
     converter: Option<(Converter, arrow_schema::DataType)>,
     values: Vec<Datum>,
     nulls: Vec<bool>,
 }
 
+/// What EXPLAIN ANALYZE reports about the remote side of a scan.
+#[derive(Default)]
+struct ScanStats {
+    batches: u64,
+    rows: u64,
+    /// Arrow memory of the batches received.
+    bytes: u64,
+    /// Time the backend waited for the server (connecting, planning, the next batch).
+    wait: Duration,
+    /// Time spent converting Arrow values into datums.
+    convert: Duration,
+}
+
 /// Everything a running scan holds. Dropped with the executor's query memory context.
 struct ScanState {
-    server: ServerOptions,
+    server: Server,
+    relation: String,
+    table_type: TableType,
+    tuning: ScanTuning,
     sql: String,
     /// Attributes of the scan tuple, including dropped ones (always NULL).
     natts: usize,
@@ -215,12 +236,16 @@ struct ScanState {
     unfetched: Vec<usize>,
     /// Holds the by-reference datums of the current batch; reset before each new batch.
     batch_context: pg_sys::MemoryContext,
-    /// Opened at the first fetch, kept across rescans, closed with the scan.
-    client: Option<KalamClient>,
-    stream: Option<QueryStream>,
+    /// The running query; opened at the first fetch, closed at the end, on rescan and on drop.
+    stream: Option<Prefetch>,
+    /// The batch being read and the first of its rows not converted yet: batches are
+    /// converted `tuning.batch_rows` rows at a time.
+    pending: Option<(RecordBatch, usize)>,
+    /// Rows converted into the columns' values, and the next one to return.
     batch_rows: usize,
     next_row: usize,
     finished: bool,
+    stats: ScanStats,
 }
 
 #[pg_guard]
@@ -265,11 +290,11 @@ pub unsafe extern "C-unwind" fn rescan_foreign_scan(node: *mut pg_sys::ForeignSc
 #[pg_guard]
 pub unsafe extern "C-unwind" fn end_foreign_scan(node: *mut pg_sys::ForeignScanState) {
     // SAFETY: fdw_state was set by begin_foreign_scan (also under EXPLAIN); the state itself is
-    // freed with the query context, but the stream and connection are closed now.
+    // freed with the query context, but the stream is closed now.
     unsafe {
         if let Some(state) = ((*node).fdw_state as *mut ScanState).as_mut() {
             state.stream = None;
-            state.client = None;
+            state.pending = None;
         }
     }
 }
@@ -282,8 +307,29 @@ pub unsafe extern "C-unwind" fn explain_foreign_scan(
     // SAFETY: fdw_state was set by begin_foreign_scan, which runs under EXPLAIN too.
     unsafe {
         let state = &*((*node).fdw_state as *mut ScanState);
-        let sql = CString::new(state.sql.as_str()).unwrap_or_else(|_| c"(remote SQL contains NUL)".into());
-        pg_sys::ExplainPropertyText(c"Remote SQL".as_ptr(), sql.as_ptr(), es);
+        let text = |label: &std::ffi::CStr, value: &str| {
+            let value = CString::new(value).unwrap_or_else(|_| c"(contains NUL)".into());
+            pg_sys::ExplainPropertyText(label.as_ptr(), value.as_ptr(), es);
+        };
+        text(c"Remote SQL", &state.sql);
+        if (*es).verbose {
+            let names: Vec<&str> = state.fetched.iter().map(|f| f.name.as_str()).collect();
+            text(c"Columns Fetched", &if names.is_empty() { "(none)".to_string() } else { names.join(", ") });
+        }
+        if (*es).analyze {
+            let stats = &state.stats;
+            let int = |label: &std::ffi::CStr, value: u64| {
+                pg_sys::ExplainPropertyInteger(label.as_ptr(), std::ptr::null(), value as i64, es);
+            };
+            int(c"Remote Batches", stats.batches);
+            int(c"Remote Rows", stats.rows);
+            int(c"Remote Bytes", stats.bytes);
+            let ms = |label: &std::ffi::CStr, value: Duration| {
+                pg_sys::ExplainPropertyFloat(label.as_ptr(), c"ms".as_ptr(), value.as_secs_f64() * 1e3, 3, es);
+            };
+            ms(c"Remote Wait Time", stats.wait);
+            ms(c"Convert Time", stats.convert);
+        }
     }
 }
 
@@ -294,12 +340,12 @@ impl ScanState {
             let relation = PgRelation::from_pg((*node).ss.ss_currentRelation);
             let relid = relation.oid();
             let table = pg_sys::GetForeignTable(relid);
-            let server = pg_sys::GetForeignServer((*table).serverid);
-            let server_options = ServerOptions::parse(&options::from_pg_list((*server).options))?;
+            let server = Server::lookup((*table).serverid)?;
             let table_options = TableOptions::parse(&options::from_pg_list((*table).options))?;
+            let tuning = server.options.tuning.with_table(&table_options);
             let remote = RemoteTable {
-                namespace: table_options.namespace.unwrap_or_else(|| relation.namespace().to_string()),
-                table: table_options.table.unwrap_or_else(|| relation.name().to_string()),
+                namespace: table_options.namespace.clone().unwrap_or_else(|| relation.namespace().to_string()),
+                table: table_options.table.clone().unwrap_or_else(|| relation.name().to_string()),
             };
 
             let plan = (*node).ss.ps.plan as *mut pg_sys::ForeignScan;
@@ -308,24 +354,21 @@ impl ScanState {
             let natts = tupdesc.len();
 
             // The live attributes the query reads, in attribute order. A query that reads none
-            // (count(*)) still needs the rows: it fetches the first live column and ignores it.
+            // (count(*)) fetches rows without columns.
             let live: Vec<usize> =
                 (0..natts).filter(|&a| !tupdesc.get(a).expect("attr").is_dropped()).collect();
-            let mut reads: Vec<usize> = match wanted.attrs {
+            let reads: Vec<usize> = match wanted.attrs {
                 None => live.clone(),
                 Some(attrs) => live.iter().copied().filter(|a| attrs.contains(a)).collect(),
             };
-            if reads.is_empty() {
-                reads.extend(live.first());
-            }
 
             // Only columns that are fetched need a type pg_kalam can read.
             let mut fetched = Vec::with_capacity(reads.len());
             let mut columns = Vec::with_capacity(reads.len());
             for attr in reads {
                 let att = tupdesc.get(attr).expect("attr");
-                let pg_type = att.type_oid().value();
-                let data_type = arrow_type_for(pg_type).ok_or_else(|| {
+                let (pg_type, typmod) = (att.type_oid().value(), att.type_mod());
+                let data_type = arrow_type_for(pg_type, typmod).ok_or_else(|| {
                     KalamError::new(
                         PgSqlErrorCode::ERRCODE_FDW_INVALID_DATA_TYPE,
                         format!(
@@ -342,6 +385,7 @@ impl ScanState {
                     attr,
                     name: att.name().to_string(),
                     pg_type,
+                    typmod,
                     converter: None,
                     values: Vec::new(),
                     nulls: Vec::new(),
@@ -363,23 +407,28 @@ impl ScanState {
                 pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
             );
             Ok(Self {
-                server: server_options,
+                server,
+                relation: relation.name().to_string(),
+                table_type: table_options.table_type,
+                tuning,
                 sql,
                 natts,
                 fetched,
                 unfetched,
                 batch_context,
-                client: None,
                 stream: None,
+                pending: None,
                 batch_rows: 0,
                 next_row: 0,
                 finished: false,
+                stats: ScanStats::default(),
             })
         }
     }
 
     fn restart(&mut self) {
         self.stream = None;
+        self.pending = None;
         self.batch_rows = 0;
         self.next_row = 0;
         self.finished = false;
@@ -410,32 +459,87 @@ impl ScanState {
         Ok(true)
     }
 
-    /// Reads the next batch from the server and converts it, column by column.
+    /// Converts the next rows: the rest of the pending batch, or a new batch from the server.
     fn fetch_batch(&mut self) -> Result<()> {
-        if self.stream.is_none() {
-            if self.client.is_none() {
-                self.client = Some(runtime::connect(&self.server)?);
+        if self.pending.is_none() {
+            let started = Instant::now();
+            let next = self.next_remote_batch();
+            self.stats.wait += started.elapsed();
+            match next? {
+                None => {
+                    self.finished = true;
+                    self.stream = None;
+                    self.batch_rows = 0;
+                    self.next_row = 0;
+                    return Ok(());
+                }
+                Some(batch) => {
+                    self.check_batch(&batch)?;
+                    self.stats.batches += 1;
+                    self.stats.rows += batch.num_rows() as u64;
+                    self.stats.bytes += batch.get_array_memory_size() as u64;
+                    self.pending = Some((batch, 0));
+                }
             }
-            let client = self.client.as_ref().expect("connected above");
-            let stream = runtime::wait(client.query(&self.sql))?;
-            self.resolve_converters(&stream)?;
-            self.stream = Some(stream);
         }
-        let stream = self.stream.as_mut().expect("opened above");
-        match runtime::wait(stream.next_batch())? {
-            None => {
-                self.finished = true;
-                self.stream = None;
-                self.batch_rows = 0;
-            }
-            Some(batch) => self.convert(&batch)?,
+        let (batch, offset) = self.pending.take().expect("set above");
+        let rows = (batch.num_rows() - offset).min(self.tuning.batch_rows);
+        let started = Instant::now();
+        self.convert(&batch.slice(offset, rows))?;
+        self.stats.convert += started.elapsed();
+        if offset + rows < batch.num_rows() {
+            self.pending = Some((batch, offset + rows));
         }
         self.next_row = 0;
         Ok(())
     }
 
-    fn resolve_converters(&mut self, stream: &QueryStream) -> Result<()> {
-        let schema = stream.schema();
+    /// The next batch of the query, opening it first if needed.
+    fn next_remote_batch(&mut self) -> Result<Option<RecordBatch>> {
+        if self.stream.is_none() {
+            let stream = self.open()?;
+            self.resolve_converters(stream.schema())?;
+            self.stream = Some(stream);
+        }
+        let stream = self.stream.as_mut().expect("opened above");
+        stream.next().map_err(|e| {
+            if matches!(e, kalam_flight::Error::Lost { .. } | kalam_flight::Error::Timeout { .. }) {
+                self.server.forget_client();
+            }
+            KalamError::from(e).with_detail(format!("Remote SQL: {}", self.sql))
+        })
+    }
+
+    /// Sends the query. A cached connection the server has dropped (it restarted) fails at
+    /// once; it is replaced by a new one and the query sent again, once.
+    fn open(&mut self) -> Result<Prefetch> {
+        let user_id = match self.table_type {
+            TableType::Shared => None,
+            TableType::User | TableType::Stream => Some(guc::user_id().ok_or_else(|| {
+                KalamError::new(
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    format!("\"{}\" is a KalamDB user table and kalam.user_id is not set", self.relation),
+                )
+                .with_hint("SET kalam.user_id = '<user>' to choose whose rows to read.")
+            })?),
+        };
+        let start = |client| {
+            Prefetch::start(client, self.sql.clone(), user_id.clone(), self.tuning.prefetch_batches)
+        };
+        let result = match start(self.server.client()?) {
+            Err(
+                kalam_flight::Error::Lost { .. }
+                | kalam_flight::Error::Server { code: tonic::Code::Unavailable, .. },
+            ) => {
+                self.server.forget_client();
+                start(self.server.client()?)
+            }
+            other => other,
+        };
+        result.map_err(|e| KalamError::from(e).with_detail(format!("Remote SQL: {}", self.sql)))
+    }
+
+    fn resolve_converters(&mut self, schema: &arrow_schema::SchemaRef) -> Result<()> {
         if schema.fields().len() != self.fetched.len() {
             return Err(KalamError::new(
                 PgSqlErrorCode::ERRCODE_FDW_ERROR,
@@ -448,15 +552,15 @@ impl ScanState {
             .with_detail(format!("Remote SQL: {}", self.sql)));
         }
         for (column, field) in self.fetched.iter_mut().zip(schema.fields()) {
-            let converter = Converter::resolve(column.pg_type, field.data_type(), &column.name)?;
+            let converter = Converter::resolve(column.pg_type, column.typmod, field.data_type(), &column.name)?;
             column.converter = Some((converter, field.data_type().clone()));
         }
         Ok(())
     }
 
-    fn convert(&mut self, batch: &RecordBatch) -> Result<()> {
-        // Every batch is checked against the announced schema: a later endpoint or a faulty
-        // server must not make a column keep the previous batch's (freed) values.
+    /// Every batch is checked against the announced schema: a later endpoint or a faulty
+    /// server must not make a converter read a column of another type.
+    fn check_batch(&self, batch: &RecordBatch) -> Result<()> {
         if batch.num_columns() != self.fetched.len() {
             return Err(KalamError::new(
                 PgSqlErrorCode::ERRCODE_FDW_ERROR,
@@ -481,6 +585,10 @@ impl ScanState {
                 ));
             }
         }
+        Ok(())
+    }
+
+    fn convert(&mut self, batch: &RecordBatch) -> Result<()> {
         // No row of the previous batch is read after this point (the slot was cleared before
         // this fetch), so its datums can go.
         self.batch_rows = 0;

@@ -1,23 +1,83 @@
-//! [`KalamClient`]: one gRPC connection to a KalamDB server, and [`QueryStream`], the result of
-//! a statement query read batch by batch.
+//! [`KalamClient`]: one gRPC connection to a KalamDB server, with its credentials, and
+//! [`QueryStream`], the result of a statement query read batch by batch.
+//!
+//! Credentials ([`Auth`]) are attached to every request. With [`Auth::Login`] the client logs
+//! in once (a Basic handshake), keeps the session token the server hands out, renews it by a
+//! handshake with the token when half of its lease has passed without a request, and logs in
+//! again, once, when the server says the session is gone.
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::sql::{CommandStatementQuery, CommandStatementUpdate, DoPutUpdateResult, ProstMessageExt};
-use arrow_flight::{FlightClient, FlightData, FlightDescriptor, FlightInfo, Ticket};
+use arrow_flight::{FlightClient, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, Ticket};
 use arrow_schema::SchemaRef;
+use base64::Engine;
 use futures::StreamExt;
 use prost::Message;
-use tonic::transport::{Channel, Endpoint};
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::error::Error;
-use crate::protocol::MESSAGE_BYTES_MAX;
+use crate::protocol::{MESSAGE_BYTES_MAX, SESSION_LEASE_HEADER, USER_ID_HEADER};
+
+/// Flow-control windows of the HTTP/2 connection. gRPC's 64 KiB default makes a reader wait
+/// for a window update every 64 KiB, which caps loopback throughput far below the server's;
+/// these let a few 2 MiB result messages be in flight, which also bounds what is buffered.
+const STREAM_WINDOW_BYTES: u32 = 8 * 1024 * 1024;
+const CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
+
+/// How the client proves who it is.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub enum Auth {
+    /// No credentials (a server without a root password).
+    #[default]
+    None,
+    /// A fixed `authorization` header value sent with every request, e.g. `Bearer <token>`.
+    Header(String),
+    /// User name and password: one Basic handshake, then the session token it returns.
+    Login { user: String, password: String },
+}
+
+impl fmt::Debug for Auth {
+    /// Never shows a secret: configurations end up in logs and panic messages.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::None => write!(f, "None"),
+            Auth::Header(_) => write!(f, "Header(<redacted>)"),
+            Auth::Login { user, .. } => write!(f, "Login {{ user: {user:?}, password: <redacted> }}"),
+        }
+    }
+}
+
+/// TLS settings; PEM text.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// Certificates the server's certificate must chain to.
+    pub ca_pem: String,
+    /// Client certificate and key, for servers that require mutual TLS.
+    pub identity: Option<(String, String)>,
+    /// Name checked against the server certificate (the host name the user gave, even when the
+    /// connection is made to an address resolved beforehand).
+    pub domain: String,
+}
+
+impl fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("domain", &self.domain)
+            .field("client_identity", &self.identity.is_some())
+            .finish()
+    }
+}
 
 /// Where and how to reach a server. Built by the caller from its own options.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientConfig {
     pub host: String,
     pub port: u16,
@@ -28,6 +88,11 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// Largest message accepted from the server.
     pub message_bytes_max: usize,
+    pub auth: Auth,
+    pub tls: Option<TlsConfig>,
+    /// The address `host` resolved to, when the caller resolved it: connections go there, while
+    /// messages (and TLS) keep using `host`.
+    pub resolved: Option<std::net::IpAddr>,
 }
 
 impl ClientConfig {
@@ -38,12 +103,25 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             message_bytes_max: MESSAGE_BYTES_MAX,
+            auth: Auth::None,
+            tls: None,
+            resolved: None,
         }
     }
 
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self.request_timeout = timeout;
+        self
+    }
+
+    pub fn with_auth(mut self, auth: Auth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    pub fn with_tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -57,67 +135,246 @@ impl ClientConfig {
     }
 }
 
-/// A connection to one KalamDB server. Cheap to clone: clones share the HTTP/2 connection.
-#[derive(Clone, Debug)]
+/// The session of an [`Auth::Login`] client.
+#[derive(Default)]
+struct Session {
+    token: Option<String>,
+    /// When the server last saw the token (each request renews its lease).
+    used_at: Option<Instant>,
+    /// The lease the server announced; unknown for servers that do not send it.
+    lease: Option<Duration>,
+}
+
+/// A connection to one KalamDB server. Cheap to clone: clones share the HTTP/2 connection and
+/// the session.
+#[derive(Clone)]
 pub struct KalamClient {
     channel: Channel,
     config: ClientConfig,
+    session: Arc<Mutex<Session>>,
+}
+
+impl fmt::Debug for KalamClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KalamClient").field("addr", &self.config.addr()).finish()
+    }
 }
 
 impl KalamClient {
-    /// Connects now, so that an unreachable server is reported here, with its address.
+    /// Connects now (and logs in, for [`Auth::Login`]), so that an unreachable server or bad
+    /// credentials are reported here, with the server's address.
     pub async fn connect(config: ClientConfig) -> Result<Self, Error> {
         let addr = config.addr();
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        let scheme = if config.tls.is_some() { "https" } else { "http" };
+        let target = match config.resolved {
+            Some(std::net::IpAddr::V6(ip)) => format!("[{ip}]:{}", config.port),
+            Some(ip) => format!("{ip}:{}", config.port),
+            None => addr.clone(),
+        };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{target}"))
             .map_err(|e| Error::Config(format!("invalid KalamDB server address {addr}: {e}")))?
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
-            // No HTTP/2 keep-alive pings: a caller may drive the runtime only while it waits
-            // on a request, and an unanswered ping found late would drop a healthy connection.
-            // Silence is bounded by `request_timeout` instead.
+            .initial_stream_window_size(STREAM_WINDOW_BYTES)
+            .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
             .tcp_nodelay(true);
+        if let Some(tls) = &config.tls {
+            let mut tls_config = ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(&tls.ca_pem))
+                .domain_name(tls.domain.clone());
+            if let Some((cert, key)) = &tls.identity {
+                tls_config = tls_config.identity(Identity::from_pem(cert, key));
+            }
+            endpoint = endpoint
+                .tls_config(tls_config)
+                .map_err(|e| Error::Config(format!("invalid TLS settings for {addr}: {}", innermost(&e))))?;
+        }
         let channel = endpoint
             .connect()
             .await
-            .map_err(|e| Error::Unreachable { addr: addr.clone(), reason: transport_reason(&e) })?;
-        Ok(Self { channel, config })
+            .map_err(|e| Error::Unreachable { addr: addr.clone(), reason: innermost(&e) })?;
+        let client = Self { channel, config, session: Arc::default() };
+        if matches!(client.config.auth, Auth::Login { .. }) {
+            client.login().await?;
+        }
+        Ok(client)
     }
 
-    fn flight(&self) -> FlightClient {
-        let inner = arrow_flight::flight_service_client::FlightServiceClient::new(self.channel.clone())
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    fn service(&self) -> FlightServiceClient<Channel> {
+        FlightServiceClient::new(self.channel.clone())
             .max_decoding_message_size(self.config.message_bytes_max)
-            .max_encoding_message_size(self.config.message_bytes_max);
-        FlightClient::new_from_inner(inner)
+            .max_encoding_message_size(self.config.message_bytes_max)
+    }
+
+    /// A Flight client carrying the credentials and, when given, the user acted for.
+    async fn flight(&self, user_id: Option<&str>) -> Result<FlightClient, Error> {
+        let mut flight = FlightClient::new_from_inner(self.service());
+        if let Some(authorization) = self.authorization().await? {
+            flight.add_header("authorization", &authorization).map_err(|_| {
+                Error::Config("the auth_header option is not a valid header value".into())
+            })?;
+        }
+        if let Some(user_id) = user_id {
+            flight.add_header(USER_ID_HEADER, user_id).map_err(|_| {
+                Error::Config(format!("user id {user_id:?} is not a valid header value"))
+            })?;
+        }
+        Ok(flight)
+    }
+
+    /// The `authorization` value for the next request; renews or opens the session if needed.
+    async fn authorization(&self) -> Result<Option<String>, Error> {
+        match &self.config.auth {
+            Auth::None => Ok(None),
+            Auth::Header(value) => Ok(Some(value.clone())),
+            Auth::Login { .. } => {
+                let (token, due) = {
+                    let session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+                    let due = match (session.used_at, session.lease) {
+                        (Some(used), Some(lease)) => used.elapsed() >= lease / 2,
+                        _ => false,
+                    };
+                    (session.token.clone(), due)
+                };
+                let token = match token {
+                    Some(token) if due => self.renew(&token).await?,
+                    Some(token) => token,
+                    None => self.login().await?,
+                };
+                Ok(Some(format!("Bearer {token}")))
+            }
+        }
+    }
+
+    /// Basic handshake: opens a session and keeps its token.
+    async fn login(&self) -> Result<String, Error> {
+        let Auth::Login { user, password } = &self.config.auth else {
+            unreachable!("login is only called for Auth::Login")
+        };
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        self.handshake(format!("Basic {basic}")).await.map_err(|e| match e {
+            Error::Server { code: tonic::Code::Unauthenticated | tonic::Code::PermissionDenied, message } => {
+                Error::Auth { addr: self.config.addr(), user: user.clone(), message }
+            }
+            other => other,
+        })
+    }
+
+    /// Handshake with the current token, which renews its lease; a new login if it has expired.
+    async fn renew(&self, token: &str) -> Result<String, Error> {
+        match self.handshake(format!("Bearer {token}")).await {
+            Err(Error::Server { code: tonic::Code::Unauthenticated, .. }) => self.login().await,
+            other => other,
+        }
+    }
+
+    async fn handshake(&self, authorization: String) -> Result<String, Error> {
+        let mut request = tonic::Request::new(futures::stream::iter([HandshakeRequest::default()]));
+        let value: MetadataValue<_> = authorization
+            .parse()
+            .map_err(|_| Error::Config("the login credentials are not valid header text".into()))?;
+        request.metadata_mut().insert("authorization", value);
+        let mut service = self.service();
+        let response = match tokio::time::timeout(self.config.request_timeout, service.handshake(request)).await {
+            Err(_) => return Err(self.timeout_error()),
+            Ok(Err(status)) => return Err(Error::from_status(status)),
+            Ok(Ok(response)) => response,
+        };
+        let token = bearer(response.metadata())
+            .ok_or_else(|| Error::Protocol("the handshake answer carries no session token".into()))?;
+        let lease = response
+            .metadata()
+            .get(SESSION_LEASE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_millis);
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        session.token = Some(token.clone());
+        session.used_at = Some(Instant::now());
+        session.lease = lease;
+        Ok(token)
+    }
+
+    /// Notes a request the server accepted: it renewed the session's lease.
+    fn used(&self) {
+        if matches!(self.config.auth, Auth::Login { .. }) {
+            self.session.lock().unwrap_or_else(|p| p.into_inner()).used_at = Some(Instant::now());
+        }
+    }
+
+    /// Forgets the session after the server refused its token, so the next request logs in.
+    fn forget_session(&self) {
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        *session = Session::default();
+    }
+
+    /// Runs `request` with credentials; for a login session the server no longer knows (it
+    /// expired, or the server restarted), logs in again and retries once. A refused token means
+    /// the request did not run, so running it again is safe.
+    async fn with_session<T, F, Fut>(&self, user_id: Option<&str>, request: F) -> Result<T, Error>
+    where
+        F: Fn(FlightClient) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let result = request(self.flight(user_id).await?).await;
+        let result = match result {
+            Err(Error::Server { code: tonic::Code::Unauthenticated, .. })
+                if matches!(self.config.auth, Auth::Login { .. }) =>
+            {
+                self.forget_session();
+                request(self.flight(user_id).await?).await
+            }
+            other => other,
+        };
+        if result.is_ok() {
+            self.used();
+        }
+        result
     }
 
     /// Runs a statement query: GetFlightInfo, then DoGet on each endpoint in order. Returns as
     /// soon as the server has planned the query; batches are read with [`QueryStream::next_batch`].
-    pub async fn query(&self, sql: &str) -> Result<QueryStream, Error> {
+    /// `user_id`: the user a dba or system account acts for (USER tables).
+    pub async fn query(&self, sql: &str, user_id: Option<&str>) -> Result<QueryStream, Error> {
         let command = CommandStatementQuery { query: sql.to_string(), transaction_id: None };
         let descriptor = FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
-        let mut flight = self.flight();
-        let info = self.bounded(flight.get_flight_info(descriptor)).await?;
+        let (flight, info) = self
+            .with_session(user_id, |mut flight| {
+                let descriptor = descriptor.clone();
+                async move {
+                    let info = self.bounded(flight.get_flight_info(descriptor)).await?;
+                    Ok((flight, info))
+                }
+            })
+            .await?;
         QueryStream::new(flight, info, self.clone())
     }
 
     /// Runs a statement that returns no rows (DDL, INSERT/UPDATE/DELETE) and returns the number
     /// of rows it changed, as the server reports it.
-    pub async fn execute_update(&self, sql: &str) -> Result<i64, Error> {
+    pub async fn execute_update(&self, sql: &str, user_id: Option<&str>) -> Result<i64, Error> {
         let command = CommandStatementUpdate { query: sql.to_string(), transaction_id: None };
         let descriptor = FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
-        let request = futures::stream::iter([Ok(FlightData::new().with_descriptor(descriptor))]);
-        let mut flight = self.flight();
-        let mut results = self.bounded(flight.do_put(request)).await?;
-        let first = match tokio::time::timeout(self.config.request_timeout, results.next()).await {
-            Err(_) => return Err(self.timeout_error()),
-            Ok(None) => {
-                return Err(Error::Protocol("the server sent no result for an update".into()));
+        self.with_session(user_id, |mut flight| {
+            let descriptor = descriptor.clone();
+            async move {
+                let request = futures::stream::iter([Ok(FlightData::new().with_descriptor(descriptor))]);
+                let mut results = self.bounded(flight.do_put(request)).await?;
+                let first = match tokio::time::timeout(self.config.request_timeout, results.next()).await {
+                    Err(_) => return Err(self.timeout_error()),
+                    Ok(None) => return Err(Error::Protocol("the server sent no result for an update".into())),
+                    Ok(Some(result)) => result.map_err(Error::from_flight)?,
+                };
+                let result = DoPutUpdateResult::decode(first.app_metadata)
+                    .map_err(|e| Error::Protocol(format!("invalid update result: {e}")))?;
+                Ok(result.record_count)
             }
-            Ok(Some(result)) => result.map_err(Error::from_flight)?,
-        };
-        let result = DoPutUpdateResult::decode(first.app_metadata)
-            .map_err(|e| Error::Protocol(format!("invalid update result: {e}")))?;
-        Ok(result.record_count)
+        })
+        .await
     }
 
     async fn bounded<T>(
@@ -133,6 +390,13 @@ impl KalamClient {
     fn timeout_error(&self) -> Error {
         Error::Timeout { addr: self.config.addr(), timeout: self.config.request_timeout }
     }
+}
+
+/// The token of an `authorization: Bearer <token>` header.
+fn bearer(metadata: &MetadataMap) -> Option<String> {
+    let value = metadata.get("authorization")?.to_str().ok()?;
+    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?;
+    (!token.is_empty()).then(|| token.to_string())
 }
 
 /// The batches of one query, fetched lazily: at most one Flight message is buffered here.
@@ -166,7 +430,8 @@ impl QueryStream {
         &self.schema
     }
 
-    /// The next non-empty batch, or `None` at the end of the result.
+    /// The next batch with rows, or `None` at the end of the result. Batches without columns
+    /// (a query that reads no column, such as `count(*)`) count as rows too.
     pub async fn next_batch(&mut self) -> Result<Option<RecordBatch>, Error> {
         loop {
             if self.current.is_none() {
@@ -181,7 +446,7 @@ impl QueryStream {
             match next {
                 Err(_) => return Err(self.client.timeout_error()),
                 Ok(None) => self.current = None,
-                Ok(Some(Err(e))) => return Err(Error::from_flight(e)),
+                Ok(Some(Err(e))) => return Err(Error::from_stream(e, &self.client.config.addr())),
                 Ok(Some(Ok(batch))) if batch.num_rows() == 0 => continue,
                 Ok(Some(Ok(batch))) => return Ok(Some(batch)),
             }
@@ -189,9 +454,9 @@ impl QueryStream {
     }
 }
 
-/// The innermost cause of a transport error ("Connection refused"), without tonic's wrapping.
-fn transport_reason(err: &tonic::transport::Error) -> String {
-    let mut source: &dyn std::error::Error = err;
+/// The innermost cause of an error ("Connection refused"), without the layers' wrapping.
+fn innermost(err: &dyn std::error::Error) -> String {
+    let mut source = err;
     while let Some(next) = source.source() {
         source = next;
     }

@@ -12,6 +12,10 @@ pub enum Error {
     Unreachable { addr: String, reason: String },
     /// The server did not answer a request within the configured timeout.
     Timeout { addr: String, timeout: Duration },
+    /// The server refused the login (`login_user`/`login_password`).
+    Auth { addr: String, user: String, message: String },
+    /// The connection broke while a result was being read (the server died or restarted).
+    Lost { addr: String, reason: String },
     /// The server answered with an error status; its message is passed through.
     Server { code: tonic::Code, message: String },
     /// The server answered with something that is not valid Flight SQL / Arrow IPC.
@@ -27,6 +31,17 @@ impl Error {
             FlightError::Arrow(e) => Self::Protocol(e.to_string()),
             FlightError::ExternalError(e) => Self::Protocol(e.to_string()),
             other => Self::Protocol(other.to_string()),
+        }
+    }
+
+    /// An error in the middle of a result stream. A transport failure there means the server
+    /// or the network went away; a status the server sent is passed through as usual.
+    pub(crate) fn from_stream(err: FlightError, addr: &str) -> Self {
+        match err {
+            FlightError::Tonic(status) if is_transport_failure(&status) => {
+                Self::Lost { addr: addr.to_string(), reason: status.message().to_string() }
+            }
+            other => Self::from_flight(other),
         }
     }
 
@@ -49,6 +64,16 @@ impl fmt::Display for Error {
                  check the server, or raise the timeout option of the foreign server",
                 timeout.as_millis()
             ),
+            Error::Auth { addr, user, message } => write!(
+                f,
+                "KalamDB server at {addr} refused the login of user \"{user}\" ({message}); \
+                 check login_user and login_password of the user mapping or foreign server"
+            ),
+            Error::Lost { addr, reason } => write!(
+                f,
+                "the connection to the KalamDB server at {addr} broke while reading a result ({reason}); \
+                 check that the server is running, then run the query again"
+            ),
             Error::Server { code, message } => {
                 write!(f, "KalamDB server error ({}): {message}", code_name(*code))
             }
@@ -59,6 +84,14 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// Whether a status was made by the client's transport (the connection failed) rather than
+/// sent by the server. tonic reports a broken HTTP/2 connection as `Unavailable` or `Unknown`
+/// with an `h2`/transport message and no server-sent details.
+fn is_transport_failure(status: &tonic::Status) -> bool {
+    matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal)
+        && status.metadata().is_empty()
+}
 
 fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code::*;

@@ -13,5 +13,5 @@ pub mod client;
 pub mod error;
 pub mod protocol;
 
-pub use client::{ClientConfig, KalamClient, QueryStream};
+pub use client::{Auth, ClientConfig, KalamClient, QueryStream, TlsConfig};
 pub use error::Error;

@@ -18,3 +18,8 @@ pub const FLIGHT_DATA_BYTES_TARGET: usize = 2 * 1024 * 1024;
 /// Request header (gRPC metadata, HTTP) naming the user a dba or system account acts for on
 /// USER and STREAM tables. pg_kalam sends `kalam.user_id` in it.
 pub const USER_ID_HEADER: &str = "kalam-user-id";
+
+/// Handshake response header carrying a session token's lease in milliseconds. Each use of the
+/// token renews the lease; a client idle for longer must renew (handshake with the token) or log
+/// in again.
+pub const SESSION_LEASE_HEADER: &str = "kalam-session-lease-ms";

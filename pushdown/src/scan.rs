@@ -75,6 +75,8 @@ mod tests {
                 r#"SELECT "trips"."id", "trips"."fare" FROM "app"."trips""#,
             ),
             (scan("app", "trips", &["id", "fare"], vec![1]), r#"SELECT "trips"."fare" FROM "app"."trips""#),
+            // A query that reads no column (count(*)) fetches rows without columns.
+            (scan("app", "trips", &["id", "fare"], vec![]), r#"SELECT FROM "app"."trips""#),
         ];
         for (scan, expected) in cases {
             assert_eq!(scan.to_sql().unwrap(), expected);

@@ -140,6 +140,11 @@ impl Sessions {
         }
     }
 
+    /// How long a session token stays valid after its last use.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionEntry>> {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }

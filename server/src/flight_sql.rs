@@ -36,7 +36,9 @@ use bytes::Bytes;
 use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
 use futures::{Stream, StreamExt, TryStreamExt};
-use kalam_flight::protocol::{FLIGHT_DATA_BYTES_TARGET, MESSAGE_BYTES_MAX, USER_ID_HEADER};
+use kalam_flight::protocol::{
+    FLIGHT_DATA_BYTES_TARGET, MESSAGE_BYTES_MAX, SESSION_LEASE_HEADER, USER_ID_HEADER,
+};
 use prost::Message;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
@@ -341,6 +343,10 @@ impl FlightSqlService for KalamFlightSql {
             .parse()
             .map_err(|_| Status::internal("session token is not a valid header value"))?;
         response.metadata_mut().insert("authorization", value);
+        // The lease lets a client renew its session before it runs out instead of failing once.
+        let lease_ms = self.engine.sessions.lease().as_millis().to_string();
+        let lease_ms = lease_ms.parse().map_err(|_| Status::internal("lease is not a valid header value"))?;
+        response.metadata_mut().insert(SESSION_LEASE_HEADER, lease_ms);
         Ok(response)
     }
 

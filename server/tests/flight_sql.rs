@@ -57,17 +57,18 @@ async fn start(batch_rows: usize) -> Running {
 async fn query_streams_batches() {
     let server = start(1000).await;
     let client = &server.client;
-    client.execute_update("CREATE SCHEMA app").await.unwrap();
-    client.execute_update("CREATE TABLE app.t (id BIGINT, name VARCHAR)").await.unwrap();
+    client.execute_update("CREATE SCHEMA app", None).await.unwrap();
+    client.execute_update("CREATE TABLE app.t (id BIGINT, name VARCHAR)", None).await.unwrap();
     let inserted = client
         .execute_update(
             "INSERT INTO app.t SELECT value, 'n' || CAST(value AS VARCHAR) FROM generate_series(1, 20000)",
+            None,
         )
         .await
         .unwrap();
     assert_eq!(inserted, 20_000);
 
-    let mut stream = client.query("SELECT id, name FROM app.t").await.unwrap();
+    let mut stream = client.query("SELECT id, name FROM app.t", None).await.unwrap();
     let names: Vec<&str> = stream.schema().fields().iter().map(|f| f.name().as_str()).collect();
     assert_eq!(names, ["id", "name"]);
     let (mut batches, mut rows) = (0, 0);
@@ -81,7 +82,7 @@ async fn query_streams_batches() {
 }
 
 async fn query_error(client: &KalamClient, sql: &str) -> Error {
-    match client.query(sql).await {
+    match client.query(sql, None).await {
         Ok(_) => panic!("{sql:?} must fail"),
         Err(e) => e,
     }
@@ -106,7 +107,7 @@ async fn bad_statements_are_clear_errors() {
     assert!(err.to_string().contains("sneaky"), "{err}");
 
     // The server keeps serving after errors.
-    let mut stream = client.query("SELECT 1 AS one").await.unwrap();
+    let mut stream = client.query("SELECT 1 AS one", None).await.unwrap();
     assert_eq!(stream.next_batch().await.unwrap().unwrap().num_rows(), 1);
 }
 
@@ -125,14 +126,15 @@ async fn unreachable_server() {
 async fn json_operators_and_functions() {
     let server = start(8192).await;
     let client = &server.client;
-    client.execute_update("CREATE SCHEMA app").await.unwrap();
-    client.execute_update("CREATE TABLE app.events (id BIGINT, payload VARCHAR)").await.unwrap();
+    client.execute_update("CREATE SCHEMA app", None).await.unwrap();
+    client.execute_update("CREATE TABLE app.events (id BIGINT, payload VARCHAR)", None).await.unwrap();
     client
         .execute_update(
             r#"INSERT INTO app.events VALUES
                  (1, '{"kind": "click", "meta": {"x": 3, "ok": true}, "tags": ["a", "b"]}'),
                  (2, '{"kind": "view", "score": 2.5}'),
                  (3, 'not json')"#,
+            None,
         )
         .await
         .unwrap();
@@ -141,7 +143,7 @@ async fn json_operators_and_functions() {
                       json_get_bool(payload, 'meta', 'ok'), json_length(payload, 'tags'),
                       json_contains(payload, 'meta'), json_as_text(payload, 'kind')
                FROM app.events ORDER BY id";
-    let mut stream = client.query(sql).await.unwrap();
+    let mut stream = client.query(sql, None).await.unwrap();
     let batch = stream.next_batch().await.unwrap().expect("one batch");
     // Each row as text, NULL as "NULL".
     let columns: Vec<_> =
@@ -166,11 +168,17 @@ async fn json_operators_and_functions() {
 async fn snowflake_ids_as_values_and_defaults() {
     let server = start(8192).await;
     let client = &server.client;
-    client.execute_update("CREATE SCHEMA app").await.unwrap();
-    client.execute_update("CREATE TABLE app.t (id BIGINT DEFAULT SNOWFLAKE_ID(), v VARCHAR)").await.unwrap();
-    client.execute_update("INSERT INTO app.t (v) SELECT 'x' FROM generate_series(1, 5000)").await.unwrap();
+    client.execute_update("CREATE SCHEMA app", None).await.unwrap();
+    client
+        .execute_update("CREATE TABLE app.t (id BIGINT DEFAULT SNOWFLAKE_ID(), v VARCHAR)", None)
+        .await
+        .unwrap();
+    client
+        .execute_update("INSERT INTO app.t (v) SELECT 'x' FROM generate_series(1, 5000)", None)
+        .await
+        .unwrap();
     let mut stream =
-        client.query("SELECT count(DISTINCT id), min(id) > 0, count(id) FROM app.t").await.unwrap();
+        client.query("SELECT count(DISTINCT id), min(id) > 0, count(id) FROM app.t", None).await.unwrap();
     let batch = stream.next_batch().await.unwrap().unwrap();
     let distinct = batch.column(0).as_any().downcast_ref::<arrow_array::Int64Array>().unwrap().value(0);
     let positive = batch.column(1).as_any().downcast_ref::<arrow_array::BooleanArray>().unwrap().value(0);

@@ -97,14 +97,14 @@ fn unknown_table_and_type_mismatch() {
     assert_eq!(name, "x");
     // A column type pg_kalam cannot read is an error only when the query reads that column.
     pg.batch_execute(
-        "CREATE FOREIGN TABLE app.wide (name text, price numeric) SERVER kalam_server OPTIONS (table 't')",
+        "CREATE FOREIGN TABLE app.wide (name text, spot point) SERVER kalam_server OPTIONS (table 't')",
     )
     .unwrap();
     let name: String = pg.query_one("SELECT name FROM app.wide", &[]).unwrap().get(0);
     assert_eq!(name, "x");
     let e = expect_pg_error(
-        pg.query("SELECT price FROM app.wide", &[]),
-        &["column \"price\" of foreign table \"wide\" has type numeric, which pg_kalam cannot read"],
+        pg.query("SELECT spot FROM app.wide", &[]),
+        &["column \"spot\" of foreign table \"wide\" has type point, which pg_kalam cannot read"],
     );
     assert!(e.hint.unwrap_or_default().starts_with("pg_kalam reads smallint"));
     pg.batch_execute("EXPLAIN SELECT * FROM app.missing").unwrap();

@@ -1,0 +1,155 @@
+//! Connections to KalamDB servers, cached per backend.
+//!
+//! A connection is keyed by (foreign server, user) and remembers the exact client settings it
+//! was made with: after `ALTER SERVER` or `ALTER USER MAPPING` the settings differ and a new
+//! connection replaces the old one. A connection that broke (the server restarted) is dropped
+//! by the scan that notices, and the next query reconnects. All of them close when the backend
+//! exits ([`close_all`], called by the runtime's exit hook).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::ToSocketAddrs;
+
+use kalam_flight::{Auth, ClientConfig, KalamClient, TlsConfig};
+use pgrx::PgSqlErrorCode;
+use pgrx::pg_sys::{self, Oid};
+
+use crate::error::{KalamError, Result};
+use crate::options::{self, AuthMode, Credentials, ServerOptions};
+use crate::runtime;
+
+thread_local! {
+    /// Only the backend's own thread touches the cache.
+    static CACHE: RefCell<HashMap<(Oid, Oid), (ClientConfig, KalamClient)>> = RefCell::new(HashMap::new());
+}
+
+/// A foreign server's options and the settings its client uses for the current user.
+pub struct Server {
+    pub oid: Oid,
+    pub options: ServerOptions,
+    /// The user whose mapping supplied credentials (`InvalidOid` for none or PUBLIC).
+    user: Oid,
+    config: ClientConfig,
+}
+
+impl Server {
+    /// Reads a foreign server and the current user's mapping from the catalogs.
+    pub fn lookup(server_oid: Oid) -> Result<Server> {
+        // SAFETY: GetForeignServer raises an ERROR for an unknown OID; the returned struct and
+        // its option list are palloc'd in the current context and only read here.
+        let options = unsafe {
+            let server = pg_sys::GetForeignServer(server_oid);
+            ServerOptions::parse(&options::from_pg_list((*server).options))?
+        };
+        // SAFETY: GetUserId reads a backend global.
+        let user = unsafe { pg_sys::GetUserId() };
+        let (mapping_user, mapping) = user_mapping(user, server_oid)?;
+        let config = client_config(&options, mapping)?;
+        Ok(Server { oid: server_oid, options, user: mapping_user, config })
+    }
+
+    /// The cached connection, or a new one.
+    pub fn client(&self) -> Result<KalamClient> {
+        let key = (self.oid, self.user);
+        let cached = CACHE.with_borrow(|cache| cache.get(&key).cloned());
+        if let Some((config, client)) = cached
+            && config == self.config
+        {
+            return Ok(client);
+        }
+        let client = connect(&self.options, self.config.clone())?;
+        CACHE.with_borrow_mut(|cache| cache.insert(key, (self.config.clone(), client.clone())));
+        Ok(client)
+    }
+
+    /// Drops the cached connection (it broke); the next [`Server::client`] reconnects.
+    pub fn forget_client(&self) {
+        CACHE.with_borrow_mut(|cache| cache.remove(&(self.oid, self.user)));
+    }
+}
+
+/// Closes every cached connection.
+pub fn close_all() {
+    let _ = CACHE.try_with(|cache| cache.borrow_mut().clear());
+}
+
+/// The credentials of `user`'s mapping for `server`, or of the PUBLIC mapping, with the user
+/// the mapping belongs to; none (and `InvalidOid`) when there is no mapping.
+fn user_mapping(user: Oid, server: Oid) -> Result<(Oid, Credentials)> {
+    for candidate in [user, pg_sys::InvalidOid] {
+        // SAFETY: a syscache lookup by (user, server); the tuple is released before returning
+        // and its options are copied out (untransformRelOptions pallocs a new list).
+        let options = unsafe {
+            let tuple = pg_sys::SearchSysCache2(
+                pg_sys::SysCacheIdentifier::USERMAPPINGUSERSERVER as i32,
+                pg_sys::Datum::from(candidate),
+                pg_sys::Datum::from(server),
+            );
+            if tuple.is_null() {
+                continue;
+            }
+            let mut is_null = false;
+            let datum = pg_sys::SysCacheGetAttr(
+                pg_sys::SysCacheIdentifier::USERMAPPINGUSERSERVER as i32,
+                tuple,
+                pg_sys::Anum_pg_user_mapping_umoptions as pg_sys::AttrNumber,
+                &mut is_null,
+            );
+            let list = if is_null { std::ptr::null_mut() } else { pg_sys::untransformRelOptions(datum) };
+            let options = options::from_pg_list(list);
+            pg_sys::ReleaseSysCache(tuple);
+            options
+        };
+        return Ok((candidate, Credentials::from_mapping(&options)?));
+    }
+    Ok((pg_sys::InvalidOid, Credentials::default()))
+}
+
+/// The client settings for a server and the user's mapping.
+fn client_config(options: &ServerOptions, mapping: Credentials) -> Result<ClientConfig> {
+    let (mode, credentials) = options.auth(mapping)?;
+    let auth = match mode {
+        AuthMode::None => Auth::None,
+        AuthMode::StaticHeader => Auth::Header(credentials.auth_header.expect("checked by ServerOptions::auth")),
+        AuthMode::AccountLogin => Auth::Login {
+            user: credentials.login_user.expect("checked by ServerOptions::auth"),
+            password: credentials.login_password.expect("checked by ServerOptions::auth"),
+        },
+    };
+    let mut config = ClientConfig::new(options.host.clone(), options.port).with_timeout(options.timeout).with_auth(auth);
+    if let Some(ca) = &options.ca_cert {
+        let identity = match (&options.client_cert, &options.client_key) {
+            (Some(cert), Some(key)) => {
+                Some((options::read_pem("client_cert", cert)?, options::read_pem("client_key", key)?))
+            }
+            _ => None,
+        };
+        config = config.with_tls(TlsConfig {
+            ca_pem: options::read_pem("ca_cert", ca)?,
+            identity,
+            domain: options.host.clone(),
+        });
+    }
+    Ok(config)
+}
+
+/// Connects on the I/O thread. The host name is resolved here, by the backend, so that the
+/// I/O thread never needs a resolver thread; messages and TLS still use the name.
+fn connect(options: &ServerOptions, mut config: ClientConfig) -> Result<KalamClient> {
+    let addr = (options.host.as_str(), options.port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| {
+            KalamError::new(
+                PgSqlErrorCode::ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION,
+                format!(
+                    "KalamDB server is not running or unreachable at {}:{} (cannot resolve host name)",
+                    options.host, options.port
+                ),
+            )
+            .with_hint("Fix the host option of the foreign server.")
+        })?;
+    config.resolved = Some(addr.ip());
+    runtime::call(KalamClient::connect(config)).map_err(KalamError::from)
+}
