@@ -13,8 +13,9 @@
 //! - [`metadata`]: Flight SQL catalog, schema, table and SQL-info answers.
 //! - [`snowflake`]: `SNOWFLAKE_ID()` and `_seq` values.
 //!
-//! [`Server::bind`] locks the data directory, recovers the store and binds both listeners;
-//! [`Server::serve`] serves until told to stop, flushing tables as their policies say.
+//! [`Server::bind`] loads the TLS files, locks the data directory, recovers the store and binds
+//! both listeners; [`Server::serve`] serves until told to stop, flushing tables as their
+//! policies say. TLS (`[tls]`) covers the Flight SQL listener; HTTP stays plain.
 
 pub mod auth;
 pub mod config;
@@ -34,8 +35,9 @@ use std::sync::Arc;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use tokio::net::TcpListener;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
-use crate::config::Config;
+use crate::config::{Config, TlsSection};
 use crate::engine::Engine;
 
 /// How long in-flight requests may finish after a shutdown request.
@@ -48,10 +50,16 @@ pub struct BoundAddrs {
     pub http: SocketAddr,
 }
 
+/// How long a client may take to complete the TLS handshake. Each pending handshake holds a
+/// task, so a client that connects and sends nothing must not hold it forever.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A server whose listeners are bound and whose data directory is locked.
 pub struct Server {
     config: Config,
     engine: Arc<Engine>,
+    /// The Flight SQL transport, with TLS applied when configured.
+    flight_transport: tonic::transport::Server,
     flight: TcpListener,
     http: TcpListener,
     _data_dir_lock: File,
@@ -62,6 +70,8 @@ const FLUSH_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Server {
     pub async fn bind(config: Config) -> Result<Self, String> {
+        // First: unusable TLS files are a configuration mistake, found before any recovery.
+        let flight_transport = flight_transport(&config.tls)?;
         let data_dir_lock = lock_data_dir(&config)?;
         let engine = {
             let config = config.clone();
@@ -71,7 +81,14 @@ impl Server {
         };
         let flight = bind(config.flight_addr(), "Flight SQL").await?;
         let http = bind(config.http_addr(), "HTTP").await?;
-        Ok(Self { config, engine: Arc::new(engine), flight, http, _data_dir_lock: data_dir_lock })
+        Ok(Self {
+            config,
+            engine: Arc::new(engine),
+            flight_transport,
+            flight,
+            http,
+            _data_dir_lock: data_dir_lock,
+        })
     }
 
     pub fn addrs(&self) -> BoundAddrs {
@@ -82,7 +99,7 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then drains in-flight requests.
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), String> {
+    pub async fn serve(mut self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), String> {
         let engine = self.engine.clone();
         let limits = &self.config.limits;
         let flight_service = FlightServiceServer::new(flight_sql::KalamFlightSql::new(
@@ -108,7 +125,8 @@ impl Server {
         };
 
         let incoming = tonic::transport::server::TcpIncoming::from(self.flight).with_nodelay(Some(true));
-        let flight = tonic::transport::Server::builder()
+        let flight = self
+            .flight_transport
             .add_service(flight_service)
             .serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone()));
         let http =
@@ -153,6 +171,47 @@ async fn flush_loop(engine: Arc<Engine>) {
             Err(e) => eprintln!("kalamdb-server: flush task failed, will retry: {e}"),
         }
     }
+}
+
+/// The Flight SQL transport: TLS, and client certificates, when configured. Built while binding
+/// so that a certificate and key that do not work together stop the start, instead of failing
+/// every handshake later.
+fn flight_transport(tls: &TlsSection) -> Result<tonic::transport::Server, String> {
+    let transport = tonic::transport::Server::builder();
+    let Some(files) = tls.read()? else { return Ok(transport) };
+    let mut tls_config = ServerTlsConfig::new()
+        .identity(Identity::from_pem(&files.cert, &files.key))
+        .timeout(TLS_HANDSHAKE_TIMEOUT);
+    if let Some(client_ca) = &files.client_ca {
+        tls_config = tls_config.client_ca_root(Certificate::from_pem(client_ca));
+    }
+    transport.tls_config(tls_config).map_err(|e| {
+        let path = |p: &Option<std::path::PathBuf>| p.as_deref().map(|p| p.display().to_string());
+        let mut files = format!(
+            "tls.cert {}, tls.key {}",
+            path(&tls.cert).unwrap_or_default(),
+            path(&tls.key).unwrap_or_default()
+        );
+        if let Some(client_ca) = path(&tls.client_ca) {
+            files.push_str(&format!(", tls.client_ca {client_ca}"));
+        }
+        format!(
+            "cannot set up TLS with {files}: {}; check that the key belongs to the first certificate \
+             and that each file holds PEM",
+            error_causes(&e)
+        )
+    })
+}
+
+/// An error's causes, innermost last (tonic's own message is only "transport error").
+fn error_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut causes = Vec::new();
+    let mut next = error.source().or(Some(error));
+    while let Some(e) = next {
+        causes.push(e.to_string());
+        next = e.source();
+    }
+    causes.join(": ")
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, String> {

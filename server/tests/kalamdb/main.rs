@@ -1,7 +1,9 @@
 //! kalamdb-server through real Flight SQL sockets with Apache Arrow's own Flight SQL client:
-//! durability, accounts and isolation, transactions, prepared statements, bulk ingest and bad input.
+//! durability, accounts and isolation, transactions, prepared statements, bulk ingest, bad input,
+//! and TLS.
 
 mod access;
 mod durability;
 mod protocol;
 mod support;
+mod tls;
