@@ -6,6 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use crate::certs::TestCerts;
 use crate::http;
 use crate::scratch::{Scratch, print_log_tail};
 
@@ -17,6 +18,8 @@ pub struct KalamServer {
     pub http_port: u16,
     /// Password of `root`, when the server requires credentials.
     pub root_password: Option<String>,
+    /// Extra environment of the server process (kept across [`KalamServer::restart`]).
+    env: Vec<(String, String)>,
     child: Child,
     log: PathBuf,
     // Last: the directory goes after the process has stopped.
@@ -27,12 +30,30 @@ impl KalamServer {
     /// Starts a server on free loopback ports with an empty data directory and waits until it
     /// reports ready. Requests need no credentials.
     pub fn start() -> Self {
-        Self::start_in(Scratch::new("kalamdb"), None)
+        Self::start_in(Scratch::new("kalamdb"), None, Vec::new())
     }
 
     /// Like [`KalamServer::start`], with `root_password` required of every request.
     pub fn start_with_password(root_password: &str) -> Self {
-        Self::start_in(Scratch::new("kalamdb"), Some(root_password.to_string()))
+        Self::start_in(Scratch::new("kalamdb"), Some(root_password.to_string()), Vec::new())
+    }
+
+    /// Like [`KalamServer::start`], with extra environment variables (`KALAMDB_*` settings);
+    /// they override the harness's own. A `KALAMDB_ROOT_PASSWORD` among them is also used by
+    /// [`KalamServer::sql`].
+    pub fn start_with_env(extra_env: &[(&str, &str)]) -> Self {
+        let env = extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let root_password =
+            extra_env.iter().find(|(k, _)| *k == "KALAMDB_ROOT_PASSWORD").map(|(_, v)| v.to_string());
+        Self::start_in(Scratch::new("kalamdb"), root_password, env)
+    }
+
+    /// Like [`KalamServer::start`], with TLS on the Flight SQL port (server certificate of
+    /// `certs`); with `mutual`, clients must also present a certificate signed by `certs.ca_path`.
+    /// HTTP ([`KalamServer::sql`]) stays plain.
+    pub fn start_tls(certs: &TestCerts, mutual: bool) -> Self {
+        let env = certs.server_env(mutual).into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        Self::start_in(Scratch::new("kalamdb"), None, env)
     }
 
     /// Starts the server again on the same data directory (after [`KalamServer::kill`]).
@@ -41,11 +62,12 @@ impl KalamServer {
         this.kill();
         let dir = std::mem::replace(&mut this.dir, Scratch::placeholder());
         let password = this.root_password.take();
+        let env = std::mem::take(&mut this.env);
         drop(this);
-        Self::start_in(dir, password)
+        Self::start_in(dir, password, env)
     }
 
-    fn start_in(dir: Scratch, root_password: Option<String>) -> Self {
+    fn start_in(dir: Scratch, root_password: Option<String>, env: Vec<(String, String)>) -> Self {
         let log = dir.path().join("server.log");
         let log_file =
             std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("open server log");
@@ -58,6 +80,7 @@ impl KalamServer {
             .env("KALAMDB_FLIGHT_PORT", "0")
             .env("KALAMDB_HTTP_PORT", "0")
             .env("KALAMDB_DATA_DIR", dir.path().join("data"))
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log_file)
@@ -93,7 +116,7 @@ impl KalamServer {
         };
         let flight_port = port_of("flight=");
         let http_port = port_of("http=");
-        Self { flight_port, http_port, root_password, child, log, dir }
+        Self { flight_port, http_port, root_password, env, child, log, dir }
     }
 
     /// Runs SQL through `POST /v1/api/sql`; panics unless the server answers success.

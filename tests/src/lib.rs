@@ -13,11 +13,13 @@
 //! extension, and the `kalamdb-server` binary next to the test binary's target directory (or
 //! named by `KALAMDB_SERVER_BIN`).
 
+mod certs;
 mod http;
 mod kalamdb;
 mod postgres_cluster;
 mod scratch;
 
+pub use certs::TestCerts;
 pub use kalamdb::KalamServer;
 pub use postgres_cluster::PgCluster;
 
@@ -38,6 +40,14 @@ impl TestEnv {
     /// Like [`TestEnv::start`], with a server that requires credentials (`root` / `root_password`).
     pub fn start_with_password(root_password: &str) -> Self {
         let kalam = KalamServer::start_with_password(root_password);
+        let pg = PgCluster::start();
+        Self { pg, kalam }
+    }
+
+    /// Like [`TestEnv::start`], with TLS on the server's Flight SQL port (see
+    /// [`KalamServer::start_tls`]); [`TestEnv::pg_with_server`] does not set TLS options.
+    pub fn start_tls(certs: &TestCerts, mutual: bool) -> Self {
+        let kalam = KalamServer::start_tls(certs, mutual);
         let pg = PgCluster::start();
         Self { pg, kalam }
     }
