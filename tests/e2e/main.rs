@@ -5,3 +5,4 @@ mod errors;
 mod peers;
 mod scan;
 mod server;
+mod types;
