@@ -226,6 +226,9 @@ impl Config {
         if let Some(v) = get("KALAMDB_ROOT_PASSWORD") {
             self.auth.root_password = Some(v);
         }
+        if let Some(v) = get("KALAMDB_SESSION_LEASE_SECS") {
+            self.auth.session_lease_secs = parse("KALAMDB_SESSION_LEASE_SECS", v)?;
+        }
         if let Some(v) = get("KALAMDB_TLS_CERT") {
             self.tls.cert = Some(PathBuf::from(v));
         }
