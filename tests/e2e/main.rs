@@ -6,4 +6,5 @@ mod errors;
 mod peers;
 mod scan;
 mod server;
+mod stream;
 mod types;

@@ -141,6 +141,11 @@ impl KalamServer {
     }
 
     /// Kills the server now (as a crash would), leaving its data directory in place.
+    /// The server's process id (to pause it with SIGSTOP and so simulate a silent network).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
