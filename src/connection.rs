@@ -110,13 +110,16 @@ fn client_config(options: &ServerOptions, mapping: Credentials) -> Result<Client
     let (mode, credentials) = options.auth(mapping)?;
     let auth = match mode {
         AuthMode::None => Auth::None,
-        AuthMode::StaticHeader => Auth::Header(credentials.auth_header.expect("checked by ServerOptions::auth")),
+        AuthMode::StaticHeader => {
+            Auth::Header(credentials.auth_header.expect("checked by ServerOptions::auth"))
+        }
         AuthMode::AccountLogin => Auth::Login {
             user: credentials.login_user.expect("checked by ServerOptions::auth"),
             password: credentials.login_password.expect("checked by ServerOptions::auth"),
         },
     };
-    let mut config = ClientConfig::new(options.host.clone(), options.port).with_timeout(options.timeout).with_auth(auth);
+    let mut config =
+        ClientConfig::new(options.host.clone(), options.port).with_timeout(options.timeout).with_auth(auth);
     if let Some(ca) = &options.ca_cert {
         let identity = match (&options.client_cert, &options.client_key) {
             (Some(cert), Some(key)) => {

@@ -399,16 +399,13 @@ impl ScanTuning {
             match name.as_str() {
                 "scan_batch_rows" => {
                     *batch_rows =
-                        Some(parse_range(name, value, 1, SCAN_BATCH_ROWS_MAX as u64, "a number of rows")? as usize)
+                        Some(parse_range(name, value, 1, SCAN_BATCH_ROWS_MAX as u64, "a number of rows")?
+                            as usize)
                 }
                 "prefetch_batches" => {
-                    *prefetch = Some(parse_range(
-                        name,
-                        value,
-                        1,
-                        PREFETCH_BATCHES_MAX as u64,
-                        "a number of batches",
-                    )? as usize)
+                    *prefetch =
+                        Some(parse_range(name, value, 1, PREFETCH_BATCHES_MAX as u64, "a number of batches")?
+                            as usize)
                 }
                 _ => {}
             }
@@ -442,7 +439,9 @@ impl ServerOptions {
                     host = value.clone();
                 }
                 "port" => port = parse_range(name, value, 1, 65535, "an integer")? as u16,
-                "timeout" => timeout_ms = parse_range(name, value, 1, TIMEOUT_MS_MAX, "a number of milliseconds")?,
+                "timeout" => {
+                    timeout_ms = parse_range(name, value, 1, TIMEOUT_MS_MAX, "a number of milliseconds")?
+                }
                 "auth_mode" => {
                     auth_mode = Some(match value.as_str() {
                         "none" => AuthMode::None,
@@ -551,12 +550,16 @@ impl ServerOptions {
         let missing = |what: &str| {
             KalamError::new(
                 PgSqlErrorCode::ERRCODE_FDW_OPTION_NAME_NOT_FOUND,
-                format!("the foreign server's auth_mode needs {what}, which neither it nor a user mapping sets"),
+                format!(
+                    "the foreign server's auth_mode needs {what}, which neither it nor a user mapping sets"
+                ),
             )
             .with_hint("Add the option to CREATE USER MAPPING FOR CURRENT_USER SERVER ... OPTIONS (...).")
         };
         match mode {
-            AuthMode::StaticHeader if credentials.auth_header.is_none() => return Err(missing("auth_header")),
+            AuthMode::StaticHeader if credentials.auth_header.is_none() => {
+                return Err(missing("auth_header"));
+            }
             AuthMode::AccountLogin
                 if credentials.login_user.is_none() || credentials.login_password.is_none() =>
             {

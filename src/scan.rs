@@ -325,7 +325,13 @@ pub unsafe extern "C-unwind" fn explain_foreign_scan(
             int(c"Remote Rows", stats.rows);
             int(c"Remote Bytes", stats.bytes);
             let ms = |label: &std::ffi::CStr, value: Duration| {
-                pg_sys::ExplainPropertyFloat(label.as_ptr(), c"ms".as_ptr(), value.as_secs_f64() * 1e3, 3, es);
+                pg_sys::ExplainPropertyFloat(
+                    label.as_ptr(),
+                    c"ms".as_ptr(),
+                    value.as_secs_f64() * 1e3,
+                    3,
+                    es,
+                );
             };
             ms(c"Remote Wait Time", stats.wait);
             ms(c"Convert Time", stats.convert);
@@ -344,7 +350,10 @@ impl ScanState {
             let table_options = TableOptions::parse(&options::from_pg_list((*table).options))?;
             let tuning = server.options.tuning.with_table(&table_options);
             let remote = RemoteTable {
-                namespace: table_options.namespace.clone().unwrap_or_else(|| relation.namespace().to_string()),
+                namespace: table_options
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| relation.namespace().to_string()),
                 table: table_options.table.clone().unwrap_or_else(|| relation.name().to_string()),
             };
 
@@ -523,9 +532,8 @@ impl ScanState {
                 .with_hint("SET kalam.user_id = '<user>' to choose whose rows to read.")
             })?),
         };
-        let start = |client| {
-            Prefetch::start(client, self.sql.clone(), user_id.clone(), self.tuning.prefetch_batches)
-        };
+        let start =
+            |client| Prefetch::start(client, self.sql.clone(), user_id.clone(), self.tuning.prefetch_batches);
         let result = match start(self.server.client()?) {
             Err(
                 kalam_flight::Error::Lost { .. }
@@ -552,7 +560,8 @@ impl ScanState {
             .with_detail(format!("Remote SQL: {}", self.sql)));
         }
         for (column, field) in self.fetched.iter_mut().zip(schema.fields()) {
-            let converter = Converter::resolve(column.pg_type, column.typmod, field.data_type(), &column.name)?;
+            let converter =
+                Converter::resolve(column.pg_type, column.typmod, field.data_type(), &column.name)?;
             column.converter = Some((converter, field.data_type().clone()));
         }
         Ok(())

@@ -214,14 +214,14 @@ impl KalamClient {
     async fn flight(&self, user_id: Option<&str>) -> Result<FlightClient, Error> {
         let mut flight = FlightClient::new_from_inner(self.service());
         if let Some(authorization) = self.authorization().await? {
-            flight.add_header("authorization", &authorization).map_err(|_| {
-                Error::Config("the auth_header option is not a valid header value".into())
-            })?;
+            flight
+                .add_header("authorization", &authorization)
+                .map_err(|_| Error::Config("the auth_header option is not a valid header value".into()))?;
         }
         if let Some(user_id) = user_id {
-            flight.add_header(USER_ID_HEADER, user_id).map_err(|_| {
-                Error::Config(format!("user id {user_id:?} is not a valid header value"))
-            })?;
+            flight
+                .add_header(USER_ID_HEADER, user_id)
+                .map_err(|_| Error::Config(format!("user id {user_id:?} is not a valid header value")))?;
         }
         Ok(flight)
     }
@@ -279,11 +279,12 @@ impl KalamClient {
             .map_err(|_| Error::Config("the login credentials are not valid header text".into()))?;
         request.metadata_mut().insert("authorization", value);
         let mut service = self.service();
-        let response = match tokio::time::timeout(self.config.request_timeout, service.handshake(request)).await {
-            Err(_) => return Err(self.timeout_error()),
-            Ok(Err(status)) => return Err(Error::from_status(status)),
-            Ok(Ok(response)) => response,
-        };
+        let response =
+            match tokio::time::timeout(self.config.request_timeout, service.handshake(request)).await {
+                Err(_) => return Err(self.timeout_error()),
+                Ok(Err(status)) => return Err(Error::from_status(status)),
+                Ok(Ok(response)) => response,
+            };
         let token = bearer(response.metadata())
             .ok_or_else(|| Error::Protocol("the handshake answer carries no session token".into()))?;
         let lease = response
@@ -366,7 +367,9 @@ impl KalamClient {
                 let mut results = self.bounded(flight.do_put(request)).await?;
                 let first = match tokio::time::timeout(self.config.request_timeout, results.next()).await {
                     Err(_) => return Err(self.timeout_error()),
-                    Ok(None) => return Err(Error::Protocol("the server sent no result for an update".into())),
+                    Ok(None) => {
+                        return Err(Error::Protocol("the server sent no result for an update".into()));
+                    }
                     Ok(Some(result)) => result.map_err(Error::from_flight)?,
                 };
                 let result = DoPutUpdateResult::decode(first.app_metadata)

@@ -91,7 +91,10 @@ pub enum Converter {
     Bytea(Binaries),
     Uuid,
     /// Decimal128 with the remote scale, written with display scale `dscale`.
-    Numeric { scale: i32, dscale: i32 },
+    Numeric {
+        scale: i32,
+        dscale: i32,
+    },
     /// Arrow timestamps of any unit, to PostgreSQL microseconds since 2000-01-01.
     Timestamp(TimeUnit),
     Date32,
@@ -184,16 +187,18 @@ fn strings(remote: &DataType) -> Option<Strings> {
 fn mismatch(column: &str, pg_type: Oid, typmod: i32, remote: &DataType, why: Option<String>) -> KalamError {
     // SAFETY: format_type_with_typemod accepts any type and typmod; returns a palloc'd string.
     let local = unsafe {
-        std::ffi::CStr::from_ptr(pg_sys::format_type_with_typemod(pg_type, typmod)).to_string_lossy().into_owned()
+        std::ffi::CStr::from_ptr(pg_sys::format_type_with_typemod(pg_type, typmod))
+            .to_string_lossy()
+            .into_owned()
     };
     let error = KalamError::new(
         PgSqlErrorCode::ERRCODE_FDW_INVALID_DATA_TYPE,
         format!("column \"{column}\" has type {local} but the KalamDB server sends {remote}"),
     );
     match (why, arrow_type_for(pg_type, typmod).is_some()) {
-        (Some(why), _) => error.with_detail(why).with_hint(
-            "Declare the foreign table column with a type that holds every remote value.",
-        ),
+        (Some(why), _) => error
+            .with_detail(why)
+            .with_hint("Declare the foreign table column with a type that holds every remote value."),
         (None, true) => {
             error.with_hint("Declare the foreign table column with the type that matches the remote column.")
         }
@@ -213,7 +218,9 @@ impl Converter {
             (pg_sys::FLOAT4OID, DataType::Float32) => C::Float32,
             (pg_sys::FLOAT8OID, DataType::Float64) => C::Float64,
             (pg_sys::BOOLOID, DataType::Boolean) => C::Bool,
-            (pg_sys::TEXTOID, _) if strings(remote).is_some() => C::Text(strings(remote).unwrap(), Length::Any),
+            (pg_sys::TEXTOID, _) if strings(remote).is_some() => {
+                C::Text(strings(remote).unwrap(), Length::Any)
+            }
             (pg_sys::VARCHAROID | pg_sys::BPCHAROID, _) if strings(remote).is_some() => {
                 let n = typmod - pg_sys::VARHDRSZ as i32;
                 let length = match (pg_type, n) {
@@ -380,7 +387,8 @@ fn lists(array: &dyn Array, layout: Lists, element: array::Element, values: &mut
         }
         Lists::FixedSize(size) => {
             let list = array.as_fixed_size_list();
-            let bounds = |i: usize| (list.value_offset(i) as usize, list.value_offset(i) as usize + size as usize);
+            let bounds =
+                |i: usize| (list.value_offset(i) as usize, list.value_offset(i) as usize + size as usize);
             list_values(list.values(), bounds, element, values, nulls);
         }
     }
@@ -523,7 +531,9 @@ fn json<'a>(
             let reason = match &caught {
                 pgrx::pg_sys::panic::CaughtError::PostgresError(report)
                 | pgrx::pg_sys::panic::CaughtError::ErrorReport(report)
-                | pgrx::pg_sys::panic::CaughtError::RustPanic { ereport: report, .. } => report.message().to_string(),
+                | pgrx::pg_sys::panic::CaughtError::RustPanic { ereport: report, .. } => {
+                    report.message().to_string()
+                }
             };
             Err(KalamError::new(
                 PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
@@ -547,7 +557,10 @@ fn byteas<'a>(
         if bytes.len() > TEXT_BYTES_MAX {
             return Err(KalamError::new(
                 PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-                format!("column \"{column}\" holds a value of {} bytes; bytea holds at most 1 GB", bytes.len()),
+                format!(
+                    "column \"{column}\" holds a value of {} bytes; bytea holds at most 1 GB",
+                    bytes.len()
+                ),
             ));
         }
         // SAFETY: copies `bytes` into a new varlena in the current memory context.
@@ -559,16 +572,38 @@ fn byteas<'a>(
 }
 
 /// Time of day in any unit, to PostgreSQL's microseconds since midnight (24:00:00 included).
-fn times(array: &dyn Array, unit: TimeUnit, column: &str, values: &mut [Datum], nulls: &[bool]) -> Result<()> {
+fn times(
+    array: &dyn Array,
+    unit: TimeUnit,
+    column: &str,
+    values: &mut [Datum],
+    nulls: &[bool],
+) -> Result<()> {
     match unit {
-        TimeUnit::Second => time_values(array.as_primitive::<Time32SecondType>(), |v| v as i64 * 1_000_000, column, values, nulls),
-        TimeUnit::Millisecond => {
-            time_values(array.as_primitive::<Time32MillisecondType>(), |v| v as i64 * 1_000, column, values, nulls)
+        TimeUnit::Second => time_values(
+            array.as_primitive::<Time32SecondType>(),
+            |v| v as i64 * 1_000_000,
+            column,
+            values,
+            nulls,
+        ),
+        TimeUnit::Millisecond => time_values(
+            array.as_primitive::<Time32MillisecondType>(),
+            |v| v as i64 * 1_000,
+            column,
+            values,
+            nulls,
+        ),
+        TimeUnit::Microsecond => {
+            time_values(array.as_primitive::<Time64MicrosecondType>(), |v| v, column, values, nulls)
         }
-        TimeUnit::Microsecond => time_values(array.as_primitive::<Time64MicrosecondType>(), |v| v, column, values, nulls),
-        TimeUnit::Nanosecond => {
-            time_values(array.as_primitive::<Time64NanosecondType>(), |v| v.div_euclid(1_000), column, values, nulls)
-        }
+        TimeUnit::Nanosecond => time_values(
+            array.as_primitive::<Time64NanosecondType>(),
+            |v| v.div_euclid(1_000),
+            column,
+            values,
+            nulls,
+        ),
     }
 }
 

@@ -48,8 +48,10 @@ fn account_login_reuses_one_session_per_backend() {
     assert_eq!(sessions_of(&env.kalam, "root"), before + 2);
 
     // A changed mapping is a new connection with the new credentials.
-    pg.batch_execute("ALTER USER MAPPING FOR CURRENT_USER SERVER k OPTIONS (SET login_password 'wrong-pw-42')")
-        .unwrap();
+    pg.batch_execute(
+        "ALTER USER MAPPING FOR CURRENT_USER SERVER k OPTIONS (SET login_password 'wrong-pw-42')",
+    )
+    .unwrap();
     let e = expect_pg_error(
         pg.query("SELECT count(*) FROM t", &[]),
         &["refused the login of user \"root\"", "check login_user and login_password"],
@@ -101,7 +103,8 @@ fn expired_session_logs_in_again_transparently() {
 #[test]
 fn static_header_authenticates_every_request() {
     let secret = "a-jwt-secret-that-is-at-least-32-characters";
-    let kalam = KalamServer::start_with_env(&[("KALAMDB_ROOT_PASSWORD", PASSWORD), ("KALAMDB_JWT_SECRET", secret)]);
+    let kalam =
+        KalamServer::start_with_env(&[("KALAMDB_ROOT_PASSWORD", PASSWORD), ("KALAMDB_JWT_SECRET", secret)]);
     create_shared_table(&kalam);
     let cluster = PgCluster::start();
     let mut pg = cluster.connect();
@@ -179,7 +182,9 @@ fn user_tables_read_as_kalam_user_id() {
     let env = TestEnv::start();
     env.kalam_sql("CREATE SCHEMA app");
     env.kalam_sql("CREATE USER TABLE app.notes (id BIGINT, body VARCHAR)");
-    env.kalam_sql("EXECUTE AS USER 'alice' (INSERT INTO app.notes (id, body) VALUES (1, 'alice-1'), (2, 'alice-2'))");
+    env.kalam_sql(
+        "EXECUTE AS USER 'alice' (INSERT INTO app.notes (id, body) VALUES (1, 'alice-1'), (2, 'alice-2'))",
+    );
     env.kalam_sql("EXECUTE AS USER 'bob' (INSERT INTO app.notes (id, body) VALUES (1, 'bob-1'))");
     let mut pg = env.pg_with_server();
     pg.batch_execute(

@@ -20,7 +20,13 @@ fn bad_options_are_rejected_at_create_time() {
         ),
         &["invalid option \"colour\""],
     );
-    assert_eq!(e.hint.as_deref(), Some("Valid options here are: host, port, timeout"));
+    assert_eq!(
+        e.hint.as_deref(),
+        Some(
+            "Valid options here are: host, port, auth_mode, auth_header, login_user, login_password, timeout, \
+             ca_cert, client_cert, client_key, scan_batch_rows, prefetch_batches"
+        )
+    );
     expect_pg_error(
         pg.batch_execute("CREATE SERVER s FOREIGN DATA WRAPPER pg_kalam OPTIONS (host 'h', port '70000')"),
         &["invalid value for option \"port\""],
@@ -48,7 +54,74 @@ fn bad_options_are_rejected_at_create_time() {
         pg.batch_execute("CREATE FOREIGN TABLE t (a int) SERVER s OPTIONS (tabel 'x')"),
         &["invalid option \"tabel\""],
     );
-    assert_eq!(e.hint.as_deref(), Some("Valid options here are: namespace, table"));
+    assert_eq!(
+        e.hint.as_deref(),
+        Some("Valid options here are: scan_batch_rows, prefetch_batches, namespace, table, table_type")
+    );
+    expect_pg_error(
+        pg.batch_execute("CREATE FOREIGN TABLE t (a int) SERVER s OPTIONS (table_type 'global')"),
+        &["invalid value for option \"table_type\""],
+    );
+    expect_pg_error(
+        pg.batch_execute("CREATE FOREIGN TABLE t (a int) SERVER s OPTIONS (prefetch_batches '0')"),
+        &["invalid value for option \"prefetch_batches\""],
+    );
+    expect_pg_error(
+        pg.batch_execute("CREATE FOREIGN TABLE t (a int) SERVER s OPTIONS (host 'x')"),
+        &["invalid option \"host\" for a pg_kalam foreign table (it belongs on a foreign server)"],
+    );
+    assert_backend_healthy(&mut pg);
+}
+
+// Goal: contradictory or incomplete authentication and TLS options are rejected at CREATE/ALTER
+// time, and secrets are never echoed.
+#[test]
+fn contradictory_auth_and_tls_options_are_rejected() {
+    let env = TestEnv::start();
+    let mut pg = env.pg();
+    pg.batch_execute("CREATE EXTENSION pg_kalam").unwrap();
+    let server = |options: &str| {
+        format!("CREATE SERVER s FOREIGN DATA WRAPPER pg_kalam OPTIONS (host 'h', port '1', {options})")
+    };
+    let cases: &[(&str, &str)] = &[
+        ("auth_mode 'none', auth_header 'Bearer t0ps3cret'", "auth_mode 'none' contradicts"),
+        ("auth_mode 'static_header', login_user 'u'", "auth_mode 'static_header' sends auth_header"),
+        ("auth_mode 'account_login', auth_header 'Bearer t0ps3cret'", "auth_mode 'account_login' logs in"),
+        ("login_user 'u', login_password 't0ps3cret'", "auth_mode is not 'account_login'"),
+        ("auth_header 'Bearer t0ps3cret', login_user 'u'", "contradict each other"),
+        ("auth_mode 'kerberos'", "invalid value for option \"auth_mode\""),
+        (
+            "client_cert '-----BEGIN CERTIFICATE-----x'",
+            "\"client_cert\" and \"client_key\" must be given together",
+        ),
+        ("client_key '-----BEGIN PRIVATE KEY-----t0ps3cret'", "must be given together"),
+        (
+            "client_cert '-----BEGIN CERTIFICATE-----x', client_key '-----BEGIN PRIVATE KEY-----t0ps3cret'",
+            "a client certificate needs TLS",
+        ),
+        ("ca_cert '/nonexistent/ca.pem'", "cannot read the file of option \"ca_cert\" (/nonexistent/ca.pem)"),
+        ("ca_cert 'not pem at all'", "cannot read the file of option \"ca_cert\""),
+        ("scan_batch_rows '0'", "invalid value for option \"scan_batch_rows\""),
+        ("auth_header 'Bearer a\nb'", "invalid value for option \"auth_header\": \"(hidden)\""),
+    ];
+    for (options, needle) in cases {
+        let e = expect_pg_error(pg.batch_execute(&server(options)), &[needle]);
+        assert!(!format!("{e:?}").contains("t0ps3cret"), "{options}: {e:?}");
+    }
+    pg.batch_execute(&server("auth_mode 'account_login'")).unwrap();
+    expect_pg_error(
+        pg.batch_execute("CREATE USER MAPPING FOR CURRENT_USER SERVER s OPTIONS (login_user 'u', host 'h')"),
+        &["invalid option \"host\" for a pg_kalam user mapping"],
+    );
+    expect_pg_error(
+        pg.batch_execute(
+            "CREATE USER MAPPING FOR CURRENT_USER SERVER s OPTIONS (login_user 'u', auth_header 'Bearer t0ps3cret')",
+        ),
+        &["contradict each other"],
+    );
+    // Credentials the server needs but nobody gives are an error when a query connects.
+    pg.batch_execute("CREATE FOREIGN TABLE t (a int) SERVER s").unwrap();
+    expect_pg_error(pg.query("SELECT * FROM t", &[]), &["auth_mode needs login_user and login_password"]);
     assert_backend_healthy(&mut pg);
 }
 

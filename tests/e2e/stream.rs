@@ -64,7 +64,11 @@ fn timeout_and_cancel_stop_a_streaming_scan() {
     let e = expect_pg_error(pg.query(ENDLESS_SCAN, &[]), &["canceling statement"]);
     let cancelled_at = canceller.join().unwrap();
     assert_eq!(e.code, "57014", "{e:?}");
-    assert!(cancelled_at.elapsed() < Duration::from_secs(1), "stopped {:?} after the cancel", cancelled_at.elapsed());
+    assert!(
+        cancelled_at.elapsed() < Duration::from_secs(1),
+        "stopped {:?} after the cancel",
+        cancelled_at.elapsed()
+    );
     backend_works(&mut pg);
 }
 
@@ -154,7 +158,10 @@ fn memory_stays_bounded_on_a_large_scan() {
         .unwrap();
     let before = backend_peak_kb(&mut pg);
     let row = pg
-        .query_one("SELECT count(*), sum(length(body)) FROM (SELECT * FROM wide OFFSET 0) w WHERE w IS NOT NULL", &[])
+        .query_one(
+            "SELECT count(*), sum(length(body)) FROM (SELECT * FROM wide OFFSET 0) w WHERE w IS NOT NULL",
+            &[],
+        )
         .unwrap();
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (500_000, 400_000_000));
     let grown_kb = backend_peak_kb(&mut pg) - before;
@@ -187,7 +194,10 @@ fn count_star_tuning_and_explain_analyze() {
     assert!(plan.iter().any(|l| l.contains("Columns Fetched: (none)")), "{plan:#?}");
     for table in ["t", "t_small"] {
         let row = pg
-            .query_one(&format!("SELECT count(*), sum(id)::bigint, sum(v), count(DISTINCT s) FROM {table}"), &[])
+            .query_one(
+                &format!("SELECT count(*), sum(id)::bigint, sum(v), count(DISTINCT s) FROM {table}"),
+                &[],
+            )
             .unwrap();
         let got = (row.get::<_, i64>(0), row.get::<_, i64>(1), row.get::<_, f64>(2), row.get::<_, i64>(3));
         assert_eq!(got, (30_000, 450_015_000, 225_007_500.0, 30_000), "{table}");
