@@ -3,7 +3,8 @@
 //! in-process Flight SQL server.
 //!
 //! Layout:
-//! - [`args`]: the command line.
+//! - [`args`]: the command line: the benchmark (default), `--load-only` (ingest lineitem into a
+//!   server for another benchmark, `benches/scan.sh`) or `--scan-sql` (time one statement).
 //! - [`data`]: TPC-H lineitem generated as Arrow batches, and their size in bytes.
 //! - [`client`]: the Flight SQL client side: statements, bulk ingest, timed scans.
 //! - [`ceiling`]: the in-process server (a DataFusion `MemTable` behind Flight SQL).
@@ -22,7 +23,7 @@ use std::time::Instant;
 
 use arrow_array::RecordBatch;
 
-use crate::args::Args;
+use crate::args::{Args, Mode};
 use crate::ceiling::Ceiling;
 use crate::client::{Client, ScanStats};
 use crate::memory::{MemorySample, ServerMemory};
@@ -53,13 +54,22 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs every phase and prints the report. `Ok(false)` when the server part failed but the
-/// ceiling could still be measured.
+/// Runs what the command line asks for. `Ok(false)` when the benchmark's server part failed but
+/// the ceiling could still be measured.
 async fn run(args: Args) -> Result<bool, String> {
+    match &args.mode {
+        Mode::Bench => bench(args).await,
+        Mode::LoadOnly => load_only(&args).await.map(|()| true),
+        Mode::Scan(sql) => scan_only(&args, sql).await.map(|()| true),
+    }
+}
+
+/// Runs every phase and prints the report.
+async fn bench(args: Args) -> Result<bool, String> {
     let batches = generate(&args)?;
     let table_rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let table_columns = batches[0].schema().fields().iter().map(|f| f.name().clone()).collect();
-    let mut report = Report::new(table_rows, data::batches_bytes(&batches), table_columns);
+    let mut report = Report::new(data::batches_bytes(&batches), table_columns);
     let memory = args.server_pid.map(ServerMemory::new);
 
     // The MemTable shares the generated buffers; nothing is copied.
@@ -115,7 +125,7 @@ fn generate(args: &Args) -> Result<Vec<RecordBatch>, String> {
     Ok(batches)
 }
 
-/// Creates the namespace and bulk-ingests the batches into a fresh table of kalamdb-server.
+/// Loads the batches into the server (see [`load`]), sampling its memory around the ingest.
 /// Returns the connection and the statement that scans the table.
 async fn ingest(
     addr: &str,
@@ -124,31 +134,74 @@ async fn ingest(
     memory: Option<&ServerMemory>,
     report: &mut Report,
 ) -> Result<(Client, String), String> {
-    let name = data::table_name(args.sf);
-    let table = format!("{}.{name}", args.namespace);
     let mut client = Client::connect(addr).await?;
+    sample(memory, &mut report.memory, "before ingest");
+    report.ingest = Some(load(&mut client, args, batches).await?);
+    sample(memory, &mut report.memory, report::AFTER_INGEST);
+    // The table's own columns: the same data the ceiling sends (not the server's _seq/_deleted).
+    let columns: Vec<String> =
+        batches[0].schema().fields().iter().map(|f| format!("\"{}\"", f.name())).collect();
+    let table = format!("{}.{}", args.namespace, args.table_name());
+    Ok((client, format!("SELECT {} FROM {table}", columns.join(", "))))
+}
+
+/// Creates the namespace and bulk-ingests the batches into a fresh table (`--table`), checking
+/// the row count the server reports.
+async fn load(client: &mut Client, args: &Args, batches: &[RecordBatch]) -> Result<IngestStats, String> {
+    let name = args.table_name();
+    let table = format!("{}.{name}", args.namespace);
     client.create_namespace(&args.namespace).await?;
     client.drop_table(&table).await?;
 
-    sample(memory, &mut report.memory, "before ingest");
     let started = Instant::now();
     let chunks = data::chunks(batches, args.ingest_rows);
     let mut ingested = 0;
     for (i, chunk) in chunks.iter().enumerate() {
         ingested += client.ingest(&args.namespace, &name, chunk, i == 0).await?;
     }
-    report.ingest = Some(IngestStats { rows: ingested, requests: chunks.len(), elapsed: started.elapsed() });
-    sample(memory, &mut report.memory, report::AFTER_INGEST);
-    if ingested != report.table_rows as i64 {
-        return Err(format!(
-            "the server reports {ingested} rows ingested into {table}, expected {}",
-            report.table_rows
-        ));
+    let stats = IngestStats { rows: ingested, requests: chunks.len(), elapsed: started.elapsed() };
+    let expected: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    if ingested != expected as i64 {
+        return Err(format!("the server reports {ingested} rows ingested into {table}, expected {expected}"));
     }
-    // The table's own columns: the same data the ceiling sends (not the server's _seq/_deleted).
-    let columns: Vec<String> =
-        batches[0].schema().fields().iter().map(|f| format!("\"{}\"", f.name())).collect();
-    Ok((client, format!("SELECT {} FROM {table}", columns.join(", "))))
+    Ok(stats)
+}
+
+/// `--load-only`: generates lineitem, loads it into the server and exits.
+async fn load_only(args: &Args) -> Result<(), String> {
+    let batches = generate(args)?;
+    let addr = args.flight.as_deref().ok_or("--load-only needs --flight HOST:PORT")?;
+    let mut client = Client::connect(addr).await?;
+    let stats = load(&mut client, args, &batches).await?;
+    let secs = stats.elapsed.as_secs_f64();
+    println!(
+        "loaded {} rows into {}.{} ({} DoPut) in {secs:.1} s = {:.0} rows/s",
+        stats.rows,
+        args.namespace,
+        args.table_name(),
+        stats.requests,
+        stats.rows as f64 / secs
+    );
+    Ok(())
+}
+
+/// `--scan-sql`: runs one statement `--rounds` times on one connection (GetFlightInfo + DoGet,
+/// every batch decoded) and prints the row count and the median time, from the request to the
+/// last batch, as `rows=N median_ms=T`.
+async fn scan_only(args: &Args, sql: &str) -> Result<(), String> {
+    let addr = args.flight.as_deref().ok_or("--scan-sql needs --flight HOST:PORT")?;
+    let mut client = Client::connect(addr).await?;
+    let mut scans: Vec<ScanStats> = Vec::with_capacity(args.rounds);
+    for _ in 0..args.rounds {
+        let stats = client.scan(sql).await?;
+        if let Some(first) = scans.first().filter(|first| first.rows != stats.rows) {
+            return Err(format!("{sql} returned {} rows, then {}", first.rows, stats.rows));
+        }
+        scans.push(stats);
+    }
+    let total = report::median(scans.iter().map(|s| s.total).collect());
+    println!("rows={} median_ms={:.3}", scans[0].rows, total.as_secs_f64() * 1e3);
+    Ok(())
 }
 
 /// A scan whose row count is checked: a fast scan of the wrong rows measures nothing.

@@ -23,7 +23,6 @@ pub struct IngestStats {
 }
 
 pub struct Report {
-    pub table_rows: usize,
     /// Arrow bytes of the table as generated: the payload every source must deliver.
     pub table_bytes: usize,
     pub table_columns: Vec<String>,
@@ -56,9 +55,8 @@ impl Summary {
 }
 
 impl Report {
-    pub fn new(table_rows: usize, table_bytes: usize, table_columns: Vec<String>) -> Self {
+    pub fn new(table_bytes: usize, table_columns: Vec<String>) -> Self {
         Self {
-            table_rows,
             table_bytes,
             table_columns,
             ingest: None,
@@ -171,7 +169,7 @@ impl Report {
     }
 }
 
-fn median(mut values: Vec<Duration>) -> Duration {
+pub fn median(mut values: Vec<Duration>) -> Duration {
     values.sort();
     values[values.len() / 2]
 }
