@@ -9,7 +9,8 @@
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Float64Type, Int16Type, Int32Type, Int64Type};
-use arrow_array::{Array, ArrayRef};
+use arrow_array::ArrayRef;
+use arrow_buffer::NullBuffer;
 use arrow_schema::DataType;
 use pgrx::pg_sys::{self, Datum, Oid};
 
@@ -93,18 +94,23 @@ pub fn child_values(values: &ArrayRef, element: Element) -> ChildValues<'_> {
 }
 
 /// Builds the array of child elements `start..end` (palloc'd in the current memory context).
-pub fn datum(element: Element, child: &ArrayRef, values: &ChildValues, start: usize, end: usize) -> Datum {
+/// `child_nulls`: the child's null buffer, looked up once per column.
+pub fn datum(
+    element: Element,
+    child_nulls: Option<&NullBuffer>,
+    values: &ChildValues,
+    start: usize,
+    end: usize,
+) -> Datum {
     let count = end - start;
     if count == 0 {
         // SAFETY: construct_empty_array pallocs an empty array of the element type.
         return Datum::from(unsafe { pg_sys::construct_empty_array(element.oid()) });
     }
     let width = element.width();
-    let nulls = child.logical_nulls().filter(|n| n.slice(start, count).null_count() > 0);
-    let present = match &nulls {
-        Some(n) => count - n.slice(start, count).null_count(),
-        None => count,
-    };
+    let missing = child_nulls.map_or(0, |n| n.slice(start, count).null_count());
+    let nulls = child_nulls.filter(|_| missing > 0);
+    let present = count - missing;
     let bitmap_bytes = if nulls.is_some() { count.div_ceil(8) } else { 0 };
     let data_offset = maxalign(HEADER_BYTES + bitmap_bytes);
     let size = data_offset + present * width;

@@ -402,10 +402,11 @@ fn list_values(
     nulls: &[bool],
 ) {
     let child_values = array::child_values(child, element);
+    let child_nulls = child.logical_nulls();
     for (i, value) in values.iter_mut().enumerate() {
         if !nulls[i] {
             let (start, end) = bounds(i);
-            *value = array::datum(element, child, &child_values, start, end);
+            *value = array::datum(element, child_nulls.as_ref(), &child_values, start, end);
         }
     }
 }
