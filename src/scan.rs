@@ -19,7 +19,7 @@ use pgrx::pg_sys::{self, Datum};
 use pgrx::{PgMemoryContexts, PgRelation, PgSqlErrorCode, PgTupleDesc, pg_guard};
 
 use crate::connection::Server;
-use crate::convert::{Converter, SUPPORTED_TYPES_HINT, arrow_type_for, pg_type_name};
+use crate::convert::{Arena, Converter, SUPPORTED_TYPES_HINT, arrow_type_for, pg_type_name};
 use crate::error::{KalamError, Result};
 use crate::guc;
 use crate::options::{self, ScanTuning, TableOptions, TableType};
@@ -207,6 +207,17 @@ struct Fetched {
     converter: Option<(Converter, arrow_schema::DataType)>,
     values: Vec<Datum>,
     nulls: Vec<bool>,
+    /// Holds the column's text, bytea, numeric and uuid values of the current batch.
+    arena: Arena,
+}
+
+/// A fetched column's converted values, read by [`ScanState::next_row`] for each row without
+/// bounds checks: pointers into [`Fetched::values`]/[`Fetched::nulls`], valid until the next
+/// conversion.
+struct RowSource {
+    attr: usize,
+    values: *const Datum,
+    nulls: *const bool,
 }
 
 /// What EXPLAIN ANALYZE reports about the remote side of a scan.
@@ -229,8 +240,6 @@ struct ScanState {
     table_type: TableType,
     tuning: ScanTuning,
     sql: String,
-    /// Attributes of the scan tuple, including dropped ones (always NULL).
-    natts: usize,
     fetched: Vec<Fetched>,
     /// Attributes never fetched; set to NULL in every row.
     unfetched: Vec<usize>,
@@ -241,6 +250,8 @@ struct ScanState {
     /// The batch being read and the first of its rows not converted yet: batches are
     /// converted `tuning.batch_rows` rows at a time.
     pending: Option<(RecordBatch, usize)>,
+    /// Where each fetched column's converted values are (set by each conversion).
+    rows: Vec<RowSource>,
     /// Rows converted into the columns' values, and the next one to return.
     batch_rows: usize,
     next_row: usize,
@@ -269,15 +280,41 @@ pub unsafe extern "C-unwind" fn iterate_foreign_scan(
     unsafe {
         let state = &mut *((*node).fdw_state as *mut ScanState);
         let slot = (*node).ss.ss_ScanTupleSlot;
-        pg_sys::ExecClearTuple(slot);
+        clear_slot(slot);
         match state.next_row(slot) {
-            Ok(true) => {
-                pg_sys::ExecStoreVirtualTuple(slot);
-            }
+            Ok(true) => store_virtual_tuple(slot),
             Ok(false) => {}
             Err(e) => e.report(),
         }
         slot
+    }
+}
+
+/// `ExecClearTuple`, a static inline function in PostgreSQL, called here directly rather than
+/// through an FFI guard for every row: the slot's own clear callback, which cannot fail.
+///
+/// # Safety
+/// `slot` must be a valid, initialized slot.
+#[inline]
+unsafe fn clear_slot(slot: *mut pg_sys::TupleTableSlot) {
+    // SAFETY: per the contract; every slot kind has a clear callback.
+    unsafe {
+        let clear = (*(*slot).tts_ops).clear.expect("a slot without a clear callback");
+        clear(slot);
+    }
+}
+
+/// `ExecStoreVirtualTuple` without an FFI call per row: marks the cleared slot's values (all
+/// of its attributes, set by [`ScanState::next_row`]) as its contents.
+///
+/// # Safety
+/// `slot` must be empty (cleared) and hold a value and null flag for every attribute.
+#[inline]
+unsafe fn store_virtual_tuple(slot: *mut pg_sys::TupleTableSlot) {
+    // SAFETY: per the contract; the same two stores ExecStoreVirtualTuple makes.
+    unsafe {
+        (*slot).tts_flags &= !(pg_sys::TTS_FLAG_EMPTY as u16);
+        (*slot).tts_nvalid = (*(*slot).tts_tupleDescriptor).natts as pg_sys::AttrNumber;
     }
 }
 
@@ -398,6 +435,7 @@ impl ScanState {
                     converter: None,
                     values: Vec::new(),
                     nulls: Vec::new(),
+                    arena: Arena::default(),
                 });
             }
             let projection = (0..columns.len()).collect();
@@ -421,12 +459,12 @@ impl ScanState {
                 table_type: table_options.table_type,
                 tuning,
                 sql,
-                natts,
                 fetched,
                 unfetched,
                 batch_context,
                 stream: None,
                 pending: None,
+                rows: Vec::new(),
                 batch_rows: 0,
                 next_row: 0,
                 finished: false,
@@ -453,16 +491,17 @@ impl ScanState {
         }
         let row = self.next_row;
         self.next_row += 1;
-        // SAFETY: the slot's arrays have one entry per attribute of the scan tuple (natts).
+        // SAFETY: the slot's arrays have one entry per attribute of the scan tuple (natts), and
+        // every `attr` is below natts; each column holds `batch_rows` values and null flags,
+        // which stay where they are until the next conversion (`rows` was set after it).
         unsafe {
-            let values = std::slice::from_raw_parts_mut((*slot).tts_values, self.natts);
-            let nulls = std::slice::from_raw_parts_mut((*slot).tts_isnull, self.natts);
-            for column in &self.fetched {
-                values[column.attr] = column.values[row];
-                nulls[column.attr] = column.nulls[row];
+            let (values, nulls) = ((*slot).tts_values, (*slot).tts_isnull);
+            for column in &self.rows {
+                *values.add(column.attr) = *column.values.add(row);
+                *nulls.add(column.attr) = *column.nulls.add(row);
             }
             for &attr in &self.unfetched {
-                nulls[attr] = true;
+                *nulls.add(attr) = true;
             }
         }
         Ok(true)
@@ -601,6 +640,7 @@ impl ScanState {
         // No row of the previous batch is read after this point (the slot was cleared before
         // this fetch), so its datums can go.
         self.batch_rows = 0;
+        self.rows.clear();
         // SAFETY: the batch context belongs to this scan.
         unsafe { pg_sys::MemoryContextReset(self.batch_context) };
         let utf8 = runtime::database_is_utf8();
@@ -610,12 +650,20 @@ impl ScanState {
             context.switch_to(|_| -> Result<()> {
                 for (column, array) in self.fetched.iter_mut().zip(batch.columns()) {
                     let (converter, _) = column.converter.as_ref().expect("checked above");
-                    let target = (&mut column.values, &mut column.nulls);
+                    let target = (&mut column.values, &mut column.nulls, &mut column.arena);
                     converter.convert(array.as_ref(), &column.name, utf8, target)?;
                 }
                 Ok(())
             })?;
         }
+        self.rows = self
+            .fetched
+            .iter()
+            .map(|column| {
+                assert!(column.values.len() == batch.num_rows() && column.nulls.len() == batch.num_rows());
+                RowSource { attr: column.attr, values: column.values.as_ptr(), nulls: column.nulls.as_ptr() }
+            })
+            .collect();
         self.batch_rows = batch.num_rows();
         Ok(())
     }

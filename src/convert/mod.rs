@@ -18,8 +18,11 @@ use pgrx::pg_sys::{self, Datum, Oid};
 
 use crate::error::{KalamError, Result};
 
+mod arena;
 mod array;
 mod numeric;
+
+pub use arena::Arena;
 
 /// Days from 1970-01-01 (Arrow's epoch) to 2000-01-01 (PostgreSQL's).
 const EPOCH_OFFSET_DAYS: i32 = 10_957;
@@ -278,21 +281,22 @@ impl Converter {
         Ok(converter)
     }
 
-    /// Converts `array` into `values`/`nulls` (both cleared and refilled to `array.len()`).
-    /// Must run with the per-batch memory context current: by-reference datums go there.
+    /// Converts `array` into `values`/`nulls` (both refilled to `array.len()`; the value of a
+    /// NULL is left as it was). By-reference values go into `arena`, or, for the few kinds
+    /// built by PostgreSQL functions (arrays, json, text in a database that is not UTF-8), into
+    /// the current memory context, which must be the per-batch one.
     /// `utf8`: the database encoding is UTF-8, so strings need no transcoding.
     pub fn convert(
         &self,
         array: &dyn Array,
         column: &str,
         utf8: bool,
-        (values, nulls): (&mut Vec<Datum>, &mut Vec<bool>),
+        (values, nulls, arena): (&mut Vec<Datum>, &mut Vec<bool>, &mut Arena),
     ) -> Result<()> {
         let len = array.len();
-        values.clear();
         values.resize(len, Datum::from(0usize));
         nulls.clear();
-        match array.logical_nulls() {
+        match array.logical_nulls().filter(|mask| mask.null_count() > 0) {
             Some(mask) => nulls.extend(mask.iter().map(|valid| !valid)),
             None => nulls.resize(len, false),
         }
@@ -312,13 +316,30 @@ impl Converter {
             C::Date32 => dates(array.as_primitive::<Date32Type>(), column, values, nulls)?,
             C::Timestamp(unit) => timestamps(array, *unit, column, values, nulls)?,
             C::Time(unit) => times(array, *unit, column, values, nulls)?,
+            C::Text(layout, length) if utf8 => match layout {
+                Strings::Utf8 => {
+                    let array = array.as_string::<i32>();
+                    let text = Texts::contiguous(array.value_offsets(), array.value_data());
+                    text.convert(|i| array.value(i).as_bytes(), *length, column, values, nulls, arena)?
+                }
+                Strings::LargeUtf8 => {
+                    let array = array.as_string::<i64>();
+                    let text = Texts::contiguous(array.value_offsets(), array.value_data());
+                    text.convert(|i| array.value(i).as_bytes(), *length, column, values, nulls, arena)?
+                }
+                Strings::Utf8View => {
+                    let array = array.as_string_view();
+                    let text = Texts::views(array.views());
+                    text.convert(|i| array.value(i).as_bytes(), *length, column, values, nulls, arena)?
+                }
+            },
             C::Text(layout, length) => {
                 let strings: &mut dyn Iterator<Item = Option<&str>> = match layout {
                     Strings::Utf8 => &mut array.as_string::<i32>().iter(),
                     Strings::LargeUtf8 => &mut array.as_string::<i64>().iter(),
                     Strings::Utf8View => &mut array.as_string_view().iter(),
                 };
-                texts(strings, column, utf8, *length, values)?;
+                transcoded_texts(strings, column, *length, values)?;
             }
             C::Json(layout, input) => {
                 let strings: &mut dyn Iterator<Item = Option<&str>> = match layout {
@@ -329,30 +350,42 @@ impl Converter {
                 json(strings, column, input, values)?;
             }
             C::Bytea(layout) => match layout {
-                Binaries::Binary => byteas(&mut array.as_binary::<i32>().iter(), column, values)?,
-                Binaries::LargeBinary => byteas(&mut array.as_binary::<i64>().iter(), column, values)?,
-                Binaries::BinaryView => byteas(&mut array.as_binary_view().iter(), column, values)?,
-                Binaries::Fixed => byteas(&mut array.as_fixed_size_binary().iter(), column, values)?,
+                Binaries::Binary => {
+                    let array = array.as_binary::<i32>();
+                    let bytes = (array.value_offsets()[len] - array.value_offsets()[0]) as usize;
+                    byteas(|i| array.value(i), bytes, column, values, nulls, arena)?
+                }
+                Binaries::LargeBinary => {
+                    let array = array.as_binary::<i64>();
+                    let bytes = (array.value_offsets()[len] - array.value_offsets()[0]) as usize;
+                    byteas(|i| array.value(i), bytes, column, values, nulls, arena)?
+                }
+                Binaries::BinaryView => {
+                    let array = array.as_binary_view();
+                    let bytes = view_bytes(array.views());
+                    byteas(|i| array.value(i), bytes, column, values, nulls, arena)?
+                }
+                Binaries::Fixed => {
+                    let array = array.as_fixed_size_binary();
+                    let bytes = array.value_length() as usize * len;
+                    byteas(|i| array.value(i), bytes, column, values, nulls, arena)?
+                }
             },
             C::Uuid => {
                 let array = array.as_fixed_size_binary();
+                arena.reset(len * 24, column)?;
                 for (i, value) in values.iter_mut().enumerate() {
-                    if nulls[i] {
-                        continue;
-                    }
-                    // SAFETY: a uuid datum is a pointer to 16 bytes in the current context.
-                    unsafe {
-                        let ptr = pg_sys::palloc(16) as *mut u8;
-                        std::ptr::copy_nonoverlapping(array.value(i).as_ptr(), ptr, 16);
-                        *value = Datum::from(ptr);
+                    if !nulls[i] {
+                        *value = arena.fixed(array.value(i));
                     }
                 }
             }
             C::Numeric { scale, dscale } => {
                 let array = array.as_primitive::<Decimal128Type>();
+                arena.reset(len * numeric::DATUM_BYTES_MAX.next_multiple_of(4), column)?;
                 for (i, (value, unscaled)) in values.iter_mut().zip(array.values().iter()).enumerate() {
                     if !nulls[i] {
-                        *value = numeric::datum(*unscaled, *scale, *dscale);
+                        *value = numeric::datum(*unscaled, *scale, *dscale, arena);
                     }
                 }
             }
@@ -422,14 +455,102 @@ fn fill<T: ArrowPrimitiveType>(
     }
 }
 
-/// Text datums, one copy each. PostgreSQL text cannot hold NUL bytes or more than 1 GB, so
-/// such values are errors, as are values longer than a `varchar(n)`/`char(n)` column allows;
-/// `char(n)` values are padded to n. In a database that is not UTF-8 the string is converted
-/// (and checked) by PostgreSQL, which costs a second copy.
-fn texts<'a>(
+/// The string bytes of a column slice, for sizing its arena and checking for NUL bytes.
+struct Texts<'a> {
+    /// Bytes of every value, NULLs included (whose length is normally 0).
+    bytes: usize,
+    /// The values' bytes when they are contiguous (Utf8, LargeUtf8): checked for NUL at once.
+    contiguous: Option<&'a [u8]>,
+}
+
+impl<'a> Texts<'a> {
+    fn contiguous<O: arrow_array::OffsetSizeTrait>(offsets: &[O], data: &'a [u8]) -> Self {
+        let (start, end) = (offsets[0].as_usize(), offsets[offsets.len() - 1].as_usize());
+        Texts { bytes: end - start, contiguous: Some(&data[start..end]) }
+    }
+
+    fn views(views: &[u128]) -> Self {
+        Texts { bytes: view_bytes(views), contiguous: None }
+    }
+
+    /// Text datums, one copy each, into `arena`. PostgreSQL text cannot hold NUL bytes or more
+    /// than 1 GB, so such values are errors, as are values longer than a `varchar(n)`/`char(n)`
+    /// column allows; `char(n)` values are padded to n.
+    fn convert(
+        &self,
+        value: impl Fn(usize) -> &'a [u8],
+        length: Length,
+        column: &str,
+        values: &mut [Datum],
+        nulls: &[bool],
+        arena: &mut Arena,
+    ) -> Result<()> {
+        let rows = values.len();
+        let pad = if let Length::Bpchar(n) = length { n } else { 0 };
+        arena.reset(self.bytes + rows * (arena::VARLENA_OVERHEAD + pad), column)?;
+        // One search over contiguous values; a value is searched alone only if it may hold NUL.
+        let check_each = self.contiguous.is_none_or(|bytes| bytes.contains(&0));
+        for (i, value_out) in values.iter_mut().enumerate() {
+            if nulls[i] {
+                continue;
+            }
+            let bytes = value(i);
+            if bytes.len() > TEXT_BYTES_MAX || (check_each && has_nul(bytes)) {
+                return Err(unstorable_text(bytes, column));
+            }
+            *value_out = match length {
+                Length::Any => arena.varlena(bytes, 0),
+                Length::Varchar(n) => {
+                    // SAFETY: Arrow string arrays hold valid UTF-8.
+                    let s = unsafe { std::str::from_utf8_unchecked(bytes) };
+                    let s = if s.len() > n { fit_length(s, n, column, "character varying")? } else { s };
+                    arena.varlena(s.as_bytes(), 0)
+                }
+                Length::Bpchar(n) => {
+                    // SAFETY: as above.
+                    let s = unsafe { std::str::from_utf8_unchecked(bytes) };
+                    let s = if s.len() > n { fit_length(s, n, column, "character")? } else { s };
+                    arena.varlena(s.as_bytes(), n.saturating_sub(s.chars().count()))
+                }
+            };
+        }
+        Ok(())
+    }
+}
+
+/// Bytes of the values of a view array: the sum of their lengths (the low 32 bits of a view).
+fn view_bytes(views: &[u128]) -> usize {
+    views.iter().map(|&view| view as u32 as usize).sum()
+}
+
+/// Whether `bytes` holds a NUL. Values up to 64 bytes, the most common, are read 8 bytes at a
+/// time (the last word may overlap the one before), without a call.
+#[inline]
+fn has_nul(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // Exactly when some byte of the word is zero.
+    let zero_byte = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS != 0;
+    let len = bytes.len();
+    if len < 8 {
+        return bytes.iter().fold(false, |nul, &b| nul | (b == 0));
+    }
+    if len > 64 {
+        return bytes.contains(&0);
+    }
+    let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    let mut nul = zero_byte(word(len - 8));
+    for at in (0..len - 8).step_by(8) {
+        nul |= zero_byte(word(at));
+    }
+    nul
+}
+
+/// Text datums in a database whose encoding is not UTF-8: PostgreSQL converts (and checks)
+/// each value, which costs a second copy. Checked as in [`Texts::convert`].
+fn transcoded_texts<'a>(
     strings: &mut dyn Iterator<Item = Option<&'a str>>,
     column: &str,
-    utf8: bool,
     length: Length,
     values: &mut [Datum],
 ) -> Result<()> {
@@ -457,7 +578,7 @@ fn texts<'a>(
                 }
             }
         }
-        *value = text_datum(s.as_bytes(), utf8);
+        *value = transcoded_text_datum(s.as_bytes());
     }
     Ok(())
 }
@@ -482,29 +603,32 @@ fn check_text(bytes: &[u8], column: &str) -> Result<()> {
     if bytes.len() <= TEXT_BYTES_MAX && !bytes.contains(&0) {
         return Ok(());
     }
+    Err(unstorable_text(bytes, column))
+}
+
+fn unstorable_text(bytes: &[u8], column: &str) -> KalamError {
     let detail = if bytes.len() > TEXT_BYTES_MAX {
         format!("The value is {} bytes long; text holds at most 1 GB.", bytes.len())
     } else {
         "The value contains a NUL character (0x00).".to_string()
     };
-    Err(KalamError::new(
+    KalamError::new(
         PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
         format!("column \"{column}\" holds a value PostgreSQL text cannot store"),
     )
-    .with_detail(detail))
+    .with_detail(detail)
 }
 
-/// A text datum of UTF-8 `bytes` (checked by [`check_text`]), in the current memory context.
-fn text_datum(bytes: &[u8], utf8: bool) -> Datum {
-    let (mut ptr, mut len) = (bytes.as_ptr() as *const std::ffi::c_char, bytes.len() as i32);
-    // SAFETY: `ptr` is valid for `len` bytes; both functions copy what they keep into the
+/// A text datum of UTF-8 `bytes` (checked by [`check_text`]) in the database encoding, in the
+/// current memory context.
+fn transcoded_text_datum(bytes: &[u8]) -> Datum {
+    // SAFETY: `bytes` is valid for its length; both functions copy what they keep into the
     // current memory context. pg_any_to_server returns a NUL-terminated string and raises an
     // ERROR for characters the database encoding cannot represent.
     unsafe {
-        if !utf8 {
-            ptr = pg_sys::pg_any_to_server(ptr, len, pg_sys::pg_enc::PG_UTF8 as i32);
-            len = std::ffi::CStr::from_ptr(ptr).to_bytes().len() as i32;
-        }
+        let ptr = bytes.as_ptr() as *const std::ffi::c_char;
+        let ptr = pg_sys::pg_any_to_server(ptr, bytes.len() as i32, pg_sys::pg_enc::PG_UTF8 as i32);
+        let len = std::ffi::CStr::from_ptr(ptr).to_bytes().len() as i32;
         Datum::from(pg_sys::cstring_to_text_with_len(ptr, len))
     }
 }
@@ -547,14 +671,21 @@ fn json<'a>(
     Ok(())
 }
 
-/// bytea datums, one copy each.
+/// bytea datums, one copy each, into `arena`; `bytes`: the payload bytes of all the values.
 fn byteas<'a>(
-    binaries: &mut dyn Iterator<Item = Option<&'a [u8]>>,
+    value: impl Fn(usize) -> &'a [u8],
+    bytes: usize,
     column: &str,
     values: &mut [Datum],
+    nulls: &[bool],
+    arena: &mut Arena,
 ) -> Result<()> {
-    for (value, bytes) in values.iter_mut().zip(binaries) {
-        let Some(bytes) = bytes else { continue };
+    arena.reset(bytes + values.len() * arena::VARLENA_OVERHEAD, column)?;
+    for (i, value_out) in values.iter_mut().enumerate() {
+        if nulls[i] {
+            continue;
+        }
+        let bytes = value(i);
         if bytes.len() > TEXT_BYTES_MAX {
             return Err(KalamError::new(
                 PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
@@ -564,10 +695,7 @@ fn byteas<'a>(
                 ),
             ));
         }
-        // SAFETY: copies `bytes` into a new varlena in the current memory context.
-        *value = Datum::from(unsafe {
-            pg_sys::cstring_to_text_with_len(bytes.as_ptr() as *const std::ffi::c_char, bytes.len() as i32)
-        });
+        *value_out = arena.varlena(bytes, 0);
     }
     Ok(())
 }

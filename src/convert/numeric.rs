@@ -26,12 +26,25 @@ const NBASE: u64 = 10_000;
 /// Base-10000 digits of an i128 at most: 39 decimal digits, plus 3 of alignment.
 const DIGITS_MAX: usize = 11;
 
-/// A decimal's numeric digits, most significant first; `weight` is the power of 10000 of the first.
-#[derive(Debug, PartialEq, Eq)]
+/// A decimal's numeric digits: `low_first[low..high]`, least significant first, with no zero
+/// at either end; `weight` is the power of 10000 of the most significant one.
 pub struct Digits {
     pub negative: bool,
-    pub digits: Vec<i16>,
     pub weight: i32,
+    low_first: [i16; DIGITS_MAX],
+    low: usize,
+    high: usize,
+}
+
+impl Digits {
+    pub fn count(&self) -> usize {
+        self.high - self.low
+    }
+
+    /// The digits, most significant first.
+    pub fn iter(&self) -> impl Iterator<Item = i16> + '_ {
+        self.low_first[self.low..self.high].iter().rev().copied()
+    }
 }
 
 /// 16 decimal digits: four numeric digits, extracted with 64-bit arithmetic.
@@ -58,12 +71,42 @@ pub fn digits(unscaled: i128, scale: i32) -> Digits {
     let mut group = (exponent - shift) / DEC_DIGITS;
     let mut low_first = [0i16; DIGITS_MAX];
     let mut n = 0;
+    // The common case: up to 15 significant digits, aligned in 64-bit arithmetic.
+    const FAST_MAX: u128 = 1_000_000_000_000_000;
+    const POW10: [u64; 4] = [1, 10, 100, 1000];
+    if magnitude < FAST_MAX {
+        let mut aligned = magnitude as u64 * POW10[shift as usize];
+        while aligned != 0 {
+            low_first[n] = (aligned % NBASE) as i16;
+            aligned /= NBASE;
+            n += 1;
+        }
+    } else {
+        wide_digits(magnitude, shift, &mut low_first, &mut n);
+    }
+    let mut low = 0;
+    while low < n && low_first[low] == 0 {
+        low += 1;
+        group += 1;
+    }
+    while n > low && low_first[n - 1] == 0 {
+        n -= 1;
+    }
+    if low == n {
+        return Digits { negative: false, weight: 0, low_first, low: 0, high: 0 };
+    }
+    Digits { negative, weight: group + (n - low) as i32 - 1, low_first, low, high: n }
+}
+
+/// The numeric digits, least significant first, of a magnitude of 16 digits or more, shifted
+/// left by `shift` decimal digits.
+fn wide_digits(magnitude: u128, shift: i32, low_first: &mut [i16; DIGITS_MAX], n: &mut usize) {
     match magnitude.checked_mul(10u128.pow(shift as u32)) {
-        Some(aligned) if aligned <= u64::MAX as u128 => push(&mut low_first, &mut n, aligned as u64, 5),
+        Some(aligned) if aligned <= u64::MAX as u128 => push(low_first, n, aligned as u64, 5),
         Some(aligned) => {
-            push(&mut low_first, &mut n, (aligned % CHUNK) as u64, 4);
-            push(&mut low_first, &mut n, ((aligned / CHUNK) % CHUNK) as u64, 4);
-            push(&mut low_first, &mut n, (aligned / CHUNK / CHUNK) as u64, 3);
+            push(low_first, n, (aligned % CHUNK) as u64, 4);
+            push(low_first, n, ((aligned / CHUNK) % CHUNK) as u64, 4);
+            push(low_first, n, (aligned / CHUNK / CHUNK) as u64, 3);
         }
         None => {
             // Only values above 10^35 with a shift: the lowest digit takes the shift in decimal
@@ -76,37 +119,29 @@ pub fn digits(unscaled: i128, scale: i32) -> Digits {
                 rest /= 10;
                 multiplier *= 10;
             }
-            push(&mut low_first, &mut n, first, 1);
-            push(&mut low_first, &mut n, (rest % CHUNK) as u64, 4);
-            push(&mut low_first, &mut n, ((rest / CHUNK) % CHUNK) as u64, 4);
-            push(&mut low_first, &mut n, (rest / CHUNK / CHUNK) as u64, 2);
+            push(low_first, n, first, 1);
+            push(low_first, n, (rest % CHUNK) as u64, 4);
+            push(low_first, n, ((rest / CHUNK) % CHUNK) as u64, 4);
+            push(low_first, n, (rest / CHUNK / CHUNK) as u64, 2);
         }
     }
-    let mut low = 0;
-    while low < n && low_first[low] == 0 {
-        low += 1;
-        group += 1;
-    }
-    while n > low && low_first[n - 1] == 0 {
-        n -= 1;
-    }
-    if low == n {
-        return Digits { negative: false, digits: Vec::new(), weight: 0 };
-    }
-    let digits: Vec<i16> = low_first[low..n].iter().rev().copied().collect();
-    Digits { negative, weight: group + digits.len() as i32 - 1, digits }
 }
 
-/// Writes a numeric datum (palloc'd in the current memory context).
-pub fn datum(unscaled: i128, scale: i32, dscale: i32) -> Datum {
-    let Digits { negative, digits, weight } = digits(unscaled, scale);
+/// The most bytes a numeric datum takes: a varlena header, the long numeric header, the digits.
+pub const DATUM_BYTES_MAX: usize = pg_sys::VARHDRSZ + 4 + 2 * DIGITS_MAX;
+
+/// Writes a numeric datum into `arena`, which must have [`DATUM_BYTES_MAX`] bytes left.
+#[inline]
+pub fn datum(unscaled: i128, scale: i32, dscale: i32, arena: &mut super::arena::Arena) -> Datum {
+    let digits = digits(unscaled, scale);
+    let (negative, weight) = (digits.negative, digits.weight);
     let short = dscale <= NUMERIC_SHORT_DSCALE_MAX
         && (NUMERIC_SHORT_WEIGHT_MIN..=NUMERIC_SHORT_WEIGHT_MAX).contains(&weight);
     let header_bytes = if short { 2 } else { 4 };
-    let size = pg_sys::VARHDRSZ + header_bytes + 2 * digits.len();
-    // SAFETY: palloc returns `size` writable bytes; every byte is written below.
+    let size = pg_sys::VARHDRSZ + header_bytes + 2 * digits.count();
+    let ptr = arena.aligned(size);
+    // SAFETY: the arena returned `size` writable bytes; every byte is written below.
     unsafe {
-        let ptr = pg_sys::palloc(size) as *mut u8;
         super::set_varsize(ptr, size);
         let mut at = ptr.add(pg_sys::VARHDRSZ) as *mut u16;
         if short {
@@ -128,7 +163,7 @@ pub fn datum(unscaled: i128, scale: i32, dscale: i32) -> Datum {
         }
         let at = at as *mut i16;
         for (i, digit) in digits.iter().enumerate() {
-            at.add(i).write_unaligned(*digit);
+            at.add(i).write_unaligned(digit);
         }
         Datum::from(ptr)
     }

@@ -236,6 +236,22 @@ fn values_postgres_cannot_hold_are_errors() {
         &["column \"s\" holds a value PostgreSQL text cannot store"],
     );
     assert_eq!(e.detail.as_deref(), Some("The value contains a NUL character (0x00)."));
+    // A NUL anywhere in a short, medium or long value of any string layout.
+    for layout in ["Utf8", "LargeUtf8", "Utf8View"] {
+        for before in [3, 20, 100] {
+            let name = format!("nul_{layout}_{before}");
+            env.kalam_sql(&format!(
+                "CREATE VIEW app.{name} AS SELECT id, arrow_cast(CASE WHEN id = 2
+                     THEN concat(repeat('a', {before}), chr(0), 'b') ELSE 'fine' END, '{layout}') AS s FROM app.odd"
+            ));
+            pg.batch_execute(&format!("CREATE FOREIGN TABLE app.{name} (id bigint, s text) SERVER kalam_server"))
+                .unwrap();
+            expect_pg_error(
+                pg.query(&format!("SELECT s FROM app.{name}"), &[]),
+                &["column \"s\" holds a value PostgreSQL text cannot store"],
+            );
+        }
+    }
     // Only fetched columns are converted: the other columns of the same rows read fine.
     let ids: Vec<i64> =
         pg.query("SELECT id FROM app.odd ORDER BY id", &[]).unwrap().iter().map(|r| r.get(0)).collect();

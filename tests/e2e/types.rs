@@ -289,3 +289,66 @@ fn values_and_types_that_do_not_fit_are_errors() {
     let one: i64 = pg.query_one("SELECT id FROM app.bad WHERE id = 1", &[]).unwrap().get(0);
     assert_eq!(one, 1);
 }
+
+// Goal: text and bytea read exactly at every size of PostgreSQL's value header (1 byte up to
+// 126 bytes of content, 4 bytes above) from every Arrow string and binary layout, char(n)
+// padding crossing that boundary, with NULLs between the values.
+#[test]
+fn strings_at_every_header_size_and_layout() {
+    let env = TestEnv::start();
+    env.kalam_sql("CREATE SCHEMA app");
+    env.kalam_sql("CREATE TABLE app.lens (n BIGINT)");
+    env.kalam_sql("INSERT INTO app.lens VALUES (0), (1), (7), (8), (12), (13), (64), (65), (125), (126), (127), (128), (1000), (NULL)");
+    env.kalam_sql(
+        "CREATE VIEW app.strs AS SELECT n,
+            repeat('x', CAST(n AS INT)) AS s,
+            arrow_cast(repeat('y', CAST(n AS INT)), 'LargeUtf8') AS large_s,
+            arrow_cast(repeat('z', CAST(n AS INT)), 'Utf8View') AS view_s,
+            arrow_cast(repeat('b', CAST(n AS INT)), 'Binary') AS b,
+            arrow_cast(repeat('c', CAST(n AS INT)), 'BinaryView') AS view_b
+         FROM app.lens",
+    );
+    env.kalam_sql("CREATE VIEW app.short_strs AS SELECT n, s FROM app.strs WHERE n <= 128");
+    let mut pg = env.pg_with_server();
+    pg.batch_execute(
+        "CREATE SCHEMA app;
+         CREATE FOREIGN TABLE app.strs (n bigint, s text, large_s varchar(1000), view_s text, b bytea, view_b bytea)
+             SERVER kalam_server;
+         CREATE FOREIGN TABLE app.chars (n bigint, s char(130)) SERVER kalam_server OPTIONS (table 'short_strs');
+         CREATE FOREIGN TABLE app.all_chars (n bigint, s char(130)) SERVER kalam_server OPTIONS (table 'strs');",
+    )
+    .unwrap();
+    let checked: Vec<(i64, i64)> = pg
+        .query(
+            "SELECT count(*), count(*) FILTER (WHERE
+                 s IS NOT DISTINCT FROM repeat('x', n::int) AND large_s IS NOT DISTINCT FROM repeat('y', n::int)
+                 AND view_s IS NOT DISTINCT FROM repeat('z', n::int)
+                 AND b IS NOT DISTINCT FROM convert_to(repeat('b', n::int), 'UTF8')
+                 AND view_b IS NOT DISTINCT FROM convert_to(repeat('c', n::int), 'UTF8')
+                 AND octet_length(view_s) IS NOT DISTINCT FROM n::int
+                 AND (n IS NULL) = (s IS NULL) AND (n IS NULL) = (view_b IS NULL))
+             FROM app.strs",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(checked, [(14, 14)]);
+    // char(130): padded with spaces to 130 characters below, cut (spaces only) or kept above.
+    let got = texts(
+        &mut pg,
+        "SELECT n::text, octet_length(s)::text, (s::text = repeat('x', n::int))::text FROM app.chars
+         WHERE n IN (0, 126, 128) ORDER BY n",
+    );
+    let expected = vec![
+        row(&[Some("0"), Some("130"), Some("true")]),
+        row(&[Some("126"), Some("130"), Some("true")]),
+        row(&[Some("128"), Some("130"), Some("true")]),
+    ];
+    assert_eq!(got, expected);
+    expect_pg_error(
+        pg.query("SELECT s FROM app.all_chars", &[]),
+        &["value too long for type character(130) in column \"s\""],
+    );
+}
