@@ -225,7 +225,7 @@ struct RowSource {
 struct ScanStats {
     batches: u64,
     rows: u64,
-    /// Arrow memory of the batches received.
+    /// Bytes of the Flight messages that carried the batches.
     bytes: u64,
     /// Time the backend waited for the server (connecting, planning, the next batch).
     wait: Duration,
@@ -521,11 +521,11 @@ impl ScanState {
                     self.next_row = 0;
                     return Ok(());
                 }
-                Some(batch) => {
+                Some((batch, bytes)) => {
                     self.check_batch(&batch)?;
                     self.stats.batches += 1;
                     self.stats.rows += batch.num_rows() as u64;
-                    self.stats.bytes += batch.get_array_memory_size() as u64;
+                    self.stats.bytes += bytes;
                     self.pending = Some((batch, 0));
                 }
             }
@@ -543,7 +543,7 @@ impl ScanState {
     }
 
     /// The next batch of the query, opening it first if needed.
-    fn next_remote_batch(&mut self) -> Result<Option<RecordBatch>> {
+    fn next_remote_batch(&mut self) -> Result<Option<(RecordBatch, u64)>> {
         if self.stream.is_none() {
             let stream = self.open()?;
             self.resolve_converters(stream.schema())?;

@@ -17,7 +17,8 @@ use crate::runtime::{self, Task};
 
 enum Message {
     Schema(SchemaRef),
-    Batch(RecordBatch),
+    /// A batch, with the bytes of the Flight messages that carried it.
+    Batch(RecordBatch, u64),
     /// Sent after the last batch, so that a task that stopped for any other reason is not
     /// mistaken for the end of the result.
     End,
@@ -50,9 +51,14 @@ impl Prefetch {
             if sender.send(Message::Schema(stream.schema().clone())).await.is_err() {
                 return;
             }
+            let mut counted = 0;
             loop {
                 let message = match stream.next_batch().await {
-                    Ok(Some(batch)) => Message::Batch(batch),
+                    Ok(Some(batch)) => {
+                        let bytes = stream.received_bytes() - counted;
+                        counted = stream.received_bytes();
+                        Message::Batch(batch, bytes)
+                    }
                     Ok(None) => Message::End,
                     Err(e) => Message::Failed(e),
                 };
@@ -65,7 +71,7 @@ impl Prefetch {
         match runtime::recv(&mut queue) {
             Some(Message::Schema(schema)) => Ok(Prefetch { schema, queue, _task: task }),
             Some(Message::Failed(e)) => Err(e),
-            Some(Message::Batch(_) | Message::End) | None => {
+            Some(Message::Batch(..) | Message::End) | None => {
                 Err(Error::Protocol("the query's result ended before its schema arrived".into()))
             }
         }
@@ -76,10 +82,11 @@ impl Prefetch {
         &self.schema
     }
 
-    /// The next batch, or `None` at the end of the result.
-    pub fn next(&mut self) -> Result<Option<RecordBatch>, Error> {
+    /// The next batch and the bytes of the Flight messages that carried it, or `None` at the
+    /// end of the result.
+    pub fn next(&mut self) -> Result<Option<(RecordBatch, u64)>, Error> {
         match runtime::recv(&mut self.queue) {
-            Some(Message::Batch(batch)) => Ok(Some(batch)),
+            Some(Message::Batch(batch, bytes)) => Ok(Some((batch, bytes))),
             Some(Message::Failed(e)) => Err(e),
             Some(Message::End) => Ok(None),
             Some(Message::Schema(_)) => Err(Error::Protocol("a second schema arrived mid-result".into())),

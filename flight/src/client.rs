@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
-use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
 use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::sql::{CommandStatementQuery, CommandStatementUpdate, DoPutUpdateResult, ProstMessageExt};
 use arrow_flight::{FlightClient, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, Ticket};
@@ -408,7 +408,9 @@ pub struct QueryStream {
     flight: FlightClient,
     schema: SchemaRef,
     tickets: VecDeque<Ticket>,
-    current: Option<FlightRecordBatchStream>,
+    current: Option<FlightDataDecoder>,
+    /// Bytes of the Flight messages received (IPC headers and bodies).
+    received_bytes: u64,
 }
 
 impl QueryStream {
@@ -425,7 +427,12 @@ impl QueryStream {
                 endpoint.ticket.ok_or_else(|| Error::Protocol("FlightInfo endpoint has no ticket".into()))?;
             tickets.push_back(ticket);
         }
-        Ok(Self { client, flight, schema: schema.into(), tickets, current: None })
+        Ok(Self { client, flight, schema: schema.into(), tickets, current: None, received_bytes: 0 })
+    }
+
+    /// Bytes of the Flight messages received so far: what the result cost on the wire.
+    pub fn received_bytes(&self) -> u64 {
+        self.received_bytes
     }
 
     /// Schema announced by the server before any batch arrived.
@@ -442,16 +449,23 @@ impl QueryStream {
                     return Ok(None);
                 };
                 let stream = self.client.bounded(self.flight.do_get(ticket)).await?;
-                self.current = Some(stream);
+                self.current = Some(stream.into_inner());
             }
             let stream = self.current.as_mut().expect("set above");
             let next = tokio::time::timeout(self.client.config.request_timeout, stream.next()).await;
-            match next {
+            let decoded = match next {
                 Err(_) => return Err(self.client.timeout_error()),
-                Ok(None) => self.current = None,
+                Ok(None) => {
+                    self.current = None;
+                    continue;
+                }
                 Ok(Some(Err(e))) => return Err(Error::from_stream(e, &self.client.config.addr())),
-                Ok(Some(Ok(batch))) if batch.num_rows() == 0 => continue,
-                Ok(Some(Ok(batch))) => return Ok(Some(batch)),
+                Ok(Some(Ok(decoded))) => decoded,
+            };
+            self.received_bytes += (decoded.inner.data_header.len() + decoded.inner.data_body.len()) as u64;
+            match decoded.payload {
+                DecodedPayload::RecordBatch(batch) if batch.num_rows() > 0 => return Ok(Some(batch)),
+                DecodedPayload::RecordBatch(_) | DecodedPayload::Schema(_) | DecodedPayload::None => {}
             }
         }
     }

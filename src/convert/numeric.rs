@@ -26,12 +26,13 @@ const NBASE: u64 = 10_000;
 /// Base-10000 digits of an i128 at most: 39 decimal digits, plus 3 of alignment.
 const DIGITS_MAX: usize = 11;
 
-/// A decimal's numeric digits: `low_first[low..high]`, least significant first, with no zero
-/// at either end; `weight` is the power of 10000 of the most significant one.
+/// Where a decimal's numeric digits are in the array [`digits`] fills: `low..high`, least
+/// significant first, with no zero at either end; `weight` is the power of 10000 of the most
+/// significant one. (The digits stay in the caller's array: returning them in a struct made
+/// every value pay for copying the array right after writing it.)
 pub struct Digits {
     pub negative: bool,
     pub weight: i32,
-    low_first: [i16; DIGITS_MAX],
     low: usize,
     high: usize,
 }
@@ -39,11 +40,6 @@ pub struct Digits {
 impl Digits {
     pub fn count(&self) -> usize {
         self.high - self.low
-    }
-
-    /// The digits, most significant first.
-    pub fn iter(&self) -> impl Iterator<Item = i16> + '_ {
-        self.low_first[self.low..self.high].iter().rev().copied()
     }
 }
 
@@ -61,7 +57,8 @@ fn push(digits: &mut [i16; DIGITS_MAX], n: &mut usize, mut chunk: u64, count: us
 
 /// Splits `unscaled × 10^-scale` into numeric digits (most significant first), without zeros
 /// at either end.
-pub fn digits(unscaled: i128, scale: i32) -> Digits {
+#[inline(always)]
+pub fn digits(unscaled: i128, scale: i32, low_first: &mut [i16; DIGITS_MAX]) -> Digits {
     let negative = unscaled < 0;
     let magnitude = unscaled.unsigned_abs();
     // Align the least significant decimal digit to a group boundary: its exponent becomes a
@@ -69,7 +66,6 @@ pub fn digits(unscaled: i128, scale: i32) -> Digits {
     let exponent = -scale;
     let shift = exponent.rem_euclid(DEC_DIGITS);
     let mut group = (exponent - shift) / DEC_DIGITS;
-    let mut low_first = [0i16; DIGITS_MAX];
     let mut n = 0;
     // The common case: up to 15 significant digits, aligned in 64-bit arithmetic.
     const FAST_MAX: u128 = 1_000_000_000_000_000;
@@ -82,7 +78,7 @@ pub fn digits(unscaled: i128, scale: i32) -> Digits {
             n += 1;
         }
     } else {
-        wide_digits(magnitude, shift, &mut low_first, &mut n);
+        wide_digits(magnitude, shift, low_first, &mut n);
     }
     let mut low = 0;
     while low < n && low_first[low] == 0 {
@@ -93,9 +89,9 @@ pub fn digits(unscaled: i128, scale: i32) -> Digits {
         n -= 1;
     }
     if low == n {
-        return Digits { negative: false, weight: 0, low_first, low: 0, high: 0 };
+        return Digits { negative: false, weight: 0, low: 0, high: 0 };
     }
-    Digits { negative, weight: group + (n - low) as i32 - 1, low_first, low, high: n }
+    Digits { negative, weight: group + (n - low) as i32 - 1, low, high: n }
 }
 
 /// The numeric digits, least significant first, of a magnitude of 16 digits or more, shifted
@@ -133,7 +129,8 @@ pub const DATUM_BYTES_MAX: usize = pg_sys::VARHDRSZ + 4 + 2 * DIGITS_MAX;
 /// Writes a numeric datum into `arena`, which must have [`DATUM_BYTES_MAX`] bytes left.
 #[inline]
 pub fn datum(unscaled: i128, scale: i32, dscale: i32, arena: &mut super::arena::Arena) -> Datum {
-    let digits = digits(unscaled, scale);
+    let mut low_first = [0i16; DIGITS_MAX];
+    let digits = digits(unscaled, scale, &mut low_first);
     let (negative, weight) = (digits.negative, digits.weight);
     let short = dscale <= NUMERIC_SHORT_DSCALE_MAX
         && (NUMERIC_SHORT_WEIGHT_MIN..=NUMERIC_SHORT_WEIGHT_MAX).contains(&weight);
@@ -162,8 +159,8 @@ pub fn datum(unscaled: i128, scale: i32, dscale: i32, arena: &mut super::arena::
             at = at.add(2);
         }
         let at = at as *mut i16;
-        for (i, digit) in digits.iter().enumerate() {
-            at.add(i).write_unaligned(digit);
+        for (i, digit) in low_first[digits.low..digits.high].iter().rev().enumerate() {
+            at.add(i).write_unaligned(*digit);
         }
         Datum::from(ptr)
     }

@@ -214,4 +214,10 @@ fn count_star_tuning_and_explain_analyze() {
     assert!(text.contains("Remote Rows: 30000"), "{text}");
     assert!(text.contains("Remote Batches: "), "{text}");
     assert!(text.contains("Remote Wait Time: ") && text.contains("Convert Time: "), "{text}");
+    // What came over the wire: 30,000 doubles are 240,000 bytes, plus message headers.
+    let bytes: u64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Remote Bytes: ")?.parse().ok())
+        .unwrap_or_else(|| panic!("no Remote Bytes in {text}"));
+    assert!((240_000..300_000).contains(&bytes), "{text}");
 }
