@@ -327,11 +327,14 @@ pub unsafe extern "C-unwind" fn rescan_foreign_scan(node: *mut pg_sys::ForeignSc
 #[pg_guard]
 pub unsafe extern "C-unwind" fn end_foreign_scan(node: *mut pg_sys::ForeignScanState) {
     // SAFETY: fdw_state was set by begin_foreign_scan (also under EXPLAIN); the state itself is
-    // freed with the query context, but the stream is closed now.
+    // freed with the query context, but the stream is closed and the value buffers freed now.
     unsafe {
         if let Some(state) = ((*node).fdw_state as *mut ScanState).as_mut() {
-            state.stream = None;
-            state.pending = None;
+            state.restart();
+            state.rows.clear();
+            for column in &mut state.fetched {
+                column.arena.release();
+            }
         }
     }
 }

@@ -408,7 +408,8 @@ pub struct QueryStream {
     flight: FlightClient,
     schema: SchemaRef,
     tickets: VecDeque<Ticket>,
-    current: Option<FlightDataDecoder>,
+    /// The DoGet being read, and whether its schema message has arrived.
+    current: Option<(FlightDataDecoder, bool)>,
     /// Bytes of the Flight messages received (IPC headers and bodies).
     received_bytes: u64,
 }
@@ -449,9 +450,9 @@ impl QueryStream {
                     return Ok(None);
                 };
                 let stream = self.client.bounded(self.flight.do_get(ticket)).await?;
-                self.current = Some(stream.into_inner());
+                self.current = Some((stream.into_inner(), false));
             }
-            let stream = self.current.as_mut().expect("set above");
+            let (stream, had_schema) = self.current.as_mut().expect("set above");
             let next = tokio::time::timeout(self.client.config.request_timeout, stream.next()).await;
             let decoded = match next {
                 Err(_) => return Err(self.client.timeout_error()),
@@ -465,7 +466,11 @@ impl QueryStream {
             self.received_bytes += (decoded.inner.data_header.len() + decoded.inner.data_body.len()) as u64;
             match decoded.payload {
                 DecodedPayload::RecordBatch(batch) if batch.num_rows() > 0 => return Ok(Some(batch)),
-                DecodedPayload::RecordBatch(_) | DecodedPayload::Schema(_) | DecodedPayload::None => {}
+                DecodedPayload::Schema(_) if *had_schema => {
+                    return Err(Error::Protocol("a second schema arrived in the same result stream".into()));
+                }
+                DecodedPayload::Schema(_) => *had_schema = true,
+                DecodedPayload::RecordBatch(_) | DecodedPayload::None => {}
             }
         }
     }

@@ -18,9 +18,18 @@ const SHORT_VARLENA_MAX: usize = 0x7f;
 /// Bytes a value may need beyond its payload: a 4-byte header and up to 3 bytes of alignment.
 pub const VARLENA_OVERHEAD: usize = 4 + 3;
 
+// The headers below are written as PostgreSQL lays them out on little-endian machines.
+#[cfg(target_endian = "big")]
+compile_error!("pg_kalam writes varlena headers in little-endian layout");
+
+/// A buffer grown past this is given back when a batch needs less than a quarter of it.
+const KEEP_BYTES: usize = 1 << 20;
+
 #[derive(Default)]
 pub struct Arena {
-    /// Whole words, so that the start is 8-byte aligned.
+    /// Whole words, so that the start is 8-byte aligned. Values are written into the spare
+    /// capacity through raw pointers (the length stays 0): nothing is zeroed first, and only
+    /// bytes written are ever read (PostgreSQL reads a value's own bytes, not the padding).
     words: Vec<u64>,
     used: usize,
 }
@@ -30,8 +39,9 @@ impl Arena {
     pub fn reset(&mut self, bytes: usize, column: &str) -> Result<()> {
         self.used = 0;
         let words = bytes.div_ceil(8);
-        if words > self.words.len() {
-            // The old values are dead: do not copy them into the larger buffer.
+        let capacity = self.words.capacity();
+        if words > capacity || (capacity * 8 > KEEP_BYTES && words * 4 < capacity) {
+            // The old values are dead: drop them rather than copy them into the new buffer.
             self.words = Vec::new();
             self.words.try_reserve_exact(words).map_err(|_| {
                 KalamError::new(
@@ -40,9 +50,13 @@ impl Arena {
                 )
                 .with_hint("Lower the foreign table's scan_batch_rows option.")
             })?;
-            self.words.resize(words, 0);
         }
         Ok(())
+    }
+
+    /// Gives the buffer back (end of scan).
+    pub fn release(&mut self) {
+        *self = Arena::default();
     }
 
     /// `size` bytes at an `align`-byte boundary. Every caller reserved at least this much in
@@ -51,9 +65,9 @@ impl Arena {
     fn take(&mut self, size: usize, align: usize) -> *mut u8 {
         let start = self.used.next_multiple_of(align);
         let end = start + size;
-        assert!(end <= self.words.len() * 8, "pg_kalam: batch buffer sized too small");
+        assert!(end <= self.words.capacity() * 8, "pg_kalam: batch buffer sized too small");
         self.used = end;
-        // SAFETY: start..end lies inside the buffer (checked above).
+        // SAFETY: start..end lies inside the allocation (checked above).
         unsafe { (self.words.as_mut_ptr() as *mut u8).add(start) }
     }
 

@@ -281,8 +281,9 @@ impl Converter {
         Ok(converter)
     }
 
-    /// Converts `array` into `values`/`nulls` (both refilled to `array.len()`; the value of a
-    /// NULL is left as it was). By-reference values go into `arena`, or, for the few kinds
+    /// Converts `array` into `values`/`nulls` (both refilled to `array.len()`). The value of a
+    /// NULL is left as it was, possibly a pointer to a buffer since reused or freed: PostgreSQL
+    /// never reads the value of an attribute whose null flag is set. By-reference values go into `arena`, or, for the few kinds
     /// built by PostgreSQL functions (arrays, json, text in a database that is not UTF-8), into
     /// the current memory context, which must be the per-batch one.
     /// `utf8`: the database encoding is UTF-8, so strings need no transcoding.
@@ -486,8 +487,12 @@ impl<'a> Texts<'a> {
         arena: &mut Arena,
     ) -> Result<()> {
         let rows = values.len();
-        let pad = if let Length::Bpchar(n) = length { n } else { 0 };
-        arena.reset(self.bytes + rows * (arena::VARLENA_OVERHEAD + pad), column)?;
+        // char(n) pads each value with at most n spaces.
+        let padding = match length {
+            Length::Bpchar(n) => n * nulls.iter().filter(|null| !**null).count(),
+            _ => 0,
+        };
+        arena.reset(self.bytes + rows * arena::VARLENA_OVERHEAD + padding, column)?;
         // One search over contiguous values; a value is searched alone only if it may hold NUL.
         let check_each = self.contiguous.is_none_or(|bytes| bytes.contains(&0));
         for (i, value_out) in values.iter_mut().enumerate() {
