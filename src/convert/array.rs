@@ -7,9 +7,9 @@
 //! elements packed at the element alignment, starting at a MAXALIGN'd offset. An empty list
 //! becomes the empty array (no dimensions), as PostgreSQL writes it.
 
+use arrow_array::ArrayRef;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Float64Type, Int16Type, Int32Type, Int64Type};
-use arrow_array::ArrayRef;
 use arrow_buffer::NullBuffer;
 use arrow_schema::DataType;
 use pgrx::pg_sys::{self, Datum, Oid};

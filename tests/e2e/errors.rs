@@ -244,8 +244,10 @@ fn values_postgres_cannot_hold_are_errors() {
                 "CREATE VIEW app.{name} AS SELECT id, arrow_cast(CASE WHEN id = 2
                      THEN concat(repeat('a', {before}), chr(0), 'b') ELSE 'fine' END, '{layout}') AS s FROM app.odd"
             ));
-            pg.batch_execute(&format!("CREATE FOREIGN TABLE app.{name} (id bigint, s text) SERVER kalam_server"))
-                .unwrap();
+            pg.batch_execute(&format!(
+                "CREATE FOREIGN TABLE app.{name} (id bigint, s text) SERVER kalam_server"
+            ))
+            .unwrap();
             expect_pg_error(
                 pg.query(&format!("SELECT s FROM app.{name}"), &[]),
                 &["column \"s\" holds a value PostgreSQL text cannot store"],
