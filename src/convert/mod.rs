@@ -283,9 +283,10 @@ impl Converter {
 
     /// Converts `array` into `values`/`nulls` (both refilled to `array.len()`). The value of a
     /// NULL is left as it was, possibly a pointer to a buffer since reused or freed: PostgreSQL
-    /// never reads the value of an attribute whose null flag is set. By-reference values go into `arena`, or, for the few kinds
-    /// built by PostgreSQL functions (arrays, json, text in a database that is not UTF-8), into
-    /// the current memory context, which must be the per-batch one.
+    /// never reads the value of an attribute whose null flag is set. By-reference values go
+    /// into `arena`, or, for the few kinds built by PostgreSQL functions (arrays, json, text in
+    /// a database that is not UTF-8), into the current memory context, which must be the
+    /// per-batch one.
     /// `utf8`: the database encoding is UTF-8, so strings need no transcoding.
     pub fn convert(
         &self,
@@ -353,12 +354,12 @@ impl Converter {
             C::Bytea(layout) => match layout {
                 Binaries::Binary => {
                     let array = array.as_binary::<i32>();
-                    let bytes = (array.value_offsets()[len] - array.value_offsets()[0]) as usize;
+                    let bytes = offset_span(array.value_offsets()).len();
                     byteas(|i| array.value(i), bytes, column, values, nulls, arena)?
                 }
                 Binaries::LargeBinary => {
                     let array = array.as_binary::<i64>();
-                    let bytes = (array.value_offsets()[len] - array.value_offsets()[0]) as usize;
+                    let bytes = offset_span(array.value_offsets()).len();
                     byteas(|i| array.value(i), bytes, column, values, nulls, arena)?
                 }
                 Binaries::BinaryView => {
@@ -466,8 +467,8 @@ struct Texts<'a> {
 
 impl<'a> Texts<'a> {
     fn contiguous<O: arrow_array::OffsetSizeTrait>(offsets: &[O], data: &'a [u8]) -> Self {
-        let (start, end) = (offsets[0].as_usize(), offsets[offsets.len() - 1].as_usize());
-        Texts { bytes: end - start, contiguous: Some(&data[start..end]) }
+        let span = offset_span(offsets);
+        Texts { bytes: span.len(), contiguous: Some(&data[span]) }
     }
 
     fn views(views: &[u128]) -> Self {
@@ -523,6 +524,11 @@ impl<'a> Texts<'a> {
     }
 }
 
+/// Where the values of an offset-based array (a slice of one, too) lie in its data buffer.
+fn offset_span<O: arrow_array::OffsetSizeTrait>(offsets: &[O]) -> std::ops::Range<usize> {
+    offsets[0].as_usize()..offsets[offsets.len() - 1].as_usize()
+}
+
 /// Bytes of the values of a view array: the sum of their lengths (the low 32 bits of a view).
 fn view_bytes(views: &[u128]) -> usize {
     views.iter().map(|&view| view as u32 as usize).sum()
@@ -553,8 +559,8 @@ fn has_nul(bytes: &[u8]) -> bool {
 
 /// Text datums in a database whose encoding is not UTF-8: PostgreSQL converts (and checks)
 /// each value, which costs a second copy. Checked as in [`Texts::convert`].
-fn transcoded_texts<'a>(
-    strings: &mut dyn Iterator<Item = Option<&'a str>>,
+fn transcoded_texts(
+    strings: &mut dyn Iterator<Item = Option<&str>>,
     column: &str,
     length: Length,
     values: &mut [Datum],
