@@ -99,11 +99,18 @@ fn invalid(message: impl Into<String>) -> EngineError {
     EngineError::InvalidStatement(message.into())
 }
 
+/// The result of INSERT, UPDATE or DELETE sent as a query: one row, the number of rows changed.
+pub fn rows_affected_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new("rows_affected", arrow_schema::DataType::Int64, false)]))
+}
+
 /// What a statement produced.
 pub enum Outcome {
     Rows(SendableRecordBatchStream),
-    /// Rows inserted, updated or deleted (0 for DDL).
+    /// Rows inserted, updated or deleted.
     Count(i64),
+    /// A statement that changed the catalog or the accounts (DDL, CREATE USER, ...).
+    Done,
 }
 
 /// The result of [`Engine::execute`]: the batches of a query (bounded by the caller's limit),
@@ -144,10 +151,18 @@ impl Engine {
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
             .with_batch_size(config.limits.batch_rows);
-        let mut ctx = SessionContext::new_with_config(session);
+        // KalamDB's column types (UUID, JSON, FILE, EMBEDDING(n), microsecond times).
+        let state = datafusion::execution::SessionStateBuilder::new()
+            .with_config(session)
+            .with_default_features()
+            .with_type_planner(Arc::new(crate::types::KalamTypePlanner))
+            .with_analyzer_rules(analyzer_rules())
+            .build();
+        let mut ctx = SessionContext::new_with_state(state);
         // JSON operators (`->`, `->>`, `?`) and functions (json_get, json_as_text, ...).
         datafusion_functions_json::register_all(&mut ctx).expect("JSON functions register on a new session");
         ctx.register_udf(crate::snowflake::SnowflakeId::udf());
+        ctx.register_udf(crate::types::ToUuid::udf());
 
         let store = Arc::new(Store::open(&config.server.data_dir)?);
         let catalog = Arc::new(MemoryCatalogProvider::new());
@@ -241,16 +256,6 @@ impl Engine {
             .map_err(EngineError::PermissionDenied)
     }
 
-    /// Plans a read-only query and returns its result schema, without running it.
-    pub async fn query_schema(
-        &self,
-        request: Arc<RequestContext>,
-        sql: &str,
-    ) -> Result<SchemaRef, EngineError> {
-        let (_, plan) = self.plan_query(request, sql).await?;
-        Ok(Arc::new(plan.schema().as_arrow().clone()))
-    }
-
     /// Runs a read-only query as a stream: batches are produced as the consumer pulls them.
     pub async fn query(
         &self,
@@ -272,8 +277,9 @@ impl Engine {
         Ok(ctx.execute_logical_plan(plan).await?.execute_stream().await?)
     }
 
-    /// The result schema (empty for statements without rows) and the parameter schema
-    /// (`$1`, `$2`, ... in order) of a statement, for prepared statements.
+    /// The result schema and the parameter schema (`$1`, `$2`, ... in order) of a statement, for
+    /// prepared statements. The result of INSERT, UPDATE and DELETE is [`rows_affected_schema`];
+    /// other statements that change something have an empty one.
     pub async fn describe(
         &self,
         request: Arc<RequestContext>,
@@ -281,7 +287,11 @@ impl Engine {
     ) -> Result<(Schema, Schema), EngineError> {
         let plan = match kalamsql::parse(sql).map_err(invalid)? {
             Command::Sql => self.plan_statement(&self.session(request).state(), sql).await?,
-            Command::Query(_) | Command::ExecuteAs { .. } => self.plan_query(request, sql).await?.1,
+            Command::Query(_) => self.plan_query(request, sql).await?.1,
+            Command::ExecuteAs { user, statement } => {
+                let request = self.act_as(&request, user)?;
+                return Box::pin(self.describe(request, &statement)).await;
+            }
             _ => return Ok((Schema::empty(), Schema::empty())),
         };
         let mut parameters: Vec<(usize, Field)> = plan
@@ -293,14 +303,17 @@ impl Engine {
             })
             .collect();
         parameters.sort_by_key(|(position, _)| *position);
-        let dataset = if is_read_only(&plan) { plan.schema().as_arrow().clone() } else { Schema::empty() };
+        let dataset = match &plan {
+            LogicalPlan::Dml(_) => rows_affected_schema().as_ref().clone(),
+            plan if is_read_only(plan) => plan.schema().as_arrow().clone(),
+            _ => Schema::empty(),
+        };
         Ok((dataset, Schema::new(parameters.into_iter().map(|(_, f)| f).collect::<Vec<_>>())))
     }
 
-    /// Rows a query is expected to return, when the plan knows.
-    pub async fn estimate_rows(&self, request: Arc<RequestContext>, sql: &str) -> Option<i64> {
-        let (ctx, plan) = self.plan_query(request, sql).await.ok()?;
-        let physical = ctx.state().create_physical_plan(&plan).await.ok()?;
+    /// Rows a planned query is expected to return, when the plan knows.
+    pub async fn estimate_rows(ctx: &SessionContext, plan: &LogicalPlan) -> Option<i64> {
+        let physical = ctx.state().create_physical_plan(plan).await.ok()?;
         let stats = datafusion::physical_plan::StatisticsContext::new()
             .compute(physical.as_ref(), &datafusion::physical_plan::StatisticsArgs::new())
             .ok()?;
@@ -312,27 +325,33 @@ impl Engine {
         request: Arc<RequestContext>,
         sql: &str,
     ) -> Result<(SessionContext, LogicalPlan), EngineError> {
+        self.plan_if_query(request, sql).await?.ok_or_else(|| {
+            invalid(
+                "this statement changes data, the catalog or accounts: run it as a statement query \
+                 or an update (Flight SQL CommandStatementQuery or CommandStatementUpdate)",
+            )
+        })
+    }
+
+    /// Plans `sql` if it only reads; `None` for a statement that changes something (which is
+    /// planned here too, so a bad statement is an error now, but not run).
+    pub async fn plan_if_query(
+        &self,
+        request: Arc<RequestContext>,
+        sql: &str,
+    ) -> Result<Option<(SessionContext, LogicalPlan)>, EngineError> {
         match kalamsql::parse(sql).map_err(invalid)? {
-            Command::Query(rewritten) => Box::pin(self.plan_query(request, &rewritten)).await,
+            Command::Query(rewritten) => Box::pin(self.plan_if_query(request, &rewritten)).await,
             Command::ExecuteAs { user, statement } => {
                 let request = self.act_as(&request, user)?;
-                Box::pin(self.plan_query(request, &statement)).await
+                Box::pin(self.plan_if_query(request, &statement)).await
             }
             Command::Sql => {
                 let ctx = self.session(request);
-                let plan = ctx.state().create_logical_plan(sql).await?;
-                if !is_read_only(&plan) {
-                    return Err(invalid(
-                        "this statement changes data or the catalog: run it as an update \
-                         (Flight SQL CommandStatementUpdate, executeUpdate in JDBC/ADBC)",
-                    ));
-                }
-                Ok((ctx, plan))
+                let plan = self.plan_statement(&ctx.state(), sql).await?;
+                Ok(is_read_only(&plan).then_some((ctx, plan)))
             }
-            _ => Err(invalid(
-                "this statement changes the catalog or accounts: run it as an update \
-                 (Flight SQL CommandStatementUpdate, executeUpdate in JDBC/ADBC)",
-            )),
+            _ => Ok(None),
         }
     }
 
@@ -352,7 +371,8 @@ impl Engine {
         self.run_with_params(request, sql, Vec::new()).await
     }
 
-    async fn run_with_params(
+    /// [`Engine::run`] with values for the placeholders `$1`, `$2`, ...
+    pub async fn run_with_params(
         &self,
         request: Arc<RequestContext>,
         sql: &str,
@@ -365,7 +385,7 @@ impl Engine {
                 let request = self.act_as(&request, user)?;
                 return Box::pin(self.run_with_params(request, &statement, params)).await;
             }
-            command => return self.ddl(&request, command).await.map(Outcome::Count),
+            command => return self.ddl(&request, command).await.map(|_| Outcome::Done),
         }
         let (request, autocommit) = match &request.transaction {
             Some(_) => (request, None),
@@ -382,7 +402,8 @@ impl Engine {
         let outcome = match plan {
             LogicalPlan::Dml(dml) => Outcome::Count(self.dml(&ctx.state(), &request, dml).await?),
             LogicalPlan::Ddl(ddl @ (DdlStatement::CreateView(_) | DdlStatement::DropView(_))) => {
-                Outcome::Count(self.view_ddl(&request, sql, ddl).await?)
+                self.view_ddl(&request, sql, ddl).await?;
+                Outcome::Done
             }
             LogicalPlan::Ddl(ddl) => return Err(unsupported_ddl(&ddl)),
             LogicalPlan::Statement(_) | LogicalPlan::Copy(_) => {
@@ -399,32 +420,22 @@ impl Engine {
         Ok(outcome)
     }
 
-    /// Plans a DataFusion statement. `INSERT INTO t VALUES ...` without a column list means the
-    /// table's own columns (the system columns are filled by the server).
+    /// Plans a DataFusion statement, after [`crate::rewrite`] has filled in INSERT column lists
+    /// and converted values written to UUID columns.
     async fn plan_statement(&self, state: &SessionState, sql: &str) -> Result<LogicalPlan, EngineError> {
         use datafusion::sql::parser::Statement as DFStatement;
-        use datafusion::sql::sqlparser::ast::{Ident, ObjectName, Statement, TableObject};
+        use datafusion::sql::sqlparser::ast::Statement;
         let dialect = state.config().options().sql_parser.dialect;
         let mut statement = state.sql_to_statement(sql, &dialect)?;
-        if let DFStatement::Statement(inner) = &mut statement
-            && let Statement::Insert(insert) = inner.as_mut()
-            && let (true, TableObject::TableName(name)) = (insert.columns.is_empty(), &insert.table)
-        {
-            let parts: Vec<String> =
-                name.0.iter().filter_map(|p| p.as_ident().map(|i| i.value.clone())).collect();
-            let (namespace, table) = match parts.as_slice() {
-                [table] => (DEFAULT_NAMESPACE.to_string(), table.clone()),
-                [namespace, table] => (namespace.clone(), table.clone()),
-                _ => (String::new(), String::new()),
-            };
-            if let Some((def, _)) = self.store.catalog().find_table(&namespace, &table) {
-                insert.columns = def
-                    .schema
-                    .fields()
-                    .iter()
-                    .filter(|f| !TableDef::is_system_column(f.name()))
-                    .map(|f| ObjectName::from(vec![Ident::with_quote('"', f.name())]))
-                    .collect();
+        let find = |namespace: Option<&str>, table: &str| {
+            let namespace = namespace.unwrap_or(DEFAULT_NAMESPACE);
+            self.store.catalog().find_table(namespace, table).map(|(def, _)| def.clone())
+        };
+        if let DFStatement::Statement(inner) = &mut statement {
+            match inner.as_mut() {
+                Statement::Insert(insert) => crate::rewrite::insert(insert, &find),
+                Statement::Update(update) => crate::rewrite::update(update, &find),
+                _ => {}
             }
         }
         Ok(state.statement_to_plan(statement).await?)
@@ -485,6 +496,11 @@ impl Engine {
                 batches: Vec::new(),
                 affected_rows: Some(count),
             }),
+            Outcome::Done => Ok(StatementResult {
+                schema: Arc::new(Schema::empty()),
+                batches: Vec::new(),
+                affected_rows: None,
+            }),
             Outcome::Rows(mut stream) => {
                 let schema = stream.schema();
                 let mut batches = Vec::new();
@@ -518,6 +534,7 @@ impl Engine {
     ) -> Result<i64, EngineError> {
         match self.run_with_params(request, sql, params).await? {
             Outcome::Count(count) => Ok(count),
+            Outcome::Done => Ok(0),
             Outcome::Rows(_) => Err(invalid("this statement returns rows: run it as a query, not an update")),
         }
     }
@@ -1037,6 +1054,15 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// DataFusion's analyzer rules, after [`crate::types::UuidText`] (which must see comparisons of
+/// UUIDs with text before type coercion refuses them).
+fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> {
+    let mut rules: Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> =
+        vec![Arc::new(crate::types::UuidText)];
+    rules.extend(datafusion::optimizer::Analyzer::new().rules);
+    rules
 }
 
 fn resolve(table: &TableName) -> (String, String) {

@@ -2,10 +2,21 @@
 //! keeps arrow-flight's default `Unimplemented` answer.
 //!
 //! Every call is authenticated from its `authorization` header ([`crate::auth`]); the
-//! `kalam-user-id` header names the user a dba or system account acts for. Statement tickets
-//! carry the statement (and the transaction, if any), so DoGet re-plans it and nothing is held
-//! between GetFlightInfo and DoGet. Transactions and prepared statements are server-side
-//! handles, bounded in number and tied to the account that opened them.
+//! `kalam-user-id` header names the user a dba or system account acts for. Transactions and
+//! prepared statements are server-side handles, bounded in number and tied to the account that
+//! opened them.
+//!
+//! Any statement may be sent as a statement query or a prepared-statement query, the way DBAPI,
+//! JDBC and BI tools send everything:
+//! - A query (SELECT, SHOW, DESCRIBE, EXPLAIN, ...) is planned at GetFlightInfo and run at DoGet;
+//!   its ticket carries the statement (and the transaction), so nothing is held in between and
+//!   DoGet re-plans it.
+//! - A statement that changes something (DDL, INSERT/UPDATE/DELETE, accounts) runs at
+//!   GetFlightInfo, exactly once per GetFlightInfo call: a client that retries GetFlightInfo runs
+//!   it again. Its ticket carries the result, so DoGet (retried or not) runs nothing. INSERT,
+//!   UPDATE and DELETE answer one row `rows_affected` (Int64), and the FlightInfo's total_records
+//!   is that count (what DBAPI and JDBC drivers report as the row count); other statements
+//!   answer no columns and no rows. Inside a Flight SQL transaction the statement joins it.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -13,12 +24,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
-use arrow_array::{ArrayRef, Int32Array, StringArray};
+use arrow_array::{ArrayRef, Int32Array, Int64Array, StringArray};
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::metadata::SqlInfoData;
-use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::server::{DoPutError, FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
     ActionBeginTransactionRequest, ActionBeginTransactionResult, ActionClosePreparedStatementRequest,
     ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, ActionEndTransactionRequest,
@@ -43,7 +55,7 @@ use prost::Message;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::engine::{CATALOG, DEFAULT_NAMESPACE, Engine, EngineError};
+use crate::engine::{CATALOG, DEFAULT_NAMESPACE, Engine, EngineError, Outcome, rows_affected_schema};
 use crate::metadata;
 use crate::session::{Principal, RequestContext, Transaction};
 
@@ -137,18 +149,122 @@ fn schema_bytes(schema: &Schema) -> Result<Bytes, Status> {
     Ok(message.0)
 }
 
-/// Statement ticket: transaction id (0 = none) then the SQL text.
+/// What a statement that changes something did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Changed {
+    /// INSERT, UPDATE, DELETE: rows changed.
+    Rows(i64),
+    /// DDL and account statements.
+    Done,
+}
+
+impl Changed {
+    fn add(self, outcome: Outcome) -> Result<Self, Status> {
+        Ok(match (self, outcome) {
+            (Changed::Rows(a), Outcome::Count(b)) => Changed::Rows(a + b),
+            (Changed::Done, Outcome::Count(b)) => Changed::Rows(b),
+            (changed, Outcome::Done) => changed,
+            (_, Outcome::Rows(_)) => {
+                return Err(Status::invalid_argument("this statement returns rows: run it as a query"));
+            }
+        })
+    }
+
+    /// The number an update reports.
+    fn count(self) -> i64 {
+        match self {
+            Changed::Rows(n) => n,
+            Changed::Done => 0,
+        }
+    }
+}
+
+/// What a statement ticket redeems.
+#[derive(Debug, PartialEq)]
+enum StatementTicket<'a> {
+    /// A query to plan and stream, in its transaction (if any).
+    Query { transaction: Option<u64>, sql: &'a str },
+    /// The result of a statement that ran at GetFlightInfo.
+    Ran(Changed),
+}
+
+const QUERY_TICKET: u8 = b'q';
+const RESULT_TICKET: u8 = b'r';
+/// [`Changed::Done`] in a result ticket (a row count is never negative).
+const DONE_IN_TICKET: i64 = -1;
+
+/// Query ticket: `q`, transaction id (0 = none), then the SQL text.
 fn encode_ticket(sql: &str, transaction: Option<u64>) -> Bytes {
-    let mut bytes = transaction.unwrap_or(0).to_le_bytes().to_vec();
+    let mut bytes = vec![QUERY_TICKET];
+    bytes.extend_from_slice(&transaction.unwrap_or(0).to_le_bytes());
     bytes.extend_from_slice(sql.as_bytes());
     bytes.into()
 }
 
-fn decode_ticket(handle: &[u8]) -> Result<(Option<u64>, &str), Status> {
+/// Result ticket: `r`, then the row count ([`DONE_IN_TICKET`] for DDL).
+fn encode_result_ticket(changed: Changed) -> Bytes {
+    let count = match changed {
+        Changed::Rows(n) => n,
+        Changed::Done => DONE_IN_TICKET,
+    };
+    let mut bytes = vec![RESULT_TICKET];
+    bytes.extend_from_slice(&count.to_le_bytes());
+    bytes.into()
+}
+
+fn decode_ticket(handle: &[u8]) -> Result<StatementTicket<'_>, Status> {
     let bad = || Status::invalid_argument("malformed statement ticket; request a new FlightInfo");
-    let (id, sql) = handle.split_at_checked(8).ok_or_else(bad)?;
-    let id = u64::from_le_bytes(id.try_into().expect("8 bytes"));
-    Ok(((id != 0).then_some(id), std::str::from_utf8(sql).map_err(|_| bad())?))
+    let (&kind, rest) = handle.split_first().ok_or_else(bad)?;
+    let (number, sql) = rest.split_at_checked(8).ok_or_else(bad)?;
+    let number = u64::from_le_bytes(number.try_into().expect("8 bytes"));
+    match kind {
+        QUERY_TICKET => Ok(StatementTicket::Query {
+            transaction: (number != 0).then_some(number),
+            sql: std::str::from_utf8(sql).map_err(|_| bad())?,
+        }),
+        RESULT_TICKET if sql.is_empty() => Ok(StatementTicket::Ran(match number as i64 {
+            DONE_IN_TICKET => Changed::Done,
+            n if n >= 0 => Changed::Rows(n),
+            _ => return Err(bad()),
+        })),
+        _ => Err(bad()),
+    }
+}
+
+/// The FlightInfo of a statement that already ran: its result is in the ticket.
+fn ran_info(changed: Changed, descriptor: FlightDescriptor) -> Result<FlightInfo, Status> {
+    let (schema, total_records) = match changed {
+        Changed::Rows(n) => (rows_affected_schema(), n),
+        Changed::Done => (Arc::new(Schema::empty()), 0),
+    };
+    let handle = TicketStatementQuery { statement_handle: encode_result_ticket(changed) };
+    let ticket = Ticket::new(handle.as_any().encode_to_vec());
+    Ok(FlightInfo::new()
+        .try_with_schema(&schema)
+        .map_err(|e| Status::internal(format!("cannot encode result schema: {e}")))?
+        .with_descriptor(descriptor)
+        .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
+        .with_total_records(total_records)
+        .with_ordered(true))
+}
+
+/// The DoGet answer of a statement that already ran.
+fn ran_result(changed: Changed) -> Result<Response<DoGetStream>, Status> {
+    match changed {
+        Changed::Rows(n) => {
+            let batch =
+                RecordBatch::try_new(rows_affected_schema(), vec![Arc::new(Int64Array::from(vec![n]))])
+                    .map_err(|e| Status::internal(e.to_string()))?;
+            Ok(one_batch(batch))
+        }
+        Changed::Done => {
+            let stream = FlightDataEncoderBuilder::new()
+                .with_schema(Arc::new(Schema::empty()))
+                .build(futures::stream::empty())
+                .map_err(Status::from);
+            Ok(Response::new(Box::pin(stream)))
+        }
+    }
 }
 
 fn handle_id(bytes: &[u8], what: &str) -> Result<u64, Status> {
@@ -258,6 +374,30 @@ impl KalamFlightSql {
         Ok(value)
     }
 
+    /// Runs a statement that changes something: once per parameter row (once if there are
+    /// none), all inside the call's transaction or inside one of its own, committed at the end.
+    async fn run_change(
+        &self,
+        metadata: &MetadataMap,
+        transaction: Option<u64>,
+        sql: &str,
+        mut rows: Vec<Vec<ScalarValue>>,
+    ) -> Result<Changed, Status> {
+        if rows.is_empty() {
+            rows.push(Vec::new());
+        }
+        self.in_transaction(metadata, transaction, async |context| {
+            let mut changed = Changed::Done;
+            for params in rows {
+                let outcome =
+                    self.engine.run_with_params(context.clone(), sql, params).await.map_err(status)?;
+                changed = changed.add(outcome)?;
+            }
+            Ok(changed)
+        })
+        .await
+    }
+
     fn prepared(
         &self,
         handle: &[u8],
@@ -357,12 +497,16 @@ impl FlightSqlService for KalamFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         let transaction = Self::transaction_id(&query.transaction_id)?;
         let context = self.context(request.metadata(), transaction)?;
-        let schema = self.engine.query_schema(context.clone(), &query.query).await.map_err(status)?;
-        let rows = self.engine.estimate_rows(context, &query.query).await.unwrap_or(-1);
+        let Some((ctx, plan)) = self.engine.plan_if_query(context, &query.query).await.map_err(status)?
+        else {
+            let changed = self.run_change(request.metadata(), transaction, &query.query, Vec::new()).await?;
+            return Ok(Response::new(ran_info(changed, request.into_inner())?));
+        };
+        let rows = Engine::estimate_rows(&ctx, &plan).await.unwrap_or(-1);
         let handle = TicketStatementQuery { statement_handle: encode_ticket(&query.query, transaction) };
         let ticket = Ticket::new(handle.as_any().encode_to_vec());
         let info = FlightInfo::new()
-            .try_with_schema(&schema)
+            .try_with_schema(plan.schema().as_arrow())
             .map_err(|e| Status::internal(format!("cannot encode result schema: {e}")))?
             .with_descriptor(request.into_inner())
             .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
@@ -376,10 +520,17 @@ impl FlightSqlService for KalamFlightSql {
         ticket: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let (transaction, sql) = decode_ticket(&ticket.statement_handle)?;
-        let context = self.context(request.metadata(), transaction)?;
-        let batches = self.engine.query(context, sql).await.map_err(status)?;
-        Ok(stream_batches(batches))
+        match decode_ticket(&ticket.statement_handle)? {
+            StatementTicket::Query { transaction, sql } => {
+                let context = self.context(request.metadata(), transaction)?;
+                let batches = self.engine.query(context, sql).await.map_err(status)?;
+                Ok(stream_batches(batches))
+            }
+            StatementTicket::Ran(changed) => {
+                self.principal(request.metadata())?;
+                ran_result(changed)
+            }
+        }
     }
 
     async fn do_put_statement_update(
@@ -429,22 +580,23 @@ impl FlightSqlService for KalamFlightSql {
                 }
                 _ => {}
             }
+            let create_option =
+                TableNotExistOption::try_from(options.if_not_exist).unwrap_or(TableNotExistOption::Fail);
+            let create = |schema: &Schema| {
+                if create_option != TableNotExistOption::Create {
+                    return Err(Status::not_found(format!(
+                        "table {namespace}.{} does not exist; create it or ingest with the create option",
+                        command.table
+                    )));
+                }
+                self.engine.create_table_for(&context, &namespace, &command.table, schema).map_err(status)
+            };
             let (mut rows, mut created) = (0i64, exists);
             let (mut pending, mut pending_rows) = (Vec::new(), 0usize);
             while let Some(batch) = batches.next().await {
                 let batch = batch.map_err(|e| Status::invalid_argument(format!("bad ingest batch: {e}")))?;
                 if !created {
-                    let create = TableNotExistOption::try_from(options.if_not_exist)
-                        .unwrap_or(TableNotExistOption::Fail);
-                    if create != TableNotExistOption::Create {
-                        return Err(Status::not_found(format!(
-                            "table {namespace}.{} does not exist; create it or ingest with the create option",
-                            command.table
-                        )));
-                    }
-                    self.engine
-                        .create_table_for(&context, &namespace, &command.table, &batch.schema())
-                        .map_err(status)?;
+                    create(&batch.schema())?;
                     created = true;
                 }
                 // Clients send small slices; the table keeps batches of about `batch_rows` rows.
@@ -454,6 +606,17 @@ impl FlightSqlService for KalamFlightSql {
                     rows += self.ingest_pending(&context, &namespace, &command.table, &mut pending).await?;
                     pending_rows = 0;
                 }
+            }
+            // No record batch at all: the schema alone creates the table; an existing one is left
+            // as it is.
+            if !created {
+                let schema = batches.schema().cloned().ok_or_else(|| {
+                    Status::invalid_argument(
+                        "the ingest stream carried no schema: send the schema (a record batch of zero \
+                         rows) to create an empty table",
+                    )
+                })?;
+                create(&schema)?;
             }
             rows += self.ingest_pending(&context, &namespace, &command.table, &mut pending).await?;
             Ok(rows)
@@ -567,11 +730,19 @@ impl FlightSqlService for KalamFlightSql {
         let principal = self.principal(request.metadata())?;
         let (sql, params, transaction) = self.prepared(&query.prepared_statement_handle, &principal)?;
         let context = self.context(request.metadata(), transaction)?;
-        let stream =
-            self.engine.query_with_params(context, &sql, query_params(params)?).await.map_err(status)?;
+        let Some((_, plan)) = self.engine.plan_if_query(context, &sql).await.map_err(status)? else {
+            let changed = self.run_change(request.metadata(), transaction, &sql, params).await?;
+            return Ok(Response::new(ran_info(changed, request.into_inner())?));
+        };
+        let params = query_params(params)?;
+        let plan = if params.is_empty() {
+            plan
+        } else {
+            plan.with_param_values(params).map_err(|e| status(e.into()))?
+        };
         let ticket = Ticket::new(query.as_any().encode_to_vec());
         let info = FlightInfo::new()
-            .try_with_schema(&stream.schema())
+            .try_with_schema(plan.schema().as_arrow())
             .map_err(|e| Status::internal(format!("cannot encode result schema: {e}")))?
             .with_descriptor(request.into_inner())
             .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
@@ -592,7 +763,8 @@ impl FlightSqlService for KalamFlightSql {
         Ok(stream_batches(batches))
     }
 
-    /// Runs the statement once per parameter row (once if none were sent), all in one transaction.
+    /// Runs the statement once per parameter row (the rows bound before if none were sent; once
+    /// if there are none), all in one transaction.
     async fn do_put_prepared_statement_update(
         &self,
         query: CommandPreparedStatementUpdate,
@@ -605,18 +777,26 @@ impl FlightSqlService for KalamFlightSql {
         if rows.is_empty() {
             rows = bound;
         }
-        if rows.is_empty() {
-            rows.push(Vec::new());
-        }
-        self.in_transaction(&metadata, transaction, async |context| {
-            let mut count = 0;
-            for params in rows {
-                count +=
-                    self.engine.update_with_params(context.clone(), &sql, params).await.map_err(status)?;
+        Ok(self.run_change(&metadata, transaction, &sql, rows).await?.count())
+    }
+
+    /// A DoPut that cannot be read as a command. A client that has zero record batches to send
+    /// may send nothing at all, not even its command: say so, instead of a bare "unhandled".
+    async fn do_put_error_callback(
+        &self,
+        _request: Request<PeekableFlightDataStream>,
+        error: DoPutError,
+    ) -> Result<Response<<Self as FlightService>::DoPutStream>, Status> {
+        Err(Status::invalid_argument(match error {
+            DoPutError::MissingCommand => {
+                "the DoPut stream ended before its first message, so it carried no command: a client \
+                 with no record batches to send may send nothing; to create an empty table by bulk \
+                 ingest, send the schema (a record batch of zero rows)"
             }
-            Ok(count)
-        })
-        .await
+            DoPutError::MissingFlightDescriptor => {
+                "the first message of a DoPut must carry the FlightDescriptor holding the command"
+            }
+        }))
     }
 
     async fn get_flight_info_catalogs(

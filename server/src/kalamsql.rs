@@ -292,10 +292,8 @@ pub fn parse(sql: &str) -> Result<Command, String> {
         let table = t.table_name()?;
         let namespace = table.namespace.unwrap_or_else(|| crate::engine::DEFAULT_NAMESPACE.to_string());
         Command::Query(format!(
-            "SELECT column_name, data_type, is_nullable, column_default, ordinal_position \
-             FROM information_schema.columns WHERE table_catalog = {} AND table_schema = {} AND table_name = {} \
-             ORDER BY ordinal_position",
-            quote_literal(crate::engine::CATALOG),
+            "SELECT column_name, data_type, is_nullable, column_default, ordinal_position, is_primary_key \
+             FROM system.columns WHERE namespace_id = {} AND table_name = {} ORDER BY ordinal_position",
             quote_literal(&namespace),
             quote_literal(&table.name)
         ))

@@ -4,6 +4,7 @@
 //! - [`config`]: `server.toml` + `KALAMDB_*` environment overrides.
 //! - [`engine`]: the DataFusion session every front end shares; DDL, DML, transactions.
 //! - [`kalamsql`]: the KalamDB statements (namespaces, typed tables, accounts, ...).
+//! - [`rewrite`]: what changes in a parsed INSERT or UPDATE before DataFusion plans it.
 //! - [`storage`]: catalog, write-ahead log, Parquet segments, table scans.
 //! - [`session`]: the caller of a request (account, acting user, transaction).
 //! - [`auth`]: accounts, logins, session tokens, JWTs.
@@ -12,6 +13,8 @@
 //! - [`http`]: healthcheck and the JSON SQL endpoint.
 //! - [`metadata`]: Flight SQL catalog, schema, table and SQL-info answers.
 //! - [`snowflake`]: `SNOWFLAKE_ID()` and `_seq` values.
+//! - [`types`]: KalamDB column types (UUID, JSON, FILE, EMBEDDING, ...) and how writes are
+//!   converted to them.
 //!
 //! [`Server::bind`] loads the TLS files, locks the data directory, recovers the store and binds
 //! both listeners; [`Server::serve`] serves until told to stop, flushing tables as their
@@ -24,10 +27,12 @@ pub mod flight_sql;
 pub mod http;
 pub mod kalamsql;
 pub mod metadata;
+pub mod rewrite;
 pub mod session;
 pub mod snowflake;
 pub mod storage;
 pub mod system;
+pub mod types;
 
 use std::fs::File;
 use std::net::SocketAddr;

@@ -1,5 +1,7 @@
 //! The `system` namespace: read-only tables computed from the server's state when a query
-//! reads them. Readable by dba and system accounts only.
+//! reads them. Readable by dba and system accounts only, but for `system.columns` (the columns
+//! of every table with their KalamDB types, what DESCRIBE TABLE shows), which every account may
+//! read, as SQL's information_schema.
 
 use std::sync::Arc;
 
@@ -19,17 +21,43 @@ use datafusion::physical_plan::ExecutionPlan;
 use crate::auth::Sessions;
 use crate::session::RequestContext;
 use crate::storage::Store;
+use crate::storage::table::TableDef;
+use crate::types;
+
+/// A table's own columns as CREATE TABLE writes them: `id BIGINT NOT NULL DEFAULT SNOWFLAKE_ID(), ...`.
+fn column_definitions(def: &TableDef) -> String {
+    let columns = def.schema.fields().iter().filter(|f| !TableDef::is_system_column(f.name()));
+    columns
+        .map(|f| {
+            let mut column = format!("{} {}", f.name(), types::type_name(f));
+            if !f.is_nullable() {
+                column.push_str(" NOT NULL");
+            }
+            if let Some(default) = default_of(def, f.name()) {
+                column.push_str(&format!(" DEFAULT {default}"));
+            }
+            column
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn default_of(def: &TableDef, column: &str) -> Option<String> {
+    def.defaults.iter().find(|(c, _)| c == column).map(|(_, sql)| sql.clone())
+}
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     Tables,
+    Columns,
     Namespaces,
     Users,
     Sessions,
 }
 
-const KINDS: [(&str, Kind); 4] = [
+const KINDS: [(&str, Kind); 5] = [
     ("tables", Kind::Tables),
+    ("columns", Kind::Columns),
     ("namespaces", Kind::Namespaces),
     ("users", Kind::Users),
     ("sessions", Kind::Sessions),
@@ -54,6 +82,18 @@ fn schema_of(kind: Kind) -> SchemaRef {
             Field::new("rows_in_memory", DataType::UInt64, false),
             Field::new("segments", DataType::UInt64, false),
             time("created_at"),
+            text("columns"),
+        ],
+        Kind::Columns => vec![
+            text("namespace_id"),
+            text("table_name"),
+            text("column_name"),
+            text("data_type"),
+            text("is_nullable"),
+            Field::new("column_default", DataType::Utf8, true),
+            Field::new("ordinal_position", DataType::Int64, false),
+            Field::new("is_primary_key", DataType::Boolean, false),
+            text("arrow_type"),
         ],
         Kind::Namespaces => {
             vec![text("namespace_id"), Field::new("table_count", DataType::UInt64, false), time("created_at")]
@@ -165,6 +205,33 @@ impl SystemTable {
                     Arc::new(UInt64Array::from_iter_values(stats.iter().map(|s| s.0))),
                     Arc::new(UInt64Array::from_iter_values(stats.iter().map(|s| s.1))),
                     times(tables.iter().map(|(d, _)| d.created_ms)),
+                    strings(tables.iter().map(|(d, _)| column_definitions(d))),
+                ]
+            }
+            Kind::Columns => {
+                let catalog = self.store.catalog();
+                let mut tables: Vec<_> = catalog.tables.values().map(|(d, _)| d.clone()).collect();
+                drop(catalog);
+                tables.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+                let columns: Vec<(&TableDef, usize, &Field)> = tables
+                    .iter()
+                    .flat_map(|d| {
+                        d.schema.fields().iter().enumerate().map(move |(i, f)| (d.as_ref(), i, f.as_ref()))
+                    })
+                    .collect();
+                let yes_no = |yes: bool| if yes { "YES" } else { "NO" }.to_string();
+                vec![
+                    strings(columns.iter().map(|(d, _, _)| d.namespace.clone())),
+                    strings(columns.iter().map(|(d, _, _)| d.name.clone())),
+                    strings(columns.iter().map(|(_, _, f)| f.name().clone())),
+                    strings(columns.iter().map(|(_, _, f)| types::type_name(f))),
+                    strings(columns.iter().map(|(_, _, f)| yes_no(f.is_nullable()))),
+                    Arc::new(StringArray::from_iter(columns.iter().map(|(d, _, f)| default_of(d, f.name())))),
+                    Arc::new(Int64Array::from_iter_values(columns.iter().map(|(_, i, _)| *i as i64 + 1))),
+                    Arc::new(BooleanArray::from_iter(
+                        columns.iter().map(|(d, _, f)| Some(d.primary_key.contains(f.name()))),
+                    )),
+                    strings(columns.iter().map(|(_, _, f)| f.data_type().to_string())),
                 ]
             }
             Kind::Namespaces => {
@@ -221,7 +288,7 @@ impl TableProvider for SystemTable {
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let request = RequestContext::of(state.config());
-        if !request.principal.role.is_admin() {
+        if !request.principal.role.is_admin() && !matches!(self.kind, Kind::Columns) {
             return Err(DataFusionError::Plan(format!(
                 "permission denied: system tables are readable by dba and system accounts; '{}' is {}",
                 request.principal.user,

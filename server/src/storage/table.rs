@@ -645,13 +645,13 @@ pub fn stamp_rows(
                         def.qualified_name()
                     ));
                 }
-                if column.data_type() != field.data_type() {
-                    arrow_cast::cast(&column, field.data_type()).map_err(|e| {
-                        format!("column {name} of {} is {}: {e}", def.qualified_name(), field.data_type())
-                    })?
-                } else {
-                    column
-                }
+                crate::types::conform(field, column).map_err(|e| {
+                    format!(
+                        "column {name} of {} is {}: {e}",
+                        def.qualified_name(),
+                        crate::types::type_name(field)
+                    )
+                })?
             }
         };
         columns.push(column);

@@ -1,19 +1,6 @@
 //! Writes survive restarts, flushes to Parquet, and UPDATE/DELETE across flushed data.
 
-use std::time::Duration;
-
-use crate::support::{Dir, rows, start, update};
-
-/// Waits until `sql` returns `expected` (the flusher runs once a second).
-async fn eventually(client: &mut crate::support::Client, sql: &str, expected: &[&str]) {
-    for _ in 0..100 {
-        if rows(client, sql).await == expected {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(rows(client, sql).await, expected, "{sql}");
-}
+use crate::support::{Dir, eventually, rows, start, update};
 
 fn parquet_files(dir: &std::path::Path) -> usize {
     fn walk(dir: &std::path::Path, n: &mut usize) {
@@ -146,7 +133,7 @@ async fn stream_tables_expire_rows() {
     );
     let err = crate::support::update_error(&mut c, "EXECUTE AS USER 'u1' (DELETE FROM app.events)").await;
     assert!(err.contains("append-only"), "{err}");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert!(rows(&mut c, "EXECUTE AS USER 'u1' (SELECT kind FROM app.events)").await.is_empty());
     let err = crate::support::update_error(&mut c, "CREATE STREAM TABLE app.bad (k TEXT)").await;
     assert!(err.contains("TTL_SECONDS"), "{err}");

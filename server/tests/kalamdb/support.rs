@@ -136,3 +136,14 @@ pub async fn query_error(client: &mut Client, sql: &str) -> String {
         Err(e) => e,
     }
 }
+
+/// Waits until `sql` returns `expected` (the flusher runs once a second).
+pub async fn eventually(client: &mut Client, sql: &str, expected: &[&str]) {
+    for _ in 0..100 {
+        if rows(client, sql).await == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rows(client, sql).await, expected, "{sql}");
+}
