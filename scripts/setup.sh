@@ -44,14 +44,14 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
 fi
 
 # Flight SQL clients nobody here wrote, for the tests: Apache Arrow's flight_sql_client CLI (Rust),
-# and Apache ADBC's driver (Go) with pyarrow.
+# and Apache ADBC's driver (Go) with pyarrow and pandas (what a data engineer reads results into).
 if ! command -v flight_sql_client >/dev/null 2>&1; then
   log "installing Apache Arrow's flight_sql_client (a few minutes on a cold machine)"
   cargo install arrow-flight --version =59.3.2 --features cli,flight-sql,tls-ring --locked --quiet
 fi
 
-PY_PEERS=(adbc-driver-flightsql==1.13.0 adbc-driver-manager==1.13.0 pyarrow==26.0.1)
-if ! python3 -c "import adbc_driver_flightsql.dbapi, pyarrow" >/dev/null 2>&1; then
+PY_PEERS=(adbc-driver-flightsql==1.13.0 adbc-driver-manager==1.13.0 pyarrow==26.0.1 pandas==3.1.1 numpy==2.4.6)
+if ! python3 -c "import adbc_driver_flightsql.dbapi, pyarrow, pandas" >/dev/null 2>&1; then
   log "installing Python test peers: ${PY_PEERS[*]}"
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "${PY_PEERS[@]}"
 fi

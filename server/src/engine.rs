@@ -420,13 +420,15 @@ impl Engine {
         Ok(outcome)
     }
 
-    /// Plans a DataFusion statement, after [`crate::rewrite`] has filled in INSERT column lists
-    /// and converted values written to UUID columns.
+    /// Plans a DataFusion statement: `?` parameters read as `$1`, `$2`, ...; then
+    /// [`crate::rewrite`] fills in INSERT column lists and converts values written to UUID
+    /// columns.
     async fn plan_statement(&self, state: &SessionState, sql: &str) -> Result<LogicalPlan, EngineError> {
         use datafusion::sql::parser::Statement as DFStatement;
         use datafusion::sql::sqlparser::ast::Statement;
         let dialect = state.config().options().sql_parser.dialect;
-        let mut statement = state.sql_to_statement(sql, &dialect)?;
+        let sql = kalamsql::numbered_placeholders(sql).map_err(invalid)?;
+        let mut statement = state.sql_to_statement(&sql, &dialect)?;
         let find = |namespace: Option<&str>, table: &str| {
             let namespace = namespace.unwrap_or(DEFAULT_NAMESPACE);
             self.store.catalog().find_table(namespace, table).map(|(def, _)| def.clone())

@@ -3,12 +3,18 @@
 //!
 //! Statements are tokenized with sqlparser's PostgreSQL dialect and recognized by their
 //! leading words; pieces with standard syntax (column definitions, data types) are handed back
-//! to sqlparser.
+//! to sqlparser as slices of the original text (never re-printed from tokens).
+//!
+//! [`numbered_placeholders`] reads `?` parameters (what DBAPI, JDBC and ODBC clients write) as
+//! `$1`, `$2`, ...: PostgreSQL's dialect otherwise reads `?` as the JSON key-exists operator.
 
 use sqlparser::ast::{ColumnDef, ColumnOption, CreateTableOptions, Expr, SqlOption, Statement, Value};
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
-use sqlparser::tokenizer::{Token, Tokenizer};
+use std::borrow::Cow;
+
+use sqlparser::keywords::Keyword;
+use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
 use crate::session::Role;
 use crate::storage::table::{AccessLevel, FlushPolicy, TableKind};
@@ -90,24 +96,55 @@ pub enum Command {
 }
 
 /// The significant tokens of a statement, with the text of everything.
-struct Tokens {
+struct Tokens<'a> {
+    sql: &'a str,
     all: Vec<Token>,
+    /// Byte offset in `sql` where each token of `all` starts.
+    starts: Vec<usize>,
     /// Indexes into `all` of tokens that are not whitespace or comments.
     significant: Vec<usize>,
     at: usize,
 }
 
-impl Tokens {
-    fn new(sql: &str) -> Result<Self, String> {
-        let all =
-            Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize().map_err(|e| format!("SQL error: {e}"))?;
+/// The tokens of `sql` with the byte offset each starts at.
+fn tokenize(sql: &str) -> Result<(Vec<Token>, Vec<usize>), String> {
+    let tokens: Vec<TokenWithSpan> = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize_with_location()
+        .map_err(|e| format!("SQL error: {e}"))?;
+    let starts = byte_offsets(sql, tokens.iter().map(|t| t.span.start));
+    Ok((tokens.into_iter().map(|t| t.token).collect(), starts))
+}
+
+/// Byte offsets of tokenizer locations (line and column, 1-based, counted in characters), which
+/// come in increasing order.
+fn byte_offsets(sql: &str, locations: impl Iterator<Item = Location>) -> Vec<usize> {
+    let mut chars = sql.char_indices().peekable();
+    let (mut line, mut column) = (1u64, 1u64);
+    let mut offsets = Vec::new();
+    for location in locations {
+        while (line, column) < (location.line, location.column) {
+            let Some((_, c)) = chars.next() else { break };
+            if c == '\n' {
+                (line, column) = (line + 1, 1);
+            } else {
+                column += 1;
+            }
+        }
+        offsets.push(chars.peek().map(|(i, _)| *i).unwrap_or(sql.len()));
+    }
+    offsets
+}
+
+impl<'a> Tokens<'a> {
+    fn new(sql: &'a str) -> Result<Self, String> {
+        let (all, starts) = tokenize(sql)?;
         let significant = all
             .iter()
             .enumerate()
             .filter(|(_, t)| !matches!(t, Token::Whitespace(_)))
             .map(|(i, _)| i)
             .collect();
-        Ok(Self { all, significant, at: 0 })
+        Ok(Self { sql, all, starts, significant, at: 0 })
     }
 
     fn peek(&self) -> Option<&Token> {
@@ -191,9 +228,10 @@ impl Tokens {
 
     /// The SQL text of the tokens from the current one to the end, or to `end` (exclusive).
     fn text_from_here(&self, end: Option<usize>) -> String {
-        let start = self.significant.get(self.at).copied().unwrap_or(self.all.len());
-        let end = end.map(|e| self.significant[e]).unwrap_or(self.all.len());
-        self.all[start..end].iter().map(|t| t.to_string()).collect()
+        let offset = |token: Option<usize>| token.map(|i| self.starts[i]).unwrap_or(self.sql.len());
+        let start = offset(self.significant.get(self.at).copied());
+        let end = offset(end.map(|e| self.significant[e]));
+        self.sql[start..end].to_string()
     }
 
     /// True if only an optional `;` is left.
@@ -317,6 +355,143 @@ pub fn parse(sql: &str) -> Result<Command, String> {
     };
     t.finish()?;
     Ok(command)
+}
+
+/// Reads each `?` that stands where a value goes as the next positional parameter `$1`, `$2`,
+/// ...; a `?` between two operands (`payload ? 'kind'`) stays the JSON key-exists operator.
+/// Statements without such a `?` are returned as they are. Mixing `?` with `$n` is refused.
+pub fn numbered_placeholders(sql: &str) -> Result<Cow<'_, str>, String> {
+    if !sql.contains('?') {
+        return Ok(Cow::Borrowed(sql));
+    }
+    let (tokens, starts) = tokenize(sql)?;
+    let significant: Vec<usize> =
+        (0..tokens.len()).filter(|&i| !matches!(tokens[i], Token::Whitespace(_))).collect();
+    let mut positions = Vec::new();
+    for (k, &i) in significant.iter().enumerate() {
+        if tokens[i] != Token::Question {
+            continue;
+        }
+        let before = k.checked_sub(1).map(|p| &tokens[significant[p]]);
+        let after = significant.get(k + 1).map(|&n| &tokens[n]);
+        let is_operator = before.is_some_and(ends_operand) && after.is_some_and(starts_operand);
+        if !is_operator {
+            positions.push(starts[i]);
+        }
+    }
+    if positions.is_empty() {
+        return Ok(Cow::Borrowed(sql));
+    }
+    if tokens.iter().any(|t| matches!(t, Token::Placeholder(p) if p.starts_with('$'))) {
+        return Err("SQL error: use either ? or $1, $2, ... for the parameters of one statement".into());
+    }
+    let mut text = String::with_capacity(sql.len() + positions.len() * 2);
+    let mut copied = 0;
+    for (n, &at) in positions.iter().enumerate() {
+        text.push_str(&sql[copied..at]);
+        text.push_str(&format!("${}", n + 1));
+        copied = at + 1;
+    }
+    text.push_str(&sql[copied..]);
+    Ok(Cow::Owned(text))
+}
+
+/// Words after which an expression starts (so a `?` there is a value).
+const EXPRESSION_KEYWORDS: &[Keyword] = &[
+    Keyword::SELECT,
+    Keyword::WHERE,
+    Keyword::AND,
+    Keyword::OR,
+    Keyword::NOT,
+    Keyword::VALUES,
+    Keyword::SET,
+    Keyword::THEN,
+    Keyword::ELSE,
+    Keyword::WHEN,
+    Keyword::CASE,
+    Keyword::ON,
+    Keyword::HAVING,
+    Keyword::BY,
+    Keyword::LIMIT,
+    Keyword::OFFSET,
+    Keyword::IN,
+    Keyword::IS,
+    Keyword::LIKE,
+    Keyword::ILIKE,
+    Keyword::BETWEEN,
+    Keyword::RETURNING,
+    Keyword::DISTINCT,
+    Keyword::ALL,
+    Keyword::ANY,
+    Keyword::SOME,
+    Keyword::ARRAY,
+    Keyword::FETCH,
+    Keyword::DEFAULT,
+];
+
+/// Words before which an expression has ended (so a `?` before them is a value).
+const CLAUSE_KEYWORDS: &[Keyword] = &[
+    Keyword::AND,
+    Keyword::OR,
+    Keyword::FROM,
+    Keyword::AS,
+    Keyword::IS,
+    Keyword::OFFSET,
+    Keyword::LIMIT,
+    Keyword::THEN,
+    Keyword::ELSE,
+    Keyword::END,
+    Keyword::WHEN,
+    Keyword::ORDER,
+    Keyword::GROUP,
+    Keyword::UNION,
+    Keyword::EXCEPT,
+    Keyword::INTERSECT,
+    Keyword::BETWEEN,
+    Keyword::IN,
+    Keyword::LIKE,
+    Keyword::ILIKE,
+    Keyword::NOT,
+    Keyword::COLLATE,
+    Keyword::WHERE,
+    Keyword::HAVING,
+    Keyword::ON,
+    Keyword::USING,
+    Keyword::JOIN,
+    Keyword::ASC,
+    Keyword::DESC,
+    Keyword::NULLS,
+    Keyword::RETURNING,
+    Keyword::ROWS,
+    Keyword::ROW,
+    Keyword::WINDOW,
+];
+
+fn ends_operand(token: &Token) -> bool {
+    match token {
+        Token::Word(w) => w.quote_style.is_some() || !EXPRESSION_KEYWORDS.contains(&w.keyword),
+        Token::RParen | Token::RBracket | Token::Number(..) | Token::Placeholder(_) => true,
+        token => is_string(token),
+    }
+}
+
+fn starts_operand(token: &Token) -> bool {
+    match token {
+        Token::Word(w) => w.quote_style.is_some() || !CLAUSE_KEYWORDS.contains(&w.keyword),
+        Token::LParen | Token::Number(..) | Token::Placeholder(_) | Token::Question => true,
+        token => is_string(token),
+    }
+}
+
+fn is_string(token: &Token) -> bool {
+    matches!(
+        token,
+        Token::SingleQuotedString(_)
+            | Token::EscapedStringLiteral(_)
+            | Token::DollarQuotedString(_)
+            | Token::NationalStringLiteral(_)
+            | Token::UnicodeStringLiteral(_)
+    )
 }
 
 fn parse_role(text: &str) -> Result<Role, String> {
@@ -470,6 +645,47 @@ pub fn column_default(column: &ColumnDef) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Goal: a `?` where a value goes is the next positional parameter; a `?` between operands is
+    // the JSON operator; string contents, comments and `?|` are untouched.
+    #[test]
+    fn question_marks_as_parameters() {
+        let cases = [
+            ("INSERT INTO t VALUES (?, ?)", "INSERT INTO t VALUES ($1, $2)"),
+            (
+                "SELECT * FROM t WHERE a = ? AND payload ? 'kind'",
+                "SELECT * FROM t WHERE a = $1 AND payload ? 'kind'",
+            ),
+            ("SELECT payload ? ? FROM t", "SELECT payload ? $1 FROM t"),
+            ("SELECT ? AS x, ?", "SELECT $1 AS x, $2"),
+            ("SELECT * FROM t LIMIT ? OFFSET ?", "SELECT * FROM t LIMIT $1 OFFSET $2"),
+            ("SELECT 'what?' FROM t -- why?\n WHERE x = ?", "SELECT 'what?' FROM t -- why?\n WHERE x = $1"),
+            (
+                "SELECT * FROM t WHERE \"value\" ? 'k' AND b IN (?, ?)",
+                "SELECT * FROM t WHERE \"value\" ? 'k' AND b IN ($1, $2)",
+            ),
+            ("SELECT p ?| ARRAY['a'] FROM t WHERE x = ?", "SELECT p ?| ARRAY['a'] FROM t WHERE x = $1"),
+            ("UPDATE t SET a = ?, b = ? WHERE id = ?", "UPDATE t SET a = $1, b = $2 WHERE id = $3"),
+            ("SELECT 'né' || ? FROM t", "SELECT 'né' || $1 FROM t"),
+            ("SELECT payload ? 'kind' FROM t", "SELECT payload ? 'kind' FROM t"),
+            ("SELECT 1", "SELECT 1"),
+        ];
+        for (sql, expected) in cases {
+            assert_eq!(numbered_placeholders(sql).unwrap(), expected, "{sql}");
+        }
+        assert!(numbered_placeholders("SELECT $1, ?").unwrap_err().contains("either ? or $1"));
+    }
+
+    // Goal: a statement inside EXECUTE AS USER is the original text, quotes and all.
+    #[test]
+    fn execute_as_keeps_the_text() {
+        match parse("EXECUTE AS USER 'bob' (INSERT INTO t VALUES ('it''s', E'a\\nb'))").unwrap() {
+            Command::ExecuteAs { statement, .. } => {
+                assert_eq!(statement, "INSERT INTO t VALUES ('it''s', E'a\\nb')")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     // Goal: each KalamDB statement is recognized with its parts; other SQL is left to DataFusion.
     #[test]

@@ -185,7 +185,7 @@ pub fn kalam_field(sql_type: &SqlType) -> Result<Option<Field>> {
                 ("EMBEDDING", _) => {
                     return Err(unsupported(sql_type, "give the number of dimensions: EMBEDDING(384)"));
                 }
-                _ => None,
+                _ => return Err(unknown_type(sql_type)),
             }
         }
         _ => None,
@@ -206,6 +206,14 @@ fn embedding_dimensions(text: &str) -> Result<i32> {
             "EMBEDDING({text}) is not valid: give 1 to {EMBEDDING_DIMENSIONS_MAX} dimensions"
         ))),
     }
+}
+
+/// The column types a table can have, for the error that names an unknown one.
+pub const TYPE_NAMES: &str = "BOOLEAN, SMALLINT, INT, BIGINT, REAL, DOUBLE, DECIMAL(p,s), TEXT, VARCHAR, \
+     BYTES, DATE, TIME, TIMESTAMP, TIMESTAMPTZ, UUID, JSON, FILE, EMBEDDING(n), or an array such as INT[]";
+
+fn unknown_type(sql_type: &SqlType) -> DataFusionError {
+    DataFusionError::Plan(format!("unknown type {sql_type}: use one of {TYPE_NAMES}"))
 }
 
 fn unsupported(sql_type: &SqlType, what_to_do: &str) -> DataFusionError {

@@ -311,7 +311,7 @@ async fn bad_values_and_types_are_refused() {
     .await;
 
     let cases: [(&str, &str); 9] = [
-        ("CREATE TABLE app.x (v FOO)", "FOO"),
+        ("CREATE TABLE app.x (v FOO)", "unknown type FOO: use one of BOOLEAN"),
         ("CREATE TABLE app.x (e EMBEDDING(0))", "1 to 16000 dimensions"),
         ("CREATE TABLE app.x (e EMBEDDING)", "EMBEDDING(384)"),
         ("CREATE TABLE app.x (t TIMESTAMP(9))", "microseconds"),
