@@ -43,7 +43,7 @@ use datafusion::logical_expr::{
     ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::optimizer::AnalyzerRule;
-use datafusion::sql::sqlparser::ast::{DataType as SqlType, TimezoneInfo};
+use datafusion::sql::sqlparser::ast::{DataType as SqlType, ExactNumberInfo, TimezoneInfo};
 
 /// Field metadata key of an Arrow extension type's name.
 pub const EXTENSION_NAME: &str = "ARROW:extension:name";
@@ -177,6 +177,12 @@ pub fn kalam_field(sql_type: &SqlType) -> Result<Option<Field>> {
         SqlType::Time(..) => {
             return Err(unsupported(sql_type, "TIME WITH TIME ZONE is not stored: use TIMESTAMPTZ or TIME"));
         }
+        SqlType::Decimal(number) | SqlType::Numeric(number) => match number {
+            ExactNumberInfo::Precision(p) | ExactNumberInfo::PrecisionAndScale(p, _) if *p > 38 => {
+                return Err(unsupported(sql_type, "a DECIMAL holds at most 38 digits"));
+            }
+            _ => None,
+        },
         SqlType::Custom(name, args) => {
             let name = name.to_string().to_ascii_uppercase();
             match (name.as_str(), args.as_slice()) {

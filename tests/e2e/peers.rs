@@ -5,6 +5,20 @@ use std::process::Command;
 use kalam_e2e::TestEnv;
 use serde_json::json;
 
+/// Runs a Python peer script from `tests/peers/` against the test server, logged in as root with
+/// `password`, and returns the JSON document it prints.
+fn run_python_peer(env: &TestEnv, script: &str, password: &str) -> serde_json::Value {
+    let path = format!("{}/peers/{script}", env!("CARGO_MANIFEST_DIR"));
+    let output = Command::new("python3")
+        .arg(path)
+        .arg(env.kalam.flight_port.to_string())
+        .args(["root", password])
+        .output()
+        .expect("run python3 (scripts/setup.sh installs the ADBC driver, pyarrow and pandas)");
+    assert!(output.status.success(), "{script} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("JSON from the Python peer")
+}
+
 // Goal: Apache ADBC's Flight SQL driver (Go) logs in, reads the server's info, runs a query and
 // one with JSON operators, ingests rows into a new table and appends more, reads them back,
 // lists namespaces and tables, reads a table's Arrow schema, and is refused a wrong password.
@@ -19,15 +33,7 @@ fn adbc_flightsql_driver_logs_in_queries_ingests_and_lists() {
         r#"INSERT INTO app.events VALUES (1, '{"kind": "click"}'), (2, '{}'), (3, '{"kind": "view"}')"#,
     );
 
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/adbc_flightsql.py");
-    let output = Command::new("python3")
-        .arg(script)
-        .arg(env.kalam.flight_port.to_string())
-        .args(["root", "adbc-root-pw"])
-        .output()
-        .expect("run python3 (scripts/setup.sh installs the ADBC driver)");
-    assert!(output.status.success(), "ADBC client failed:\n{}", String::from_utf8_lossy(&output.stderr));
-    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON from the ADBC client");
+    let seen = run_python_peer(&env, "adbc_flightsql.py", "adbc-root-pw");
 
     assert_eq!(seen["vendor_name"], "kalamdb-server");
     assert_eq!(seen["query"], json!([{ "n": 3, "total": 6.5 }]));
@@ -60,15 +66,7 @@ fn adbc_flightsql_driver_logs_in_queries_ingests_and_lists() {
 #[test]
 fn adbc_dbapi_data_engineer_session() {
     let env = TestEnv::start_with_password("dbapi-root-pw");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/adbc_dbapi.py");
-    let output = Command::new("python3")
-        .arg(script)
-        .arg(env.kalam.flight_port.to_string())
-        .args(["root", "dbapi-root-pw"])
-        .output()
-        .expect("run python3 (scripts/setup.sh installs the ADBC driver and pandas)");
-    assert!(output.status.success(), "ADBC client failed:\n{}", String::from_utf8_lossy(&output.stderr));
-    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON from the ADBC client");
+    let seen = run_python_peer(&env, "adbc_dbapi.py", "dbapi-root-pw");
 
     assert_eq!(seen["create_namespace"], json!({ "rowcount": 0, "rows": [] }));
     assert_eq!(seen["create_table"], json!([]));

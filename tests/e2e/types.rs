@@ -15,6 +15,52 @@ fn row(values: &[Option<&str>]) -> Vec<Option<String>> {
     values.iter().map(|v| v.map(str::to_string)).collect()
 }
 
+// Goal: the KalamDB types a table gets from DDL (UUID, JSON, JSONB, FILE, TIMESTAMPTZ,
+// microsecond TIMESTAMP and TIME, EMBEDDING(n), INT[]) and from SQL literals read through
+// pg_kalam as the PostgreSQL values of the same text.
+#[test]
+fn kalamdb_ddl_types_read_through_pg_kalam() {
+    let env = TestEnv::start();
+    env.kalam_sql("CREATE NAMESPACE app");
+    env.kalam_sql(
+        "CREATE TABLE app.kinds (id BIGINT PRIMARY KEY, u UUID, j JSON, jb JSONB, f FILE, tz TIMESTAMPTZ,
+            ts TIMESTAMP, tm TIME, e EMBEDDING(3), ints INT[])",
+    );
+    env.kalam_sql(
+        r#"INSERT INTO app.kinds VALUES
+          (1, 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', '{"kind": "rare", "n": [1, 2]}', '[true, null]',
+           '{"id": "f1", "name": "a.png"}', '2024-05-06 07:08:09.123456+02:00', '1900-01-01 00:00:00.000001',
+           '23:59:59.999999', ARRAY[0.5, -1.25, 3], ARRAY[1, NULL, 3]),
+          (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"#,
+    );
+    let mut pg = env.pg_with_server();
+    pg.batch_execute(
+        "SET TIME ZONE 'UTC';
+         CREATE SCHEMA app;
+         CREATE FOREIGN TABLE app.kinds (id bigint, u uuid, j json, jb jsonb, f jsonb, tz timestamptz,
+             ts timestamp, tm time, e real[], ints integer[]) SERVER kalam_server;",
+    )
+    .unwrap();
+    let got = texts(
+        &mut pg,
+        "SELECT u::text, j::text, jb::text, f->>'name', tz::text, ts::text, tm::text, e::text, ints::text
+         FROM app.kinds ORDER BY id",
+    );
+    let expected = texts(
+        &mut pg,
+        r#"SELECT 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid::text, '{"kind": "rare", "n": [1, 2]}'::json::text,
+                  '[true, null]'::jsonb::text, 'a.png', '2024-05-06 07:08:09.123456+02:00'::timestamptz::text,
+                  '1900-01-01 00:00:00.000001'::timestamp::text, '23:59:59.999999'::time::text,
+                  '{0.5,-1.25,3}'::real[]::text, '{1,NULL,3}'::integer[]::text
+           UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"#,
+    );
+    assert_eq!(got, expected);
+    assert_eq!(
+        texts(&mut pg, "SELECT id::text FROM app.kinds WHERE j->>'kind' = 'rare' AND u IS NOT NULL"),
+        vec![row(&[Some("1")])]
+    );
+}
+
 // Goal: scalar types round-trip exactly: integer limits, NaN, ±Infinity, -0, numeric at 38
 // digits, empty and non-ASCII text, bytea with NUL bytes, dates and timestamps before 2000 and
 // after 2100, times of day, JSON, and NULL in every column.

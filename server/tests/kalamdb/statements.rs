@@ -23,6 +23,15 @@ async fn run_as_query(c: &mut Client, sql: &str, tx: Option<Bytes>) -> (FlightIn
     (info, render(&first))
 }
 
+/// Parameter rows for `$1` (BIGINT) and `$2` (TEXT).
+fn parameters(ids: &[i64], names: &[&str]) -> RecordBatch {
+    let schema =
+        Schema::new(vec![Field::new("$1", DataType::Int64, false), Field::new("$2", DataType::Utf8, true)]);
+    let columns: Vec<arrow_array::ArrayRef> =
+        vec![Arc::new(Int64Array::from(ids.to_vec())), Arc::new(StringArray::from(names.to_vec()))];
+    RecordBatch::try_new(Arc::new(schema), columns).unwrap()
+}
+
 fn schema_of(info: &FlightInfo) -> Schema {
     info.clone().try_decode_schema().unwrap()
 }
@@ -126,15 +135,7 @@ async fn prepared_changes_run_as_queries() {
 
     let mut insert = c.prepare("INSERT INTO app.t VALUES ($1, $2)".into(), None).await.unwrap();
     assert_eq!(insert.dataset_schema().unwrap().field(0).name(), "rows_affected");
-    let values = RecordBatch::try_new(
-        Arc::new(Schema::new(vec![
-            Field::new("$1", DataType::Int64, false),
-            Field::new("$2", DataType::Utf8, true),
-        ])),
-        vec![Arc::new(Int64Array::from(vec![1, 2])), Arc::new(StringArray::from(vec!["a", "b"]))],
-    )
-    .unwrap();
-    insert.set_parameters(values).unwrap();
+    insert.set_parameters(parameters(&[1, 2], &["a", "b"])).unwrap();
     let info = insert.execute().await.unwrap();
     assert_eq!(info.total_records, 2);
     let result: Vec<RecordBatch> =
@@ -143,15 +144,7 @@ async fn prepared_changes_run_as_queries() {
     assert_eq!(rows(&mut c, "SELECT id, name FROM app.t ORDER BY id").await, ["1|a", "2|b"]);
 
     // A failing row leaves nothing of the others.
-    let again = RecordBatch::try_new(
-        Arc::new(Schema::new(vec![
-            Field::new("$1", DataType::Int64, false),
-            Field::new("$2", DataType::Utf8, true),
-        ])),
-        vec![Arc::new(Int64Array::from(vec![3, 1])), Arc::new(StringArray::from(vec!["c", "dup"]))],
-    )
-    .unwrap();
-    insert.set_parameters(again).unwrap();
+    insert.set_parameters(parameters(&[3, 1], &["c", "dup"])).unwrap();
     let err = insert.execute().await.unwrap_err().to_string();
     assert!(err.contains("duplicate primary key"), "{err}");
     assert_eq!(rows(&mut c, "SELECT count(*) FROM app.t").await, ["2"]);
