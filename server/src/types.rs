@@ -497,6 +497,7 @@ mod tests {
             ("BYTEA", DataType::Binary, "BYTES"),
             ("BINARY", DataType::Binary, "BYTES"),
             ("VARBINARY", DataType::Binary, "BYTES"),
+            ("BYTES", DataType::Binary, "BYTES"),
         ];
         for (sql, data_type, name) in cases {
             let field = kalam_field(&sql_type(sql)).unwrap().unwrap_or_else(|| panic!("{sql} not mapped"));
