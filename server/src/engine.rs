@@ -170,7 +170,12 @@ impl Engine {
         let sessions = Arc::new(Sessions::new(&config.auth));
         let engine = Self { ctx, store, catalog, sessions, write_bytes_max: config.limits.write_bytes_max };
 
-        let system = crate::system::SystemSchema::new(engine.store.clone(), engine.sessions.clone());
+        let catalog: Arc<dyn CatalogProvider> = engine.catalog.clone();
+        let system = crate::system::SystemSchema::new(
+            engine.store.clone(),
+            engine.sessions.clone(),
+            Arc::downgrade(&catalog),
+        );
         engine.catalog.register_schema(SYSTEM_NAMESPACE, Arc::new(system)).map_err(|e| e.to_string())?;
         {
             let mut catalog = engine.store.catalog();
@@ -278,8 +283,9 @@ impl Engine {
     }
 
     /// The result schema and the parameter schema (`$1`, `$2`, ... in order) of a statement, for
-    /// prepared statements. The result of INSERT, UPDATE and DELETE is [`rows_affected_schema`];
-    /// other statements that change something have an empty one.
+    /// prepared statements. Statements that change something have an empty result schema: that
+    /// is how Flight SQL clients (JDBC's driver among them) tell an update from a query. Run as
+    /// a query anyway, INSERT, UPDATE and DELETE answer [`rows_affected_schema`].
     pub async fn describe(
         &self,
         request: Arc<RequestContext>,
@@ -303,11 +309,7 @@ impl Engine {
             })
             .collect();
         parameters.sort_by_key(|(position, _)| *position);
-        let dataset = match &plan {
-            LogicalPlan::Dml(_) => rows_affected_schema().as_ref().clone(),
-            plan if is_read_only(plan) => plan.schema().as_arrow().clone(),
-            _ => Schema::empty(),
-        };
+        let dataset = if is_read_only(&plan) { plan.schema().as_arrow().clone() } else { Schema::empty() };
         Ok((dataset, Schema::new(parameters.into_iter().map(|(_, f)| f).collect::<Vec<_>>())))
     }
 

@@ -16,7 +16,8 @@
 //!   it again. Its ticket carries the result, so DoGet (retried or not) runs nothing. INSERT,
 //!   UPDATE and DELETE answer one row `rows_affected` (Int64), and the FlightInfo's total_records
 //!   is that count (what DBAPI and JDBC drivers report as the row count); other statements
-//!   answer no columns and no rows. Inside a Flight SQL transaction the statement joins it.
+//!   answer no columns and no rows. Inside a Flight SQL transaction INSERT, UPDATE and DELETE
+//!   join it; DDL and account statements take effect at once, as they do sent as updates.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -387,11 +388,25 @@ impl KalamFlightSql {
             rows.push(Vec::new());
         }
         self.in_transaction(metadata, transaction, async |context| {
+            // Each row runs as a statement of its own: in the client's transaction, the rows
+            // before a failing one would stay staged, so they are taken back.
+            let tx = context.transaction.clone().expect("in_transaction runs inside a transaction");
+            let savepoint = (rows.len() > 1).then(|| tx.savepoint());
             let mut changed = Changed::Done;
             for params in rows {
-                let outcome =
-                    self.engine.run_with_params(context.clone(), sql, params).await.map_err(status)?;
-                changed = changed.add(outcome)?;
+                let outcome = match self.engine.run_with_params(context.clone(), sql, params).await {
+                    Ok(outcome) => changed.add(outcome),
+                    Err(e) => Err(status(e)),
+                };
+                match outcome {
+                    Ok(more) => changed = more,
+                    Err(e) => {
+                        if let Some(savepoint) = savepoint {
+                            tx.rollback_to(savepoint);
+                        }
+                        return Err(e);
+                    }
+                }
             }
             Ok(changed)
         })

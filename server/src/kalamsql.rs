@@ -368,16 +368,25 @@ pub fn numbered_placeholders(sql: &str) -> Result<Cow<'_, str>, String> {
     let significant: Vec<usize> =
         (0..tokens.len()).filter(|&i| !matches!(tokens[i], Token::Whitespace(_))).collect();
     let mut positions = Vec::new();
+    // Whether the token before is a `?` read as a parameter (a value, so an operand ends there).
+    let mut after_parameter = false;
     for (k, &i) in significant.iter().enumerate() {
-        if tokens[i] != Token::Question {
-            continue;
-        }
-        let before = k.checked_sub(1).map(|p| &tokens[significant[p]]);
-        let after = significant.get(k + 1).map(|&n| &tokens[n]);
-        let is_operator = before.is_some_and(ends_operand) && after.is_some_and(starts_operand);
-        if !is_operator {
+        let before_ends_operand =
+            after_parameter || k.checked_sub(1).is_some_and(|p| ends_operand(&tokens[significant[p]]));
+        let parameter = match &tokens[i] {
+            Token::Question => {
+                let after = significant.get(k + 1).map(|&n| &tokens[n]);
+                !(before_ends_operand && after.is_some_and(starts_operand))
+            }
+            // `?||`, `?-`, `?&`, ... are one token; where a value goes, the `?` is a parameter
+            // and the rest an operator (`LIKE ?||'%'`).
+            token if starts_with_question_mark(token) => !before_ends_operand,
+            _ => false,
+        };
+        if parameter {
             positions.push(starts[i]);
         }
+        after_parameter = parameter;
     }
     if positions.is_empty() {
         return Ok(Cow::Borrowed(sql));
@@ -398,6 +407,13 @@ pub fn numbered_placeholders(sql: &str) -> Result<Cow<'_, str>, String> {
 
 /// Words after which an expression starts (so a `?` there is a value).
 const EXPRESSION_KEYWORDS: &[Keyword] = &[
+    Keyword::FROM,
+    Keyword::FOR,
+    Keyword::PLACING,
+    Keyword::ESCAPE,
+    Keyword::LEADING,
+    Keyword::TRAILING,
+    Keyword::BOTH,
     Keyword::SELECT,
     Keyword::WHERE,
     Keyword::AND,
@@ -431,6 +447,10 @@ const EXPRESSION_KEYWORDS: &[Keyword] = &[
 
 /// Words before which an expression has ended (so a `?` before them is a value).
 const CLAUSE_KEYWORDS: &[Keyword] = &[
+    Keyword::FOR,
+    Keyword::FETCH,
+    Keyword::PLACING,
+    Keyword::ESCAPE,
     Keyword::AND,
     Keyword::OR,
     Keyword::FROM,
@@ -481,6 +501,18 @@ fn starts_operand(token: &Token) -> bool {
         Token::LParen | Token::Number(..) | Token::Placeholder(_) | Token::Question => true,
         token => is_string(token),
     }
+}
+
+fn starts_with_question_mark(token: &Token) -> bool {
+    matches!(
+        token,
+        Token::QuestionAnd
+            | Token::QuestionPipe
+            | Token::QuestionMarkDash
+            | Token::QuestionMarkSharp
+            | Token::QuestionMarkDashVerticalBar
+            | Token::QuestionMarkDoubleVerticalBar
+    )
 }
 
 fn is_string(token: &Token) -> bool {
@@ -668,6 +700,19 @@ mod tests {
             ("UPDATE t SET a = ?, b = ? WHERE id = ?", "UPDATE t SET a = $1, b = $2 WHERE id = $3"),
             ("SELECT 'né' || ? FROM t", "SELECT 'né' || $1 FROM t"),
             ("SELECT payload ? 'kind' FROM t", "SELECT payload ? 'kind' FROM t"),
+            ("SELECT SUBSTRING(name FROM ? FOR ?) FROM t", "SELECT SUBSTRING(name FROM $1 FOR $2) FROM t"),
+            ("SELECT overlay(s PLACING ? FROM ? FOR ?)", "SELECT overlay(s PLACING $1 FROM $2 FOR $3)"),
+            (
+                "SELECT * FROM t WHERE a IS DISTINCT FROM ? FETCH FIRST 1 ROWS ONLY",
+                "SELECT * FROM t WHERE a IS DISTINCT FROM $1 FETCH FIRST 1 ROWS ONLY",
+            ),
+            ("SELECT * FROM t WHERE name LIKE ?||'%'", "SELECT * FROM t WHERE name LIKE $1||'%'"),
+            ("SELECT ?-1, ?&3", "SELECT $1-1, $2&3"),
+            ("SELECT ? ? 'k'", "SELECT $1 ? 'k'"),
+            (
+                "SELECT p ?& ARRAY['a'], p ?| ARRAY['b'] FROM t",
+                "SELECT p ?& ARRAY['a'], p ?| ARRAY['b'] FROM t",
+            ),
             ("SELECT 1", "SELECT 1"),
         ];
         for (sql, expected) in cases {

@@ -167,7 +167,7 @@ impl RequestContext {
 }
 
 /// Uncommitted writes to one partition.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct PartWrites {
     pub inserts: Vec<RecordBatch>,
     /// `_seq` of row versions this transaction deleted or replaced, with their key.
@@ -178,10 +178,17 @@ pub struct PartWrites {
 /// A table's definition and data, as writes name it.
 pub type TableRef<'a> = (&'a Arc<TableDef>, &'a Arc<TableShared>);
 
+#[derive(Clone)]
 pub struct TableWrites {
     pub def: Arc<TableDef>,
     pub shared: Arc<TableShared>,
     pub parts: BTreeMap<String, PartWrites>,
+}
+
+/// The staged writes of a transaction at one point.
+pub struct Savepoint {
+    writes: BTreeMap<u64, TableWrites>,
+    staged_bytes: usize,
 }
 
 /// A transaction: writes are staged here, visible to its own statements, and applied
@@ -274,6 +281,21 @@ impl Transaction {
             }
             f(&part.inserts, &part.deleted);
         }
+    }
+
+    /// What the transaction holds now, to return to with [`Transaction::rollback_to`] (several
+    /// statements that must apply together or not at all). Staged batches are shared, not copied.
+    pub fn savepoint(&self) -> Savepoint {
+        Savepoint {
+            writes: self.writes.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            staged_bytes: *self.staged_bytes.lock().unwrap_or_else(|p| p.into_inner()),
+        }
+    }
+
+    /// Drops every write staged since `savepoint`.
+    pub fn rollback_to(&self, savepoint: Savepoint) {
+        *self.writes.lock().unwrap_or_else(|p| p.into_inner()) = savepoint.writes;
+        *self.staged_bytes.lock().unwrap_or_else(|p| p.into_inner()) = savepoint.staged_bytes;
     }
 
     pub fn take_writes(&self) -> BTreeMap<u64, TableWrites> {

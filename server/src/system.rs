@@ -1,16 +1,16 @@
 //! The `system` namespace: read-only tables computed from the server's state when a query
 //! reads them. Readable by dba and system accounts only, but for `system.columns` (the columns
-//! of every table with their KalamDB types, what DESCRIBE TABLE shows), which every account may
-//! read, as SQL's information_schema.
+//! of every table, view and system table with their KalamDB types, what DESCRIBE TABLE shows),
+//! which every account may read, as SQL's information_schema.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use arrow_array::{
     ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt64Array,
 };
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_schema::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
-use datafusion::catalog::{SchemaProvider, Session};
+use datafusion::catalog::{CatalogProvider, SchemaProvider, Session};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::{TableProvider, TableType};
@@ -21,7 +21,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use crate::auth::Sessions;
 use crate::session::RequestContext;
 use crate::storage::Store;
-use crate::storage::table::TableDef;
+use crate::storage::table::{KalamTable, TableDef};
 use crate::types;
 
 /// A table's own columns as CREATE TABLE writes them: `id BIGINT NOT NULL DEFAULT SNOWFLAKE_ID(), ...`.
@@ -29,7 +29,7 @@ fn column_definitions(def: &TableDef) -> String {
     let columns = def.schema.fields().iter().filter(|f| !TableDef::is_system_column(f.name()));
     columns
         .map(|f| {
-            let mut column = format!("{} {}", f.name(), types::type_name(f));
+            let mut column = format!("{} {}", sql_name(f.name()), types::type_name(f));
             if !f.is_nullable() {
                 column.push_str(" NOT NULL");
             }
@@ -40,6 +40,13 @@ fn column_definitions(def: &TableDef) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A column name as DDL must write it: quoted unless it is a plain lower-case identifier.
+fn sql_name(name: &str) -> String {
+    let plain = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain { name.to_string() } else { crate::kalamsql::quote_ident(name) }
 }
 
 fn default_of(def: &TableDef, column: &str) -> Option<String> {
@@ -118,6 +125,9 @@ fn schema_of(kind: Kind) -> SchemaRef {
 pub struct SystemSchema {
     store: Arc<Store>,
     sessions: Arc<Sessions>,
+    /// Every namespace (this one among them), for `system.columns`; weak, because the catalog
+    /// holds this schema.
+    catalog: Weak<dyn CatalogProvider>,
 }
 
 impl std::fmt::Debug for SystemSchema {
@@ -127,8 +137,8 @@ impl std::fmt::Debug for SystemSchema {
 }
 
 impl SystemSchema {
-    pub fn new(store: Arc<Store>, sessions: Arc<Sessions>) -> Self {
-        Self { store, sessions }
+    pub fn new(store: Arc<Store>, sessions: Arc<Sessions>, catalog: Weak<dyn CatalogProvider>) -> Self {
+        Self { store, sessions, catalog }
     }
 }
 
@@ -140,8 +150,12 @@ impl SchemaProvider for SystemSchema {
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         Ok(KINDS.iter().find(|(n, _)| *n == name).map(|(_, kind)| {
-            Arc::new(SystemTable { kind: *kind, store: self.store.clone(), sessions: self.sessions.clone() })
-                as Arc<dyn TableProvider>
+            Arc::new(SystemTable {
+                kind: *kind,
+                store: self.store.clone(),
+                sessions: self.sessions.clone(),
+                catalog: self.catalog.clone(),
+            }) as Arc<dyn TableProvider>
         }))
     }
 
@@ -154,6 +168,44 @@ struct SystemTable {
     kind: Kind,
     store: Arc<Store>,
     sessions: Arc<Sessions>,
+    catalog: Weak<dyn CatalogProvider>,
+}
+
+/// One row of `system.columns`.
+struct ColumnRow {
+    namespace: String,
+    table: String,
+    field: FieldRef,
+    default: Option<String>,
+    in_primary_key: bool,
+}
+
+/// The columns of every table, view and system table, by namespace and table name.
+async fn column_rows(catalog: &dyn CatalogProvider) -> Vec<(ColumnRow, usize)> {
+    let mut rows = Vec::new();
+    let mut namespaces = catalog.schema_names();
+    namespaces.sort();
+    for namespace in namespaces {
+        let Some(schema) = catalog.schema(&namespace) else { continue };
+        let mut tables = schema.table_names();
+        tables.sort();
+        for table in tables {
+            // A table dropped since it was listed is left out.
+            let Ok(Some(provider)) = schema.table(&table).await else { continue };
+            let def = provider.downcast_ref::<KalamTable>().map(|t| t.def.clone());
+            for (position, field) in provider.schema().fields().iter().enumerate() {
+                let row = ColumnRow {
+                    namespace: namespace.clone(),
+                    table: table.clone(),
+                    field: field.clone(),
+                    default: def.as_ref().and_then(|d| default_of(d, field.name())),
+                    in_primary_key: def.as_ref().is_some_and(|d| d.primary_key.contains(field.name())),
+                };
+                rows.push((row, position + 1));
+            }
+        }
+    }
+    rows
 }
 
 impl std::fmt::Debug for SystemTable {
@@ -171,7 +223,7 @@ fn times(values: impl IntoIterator<Item = i64>) -> ArrayRef {
 }
 
 impl SystemTable {
-    fn rows(&self) -> Result<RecordBatch> {
+    async fn rows(&self) -> Result<RecordBatch> {
         let schema = schema_of(self.kind);
         let columns: Vec<ArrayRef> = match self.kind {
             Kind::Tables => {
@@ -209,29 +261,21 @@ impl SystemTable {
                 ]
             }
             Kind::Columns => {
-                let catalog = self.store.catalog();
-                let mut tables: Vec<_> = catalog.tables.values().map(|(d, _)| d.clone()).collect();
-                drop(catalog);
-                tables.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-                let columns: Vec<(&TableDef, usize, &Field)> = tables
-                    .iter()
-                    .flat_map(|d| {
-                        d.schema.fields().iter().enumerate().map(move |(i, f)| (d.as_ref(), i, f.as_ref()))
-                    })
-                    .collect();
+                let columns = match self.catalog.upgrade() {
+                    Some(catalog) => column_rows(catalog.as_ref()).await,
+                    None => Vec::new(),
+                };
                 let yes_no = |yes: bool| if yes { "YES" } else { "NO" }.to_string();
                 vec![
-                    strings(columns.iter().map(|(d, _, _)| d.namespace.clone())),
-                    strings(columns.iter().map(|(d, _, _)| d.name.clone())),
-                    strings(columns.iter().map(|(_, _, f)| f.name().clone())),
-                    strings(columns.iter().map(|(_, _, f)| types::type_name(f))),
-                    strings(columns.iter().map(|(_, _, f)| yes_no(f.is_nullable()))),
-                    Arc::new(StringArray::from_iter(columns.iter().map(|(d, _, f)| default_of(d, f.name())))),
-                    Arc::new(Int64Array::from_iter_values(columns.iter().map(|(_, i, _)| *i as i64 + 1))),
-                    Arc::new(BooleanArray::from_iter(
-                        columns.iter().map(|(d, _, f)| Some(d.primary_key.contains(f.name()))),
-                    )),
-                    strings(columns.iter().map(|(_, _, f)| f.data_type().to_string())),
+                    strings(columns.iter().map(|(c, _)| c.namespace.clone())),
+                    strings(columns.iter().map(|(c, _)| c.table.clone())),
+                    strings(columns.iter().map(|(c, _)| c.field.name().clone())),
+                    strings(columns.iter().map(|(c, _)| types::type_name(&c.field))),
+                    strings(columns.iter().map(|(c, _)| yes_no(c.field.is_nullable()))),
+                    Arc::new(StringArray::from_iter(columns.iter().map(|(c, _)| c.default.clone()))),
+                    Arc::new(Int64Array::from_iter_values(columns.iter().map(|(_, p)| *p as i64))),
+                    Arc::new(BooleanArray::from_iter(columns.iter().map(|(c, _)| Some(c.in_primary_key)))),
+                    strings(columns.iter().map(|(c, _)| c.field.data_type().to_string())),
                 ]
             }
             Kind::Namespaces => {
@@ -295,7 +339,7 @@ impl TableProvider for SystemTable {
                 request.principal.role.name()
             )));
         }
-        let batch = self.rows()?;
+        let batch = self.rows().await?;
         let source = MemorySourceConfig::try_new(&[vec![batch]], self.schema(), projection.cloned())?;
         Ok(DataSourceExec::from_data_source(source))
     }

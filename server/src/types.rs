@@ -28,14 +28,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, FixedSizeBinaryArray, new_null_array};
+use arrow_array::types::{Float32Type, Float64Type, Int64Type};
+use arrow_array::{Array, ArrayRef, FixedSizeBinaryArray, Float64Array, Int64Array, new_null_array};
 use arrow_cast::CastOptions;
 use arrow_schema::{DataType, Field, FieldRef, TimeUnit};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::expr::{InList, ScalarFunction};
+use datafusion::logical_expr::expr::{Between, InList, ScalarFunction};
 use datafusion::logical_expr::planner::TypePlanner;
 use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{
@@ -198,9 +199,13 @@ pub fn kalam_field(sql_type: &SqlType) -> Result<Option<Field>> {
     })
 }
 
+/// Times are kept to the microsecond: a precision other than 6 would promise a rounding the
+/// server does not do.
 fn check_time_precision(precision: Option<u64>, sql_type: &SqlType) -> Result<()> {
     match precision {
-        Some(p) if p > 6 => Err(unsupported(sql_type, "times are kept in microseconds: precision is 0 to 6")),
+        Some(p) if p != 6 => {
+            Err(unsupported(sql_type, "times are kept in microseconds: leave the precision out or write 6"))
+        }
         _ => Ok(()),
     }
 }
@@ -245,13 +250,82 @@ pub fn conform(field: &Field, column: ArrayRef) -> Result<ArrayRef, String> {
     } else if column.data_type() == field.data_type() {
         column
     } else {
-        let exact = CastOptions { safe: false, ..CastOptions::default() };
-        arrow_cast::cast_with_options(&column, field.data_type(), &exact).map_err(|e| e.to_string())?
+        cast_exactly(&column, field.data_type())?
     };
     if is_json(field) {
         check_json(&column, is_file(field))?;
     }
     Ok(column)
+}
+
+/// Arrow's cast where it is exact; where it would truncate or saturate, what PostgreSQL's
+/// assignment does instead: a float becomes the nearest integer (ties to even, as `rint`), a
+/// numeric the nearest integer (ties away from zero), a finer time the nearest microsecond (ties
+/// to even); a double that a real cannot hold is an error. Values that do not fit are errors.
+fn cast_exactly(column: &ArrayRef, to: &DataType) -> Result<ArrayRef, String> {
+    use DataType::*;
+    let exact = CastOptions { safe: false, ..CastOptions::default() };
+    let cast = |column: &ArrayRef, to: &DataType| {
+        arrow_cast::cast_with_options(column, to, &exact).map_err(|e| e.to_string())
+    };
+    match (column.data_type(), to) {
+        (Float16 | Float32 | Float64, to) if to.is_integer() => {
+            let floats = cast(column, &Float64)?;
+            let rounded: Float64Array = floats.as_primitive::<Float64Type>().unary(f64::round_ties_even);
+            cast(&(Arc::new(rounded) as ArrayRef), to)
+        }
+        (Decimal128(p, s) | Decimal256(p, s), to) if to.is_integer() && *s > 0 => {
+            let whole = if matches!(column.data_type(), Decimal128(..)) {
+                Decimal128(*p, 0)
+            } else {
+                Decimal256(*p, 0)
+            };
+            cast(&cast(column, &whole)?, to)
+        }
+        (Float64, Float32) => {
+            let narrowed = cast(column, to)?;
+            let (wide, narrow) =
+                (column.as_primitive::<Float64Type>(), narrowed.as_primitive::<Float32Type>());
+            for (w, n) in wide.iter().zip(narrow.iter()) {
+                if let (Some(w), Some(n)) = (w, n)
+                    && ((n.is_infinite() && w.is_finite()) || (n == 0.0 && w != 0.0))
+                {
+                    return Err(format!("{w} is out of range for a REAL"));
+                }
+            }
+            Ok(narrowed)
+        }
+        (Timestamp(from, _), Timestamp(unit, _)) | (Time64(from), Time64(unit)) if finer(*from, *unit) => {
+            let ticks = cast(column, &Int64)?;
+            let divisor = ticks_per(*from) / ticks_per(*unit);
+            let rounded: Int64Array = ticks.as_primitive::<Int64Type>().unary(|t| div_ties_even(t, divisor));
+            cast(&(Arc::new(rounded) as ArrayRef), to)
+        }
+        _ => cast(column, to),
+    }
+}
+
+fn ticks_per(unit: TimeUnit) -> i64 {
+    match unit {
+        TimeUnit::Second => 1,
+        TimeUnit::Millisecond => 1_000,
+        TimeUnit::Microsecond => 1_000_000,
+        TimeUnit::Nanosecond => 1_000_000_000,
+    }
+}
+
+fn finer(from: TimeUnit, to: TimeUnit) -> bool {
+    ticks_per(from) > ticks_per(to)
+}
+
+/// `value / divisor` rounded to the nearest integer, ties to even.
+fn div_ties_even(value: i64, divisor: i64) -> i64 {
+    let (quotient, remainder) = (value.div_euclid(divisor), value.rem_euclid(divisor));
+    match (2 * remainder).cmp(&divisor) {
+        std::cmp::Ordering::Greater => quotient + 1,
+        std::cmp::Ordering::Equal if quotient % 2 != 0 => quotient + 1,
+        _ => quotient,
+    }
 }
 
 /// Every value of a JSON column parses as JSON (RFC 8259, as PostgreSQL's json input); a FILE
@@ -412,7 +486,8 @@ impl ScalarUDFImpl for ToUuid {
 }
 
 /// Lets SQL compare UUID columns with UUID text, as PostgreSQL does: in `u = '...'`, the other
-/// comparisons, `u IN ('...', ...)` and `CAST('...' AS UUID)`, the text is given to
+/// comparisons, `u IN ('...', ...)`, `u BETWEEN '...' AND '...'` and `CAST('...' AS UUID)`, the
+/// text is given to
 /// [`ToUuid`]. Runs before DataFusion's type coercion, which would refuse FixedSizeBinary(16)
 /// against text.
 #[derive(Debug)]
@@ -453,6 +528,12 @@ fn uuid_text(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                 list.into_iter().map(|item| if is_text(&item) { to_uuid(item) } else { item }).collect();
             Transformed::yes(Expr::InList(InList { expr, list, negated }))
         }
+        Expr::Between(Between { expr, negated, low, high })
+            if is_uuid_expr(&expr) && (is_text(&low) || is_text(&high)) =>
+        {
+            let side = |e: Box<Expr>| Box::new(if is_text(&e) { to_uuid(*e) } else { *e });
+            Transformed::yes(Expr::Between(Between { expr, negated, low: side(low), high: side(high) }))
+        }
         Expr::Cast(Cast { expr, field }) if is_uuid(&field) && is_text(&expr) => {
             Transformed::yes(to_uuid(*expr))
         }
@@ -486,7 +567,7 @@ mod tests {
             ("FILE", DataType::Utf8, "FILE"),
             ("EMBEDDING(384)", DataType::new_fixed_size_list(DataType::Float32, 384, true), "EMBEDDING(384)"),
             ("TIMESTAMP", DataType::Timestamp(TimeUnit::Microsecond, None), "TIMESTAMP"),
-            ("TIMESTAMP(3)", DataType::Timestamp(TimeUnit::Microsecond, None), "TIMESTAMP"),
+            ("TIMESTAMP(6)", DataType::Timestamp(TimeUnit::Microsecond, None), "TIMESTAMP"),
             ("TIMESTAMPTZ", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), "TIMESTAMPTZ"),
             (
                 "TIMESTAMP WITH TIME ZONE",
@@ -511,10 +592,59 @@ mod tests {
         assert_eq!(data_type_name(&DataType::Decimal128(10, 2)), "DECIMAL(10,2)");
         let ints = DataType::new_list(DataType::Int32, true);
         assert_eq!(data_type_name(&ints), "INT[]");
-        for bad in ["EMBEDDING(0)", "EMBEDDING(16001)", "EMBEDDING(x)", "TIMESTAMP(9)", "TIME WITH TIME ZONE"]
-        {
+        let refused = [
+            "EMBEDDING(0)",
+            "EMBEDDING(16001)",
+            "EMBEDDING(x)",
+            "TIMESTAMP(9)",
+            "TIMESTAMP(3)",
+            "TIME(0)",
+            "TIME WITH TIME ZONE",
+            "FOO",
+            "DECIMAL(39,2)",
+        ];
+        for bad in refused {
             assert!(kalam_field(&sql_type(bad)).is_err(), "{bad} must be refused");
         }
+    }
+
+    // Goal: where Arrow's cast would truncate or saturate, a write rounds as PostgreSQL's
+    // assignment does (floats and times ties to even, numerics away from zero) or is refused.
+    #[test]
+    fn conform_rounds_as_postgres_assigns() {
+        use arrow_array::{
+            Decimal128Array, Float32Array, TimestampMicrosecondArray, TimestampNanosecondArray,
+        };
+        let ints = |column: ArrayRef, to: DataType| -> Vec<Option<i64>> {
+            let out = conform(&Field::new("n", to, true), column).unwrap();
+            let out = arrow_cast::cast(&out, &DataType::Int64).unwrap();
+            out.as_primitive::<Int64Type>().iter().collect()
+        };
+        let floats: ArrayRef =
+            Arc::new(Float64Array::from(vec![Some(2.7), Some(-2.7), Some(2.5), Some(3.5), Some(-0.5), None]));
+        assert_eq!(ints(floats, DataType::Int64), [Some(3), Some(-3), Some(2), Some(4), Some(0), None]);
+        let decimals: ArrayRef = Arc::new(
+            Decimal128Array::from(vec![12399, -12500, 12500, 99999]).with_precision_and_scale(5, 4).unwrap(),
+        );
+        assert_eq!(ints(decimals, DataType::Int32), [Some(1), Some(-1), Some(1), Some(10)]);
+        for bad in [f64::NAN, f64::INFINITY, 3e9] {
+            let column: ArrayRef = Arc::new(Float64Array::from(vec![bad]));
+            assert!(conform(&Field::new("n", DataType::Int32, true), column).is_err(), "{bad}");
+        }
+        let real = Field::new("r", DataType::Float32, true);
+        let fits: ArrayRef = Arc::new(Float64Array::from(vec![1.5, f64::INFINITY, 0.0]));
+        let out = conform(&real, fits).unwrap();
+        assert_eq!(out.as_any().downcast_ref::<Float32Array>().unwrap().values(), &[1.5, f32::INFINITY, 0.0]);
+        for bad in [1e300, 1e-300] {
+            let column: ArrayRef = Arc::new(Float64Array::from(vec![bad]));
+            assert!(conform(&real, column).unwrap_err().contains("out of range for a REAL"), "{bad}");
+        }
+        let micros = Field::new("t", DataType::Timestamp(TimeUnit::Microsecond, None), true);
+        let nanos: ArrayRef =
+            Arc::new(TimestampNanosecondArray::from(vec![1_999, 1_500, 2_500, -1_500, 1_000_499]));
+        let out = conform(&micros, nanos).unwrap();
+        let out = out.as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap();
+        assert_eq!(out.values(), &[2, 2, 2, -2, 1_000]);
     }
 
     // Goal: UUID text is read exactly as PostgreSQL's uuid input reads it.

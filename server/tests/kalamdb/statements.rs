@@ -81,6 +81,9 @@ async fn any_statement_runs_as_a_query() {
     );
     run_as_query(&mut c, "CREATE VIEW app.names AS SELECT name FROM app.t", None).await;
     assert_eq!(rows(&mut c, "SELECT count(*) FROM app.names").await, ["2"]);
+    // DESCRIBE covers views and system tables too.
+    assert_eq!(rows(&mut c, "DESCRIBE TABLE app.names").await, ["name|TEXT|YES|NULL|1|false"]);
+    assert_eq!(rows(&mut c, "DESCRIBE TABLE system.users").await[0], "user_id|TEXT|NO|NULL|1|false");
 
     // Queries stay queries: planned at GetFlightInfo, streamed at DoGet.
     let (info, result) = run_as_query(&mut c, "SELECT id FROM app.t ORDER BY id", None).await;
@@ -121,8 +124,9 @@ async fn statements_as_queries_join_the_transaction() {
 }
 
 // Goal: a prepared INSERT executed as a query (what DBAPI's cursor.execute with parameters
-// does) describes its `rows_affected` result, runs once per parameter row, and answers the
-// count; a prepared DDL statement runs too.
+// does) runs once per parameter row and answers the count, and is described as an update (an
+// empty dataset schema); a row that fails takes back the rows before it, also inside the client's
+// transaction; a prepared DDL statement runs too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prepared_changes_run_as_queries() {
     let dir = Dir::new("statements_prepared");
@@ -134,7 +138,8 @@ async fn prepared_changes_run_as_queries() {
     update(&mut c, "CREATE TABLE app.t (id BIGINT PRIMARY KEY, name TEXT)").await;
 
     let mut insert = c.prepare("INSERT INTO app.t VALUES ($1, $2)".into(), None).await.unwrap();
-    assert_eq!(insert.dataset_schema().unwrap().field(0).name(), "rows_affected");
+    // An empty dataset schema is how clients (JDBC's driver among them) tell an update.
+    assert_eq!(insert.dataset_schema().unwrap().fields().len(), 0);
     insert.set_parameters(parameters(&[1, 2], &["a", "b"])).unwrap();
     let info = insert.execute().await.unwrap();
     assert_eq!(info.total_records, 2);
@@ -148,5 +153,21 @@ async fn prepared_changes_run_as_queries() {
     let err = insert.execute().await.unwrap_err().to_string();
     assert!(err.contains("duplicate primary key"), "{err}");
     assert_eq!(rows(&mut c, "SELECT count(*) FROM app.t").await, ["2"]);
+
+    // Inside the client's transaction, as an update and as a query: the good row before the bad
+    // one is not kept, and the transaction goes on.
+    update(&mut c, "CREATE TABLE app.u (id BIGINT PRIMARY KEY, u UUID)").await;
+    let tx = c.begin_transaction().await.unwrap();
+    let mut in_tx = c.prepare("INSERT INTO app.u VALUES ($1, $2)".into(), Some(tx.clone())).await.unwrap();
+    let rows_with_bad_uuid = || parameters(&[50, 51], &["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "nope"]);
+    in_tx.set_parameters(rows_with_bad_uuid()).unwrap();
+    let err = in_tx.execute_update().await.unwrap_err().to_string();
+    assert!(err.contains("'nope' is not a UUID"), "{err}");
+    in_tx.set_parameters(rows_with_bad_uuid()).unwrap();
+    assert!(in_tx.execute().await.is_err());
+    in_tx.set_parameters(parameters(&[52], &["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"])).unwrap();
+    assert_eq!(in_tx.execute_update().await.unwrap(), 1);
+    c.end_transaction(tx, EndTransaction::Commit).await.unwrap();
+    assert_eq!(rows(&mut c, "SELECT id FROM app.u").await, ["52"]);
     server.stop().await;
 }

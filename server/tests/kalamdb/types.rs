@@ -113,6 +113,7 @@ async fn every_type_by_ddl_and_sql_literals() {
         "u IN ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380aff')",
         "u = CAST('A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11' AS UUID)",
         "u < 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12'",
+        "u BETWEEN 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a10' AND 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'",
     ] {
         assert_eq!(
             rows(&mut c, &format!("SELECT id FROM app.every WHERE {filter}")).await,
@@ -310,11 +311,12 @@ async fn bad_values_and_types_are_refused() {
     )
     .await;
 
-    let cases: [(&str, &str); 9] = [
+    let cases: [(&str, &str); 10] = [
         ("CREATE TABLE app.x (v FOO)", "unknown type FOO: use one of BOOLEAN"),
         ("CREATE TABLE app.x (e EMBEDDING(0))", "1 to 16000 dimensions"),
         ("CREATE TABLE app.x (e EMBEDDING)", "EMBEDDING(384)"),
         ("CREATE TABLE app.x (t TIMESTAMP(9))", "microseconds"),
+        ("CREATE TABLE app.x (t TIMESTAMP(3))", "leave the precision out or write 6"),
         ("INSERT INTO app.t (id, u) VALUES (1, 'not-a-uuid')", "'not-a-uuid' is not a UUID"),
         ("INSERT INTO app.t (id, u) VALUES (1, X'0102')", "16 bytes"),
         ("INSERT INTO app.t (id, j) VALUES (1, '{\"a\": 1'), (2, '{}')", "is not valid JSON"),
