@@ -442,12 +442,14 @@ impl ScanState {
                 });
             }
             let projection = (0..columns.len()).collect();
-            let sql = RemoteScan { table: remote, columns, projection }.to_sql().map_err(|e| {
-                KalamError::new(
-                    PgSqlErrorCode::ERRCODE_FDW_ERROR,
-                    format!("cannot build the remote query: {e}"),
-                )
-            })?;
+            let sql = RemoteScan { table: remote, columns, projection, filters: Vec::new() }
+                .to_sql(None)
+                .map_err(|e| {
+                    KalamError::new(
+                        PgSqlErrorCode::ERRCODE_FDW_ERROR,
+                        format!("cannot build the remote query: {e}"),
+                    )
+                })?;
             let unfetched = (0..natts).filter(|a| !fetched.iter().any(|f| f.attr == *a)).collect();
             let batch_context = pg_sys::AllocSetContextCreateInternal(
                 pg_sys::CurrentMemoryContext,

@@ -6,8 +6,10 @@ use arrow_schema::{DataType, Field, Schema};
 use datafusion_common::TableReference;
 use datafusion_expr::logical_plan::builder::LogicalTableSource;
 use datafusion_expr::{LogicalPlanBuilder, col};
+use datafusion_sql::sqlparser::ast::{SetExpr, Statement};
 use datafusion_sql::unparser::Unparser;
 
+use crate::qual::{Literal, Qual, Renderer};
 use crate::{Error, KalamDialect};
 
 /// The remote table a foreign table points at.
@@ -24,7 +26,7 @@ pub struct RemoteColumn {
     pub data_type: DataType,
 }
 
-/// A scan of a remote table: which columns to fetch.
+/// A scan of a remote table: which columns to fetch, and which rows.
 #[derive(Clone, Debug)]
 pub struct RemoteScan {
     pub table: RemoteTable,
@@ -32,11 +34,36 @@ pub struct RemoteScan {
     pub columns: Vec<RemoteColumn>,
     /// Indexes into `columns` of the columns the query needs, in the order they are fetched.
     pub projection: Vec<usize>,
+    /// Filters the server applies, all of them (AND).
+    pub filters: Vec<Qual>,
 }
 
 impl RemoteScan {
-    /// The SQL statement the server runs for this scan.
-    pub fn to_sql(&self) -> Result<String, Error> {
+    /// The SQL statement the server runs for this scan, with `parameters` as the values of its
+    /// [`Qual::Parameter`]s (`None`: shown as `$1`, `$2`, ..., for EXPLAIN).
+    ///
+    /// The projection is unparsed from a plan; the WHERE clause is unparsed from the filter
+    /// expression and set into that statement's syntax tree (DataFusion 55's plan-level
+    /// unparsing of filters nests subqueries needlessly).
+    pub fn to_sql(&self, parameters: Option<&[Literal]>) -> Result<String, Error> {
+        let mut statement = self.projection_statement()?;
+        if !self.filters.is_empty() {
+            let names: Vec<String> = self.columns.iter().map(|c| c.name.clone()).collect();
+            let renderer = Renderer { columns: &names, parameters };
+            let filter = renderer.expr(&Qual::And(self.filters.clone()))?;
+            let selection = Unparser::new(&KalamDialect).expr_to_sql(&filter)?;
+            let Statement::Query(query) = &mut statement else {
+                return Err(Error::Internal(format!("unexpected statement for a scan: {statement}")));
+            };
+            let SetExpr::Select(select) = query.body.as_mut() else {
+                return Err(Error::Internal(format!("unexpected query for a scan: {query}")));
+            };
+            select.selection = Some(selection);
+        }
+        Ok(statement.to_string())
+    }
+
+    fn projection_statement(&self) -> Result<Statement, Error> {
         let fields: Vec<Field> =
             self.columns.iter().map(|c| Field::new(&c.name, c.data_type.clone(), true)).collect();
         let source = Arc::new(LogicalTableSource::new(Arc::new(Schema::new(fields))));
@@ -46,8 +73,7 @@ impl RemoteScan {
             .iter()
             .map(|&i| col(datafusion_common::Column::new_unqualified(&self.columns[i].name)));
         let plan = LogicalPlanBuilder::scan(table.clone(), source, None)?.project(projected)?.build()?;
-        let statement = Unparser::new(&KalamDialect).plan_to_sql(&plan)?;
-        Ok(statement.to_string())
+        Unparser::new(&KalamDialect).plan_to_sql(&plan)
     }
 }
 
@@ -63,6 +89,7 @@ mod tests {
                 .map(|n| RemoteColumn { name: n.to_string(), data_type: DataType::Int64 })
                 .collect(),
             projection,
+            filters: Vec::new(),
         }
     }
 
@@ -79,14 +106,14 @@ mod tests {
             (scan("app", "trips", &["id", "fare"], vec![]), r#"SELECT FROM "app"."trips""#),
         ];
         for (scan, expected) in cases {
-            assert_eq!(scan.to_sql().unwrap(), expected);
+            assert_eq!(scan.to_sql(None).unwrap(), expected);
         }
     }
 
     // Goal: names that are keywords, mixed case or contain quotes cannot alter the statement.
     #[test]
     fn hostile_identifiers_stay_identifiers() {
-        let sql = scan("My NS", "t\"; DROP TABLE x; --", &["select", "Id"], vec![0, 1]).to_sql().unwrap();
+        let sql = scan("My NS", "t\"; DROP TABLE x; --", &["select", "Id"], vec![0, 1]).to_sql(None).unwrap();
         assert_eq!(
             sql,
             r#"SELECT "t""; DROP TABLE x; --"."select", "t""; DROP TABLE x; --"."Id" FROM "My NS"."t""; DROP TABLE x; --""#

@@ -1,0 +1,478 @@
+//! Filters shipped to the server, as expressions that know nothing of PostgreSQL.
+//!
+//! The extension's walker (`src/deparse.rs`) decides what is shippable and builds a [`Qual`];
+//! this module turns it into a `datafusion_expr::Expr` whose SQL means, on the server, exactly
+//! what the PostgreSQL expression means. The walker only builds what this module renders
+//! exactly, so the rules of exactness live here, next to the rendering:
+//!
+//! - Every literal carries its type: a decimal is `CAST('0.10' AS DECIMAL(3,2))` (a bare `0.10`
+//!   is a float to DataFusion), floats are `CAST('NaN' AS DOUBLE)` and the like (the shortest
+//!   text that reads back as the same bits), dates and times are cast from ISO text, a timestamp
+//!   with time zone is given in UTC (`...Z`), uuids and byte strings are hex literals (`X'...'`,
+//!   compared byte for byte, as PostgreSQL orders both), and text is a quoted string.
+//! - A value PostgreSQL computes when the scan starts (a parameter, an outer row's value, a
+//!   stable expression such as `now()`) is a [`Qual::Parameter`]: `$n` while only planned
+//!   (EXPLAIN), its literal once the scan has it.
+//! - `IN` of no values is not SQL: `x IN ()` becomes FALSE and `x NOT IN ()` TRUE, as
+//!   PostgreSQL's `= ANY('{}')` and `<> ALL('{}')` are, NULL or not.
+
+use std::sync::Arc;
+
+use arrow_schema::DataType;
+use datafusion_common::{Column, ScalarValue};
+use datafusion_expr::expr::{InList, Like, Placeholder};
+use datafusion_expr::{Expr, Operator, cast, lit};
+
+/// A typed constant, in the units of the server's Arrow types.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Literal {
+    Null,
+    Boolean(bool),
+    Int16(i16),
+    Int32(i32),
+    Int64(i64),
+    Float32(f32),
+    Float64(f64),
+    /// An exact decimal: `unscaled × 10^-scale`, at most 38 digits.
+    Decimal {
+        unscaled: i128,
+        precision: u8,
+        scale: i8,
+    },
+    Text(String),
+    Bytes(Vec<u8>),
+    Uuid([u8; 16]),
+    /// Days since 1970-01-01.
+    Date(i32),
+    /// Microseconds since midnight.
+    Time(i64),
+    /// Microseconds since 1970-01-01 00:00, no time zone.
+    Timestamp(i64),
+    /// Microseconds since 1970-01-01 00:00 UTC.
+    TimestampTz(i64),
+}
+
+/// A comparison operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Comparison {
+    Eq,
+    NotEq,
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+}
+
+/// A shippable filter expression over the columns of a [`crate::RemoteScan`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Qual {
+    /// A column, by its index in the scan's `columns`.
+    Column(usize),
+    Literal(Literal),
+    /// The `index`-th value the scan computes when it starts (0-based; shown as `$index+1`).
+    Parameter(usize),
+    Compare {
+        op: Comparison,
+        left: Box<Qual>,
+        right: Box<Qual>,
+    },
+    /// `left IS [NOT] DISTINCT FROM right`.
+    Distinct {
+        negated: bool,
+        left: Box<Qual>,
+        right: Box<Qual>,
+    },
+    And(Vec<Qual>),
+    Or(Vec<Qual>),
+    Not(Box<Qual>),
+    IsNull(Box<Qual>),
+    IsNotNull(Box<Qual>),
+    IsTrue(Box<Qual>),
+    IsNotTrue(Box<Qual>),
+    IsFalse(Box<Qual>),
+    IsNotFalse(Box<Qual>),
+    /// `expr [NOT] IN (list)`, with SQL's NULL semantics.
+    InList {
+        expr: Box<Qual>,
+        list: Vec<Qual>,
+        negated: bool,
+    },
+    /// `expr [NOT] LIKE pattern`, `\` escaping as in PostgreSQL.
+    Like {
+        expr: Box<Qual>,
+        pattern: Box<Qual>,
+        negated: bool,
+    },
+}
+
+/// Renders quals given the scan's column names and the values of its parameters (`None` while
+/// only planned: parameters are shown as `$n`).
+pub struct Renderer<'a> {
+    pub columns: &'a [String],
+    pub parameters: Option<&'a [Literal]>,
+}
+
+impl Renderer<'_> {
+    pub fn expr(&self, qual: &Qual) -> Result<Expr, crate::Error> {
+        let boxed = |q: &Qual| self.expr(q).map(Box::new);
+        Ok(match qual {
+            Qual::Column(i) => {
+                let name = self.columns.get(*i).ok_or_else(|| {
+                    datafusion_common::DataFusionError::Internal(format!("no column {i} in the scan"))
+                })?;
+                Expr::Column(Column::new_unqualified(name))
+            }
+            Qual::Literal(value) => literal(value),
+            Qual::Parameter(i) => match self.parameters {
+                None => Expr::Placeholder(Placeholder::new_with_field(format!("${}", i + 1), None)),
+                Some(values) => literal(values.get(*i).ok_or_else(|| {
+                    datafusion_common::DataFusionError::Internal(format!("no value for parameter {}", i + 1))
+                })?),
+            },
+            Qual::Compare { op, left, right } => {
+                let op = match op {
+                    Comparison::Eq => Operator::Eq,
+                    Comparison::NotEq => Operator::NotEq,
+                    Comparison::Lt => Operator::Lt,
+                    Comparison::LtEq => Operator::LtEq,
+                    Comparison::Gt => Operator::Gt,
+                    Comparison::GtEq => Operator::GtEq,
+                };
+                Expr::BinaryExpr(datafusion_expr::BinaryExpr::new(boxed(left)?, op, boxed(right)?))
+            }
+            Qual::Distinct { negated, left, right } => {
+                let op = if *negated { Operator::IsNotDistinctFrom } else { Operator::IsDistinctFrom };
+                Expr::BinaryExpr(datafusion_expr::BinaryExpr::new(boxed(left)?, op, boxed(right)?))
+            }
+            Qual::And(quals) => self.fold(quals, Operator::And, true)?,
+            Qual::Or(quals) => self.fold(quals, Operator::Or, false)?,
+            Qual::Not(q) => Expr::Not(boxed(q)?),
+            Qual::IsNull(q) => Expr::IsNull(boxed(q)?),
+            Qual::IsNotNull(q) => Expr::IsNotNull(boxed(q)?),
+            Qual::IsTrue(q) => Expr::IsTrue(boxed(q)?),
+            Qual::IsNotTrue(q) => Expr::IsNotTrue(boxed(q)?),
+            Qual::IsFalse(q) => Expr::IsFalse(boxed(q)?),
+            Qual::IsNotFalse(q) => Expr::IsNotFalse(boxed(q)?),
+            Qual::InList { list, negated, .. } if list.is_empty() => lit(*negated),
+            Qual::InList { expr, list, negated } => Expr::InList(InList::new(
+                boxed(expr)?,
+                list.iter().map(|q| self.expr(q)).collect::<Result<_, _>>()?,
+                *negated,
+            )),
+            Qual::Like { expr, pattern, negated } => {
+                Expr::Like(Like::new(*negated, boxed(expr)?, boxed(pattern)?, None, false))
+            }
+        })
+    }
+
+    /// `a AND b AND ...` (or OR), left-deep; an empty list is its identity.
+    fn fold(&self, quals: &[Qual], op: Operator, identity: bool) -> Result<Expr, crate::Error> {
+        let mut exprs = quals.iter().map(|q| self.expr(q));
+        let Some(first) = exprs.next() else { return Ok(lit(identity)) };
+        exprs.try_fold(first?, |acc, next| {
+            Ok(Expr::BinaryExpr(datafusion_expr::BinaryExpr::new(Box::new(acc), op, Box::new(next?))))
+        })
+    }
+}
+
+/// A literal whose SQL reads back on the server as exactly this value and type.
+fn literal(value: &Literal) -> Expr {
+    let typed = |text: String, data_type: DataType| cast(lit(text), data_type);
+    match value {
+        Literal::Null => lit(ScalarValue::Null),
+        Literal::Boolean(b) => lit(*b),
+        Literal::Int16(i) => typed(i.to_string(), DataType::Int16),
+        Literal::Int32(i) => lit(*i),
+        // i64::MIN has no positive counterpart: as `-9223372036854775808` it would be parsed
+        // as the negation of a number too large for BIGINT.
+        Literal::Int64(i) => typed(i.to_string(), DataType::Int64),
+        Literal::Float32(f) => typed(float_text(f64::from(*f), f.is_nan()), DataType::Float32),
+        Literal::Float64(f) => typed(float_text(*f, f.is_nan()), DataType::Float64),
+        Literal::Decimal { unscaled, precision, scale } => {
+            typed(decimal_text(*unscaled, *scale), DataType::Decimal128(*precision, *scale))
+        }
+        Literal::Text(s) => lit(s.as_str()),
+        Literal::Bytes(b) => lit(ScalarValue::Binary(Some(b.clone()))),
+        Literal::Uuid(u) => lit(ScalarValue::Binary(Some(u.to_vec()))),
+        Literal::Date(days) => typed(date_text(*days), DataType::Date32),
+        // The unparser has no SQL name for a cast to Time64; it writes this scalar as
+        // `CAST('hh:mm:ss.ffffff' AS TIME)` itself.
+        Literal::Time(micros) => lit(ScalarValue::Time64Microsecond(Some(*micros))),
+        Literal::Timestamp(micros) => {
+            typed(timestamp_text(*micros), DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, None))
+        }
+        Literal::TimestampTz(micros) => typed(
+            format!("{}Z", timestamp_text(*micros)),
+            DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, Some(Arc::from("UTC"))),
+        ),
+    }
+}
+
+/// Text that parses back to the same float: Rust prints the shortest such digits.
+fn float_text(f: f64, nan: bool) -> String {
+    if nan {
+        "NaN".into()
+    } else if f.is_infinite() {
+        if f > 0.0 { "Infinity".into() } else { "-Infinity".into() }
+    } else {
+        format!("{f:e}")
+    }
+}
+
+/// `unscaled × 10^-scale` as decimal text: `-12.340`.
+pub fn decimal_text(unscaled: i128, scale: i8) -> String {
+    let digits = unscaled.unsigned_abs().to_string();
+    let sign = if unscaled < 0 { "-" } else { "" };
+    if scale <= 0 {
+        return format!("{sign}{digits}{}", "0".repeat(scale.unsigned_abs() as usize));
+    }
+    let scale = scale as usize;
+    let padded = format!("{digits:0>width$}", width = scale + 1);
+    let (whole, fraction) = padded.split_at(padded.len() - scale);
+    format!("{sign}{whole}.{fraction}")
+}
+
+/// A civil date from days since 1970-01-01 (proleptic Gregorian), as `YYYY-MM-DD`.
+fn date_text(days: i32) -> String {
+    // Howard Hinnant's days_from_civil, inverted.
+    let z = i64::from(days) + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+fn time_text(micros: i64) -> String {
+    let (seconds, fraction) = (micros.div_euclid(1_000_000), micros.rem_euclid(1_000_000));
+    format!("{:02}:{:02}:{:02}.{fraction:06}", seconds / 3600, seconds / 60 % 60, seconds % 60)
+}
+
+fn timestamp_text(micros: i64) -> String {
+    let day_micros = 86_400_000_000;
+    let days = micros.div_euclid(day_micros);
+    format!("{}T{}", date_text(days as i32), time_text(micros.rem_euclid(day_micros)))
+}
+
+/// Whether a literal of this value can be written for the server (dates and timestamps in the
+/// years 1 to 9999, which every server parses from ISO text).
+pub fn is_renderable(value: &Literal) -> bool {
+    const DAY_MICROS: i64 = 86_400_000_000;
+    // 0001-01-01 and 9999-12-31 in days since 1970-01-01.
+    let in_range = |days: i64| (-719_162..=2_932_896).contains(&days);
+    match value {
+        Literal::Date(days) => in_range(i64::from(*days)),
+        Literal::Timestamp(micros) | Literal::TimestampTz(micros) => in_range(micros.div_euclid(DAY_MICROS)),
+        Literal::Decimal { precision, scale, .. } => (1..=38).contains(precision) && *scale >= 0,
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{RemoteColumn, RemoteScan, RemoteTable};
+    use arrow_array::Array;
+    use datafusion_sql::unparser::Unparser;
+
+    fn col(i: usize) -> Box<Qual> {
+        Box::new(Qual::Column(i))
+    }
+
+    fn val(value: Literal) -> Box<Qual> {
+        Box::new(Qual::Literal(value))
+    }
+
+    fn cmp(op: Comparison, left: Box<Qual>, right: Box<Qual>) -> Qual {
+        Qual::Compare { op, left, right }
+    }
+
+    fn sql(qual: &Qual) -> String {
+        let columns = ["id".to_string(), "name".to_string(), "ok".to_string()];
+        let renderer = Renderer { columns: &columns, parameters: None };
+        Unparser::new(&crate::KalamDialect).expr_to_sql(&renderer.expr(qual).unwrap()).unwrap().to_string()
+    }
+
+    // Goal: each literal is written with its type, so the server reads the same value back.
+    #[test]
+    fn literals_carry_their_types() {
+        let cases = [
+            (Literal::Null, "NULL"),
+            (Literal::Boolean(true), "true"),
+            (Literal::Int16(-32768), "CAST('-32768' AS SMALLINT)"),
+            (Literal::Int32(-2147483648), "-2147483648"),
+            (Literal::Int64(i64::MIN), "CAST('-9223372036854775808' AS BIGINT)"),
+            (Literal::Float64(0.1), "CAST('1e-1' AS DOUBLE)"),
+            (Literal::Float64(-0.0), "CAST('-0e0' AS DOUBLE)"),
+            (Literal::Float64(f64::NAN), "CAST('NaN' AS DOUBLE)"),
+            (Literal::Float64(f64::NEG_INFINITY), "CAST('-Infinity' AS DOUBLE)"),
+            (Literal::Float32(1.5), "CAST('1.5e0' AS FLOAT)"),
+            (Literal::Decimal { unscaled: 10, precision: 3, scale: 2 }, "CAST('0.10' AS DECIMAL(3,2))"),
+            (
+                Literal::Decimal { unscaled: -12340, precision: 5, scale: 3 },
+                "CAST('-12.340' AS DECIMAL(5,3))",
+            ),
+            (Literal::Text("it's a \\ ü".into()), "'it''s a \\ ü'"),
+            (Literal::Bytes(vec![0, 255, 16]), "X'00ff10'"),
+            (Literal::Uuid([0xa0; 16]), "X'a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0'"),
+            (Literal::Date(0), "CAST('1970-01-01' AS DATE)"),
+            (Literal::Date(-719_162), "CAST('0001-01-01' AS DATE)"),
+            (Literal::Date(2_932_896), "CAST('9999-12-31' AS DATE)"),
+            (Literal::Time(86_399_999_999), "CAST('23:59:59.999999' AS TIME)"),
+            (Literal::Timestamp(-1), "CAST('1969-12-31T23:59:59.999999' AS TIMESTAMP)"),
+            (
+                Literal::TimestampTz(1_714_979_289_123_456),
+                "CAST('2024-05-06T07:08:09.123456Z' AS TIMESTAMP WITH TIME ZONE)",
+            ),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(sql(&Qual::Literal(value.clone())), expected, "{value:?}");
+        }
+    }
+
+    // Goal: the text of every literal parses back, with the cast the server applies, to the
+    // same value: floats bit for bit, decimals digit for digit, dates and times to the microsecond.
+    #[test]
+    fn literal_text_reads_back_exactly() {
+        use arrow_array::cast::AsArray;
+        use arrow_array::types::*;
+        let read = |text: String, to: DataType| {
+            let array = arrow_array::StringArray::from(vec![text.clone()]);
+            let options = arrow_cast::CastOptions { safe: false, ..Default::default() };
+            arrow_cast::cast_with_options(&array, &to, &options)
+                .unwrap_or_else(|e| panic!("{text} as {to}: {e}"))
+        };
+        for f in [
+            0.1,
+            -0.0,
+            1e300,
+            -1e-300,
+            5e-324,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            123456789.123456789,
+            f64::INFINITY,
+        ] {
+            let back = read(float_text(f, false), DataType::Float64);
+            assert_eq!(back.as_primitive::<Float64Type>().value(0).to_bits(), f.to_bits(), "{f}");
+        }
+        assert!(
+            read(float_text(f64::NAN, true), DataType::Float64)
+                .as_primitive::<Float64Type>()
+                .value(0)
+                .is_nan()
+        );
+        for f in [0.1f32, -0.0, 3.4e38, 1e-45, f32::NEG_INFINITY] {
+            let back = read(float_text(f64::from(f), false), DataType::Float32);
+            assert_eq!(back.as_primitive::<Float32Type>().value(0).to_bits(), f.to_bits(), "{f}");
+        }
+        for (unscaled, precision, scale) in [
+            (10i128, 3u8, 2i8),
+            (-1, 38, 37),
+            (99999999999999999999999999999999999999, 38, 0),
+            (5, 1, 0),
+            (-7, 10, 10),
+        ] {
+            let back = read(decimal_text(unscaled, scale), DataType::Decimal128(precision, scale));
+            assert_eq!(back.as_primitive::<Decimal128Type>().value(0), unscaled, "{unscaled}e-{scale}");
+        }
+        for days in [-719_162, -1, 0, 11_016, 19_782, 2_932_896] {
+            let back = read(date_text(days), DataType::Date32);
+            assert_eq!(back.as_primitive::<Date32Type>().value(0), days, "{days}");
+        }
+        for micros in [0i64, 1, 86_399_999_999, 45_296_000_001] {
+            let back = read(time_text(micros), DataType::Time64(arrow_schema::TimeUnit::Microsecond));
+            assert_eq!(back.as_primitive::<Time64MicrosecondType>().value(0), micros, "{micros}");
+        }
+        for micros in [-62_135_596_800_000_000i64, -1, 0, 1_714_979_289_123_456, 253_402_300_799_999_999] {
+            let plain =
+                read(timestamp_text(micros), DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, None));
+            assert_eq!(plain.as_primitive::<TimestampMicrosecondType>().value(0), micros, "{micros}");
+            let utc = read(
+                format!("{}Z", timestamp_text(micros)),
+                DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, Some("UTC".into())),
+            );
+            assert_eq!(utc.as_primitive::<TimestampMicrosecondType>().value(0), micros, "{micros}");
+            assert!(!plain.is_null(0));
+        }
+        assert!(is_renderable(&Literal::Date(2_932_896)) && !is_renderable(&Literal::Date(2_932_897)));
+        assert!(!is_renderable(&Literal::Timestamp(-62_135_596_800_000_001)));
+    }
+
+    // Goal: the operators and their combinations render as SQL that means the same thing:
+    // comparisons, IS [NOT] DISTINCT FROM, AND/OR/NOT, the IS tests, IN (with the empty list
+    // folded), LIKE, and parameters as $n until bound.
+    #[test]
+    fn quals_render_as_sql() {
+        use Comparison::*;
+        let cases = [
+            (cmp(Eq, col(0), val(Literal::Int64(5))), r#"("id" = CAST('5' AS BIGINT))"#),
+            (cmp(LtEq, col(1), val(Literal::Text("b".into()))), r#"("name" <= 'b')"#),
+            (
+                Qual::Distinct { negated: false, left: col(0), right: val(Literal::Int32(1)) },
+                r#"("id" IS DISTINCT FROM 1)"#,
+            ),
+            (
+                Qual::Or(vec![Qual::Column(2), Qual::Not(Box::new(Qual::IsNull(col(0))))]),
+                r#"("ok" OR NOT "id" IS NULL)"#,
+            ),
+            (
+                Qual::And(vec![Qual::IsNotTrue(col(2)), Qual::IsFalse(col(2)), Qual::IsNotNull(col(1))]),
+                r#"(("ok" IS NOT TRUE AND "ok" IS FALSE) AND "name" IS NOT NULL)"#,
+            ),
+            (
+                Qual::InList {
+                    expr: col(0),
+                    list: vec![Qual::Literal(Literal::Int32(1)), Qual::Literal(Literal::Null)],
+                    negated: true,
+                },
+                r#""id" NOT IN (1, NULL)"#,
+            ),
+            (Qual::InList { expr: col(0), list: vec![], negated: false }, "false"),
+            (Qual::InList { expr: col(0), list: vec![], negated: true }, "true"),
+            (
+                Qual::Like { expr: col(1), pattern: val(Literal::Text("a\\_%".into())), negated: true },
+                r#""name" NOT LIKE 'a\_%'"#,
+            ),
+            (cmp(Gt, col(0), Box::new(Qual::Parameter(1))), r#"("id" > $2)"#),
+            (Qual::And(vec![]), "true"),
+        ];
+        for (qual, expected) in cases {
+            assert_eq!(sql(&qual), expected, "{qual:?}");
+        }
+    }
+
+    // Goal: a scan with filters is one flat SELECT ... FROM ... WHERE, with parameters bound
+    // when their values are known and shown as $n when not.
+    #[test]
+    fn scan_with_filters_is_one_flat_statement() {
+        let scan = RemoteScan {
+            table: RemoteTable { namespace: "app".into(), table: "t".into() },
+            columns: ["id", "name"]
+                .iter()
+                .map(|n| RemoteColumn { name: n.to_string(), data_type: DataType::Int64 })
+                .collect(),
+            projection: vec![1],
+            filters: vec![
+                cmp(Comparison::Gt, col(0), Box::new(Qual::Parameter(0))),
+                Qual::Or(vec![
+                    Qual::IsNull(col(1)),
+                    cmp(Comparison::Eq, col(1), val(Literal::Text("x".into()))),
+                ]),
+            ],
+        };
+        assert_eq!(
+            scan.to_sql(None).unwrap(),
+            r#"SELECT "t"."name" FROM "app"."t" WHERE (("id" > $1) AND ("name" IS NULL OR ("name" = 'x')))"#
+        );
+        assert_eq!(
+            scan.to_sql(Some(&[Literal::Int64(7)])).unwrap(),
+            r#"SELECT "t"."name" FROM "app"."t" WHERE (("id" > CAST('7' AS BIGINT)) AND ("name" IS NULL OR ("name" = 'x')))"#
+        );
+        assert!(scan.to_sql(Some(&[])).is_err(), "a missing parameter value is an error, not a guess");
+    }
+}
