@@ -9,6 +9,11 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::ToSocketAddrs;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_schema::SchemaRef;
+use kalam_pushdown::RemoteTable;
 
 use kalam_flight::{Auth, ClientConfig, KalamClient, TlsConfig};
 use pgrx::PgSqlErrorCode;
@@ -21,6 +26,26 @@ use crate::runtime;
 thread_local! {
     /// Only the backend's own thread touches the cache.
     static CACHE: RefCell<HashMap<(Oid, Oid), (ClientConfig, KalamClient)>> = RefCell::new(HashMap::new());
+    /// What the planner learned of remote tables, and when.
+    static TABLES: RefCell<HashMap<TableKey, (Instant, Arc<RemoteTableInfo>)>> = RefCell::new(HashMap::new());
+}
+
+/// How long what the planner learned of a remote table (its columns, its size) is reused
+/// before it is asked again: long enough that a burst of queries plans without a round trip,
+/// short enough that a changed table is seen soon.
+const TABLE_INFO_TTL: Duration = Duration::from_secs(30);
+
+/// Most remote tables remembered per backend; the oldest half is forgotten past it.
+const TABLE_INFO_MAX: usize = 1024;
+
+/// (server, user whose mapping applies, namespace, table, KalamDB user the rows are read for).
+type TableKey = (Oid, Oid, String, String, Option<String>);
+
+/// A remote table as the server describes it: its columns with their Arrow types, and the
+/// rows it expects (`None` when it does not say).
+pub struct RemoteTableInfo {
+    pub schema: SchemaRef,
+    pub rows: Option<u64>,
 }
 
 /// A foreign server's options and the settings its client uses for the current user.
@@ -62,6 +87,37 @@ impl Server {
         Ok(client)
     }
 
+    /// The remote table's columns and size, from the server (GetFlightInfo of `SELECT *`,
+    /// planned there, never run), reused for [`TABLE_INFO_TTL`].
+    pub fn describe(&self, table: &RemoteTable, user_id: Option<&str>) -> Result<Arc<RemoteTableInfo>> {
+        let key =
+            (self.oid, self.user, table.namespace.clone(), table.table.clone(), user_id.map(str::to_string));
+        let cached = TABLES.with_borrow(|tables| tables.get(&key).cloned());
+        if let Some((at, info)) = cached
+            && at.elapsed() < TABLE_INFO_TTL
+        {
+            return Ok(info);
+        }
+        let sql = table.describe_sql().map_err(|e| {
+            KalamError::new(PgSqlErrorCode::ERRCODE_FDW_ERROR, format!("cannot build the remote query: {e}"))
+        })?;
+        let client = self.client()?;
+        let user_id = user_id.map(str::to_string);
+        let (schema, rows) = runtime::call(async move { client.describe(&sql, user_id.as_deref()).await })
+            .map_err(KalamError::from)?;
+        let info = Arc::new(RemoteTableInfo { schema, rows });
+        TABLES.with_borrow_mut(|tables| {
+            if tables.len() >= TABLE_INFO_MAX {
+                let mut ages: Vec<Instant> = tables.values().map(|(at, _)| *at).collect();
+                ages.sort();
+                let cutoff = ages[ages.len() / 2];
+                tables.retain(|_, (at, _)| *at > cutoff);
+            }
+            tables.insert(key, (Instant::now(), info.clone()));
+        });
+        Ok(info)
+    }
+
     /// Drops the cached connection (it broke); the next [`Server::client`] reconnects.
     pub fn forget_client(&self) {
         CACHE.with_borrow_mut(|cache| cache.remove(&(self.oid, self.user)));
@@ -71,6 +127,7 @@ impl Server {
 /// Closes every cached connection.
 pub fn close_all() {
     let _ = CACHE.try_with(|cache| cache.borrow_mut().clear());
+    let _ = TABLES.try_with(|tables| tables.borrow_mut().clear());
 }
 
 /// The credentials of `user`'s mapping for `server`, or of the PUBLIC mapping, with the user

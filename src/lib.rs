@@ -6,6 +6,7 @@
 //! - [`handler`]: the FDW handler (callback table) and option validator.
 //! - [`options`]: the one table of accepted options and their typed, validated views.
 //! - [`scan`]: planner and executor callbacks of a foreign scan; streams batch by batch.
+//! - [`deparse`]: which WHERE clauses the server runs (exactly PostgreSQL's answer, or local).
 //! - [`stream`]: a query's result, fetched and decoded ahead on the I/O thread (bounded queue).
 //! - [`convert`]: Arrow columns into PostgreSQL datums, a column at a time (`numeric`, `array`).
 //! - [`connection`]: client settings from server options and user mappings; connections cached per backend.
@@ -22,6 +23,7 @@ pgrx::pg_module_magic!();
 
 mod connection;
 mod convert;
+mod deparse;
 mod error;
 mod functions;
 mod guc;

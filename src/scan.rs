@@ -7,8 +7,11 @@
 //! stream, the batches) are released on error and abort as well as at the end. The connection
 //! itself is cached per backend (`connection`).
 //!
-//! Planner → executor hand-off (`ForeignScan.fdw_private`): one integer list, the 0-based
-//! attribute indexes of the columns the query needs (see [`FdwPrivate`]).
+//! Planning splits the relation's clauses ([`deparse`] decides which the server runs),
+//! estimates rows from the server's own count, and hands the executor (`ForeignScan.fdw_private`,
+//! see [`FdwPrivateIndex`]) the columns to fetch and the remote clauses; the values those
+//! clauses need from PostgreSQL (parameters, stable expressions) are `fdw_exprs`, evaluated
+//! when the scan starts and again at each rescan.
 
 use std::ffi::CString;
 use std::time::{Duration, Instant};
@@ -20,13 +23,14 @@ use pgrx::{PgMemoryContexts, PgRelation, PgSqlErrorCode, PgTupleDesc, pg_guard};
 
 use crate::connection::Server;
 use crate::convert::{Arena, Converter, SUPPORTED_TYPES_HINT, arrow_type_for, pg_type_name};
+use crate::deparse::{self, Class, Deparser, QualColumn};
 use crate::error::{KalamError, Result};
 use crate::guc;
 use crate::options::{self, ScanTuning, TableOptions, TableType};
 use crate::runtime;
 use crate::stream::Prefetch;
 
-/// Row estimate until the server reports table statistics.
+/// Rows assumed for a table the server did not describe.
 const ROWS_ESTIMATE_DEFAULT: f64 = 1000.0;
 /// Cost of starting a remote query (a round trip), in the planner's units.
 const STARTUP_COST: f64 = 100.0;
@@ -36,14 +40,108 @@ const ROW_COST: f64 = 0.01;
 // ---------------------------------------------------------------------------------------------
 // Planner
 
+/// What planning learned of a foreign relation (its `RelOptInfo.fdw_private`).
+struct RelInfo {
+    /// The clauses of `baserestrictinfo` the server runs.
+    remote: Vec<*mut pg_sys::RestrictInfo>,
+    /// The table's columns as clauses may use them, by attribute number - 1.
+    columns: Vec<Option<QualColumn>>,
+    /// Rows the server is expected to send (after the remote clauses).
+    fetched_rows: f64,
+}
+
 #[pg_guard]
 pub unsafe extern "C-unwind" fn get_foreign_rel_size(
-    _root: *mut pg_sys::PlannerInfo,
+    root: *mut pg_sys::PlannerInfo,
     baserel: *mut pg_sys::RelOptInfo,
-    _foreigntableid: pg_sys::Oid,
+    foreigntableid: pg_sys::Oid,
 ) {
-    // SAFETY: PostgreSQL passes a valid RelOptInfo for the foreign relation being planned.
-    unsafe { (*baserel).rows = ROWS_ESTIMATE_DEFAULT };
+    // SAFETY: PostgreSQL passes valid planner structures for the foreign relation being
+    // planned; the RelInfo lives in the planner's memory context, as long as the RelOptInfo.
+    unsafe {
+        let info = plan_relation(root, baserel, foreigntableid).unwrap_or_else(|e| e.report());
+        let info = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(info);
+        (*baserel).fdw_private = info.cast();
+    }
+}
+
+/// Splits the relation's clauses into remote and local ones and estimates its rows: the rows
+/// the server reports for the table (none known: [`ROWS_ESTIMATE_DEFAULT`]) times PostgreSQL's
+/// selectivity of the clauses.
+unsafe fn plan_relation(
+    root: *mut pg_sys::PlannerInfo,
+    baserel: *mut pg_sys::RelOptInfo,
+    foreigntableid: pg_sys::Oid,
+) -> Result<RelInfo> {
+    // SAFETY: see get_foreign_rel_size; the relation is locked by the planner already.
+    unsafe {
+        let relation = PgRelation::with_lock(foreigntableid, pg_sys::NoLock as pg_sys::LOCKMODE);
+        let table = pg_sys::GetForeignTable(foreigntableid);
+        let server = Server::lookup((*table).serverid)?;
+        let table_options = TableOptions::parse(&options::from_pg_list((*table).options))?;
+        let remote = remote_table(&relation, &table_options);
+        let user_id = match table_options.table_type {
+            TableType::Shared => None,
+            TableType::User | TableType::Stream => guc::user_id(),
+        };
+        let needs_user = table_options.table_type != TableType::Shared;
+        // A server that cannot describe the table now (not running, no kalam.user_id yet) gets
+        // every clause checked locally, and the default estimate.
+        let described = if needs_user && user_id.is_none() {
+            None
+        } else {
+            server.describe(&remote, user_id.as_deref()).ok()
+        };
+        let tupdesc = PgTupleDesc::from_pg_unchecked(relation.rd_att);
+        let columns: Vec<Option<QualColumn>> = (0..tupdesc.len())
+            .map(|i| {
+                let att = tupdesc.get(i).expect("attr");
+                if att.is_dropped() {
+                    return None;
+                }
+                let class = Class::of(att.type_oid().value());
+                let remote_field = described.as_ref().and_then(|d| d.schema.field_with_name(att.name()).ok());
+                let remote_matches =
+                    remote_field.is_some_and(|f| class.is_none_or(|c| c.holds(f.data_type())));
+                Some(QualColumn { index: i, class, remote_matches })
+            })
+            .collect();
+
+        let relid = (*baserel).relid;
+        let mut deparser = Deparser::new(relid, &columns, deparse::default_collation_is_c());
+        let mut remote_list = std::ptr::null_mut();
+        let mut remote = Vec::new();
+        for rinfo in deparse::list_nodes((*baserel).baserestrictinfo) {
+            let rinfo = rinfo as *mut pg_sys::RestrictInfo;
+            if !(*rinfo).pseudoconstant && deparser.clause((*rinfo).clause).is_ok() {
+                remote.push(rinfo);
+                remote_list = pg_sys::lappend(remote_list, rinfo.cast());
+            }
+        }
+        let total =
+            described.as_ref().and_then(|d| d.rows).map(|r| r as f64).unwrap_or(ROWS_ESTIMATE_DEFAULT);
+        let selectivity = |clauses| {
+            pg_sys::clauselist_selectivity(
+                root,
+                clauses,
+                relid as i32,
+                pg_sys::JoinType::JOIN_INNER,
+                std::ptr::null_mut(),
+            )
+        };
+        (*baserel).tuples = total;
+        (*baserel).rows = pg_sys::clamp_row_est(total * selectivity((*baserel).baserestrictinfo));
+        let fetched_rows = pg_sys::clamp_row_est(total * selectivity(remote_list));
+        Ok(RelInfo { remote, columns, fetched_rows })
+    }
+}
+
+/// The remote table a foreign table reads: its options, else its schema and name.
+fn remote_table(relation: &PgRelation, options: &TableOptions) -> RemoteTable {
+    RemoteTable {
+        namespace: options.namespace.clone().unwrap_or_else(|| relation.namespace().to_string()),
+        table: options.table.clone().unwrap_or_else(|| relation.name().to_string()),
+    }
 }
 
 #[pg_guard]
@@ -52,10 +150,16 @@ pub unsafe extern "C-unwind" fn get_foreign_paths(
     baserel: *mut pg_sys::RelOptInfo,
     _foreigntableid: pg_sys::Oid,
 ) {
-    // SAFETY: arguments come from the planner; create_foreignscan_path copies what it keeps.
+    // SAFETY: arguments come from the planner; create_foreignscan_path copies what it keeps;
+    // fdw_private was set by get_foreign_rel_size.
     unsafe {
+        let info = &*((*baserel).fdw_private as *const RelInfo);
         let rows = (*baserel).rows;
-        let total_cost = STARTUP_COST + rows * ROW_COST;
+        // Every fetched row is transferred and converted; the clauses that stay local are
+        // evaluated on each of them.
+        let local_clauses = deparse::list_nodes((*baserel).baserestrictinfo).len() - info.remote.len();
+        let total_cost =
+            STARTUP_COST + info.fetched_rows * (ROW_COST + local_clauses as f64 * pg_sys::cpu_operator_cost);
         #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15", feature = "pg16"))]
         let path = pg_sys::create_foreignscan_path(
             root,
@@ -113,20 +217,40 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
     outer_plan: *mut pg_sys::Plan,
 ) -> *mut pg_sys::ForeignScan {
     // SAFETY: planner-provided pointers; every list built here is palloc'd in the planner's
-    // context and becomes part of the plan.
+    // context and becomes part of the plan; fdw_private was set by get_foreign_rel_size.
     unsafe {
-        // No filter is shipped yet: every qual is checked locally.
-        let local_quals = pg_sys::extract_actual_clauses(scan_clauses, false);
+        let info = &*((*baserel).fdw_private as *const RelInfo);
         let relid = (*baserel).relid;
+        // The clauses the server runs go to fdw_private (read again when the scan starts);
+        // the values they need that PostgreSQL computes go to fdw_exprs, where the planner
+        // finishes them (set_plan_refs) so the executor can evaluate them.
+        let (mut remote_exprs, mut local_exprs) = (std::ptr::null_mut(), std::ptr::null_mut());
+        let mut deparser = Deparser::new(relid, &info.columns, deparse::default_collation_is_c());
+        for rinfo in deparse::list_nodes(scan_clauses) {
+            let rinfo = rinfo as *mut pg_sys::RestrictInfo;
+            if (*rinfo).pseudoconstant {
+                continue; // the planner checks these once, above the scan
+            }
+            if info.remote.contains(&rinfo) && deparser.clause((*rinfo).clause).is_ok() {
+                remote_exprs = pg_sys::lappend(remote_exprs, (*rinfo).clause.cast());
+            } else {
+                local_exprs = pg_sys::lappend(local_exprs, (*rinfo).clause.cast());
+            }
+        }
+        let mut fdw_exprs = std::ptr::null_mut();
+        for parameter in deparser.parameters {
+            fdw_exprs = pg_sys::lappend(fdw_exprs, parameter.cast());
+        }
+        // Only the columns the query returns or the local clauses read are fetched.
         let mut attrs: *mut pg_sys::Bitmapset = std::ptr::null_mut();
         pg_sys::pull_varattnos((*(*baserel).reltarget).exprs.cast(), relid, &mut attrs);
-        pg_sys::pull_varattnos(local_quals.cast(), relid, &mut attrs);
-        let fdw_private = FdwPrivate::from_attrs(attrs).into_list();
+        pg_sys::pull_varattnos(local_exprs.cast(), relid, &mut attrs);
+        let fdw_private = FdwPrivate::from_attrs(attrs).into_list(remote_exprs);
         pg_sys::make_foreignscan(
             tlist,
-            local_quals,
+            local_exprs,
             relid,
-            std::ptr::null_mut(),
+            fdw_exprs,
             fdw_private,
             std::ptr::null_mut(),
             std::ptr::null_mut(),
@@ -135,10 +259,21 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
     }
 }
 
+/// Positions in `ForeignScan.fdw_private`, a list of two lists.
+#[repr(usize)]
+enum FdwPrivateIndex {
+    /// Integer list: the 0-based attribute indexes to fetch, or `[-1]` for every column.
+    Attrs = 0,
+    /// Expression list: the clauses the server runs (ANDed).
+    RemoteConds = 1,
+}
+
 /// What the planner tells the executor.
 struct FdwPrivate {
     /// 0-based attribute indexes the query reads; `None` = every column (a whole-row reference).
     attrs: Option<Vec<usize>>,
+    /// The clauses the server runs.
+    remote_conds: Vec<*mut pg_sys::Expr>,
 }
 
 impl FdwPrivate {
@@ -150,45 +285,56 @@ impl FdwPrivate {
             // SAFETY: bms_next_member accepts NULL (empty set) and any valid set.
             member = unsafe { pg_sys::bms_next_member(attrs, member) };
             if member < 0 {
-                return Self { attrs: Some(indexes) };
+                return Self { attrs: Some(indexes), remote_conds: Vec::new() };
             }
             let attno = member + pg_sys::FirstLowInvalidHeapAttributeNumber;
             match attno {
-                0 => return Self { attrs: None },
+                0 => return Self { attrs: None, remote_conds: Vec::new() },
                 n if n > 0 => indexes.push(n as usize - 1),
                 _ => {} // system columns are not fetched
             }
         }
     }
 
-    /// Encoded as an integer list: `[-1]` for "every column", else the indexes.
-    unsafe fn into_list(self) -> *mut pg_sys::List {
-        let mut list = std::ptr::null_mut();
+    /// Encoded as [`FdwPrivateIndex`] says.
+    unsafe fn into_list(self, remote_conds: *mut pg_sys::List) -> *mut pg_sys::List {
+        let mut attrs = std::ptr::null_mut();
         let values: Vec<i32> = match self.attrs {
             None => vec![-1],
             Some(indexes) => indexes.into_iter().map(|i| i as i32).collect(),
         };
-        for value in values {
-            // SAFETY: lappend_int allocates in the current (planner) memory context.
-            list = unsafe { pg_sys::lappend_int(list, value) };
+        // SAFETY: the lists are allocated in the current (planner) memory context.
+        unsafe {
+            for value in values {
+                attrs = pg_sys::lappend_int(attrs, value);
+            }
+            let list = pg_sys::lappend(std::ptr::null_mut(), attrs.cast());
+            pg_sys::lappend(list, remote_conds.cast())
         }
-        list
     }
 
     unsafe fn from_list(list: *mut pg_sys::List) -> Self {
-        let mut values = Vec::new();
-        if !list.is_null() {
-            // SAFETY: the list was built by `into_list` and copied with the plan.
-            unsafe {
-                for i in 0..(*list).length as usize {
-                    values.push((*(*list).elements.add(i)).int_value);
+        // SAFETY: the list was built by `into_list` and copied with the plan.
+        unsafe {
+            let parts = deparse::list_nodes(list);
+            let attrs = parts[FdwPrivateIndex::Attrs as usize] as *mut pg_sys::List;
+            let mut values = Vec::new();
+            if !attrs.is_null() {
+                for i in 0..(*attrs).length as usize {
+                    values.push((*(*attrs).elements.add(i)).int_value);
                 }
             }
-        }
-        if values.first() == Some(&-1) {
-            Self { attrs: None }
-        } else {
-            Self { attrs: Some(values.into_iter().map(|v| v as usize).collect()) }
+            let remote_conds =
+                deparse::list_nodes(parts[FdwPrivateIndex::RemoteConds as usize] as *mut pg_sys::List)
+                    .into_iter()
+                    .map(|node| node.cast())
+                    .collect();
+            let attrs = if values.first() == Some(&-1) {
+                None
+            } else {
+                Some(values.into_iter().map(|v| v as usize).collect())
+            };
+            Self { attrs, remote_conds }
         }
     }
 }
@@ -220,6 +366,16 @@ struct RowSource {
     nulls: *const bool,
 }
 
+/// A value of the remote clauses that PostgreSQL computes when the scan starts.
+struct Parameter {
+    state: *mut pg_sys::ExprState,
+    type_oid: pg_sys::Oid,
+}
+
+fn remote_sql_error(e: kalam_pushdown::Error) -> KalamError {
+    KalamError::new(PgSqlErrorCode::ERRCODE_FDW_ERROR, format!("cannot build the remote query: {e}"))
+}
+
 /// What EXPLAIN ANALYZE reports about the remote side of a scan.
 #[derive(Default)]
 struct ScanStats {
@@ -239,7 +395,16 @@ struct ScanState {
     relation: String,
     table_type: TableType,
     tuning: ScanTuning,
+    /// What the server runs (the remote clauses with their parameters unbound).
+    remote: RemoteScan,
+    /// The values of the remote clauses' parameters, computed by PostgreSQL.
+    parameters: Vec<Parameter>,
+    /// Where parameters are evaluated (the plan node's expression context).
+    econtext: *mut pg_sys::ExprContext,
+    /// The remote SQL as EXPLAIN shows it (parameters as `$n`).
     sql: String,
+    /// The remote SQL last sent, with its parameters' values.
+    sent_sql: String,
     fetched: Vec<Fetched>,
     /// Attributes never fetched; set to NULL in every row.
     unfetched: Vec<usize>,
@@ -389,13 +554,7 @@ impl ScanState {
             let server = Server::lookup((*table).serverid)?;
             let table_options = TableOptions::parse(&options::from_pg_list((*table).options))?;
             let tuning = server.options.tuning.with_table(&table_options);
-            let remote = RemoteTable {
-                namespace: table_options
-                    .namespace
-                    .clone()
-                    .unwrap_or_else(|| relation.namespace().to_string()),
-                table: table_options.table.clone().unwrap_or_else(|| relation.name().to_string()),
-            };
+            let remote = remote_table(&relation, &table_options);
 
             let plan = (*node).ss.ps.plan as *mut pg_sys::ForeignScan;
             let wanted = FdwPrivate::from_list((*plan).fdw_private);
@@ -411,14 +570,23 @@ impl ScanState {
                 Some(attrs) => live.iter().copied().filter(|a| attrs.contains(a)).collect(),
             };
 
-            // Only columns that are fetched need a type pg_kalam can read.
+            // Every attribute is a column of the remote scan (its index is the attribute's), so
+            // that remote clauses can name columns that are not fetched. Only columns that are
+            // fetched need a type pg_kalam can read.
+            let columns: Vec<RemoteColumn> = (0..natts)
+                .map(|a| {
+                    let att = tupdesc.get(a).expect("attr");
+                    let data_type = arrow_type_for(att.type_oid().value(), att.type_mod())
+                        .unwrap_or(arrow_schema::DataType::Null);
+                    RemoteColumn { name: att.name().to_string(), data_type }
+                })
+                .collect();
             let mut fetched = Vec::with_capacity(reads.len());
-            let mut columns = Vec::with_capacity(reads.len());
-            for attr in reads {
+            for &attr in &reads {
                 let att = tupdesc.get(attr).expect("attr");
                 let (pg_type, typmod) = (att.type_oid().value(), att.type_mod());
-                let data_type = arrow_type_for(pg_type, typmod).ok_or_else(|| {
-                    KalamError::new(
+                if arrow_type_for(pg_type, typmod).is_none() {
+                    return Err(KalamError::new(
                         PgSqlErrorCode::ERRCODE_FDW_INVALID_DATA_TYPE,
                         format!(
                             "column \"{}\" of foreign table \"{}\" has type {}, which pg_kalam cannot read",
@@ -427,9 +595,8 @@ impl ScanState {
                             pg_type_name(pg_type)
                         ),
                     )
-                    .with_hint(SUPPORTED_TYPES_HINT)
-                })?;
-                columns.push(RemoteColumn { name: att.name().to_string(), data_type });
+                    .with_hint(SUPPORTED_TYPES_HINT));
+                }
                 fetched.push(Fetched {
                     attr,
                     name: att.name().to_string(),
@@ -441,15 +608,49 @@ impl ScanState {
                     arena: Arena::default(),
                 });
             }
-            let projection = (0..columns.len()).collect();
-            let sql = RemoteScan { table: remote, columns, projection, filters: Vec::new() }
-                .to_sql(None)
-                .map_err(|e| {
+
+            // The remote clauses, read again from the plan: the planner shipped them, so each
+            // one is shippable; their parameters come out in fdw_exprs' order.
+            let qual_columns: Vec<Option<QualColumn>> = (0..natts)
+                .map(|a| {
+                    let att = tupdesc.get(a).expect("attr");
+                    let class = Class::of(att.type_oid().value());
+                    (!att.is_dropped()).then_some(QualColumn { index: a, class, remote_matches: true })
+                })
+                .collect();
+            let scanrelid = (*plan).scan.scanrelid;
+            let mut deparser = Deparser::new(scanrelid, &qual_columns, deparse::default_collation_is_c());
+            let mut filters = Vec::with_capacity(wanted.remote_conds.len());
+            for clause in &wanted.remote_conds {
+                filters.push(deparser.clause(*clause).map_err(|why| {
                     KalamError::new(
                         PgSqlErrorCode::ERRCODE_FDW_ERROR,
-                        format!("cannot build the remote query: {e}"),
+                        format!("a clause planned for the server can no longer be sent: {why}"),
                     )
-                })?;
+                })?);
+            }
+            let parameter_exprs = deparse::list_nodes((*plan).fdw_exprs);
+            if parameter_exprs.len() != deparser.parameters.len() {
+                return Err(KalamError::new(
+                    PgSqlErrorCode::ERRCODE_FDW_ERROR,
+                    format!(
+                        "the plan computes {} values for the remote clauses, which need {}",
+                        parameter_exprs.len(),
+                        deparser.parameters.len()
+                    ),
+                ));
+            }
+            let parameters = parameter_exprs
+                .into_iter()
+                .map(|expr| Parameter {
+                    state: pg_sys::ExecInitExpr(expr.cast(), node.cast()),
+                    type_oid: pg_sys::exprType(expr),
+                })
+                .collect();
+
+            let projection = fetched.iter().map(|f| f.attr).collect();
+            let remote = RemoteScan { table: remote, columns, projection, filters };
+            let sql = remote.to_sql(None).map_err(remote_sql_error)?;
             let unfetched = (0..natts).filter(|a| !fetched.iter().any(|f| f.attr == *a)).collect();
             let batch_context = pg_sys::AllocSetContextCreateInternal(
                 pg_sys::CurrentMemoryContext,
@@ -463,7 +664,11 @@ impl ScanState {
                 relation: relation.name().to_string(),
                 table_type: table_options.table_type,
                 tuning,
+                remote,
+                parameters,
+                econtext: (*node).ss.ps.ps_ExprContext,
                 sql,
+                sent_sql: String::new(),
                 fetched,
                 unfetched,
                 batch_context,
@@ -476,6 +681,31 @@ impl ScanState {
                 stats: ScanStats::default(),
             })
         }
+    }
+
+    /// The statement for the server with this run's parameter values: computed by PostgreSQL
+    /// now (at the first fetch, and again after each rescan, when they may have changed).
+    fn statement(&self) -> Result<String> {
+        let mut values = Vec::with_capacity(self.parameters.len());
+        for parameter in &self.parameters {
+            let mut is_null = false;
+            // SAFETY: the expression state was initialized for this scan's plan node, and its
+            // expression context is the node's; the datum is read before that context resets.
+            let value = unsafe {
+                let datum = pg_sys::ExecEvalExprSwitchContext(parameter.state, self.econtext, &mut is_null);
+                deparse::literal(datum, is_null, parameter.type_oid)
+            };
+            values.push(value.ok_or_else(|| {
+                KalamError::new(
+                    PgSqlErrorCode::ERRCODE_FDW_ERROR,
+                    format!(
+                        "a value for the remote query has type {}, which cannot be sent",
+                        pg_type_name(parameter.type_oid)
+                    ),
+                )
+            })?);
+        }
+        self.remote.to_sql(Some(&values)).map_err(remote_sql_error)
     }
 
     fn restart(&mut self) {
@@ -559,7 +789,7 @@ impl ScanState {
             if matches!(e, kalam_flight::Error::Lost { .. } | kalam_flight::Error::Timeout { .. }) {
                 self.server.forget_client();
             }
-            KalamError::from(e).with_detail(format!("Remote SQL: {}", self.sql))
+            KalamError::from(e).with_detail(format!("Remote SQL: {}", self.sent_sql))
         })
     }
 
@@ -576,8 +806,10 @@ impl ScanState {
                 .with_hint("SET kalam.user_id = '<user>' to choose whose rows to read.")
             })?),
         };
-        let start =
-            |client| Prefetch::start(client, self.sql.clone(), user_id.clone(), self.tuning.prefetch_batches);
+        self.sent_sql = self.statement()?;
+        let start = |client| {
+            Prefetch::start(client, self.sent_sql.clone(), user_id.clone(), self.tuning.prefetch_batches)
+        };
         let result = match start(self.server.client()?) {
             Err(
                 kalam_flight::Error::Lost { .. }
@@ -588,7 +820,7 @@ impl ScanState {
             }
             other => other,
         };
-        result.map_err(|e| KalamError::from(e).with_detail(format!("Remote SQL: {}", self.sql)))
+        result.map_err(|e| KalamError::from(e).with_detail(format!("Remote SQL: {}", self.sent_sql)))
     }
 
     fn resolve_converters(&mut self, schema: &arrow_schema::SchemaRef) -> Result<()> {
@@ -601,7 +833,7 @@ impl ScanState {
                     self.fetched.len()
                 ),
             )
-            .with_detail(format!("Remote SQL: {}", self.sql)));
+            .with_detail(format!("Remote SQL: {}", self.sent_sql)));
         }
         for (column, field) in self.fetched.iter_mut().zip(schema.fields()) {
             let converter =
@@ -623,7 +855,7 @@ impl ScanState {
                     self.fetched.len()
                 ),
             )
-            .with_detail(format!("Remote SQL: {}", self.sql)));
+            .with_detail(format!("Remote SQL: {}", self.sent_sql)));
         }
         for (column, array) in self.fetched.iter().zip(batch.columns()) {
             let (_, announced) = column.converter.as_ref().expect("resolved when the stream opened");

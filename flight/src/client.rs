@@ -355,6 +355,28 @@ impl KalamClient {
         QueryStream::new(flight, info, self.clone())
     }
 
+    /// Plans a statement query without running it: the result schema the server announces and
+    /// the rows it expects (`None` when it does not say). Nothing is fetched: no DoGet follows.
+    pub async fn describe(
+        &self,
+        sql: &str,
+        user_id: Option<&str>,
+    ) -> Result<(SchemaRef, Option<u64>), Error> {
+        let command = CommandStatementQuery { query: sql.to_string(), transaction_id: None };
+        let descriptor = FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
+        let info = self
+            .with_session(user_id, |mut flight| {
+                let descriptor = descriptor.clone();
+                async move { self.bounded(flight.get_flight_info(descriptor)).await }
+            })
+            .await?;
+        let rows = u64::try_from(info.total_records).ok();
+        let schema = info
+            .try_decode_schema()
+            .map_err(|e| Error::Protocol(format!("FlightInfo carries no valid schema: {e}")))?;
+        Ok((Arc::new(schema), rows))
+    }
+
     /// Runs a statement that returns no rows (DDL, INSERT/UPDATE/DELETE) and returns the number
     /// of rows it changed, as the server reports it.
     pub async fn execute_update(&self, sql: &str, user_id: Option<&str>) -> Result<i64, Error> {

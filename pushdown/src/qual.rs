@@ -52,6 +52,32 @@ pub enum Literal {
     TimestampTz(i64),
 }
 
+impl Literal {
+    /// A decimal's text (`-12.340`, as PostgreSQL prints a numeric) as an exact decimal of at
+    /// most 38 digits; `None` for NaN, ±Infinity and longer numbers, which the server cannot hold.
+    pub fn decimal(text: &str) -> Option<Literal> {
+        let (negative, digits) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+        if whole.is_empty() || !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let whole = whole.trim_start_matches('0');
+        let precision = (whole.len() + fraction.len()).max(1);
+        if precision > 38 {
+            return None;
+        }
+        let unscaled: i128 = format!("{whole}{fraction}").parse().unwrap_or(0);
+        Some(Literal::Decimal {
+            unscaled: if negative { -unscaled } else { unscaled },
+            precision: precision as u8,
+            scale: fraction.len() as i8,
+        })
+    }
+}
+
 /// A comparison operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Comparison {
@@ -194,10 +220,26 @@ fn literal(value: &Literal) -> Expr {
         Literal::Text(s) => lit(s.as_str()),
         Literal::Bytes(b) => lit(ScalarValue::Binary(Some(b.clone()))),
         Literal::Uuid(u) => lit(ScalarValue::Binary(Some(u.to_vec()))),
-        Literal::Date(days) => typed(date_text(*days), DataType::Date32),
+        Literal::Date(days) if in_iso_range(i64::from(*days)) => typed(date_text(*days), DataType::Date32),
+        // Outside the years 1 to 9999 ISO text is not portable; days since 1970 are exact.
+        Literal::Date(days) => cast(typed(days.to_string(), DataType::Int32), DataType::Date32),
         // The unparser has no SQL name for a cast to Time64; it writes this scalar as
         // `CAST('hh:mm:ss.ffffff' AS TIME)` itself.
         Literal::Time(micros) => lit(ScalarValue::Time64Microsecond(Some(*micros))),
+        Literal::Timestamp(micros) | Literal::TimestampTz(micros)
+            if !in_iso_range(micros.div_euclid(DAY_MICROS)) =>
+        {
+            // Outside the years 1 to 9999 (PostgreSQL's ±infinity among them, as the extreme
+            // microseconds): DataFusion's to_timestamp_micros of the exact count. Without a time
+            // zone, compared with a UTC column, it is read as UTC: the same instant.
+            let micros = typed(micros.to_string(), DataType::Int64);
+            Expr::ScalarFunction(datafusion_expr::expr::ScalarFunction::new_udf(
+                Arc::new(datafusion_expr::ScalarUDF::new_from_impl(RemoteFunction::new(
+                    "to_timestamp_micros",
+                ))),
+                vec![micros],
+            ))
+        }
         Literal::Timestamp(micros) => {
             typed(timestamp_text(*micros), DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, None))
         }
@@ -258,17 +300,48 @@ fn timestamp_text(micros: i64) -> String {
     format!("{}T{}", date_text(days as i32), time_text(micros.rem_euclid(day_micros)))
 }
 
-/// Whether a literal of this value can be written for the server (dates and timestamps in the
-/// years 1 to 9999, which every server parses from ISO text).
-pub fn is_renderable(value: &Literal) -> bool {
-    const DAY_MICROS: i64 = 86_400_000_000;
-    // 0001-01-01 and 9999-12-31 in days since 1970-01-01.
-    let in_range = |days: i64| (-719_162..=2_932_896).contains(&days);
-    match value {
-        Literal::Date(days) => in_range(i64::from(*days)),
-        Literal::Timestamp(micros) | Literal::TimestampTz(micros) => in_range(micros.div_euclid(DAY_MICROS)),
-        Literal::Decimal { precision, scale, .. } => (1..=38).contains(precision) && *scale >= 0,
-        _ => true,
+const DAY_MICROS: i64 = 86_400_000_000;
+
+/// Days (since 1970-01-01) in the years 1 to 9999, which every server parses from ISO text.
+fn in_iso_range(days: i64) -> bool {
+    (-719_162..=2_932_896).contains(&days)
+}
+
+/// A function of the server, named for rendering only: the unparser writes it by name, and
+/// nothing here ever runs it.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct RemoteFunction {
+    name: &'static str,
+    signature: datafusion_expr::Signature,
+}
+
+impl RemoteFunction {
+    fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            signature: datafusion_expr::Signature::variadic_any(datafusion_expr::Volatility::Immutable),
+        }
+    }
+}
+
+impl datafusion_expr::ScalarUDFImpl for RemoteFunction {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &datafusion_expr::Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> datafusion_common::Result<DataType> {
+        Ok(DataType::Null)
+    }
+
+    fn invoke_with_args(
+        &self,
+        _: datafusion_expr::ScalarFunctionArgs,
+    ) -> datafusion_common::Result<datafusion_expr::ColumnarValue> {
+        datafusion_common::not_impl_err!("{} runs on the server", self.name)
     }
 }
 
@@ -322,6 +395,9 @@ mod tests {
             (Literal::Date(0), "CAST('1970-01-01' AS DATE)"),
             (Literal::Date(-719_162), "CAST('0001-01-01' AS DATE)"),
             (Literal::Date(2_932_896), "CAST('9999-12-31' AS DATE)"),
+            (Literal::Date(i32::MAX), "CAST(CAST('2147483647' AS INTEGER) AS DATE)"),
+            (Literal::Timestamp(i64::MAX), "to_timestamp_micros(CAST('9223372036854775807' AS BIGINT))"),
+            (Literal::TimestampTz(i64::MIN), "to_timestamp_micros(CAST('-9223372036854775808' AS BIGINT))"),
             (Literal::Time(86_399_999_999), "CAST('23:59:59.999999' AS TIME)"),
             (Literal::Timestamp(-1), "CAST('1969-12-31T23:59:59.999999' AS TIMESTAMP)"),
             (
@@ -399,8 +475,30 @@ mod tests {
             assert_eq!(utc.as_primitive::<TimestampMicrosecondType>().value(0), micros, "{micros}");
             assert!(!plain.is_null(0));
         }
-        assert!(is_renderable(&Literal::Date(2_932_896)) && !is_renderable(&Literal::Date(2_932_897)));
-        assert!(!is_renderable(&Literal::Timestamp(-62_135_596_800_000_001)));
+    }
+
+    // Goal: numeric text becomes an exact decimal, or nothing when the server cannot hold it.
+    #[test]
+    fn numerics_become_exact_decimals() {
+        let cases = [
+            ("0.10", Some((10, 2, 2))),
+            ("-12.340", Some((-12340, 5, 3))),
+            ("0", Some((0, 1, 0))),
+            ("007", Some((7, 1, 0))),
+            ("-0.0001", Some((-1, 4, 4))),
+            ("12345678901234567890123456789012345678", Some((12345678901234567890123456789012345678, 38, 0))),
+            ("123456789012345678901234567890123456789", None),
+            ("NaN", None),
+            ("Infinity", None),
+            ("-Infinity", None),
+        ];
+        for (text, expected) in cases {
+            let got = Literal::decimal(text).map(|l| match l {
+                Literal::Decimal { unscaled, precision, scale } => (unscaled, precision, scale),
+                other => panic!("{other:?}"),
+            });
+            assert_eq!(got, expected, "{text}");
+        }
     }
 
     // Goal: the operators and their combinations render as SQL that means the same thing:

@@ -19,6 +19,17 @@ pub struct RemoteTable {
     pub table: String,
 }
 
+impl RemoteTable {
+    /// `SELECT * FROM "namespace"."table"`: planned by the server (never run) to learn the
+    /// table's columns and size.
+    pub fn describe_sql(&self) -> Result<String, Error> {
+        let source = Arc::new(LogicalTableSource::new(Arc::new(Schema::empty())));
+        let table = TableReference::partial(self.namespace.as_str(), self.table.as_str());
+        let plan = LogicalPlanBuilder::scan(table, source, None)?.build()?;
+        Ok(Unparser::new(&KalamDialect).plan_to_sql(&plan)?.to_string())
+    }
+}
+
 /// One column of the remote table, with the Arrow type the extension expects for it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RemoteColumn {
@@ -108,6 +119,13 @@ mod tests {
         for (scan, expected) in cases {
             assert_eq!(scan.to_sql(None).unwrap(), expected);
         }
+    }
+
+    // Goal: the statement that describes a table reads every column, names quoted.
+    #[test]
+    fn describe_reads_every_column() {
+        let table = RemoteTable { namespace: "app".into(), table: "My \"T\" x".into() };
+        assert_eq!(table.describe_sql().unwrap(), r#"SELECT * FROM "app"."My ""T"" x""#);
     }
 
     // Goal: names that are keywords, mixed case or contain quotes cannot alter the statement.

@@ -1,0 +1,568 @@
+//! Deparse: which WHERE clauses of a foreign scan run on the server.
+//!
+//! As in postgres_fdw, the walker decides first and `kalam_pushdown` prints: [`Deparser`]
+//! reads a clause's PostgreSQL expression tree and builds a [`Qual`] only when the server
+//! computes exactly what PostgreSQL computes, rows and errors alike; otherwise it says why and
+//! the clause is checked locally. Speed never buys a wrong row.
+//!
+//! Shipped:
+//! - comparisons `= <> < <= > >=` between values of one class: integers (smallint, integer,
+//!   bigint, mixed), numeric, boolean, date, time, timestamp, timestamptz, uuid, bytea, and
+//!   text/varchar: `=` and `<>` under a deterministic collation (equal means the same bytes),
+//!   the ordering operators only under the C or POSIX collation, where PostgreSQL compares bytes
+//!   as DataFusion does;
+//! - `IS [NOT] DISTINCT FROM` with the same operators; `IN (...)`/`= ANY(array)` and
+//!   `NOT IN`/`<> ALL(array)` of an array constant, with SQL's NULL semantics;
+//! - `AND`, `OR`, `NOT`, `IS [NOT] NULL`, `IS [NOT] TRUE/FALSE`, a boolean column alone;
+//! - `LIKE`/`NOT LIKE` on text with a constant pattern (PostgreSQL's default escape `\`);
+//! - as values: the table's columns, constants, and values PostgreSQL computes once when the
+//!   scan starts: parameters (`$n`, PL/pgSQL variables, init-plan results, an outer row's values)
+//!   and stable expressions without columns (`now()`, `current_date`, `now() - interval '1 day'`).
+//!   postgres_fdw keeps stable expressions local; evaluating them once, in PostgreSQL, and
+//!   shipping the value gives the same rows, because a stable expression has one value in a scan.
+//!
+//! Kept local, and why:
+//! - real and double precision comparisons: DataFusion orders floats by their bits (`-0 < 0`, a
+//!   NaN with its sign bit set below every number), PostgreSQL has `-0 = 0` and every NaN equal
+//!   to every other and above all numbers;
+//! - char(n) comparisons (PostgreSQL ignores trailing spaces), text ordering under any other
+//!   collation, ILIKE (case folding beyond ASCII differs), regular expressions;
+//! - casts, arithmetic and other functions of columns (overflow, rounding, time zone and
+//!   formatting rules differ), volatile functions (they run once per row, in PostgreSQL),
+//!   subqueries;
+//! - numeric constants the server cannot hold exactly (NaN, ±Infinity, over 38 digits) and
+//!   numeric values computed at scan start (their value, unknown when planning, might be such);
+//!   a LIKE pattern ending in its escape character (PostgreSQL raises an error for it);
+//!   text values in a database whose encoding is not UTF-8;
+//! - anything on a column whose remote Arrow type is not of the column's class (a foreign table
+//!   declared with another type than the server's): the comparison would not mean the same.
+
+use std::ffi::CStr;
+
+use arrow_schema::DataType;
+use kalam_pushdown::{Comparison, Literal, Qual};
+use pgrx::pg_sys::{self, Datum, Node, NodeTag, Oid};
+use pgrx::{FromDatum, is_a};
+
+/// The value classes comparisons are shipped for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    Int16,
+    Int32,
+    Int64,
+    Float32,
+    Float64,
+    Numeric,
+    Bool,
+    Text,
+    Bytes,
+    Uuid,
+    Date,
+    Time,
+    Timestamp,
+    TimestampTz,
+}
+
+impl Class {
+    /// The class of values of a PostgreSQL type.
+    pub fn of(type_oid: Oid) -> Option<Class> {
+        Some(match type_oid {
+            pg_sys::INT2OID => Class::Int16,
+            pg_sys::INT4OID => Class::Int32,
+            pg_sys::INT8OID => Class::Int64,
+            pg_sys::FLOAT4OID => Class::Float32,
+            pg_sys::FLOAT8OID => Class::Float64,
+            pg_sys::NUMERICOID => Class::Numeric,
+            pg_sys::BOOLOID => Class::Bool,
+            pg_sys::TEXTOID | pg_sys::VARCHAROID => Class::Text,
+            pg_sys::BYTEAOID => Class::Bytes,
+            pg_sys::UUIDOID => Class::Uuid,
+            pg_sys::DATEOID => Class::Date,
+            pg_sys::TIMEOID => Class::Time,
+            pg_sys::TIMESTAMPOID => Class::Timestamp,
+            pg_sys::TIMESTAMPTZOID => Class::TimestampTz,
+            _ => return None,
+        })
+    }
+
+    fn is_integer(self) -> bool {
+        matches!(self, Class::Int16 | Class::Int32 | Class::Int64)
+    }
+
+    /// Whether PostgreSQL's comparison of the two classes is the server's.
+    fn comparable(self, other: Class) -> bool {
+        (self == other || (self.is_integer() && other.is_integer()))
+            && !matches!(self, Class::Float32 | Class::Float64)
+    }
+
+    /// Whether a remote column of `remote` type holds values of this class, so the server
+    /// compares them as PostgreSQL compares this class.
+    pub fn holds(self, remote: &DataType) -> bool {
+        use DataType::*;
+        match self {
+            Class::Int16 | Class::Int32 | Class::Int64 => matches!(remote, Int8 | Int16 | Int32 | Int64),
+            Class::Float32 | Class::Float64 => matches!(remote, Float32 | Float64),
+            Class::Numeric => matches!(remote, Decimal128(..)),
+            Class::Bool => matches!(remote, Boolean),
+            Class::Text => matches!(remote, Utf8 | LargeUtf8 | Utf8View),
+            Class::Bytes => matches!(remote, Binary | LargeBinary | BinaryView),
+            Class::Uuid => matches!(remote, FixedSizeBinary(16)),
+            Class::Date => matches!(remote, Date32),
+            Class::Time => matches!(remote, Time64(_) | Time32(_)),
+            Class::Timestamp => matches!(remote, Timestamp(_, None)),
+            Class::TimestampTz => matches!(remote, Timestamp(_, Some(_))),
+        }
+    }
+}
+
+/// A column of the foreign table as clauses may use it.
+#[derive(Clone, Debug)]
+pub struct QualColumn {
+    /// Index in the scan's column list.
+    pub index: usize,
+    /// The class of its declared type, if comparisons of it can be shipped.
+    pub class: Option<Class>,
+    /// Whether the remote column exists with a type of that class (or, without a class, at all).
+    pub remote_matches: bool,
+}
+
+/// Why a clause stays local.
+pub type Local = &'static str;
+
+/// Decides, clause by clause, what the server runs.
+pub struct Deparser<'a> {
+    /// Range-table index of the foreign table.
+    relid: pg_sys::Index,
+    /// By attribute number - 1.
+    columns: &'a [Option<QualColumn>],
+    /// Whether the database's default collation compares bytes (C or POSIX).
+    default_collation_is_c: bool,
+    /// Expressions PostgreSQL evaluates when the scan starts, in [`Qual::Parameter`] order.
+    pub parameters: Vec<*mut pg_sys::Expr>,
+}
+
+impl<'a> Deparser<'a> {
+    pub fn new(
+        relid: pg_sys::Index,
+        columns: &'a [Option<QualColumn>],
+        default_collation_is_c: bool,
+    ) -> Self {
+        Self { relid, columns, default_collation_is_c, parameters: Vec::new() }
+    }
+
+    /// The qual of one clause, or why it stays local. A clause that stays local adds no
+    /// parameter.
+    ///
+    /// # Safety
+    /// `clause` must be a valid expression tree of the planner or of a plan.
+    pub unsafe fn clause(&mut self, clause: *mut pg_sys::Expr) -> Result<Qual, Local> {
+        let before = self.parameters.len();
+        // SAFETY: per the contract.
+        let result = unsafe { self.boolean(clause.cast()) };
+        if result.is_err() {
+            self.parameters.truncate(before);
+        }
+        result
+    }
+
+    /// A boolean expression.
+    unsafe fn boolean(&mut self, node: *mut Node) -> Result<Qual, Local> {
+        // SAFETY: the node tags are checked before each cast.
+        unsafe {
+            if is_a(node, NodeTag::T_BoolExpr) {
+                let expr = node as *mut pg_sys::BoolExpr;
+                let args = list_nodes((*expr).args);
+                let mut quals = Vec::with_capacity(args.len());
+                for arg in args {
+                    quals.push(self.boolean(arg)?);
+                }
+                return match (*expr).boolop {
+                    pg_sys::BoolExprType::AND_EXPR => Ok(Qual::And(quals)),
+                    pg_sys::BoolExprType::OR_EXPR => Ok(Qual::Or(quals)),
+                    _ => Ok(Qual::Not(Box::new(quals.pop().ok_or("NOT without an argument")?))),
+                };
+            }
+            if is_a(node, NodeTag::T_OpExpr) {
+                return self.operator(node as *mut pg_sys::OpExpr);
+            }
+            if is_a(node, NodeTag::T_DistinctExpr) {
+                let expr = node as *mut pg_sys::OpExpr;
+                let Qual::Compare { op: Comparison::Eq, left, right } = self.operator(expr)? else {
+                    return Err("IS DISTINCT FROM with an operator other than =");
+                };
+                return Ok(Qual::Distinct { negated: false, left, right });
+            }
+            if is_a(node, NodeTag::T_ScalarArrayOpExpr) {
+                return self.array_operator(node as *mut pg_sys::ScalarArrayOpExpr);
+            }
+            if is_a(node, NodeTag::T_NullTest) {
+                let test = node as *mut pg_sys::NullTest;
+                if (*test).argisrow {
+                    return Err("IS NULL of a row");
+                }
+                let (arg, _) = self.value((*test).arg.cast(), true)?;
+                return Ok(match (*test).nulltesttype {
+                    pg_sys::NullTestType::IS_NULL => Qual::IsNull(Box::new(arg)),
+                    _ => Qual::IsNotNull(Box::new(arg)),
+                });
+            }
+            if is_a(node, NodeTag::T_BooleanTest) {
+                let test = node as *mut pg_sys::BooleanTest;
+                let arg = Box::new(self.boolean((*test).arg.cast())?);
+                return Ok(match (*test).booltesttype {
+                    pg_sys::BoolTestType::IS_TRUE => Qual::IsTrue(arg),
+                    pg_sys::BoolTestType::IS_NOT_TRUE => Qual::IsNotTrue(arg),
+                    pg_sys::BoolTestType::IS_FALSE => Qual::IsFalse(arg),
+                    pg_sys::BoolTestType::IS_NOT_FALSE => Qual::IsNotFalse(arg),
+                    pg_sys::BoolTestType::IS_UNKNOWN => Qual::IsNull(arg),
+                    _ => Qual::IsNotNull(arg),
+                });
+            }
+            // A boolean value: a column, a constant, a parameter.
+            let (value, class) = self.value(node, false)?;
+            if class != Some(Class::Bool) {
+                return Err("a non-boolean value used as a condition");
+            }
+            Ok(value)
+        }
+    }
+
+    /// A comparison or LIKE.
+    unsafe fn operator(&mut self, expr: *mut pg_sys::OpExpr) -> Result<Qual, Local> {
+        // SAFETY: `expr` is a valid OpExpr (or DistinctExpr, the same struct).
+        unsafe {
+            let args = list_nodes((*expr).args);
+            let [left, right] = args[..] else { return Err("an operator that is not binary") };
+            let operator = BuiltinOperator::lookup((*expr).opno).ok_or("an operator that is not built in")?;
+            if let Some(negated) = operator.like() {
+                if (Class::of(operator.left), Class::of(operator.right))
+                    != (Some(Class::Text), Some(Class::Text))
+                {
+                    return Err("LIKE on another type than text");
+                }
+                let (subject, class) = self.value(left, false)?;
+                let pattern =
+                    like_pattern(right).ok_or("LIKE with a pattern that is not a plain constant")?;
+                if class != Some(Class::Text) {
+                    return Err("LIKE on another type than text");
+                }
+                let pattern = Box::new(Qual::Literal(Literal::Text(pattern)));
+                return Ok(Qual::Like { expr: Box::new(subject), pattern, negated });
+            }
+            let op = operator.comparison().ok_or("an operator other than a comparison")?;
+            let (left_class, right_class) = (
+                Class::of(operator.left).ok_or("a comparison of an unsupported type")?,
+                Class::of(operator.right).ok_or("a comparison of an unsupported type")?,
+            );
+            if !left_class.comparable(right_class) {
+                return Err("a comparison whose semantics differ on the server");
+            }
+            if left_class == Class::Text && !self.text_comparison_ships(op, (*expr).inputcollid) {
+                return Err("a text comparison under a collation the server does not follow");
+            }
+            let (left, class) = self.value(left, false)?;
+            if class != Some(left_class) {
+                return Err("an operand of another class than the operator's");
+            }
+            let (right, class) = self.value(right, false)?;
+            if class != Some(right_class) {
+                return Err("an operand of another class than the operator's");
+            }
+            Ok(Qual::Compare { op, left: Box::new(left), right: Box::new(right) })
+        }
+    }
+
+    /// `x = ANY(array)` (IN) and `x <> ALL(array)` (NOT IN) of an array constant.
+    unsafe fn array_operator(&mut self, expr: *mut pg_sys::ScalarArrayOpExpr) -> Result<Qual, Local> {
+        // SAFETY: `expr` is a valid ScalarArrayOpExpr.
+        unsafe {
+            let args = list_nodes((*expr).args);
+            let [left, right] = args[..] else { return Err("an array operator that is not binary") };
+            let operator = BuiltinOperator::lookup((*expr).opno).ok_or("an operator that is not built in")?;
+            let negated = match (operator.comparison(), (*expr).useOr) {
+                (Some(Comparison::Eq), true) => false,
+                (Some(Comparison::NotEq), false) => true,
+                _ => return Err("an array operator other than = ANY or <> ALL"),
+            };
+            let class = Class::of(operator.left).ok_or("a comparison of an unsupported type")?;
+            let element_class = Class::of(operator.right).ok_or("a comparison of an unsupported type")?;
+            if !class.comparable(element_class) {
+                return Err("a comparison whose semantics differ on the server");
+            }
+            if class == Class::Text && !self.text_comparison_ships(Comparison::Eq, (*expr).inputcollid) {
+                return Err("a text comparison under a collation the server does not follow");
+            }
+            let (subject, subject_class) = self.value(left, false)?;
+            if subject_class != Some(class) {
+                return Err("an operand of another class than the operator's");
+            }
+            if !is_a(right, NodeTag::T_Const) {
+                return Err("an array that is not a constant");
+            }
+            let array = right as *mut pg_sys::Const;
+            if (*array).constisnull {
+                return Err("a NULL array");
+            }
+            let element_type = pg_sys::get_element_type((*array).consttype);
+            if Class::of(element_type) != Some(element_class) {
+                return Err("an array of another class than the operator's");
+            }
+            let mut list = Vec::new();
+            for (datum, is_null) in array_elements((*array).constvalue, element_type) {
+                let value =
+                    literal(datum, is_null, element_type).ok_or("an array element the server cannot hold")?;
+                list.push(Qual::Literal(value));
+            }
+            Ok(Qual::InList { expr: Box::new(subject), list, negated })
+        }
+    }
+
+    /// A value (operand): a column, a constant, or a value computed when the scan starts.
+    /// `any_column` admits columns of any type (for IS NULL), else only columns of a class.
+    unsafe fn value(&mut self, node: *mut Node, any_column: bool) -> Result<(Qual, Option<Class>), Local> {
+        // SAFETY: node tags are checked before each cast; lists and catalogs are read only.
+        unsafe {
+            if is_a(node, NodeTag::T_RelabelType) {
+                // A binary-compatible cast (varchar to text): the same value.
+                let relabel = node as *mut pg_sys::RelabelType;
+                let (value, class) = self.value((*relabel).arg.cast(), any_column)?;
+                if class.is_some() && class != Class::of((*relabel).resulttype) {
+                    return Err("a cast between classes");
+                }
+                return Ok((value, class));
+            }
+            if is_a(node, NodeTag::T_Var) {
+                let var = node as *mut pg_sys::Var;
+                if (*var).varno as pg_sys::Index != self.relid || (*var).varlevelsup != 0 {
+                    return Err("a column of another relation");
+                }
+                let attno = (*var).varattno;
+                let column = usize::try_from(attno - 1)
+                    .ok()
+                    .and_then(|i| self.columns.get(i).cloned().flatten())
+                    .ok_or("a system or whole-row column")?;
+                if !column.remote_matches {
+                    return Err("a column whose remote type is not of its declared class");
+                }
+                if column.class.is_none() && !any_column {
+                    return Err("a column of a type comparisons are not shipped for");
+                }
+                return Ok((Qual::Column(column.index), column.class));
+            }
+            let type_oid = pg_sys::exprType(node);
+            let class = Class::of(type_oid);
+            if is_a(node, NodeTag::T_Const) {
+                let constant = node as *mut pg_sys::Const;
+                let value = literal((*constant).constvalue, (*constant).constisnull, (*constant).consttype)
+                    .ok_or("a constant the server cannot hold exactly")?;
+                return Ok((Qual::Literal(value), class));
+            }
+            if class.is_none() {
+                return Err("a value of a type comparisons are not shipped for");
+            }
+            let scan_start_value = is_a(node, NodeTag::T_Param)
+                || (!pg_sys::contain_var_clause(node)
+                    && !pg_sys::contain_volatile_functions(node)
+                    && !pg_sys::contain_subplans(node));
+            if !scan_start_value {
+                return Err("an expression the server would compute differently");
+            }
+            self.parameters.push(node.cast());
+            Ok((Qual::Parameter(self.parameters.len() - 1), class))
+        }
+    }
+
+    /// Text comparisons: equality under a deterministic collation, ordering only where
+    /// PostgreSQL compares bytes.
+    fn text_comparison_ships(&self, op: Comparison, collation: Oid) -> bool {
+        match op {
+            // SAFETY: a syscache lookup of a collation the parser resolved.
+            Comparison::Eq | Comparison::NotEq => unsafe { pg_sys::get_collation_isdeterministic(collation) },
+            _ => {
+                collation == pg_sys::C_COLLATION_OID
+                    || collation == pg_sys::POSIX_COLLATION_OID
+                    || (collation == pg_sys::DEFAULT_COLLATION_OID && self.default_collation_is_c)
+            }
+        }
+    }
+}
+
+/// A built-in operator, by name and input types.
+struct BuiltinOperator {
+    name: String,
+    left: Oid,
+    right: Oid,
+}
+
+impl BuiltinOperator {
+    /// Operators defined by PostgreSQL itself (an extension's operator of the same name may
+    /// mean anything).
+    unsafe fn lookup(opno: Oid) -> Option<Self> {
+        if opno.to_u32() >= pg_sys::FirstGenbkiObjectId {
+            return None;
+        }
+        // SAFETY: syscache lookups of an operator the parser resolved.
+        unsafe {
+            let name = pg_sys::get_opname(opno);
+            if name.is_null() {
+                return None;
+            }
+            let name = CStr::from_ptr(name).to_string_lossy().into_owned();
+            let (mut left, mut right) = (pg_sys::InvalidOid, pg_sys::InvalidOid);
+            pg_sys::op_input_types(opno, &mut left, &mut right);
+            Some(Self { name, left, right })
+        }
+    }
+
+    fn comparison(&self) -> Option<Comparison> {
+        Some(match self.name.as_str() {
+            "=" => Comparison::Eq,
+            "<>" => Comparison::NotEq,
+            "<" => Comparison::Lt,
+            "<=" => Comparison::LtEq,
+            ">" => Comparison::Gt,
+            ">=" => Comparison::GtEq,
+            _ => return None,
+        })
+    }
+
+    /// `Some(negated)` for LIKE (`~~`) and NOT LIKE (`!~~`).
+    fn like(&self) -> Option<bool> {
+        match self.name.as_str() {
+            "~~" => Some(false),
+            "!~~" => Some(true),
+            _ => None,
+        }
+    }
+}
+
+/// The elements of an array datum.
+unsafe fn array_elements(array: Datum, element_type: Oid) -> Vec<(Datum, bool)> {
+    // SAFETY: `array` is a valid array of `element_type`, detoasted here.
+    unsafe {
+        let array = pg_sys::pg_detoast_datum(array.cast_mut_ptr()) as *mut pg_sys::ArrayType;
+        let (mut length, mut by_value, mut align) = (0i16, false, 0 as std::ffi::c_char);
+        pg_sys::get_typlenbyvalalign(element_type, &mut length, &mut by_value, &mut align);
+        let (mut values, mut nulls, mut count) = (std::ptr::null_mut(), std::ptr::null_mut(), 0);
+        pg_sys::deconstruct_array(
+            array,
+            element_type,
+            length.into(),
+            by_value,
+            align,
+            &mut values,
+            &mut nulls,
+            &mut count,
+        );
+        (0..count as usize).map(|i| (*values.add(i), *nulls.add(i))).collect()
+    }
+}
+
+/// A LIKE pattern PostgreSQL would accept as it is: a text constant not ending in the escape
+/// character.
+unsafe fn like_pattern(node: *mut Node) -> Option<String> {
+    // SAFETY: the tag is checked before the cast.
+    unsafe {
+        if !is_a(node, NodeTag::T_Const) {
+            return None;
+        }
+        let constant = node as *mut pg_sys::Const;
+        let Some(Literal::Text(pattern)) =
+            literal((*constant).constvalue, (*constant).constisnull, (*constant).consttype)
+        else {
+            return None;
+        };
+        let trailing_escapes = pattern.chars().rev().take_while(|c| *c == '\\').count();
+        (trailing_escapes % 2 == 0).then_some(pattern)
+    }
+}
+
+/// Days between 1970-01-01 (Arrow's epoch) and 2000-01-01 (PostgreSQL's).
+const PG_EPOCH_DAYS: i64 = 10_957;
+const DAY_MICROS: i64 = 86_400_000_000;
+
+/// The literal of a datum of `type_oid`, if the server can hold the value exactly.
+///
+/// # Safety
+/// `datum` must be a valid datum of `type_oid` (or `is_null`).
+pub unsafe fn literal(datum: Datum, is_null: bool, type_oid: Oid) -> Option<Literal> {
+    if is_null {
+        return Some(Literal::Null);
+    }
+    // SAFETY: per the contract; FromDatum reads a datum of the matching type.
+    let value = unsafe {
+        match type_oid {
+            pg_sys::INT2OID => Literal::Int16(i16::from_datum(datum, false)?),
+            pg_sys::INT4OID => Literal::Int32(i32::from_datum(datum, false)?),
+            pg_sys::INT8OID => Literal::Int64(i64::from_datum(datum, false)?),
+            pg_sys::FLOAT4OID => Literal::Float32(f32::from_datum(datum, false)?),
+            pg_sys::FLOAT8OID => Literal::Float64(f64::from_datum(datum, false)?),
+            pg_sys::BOOLOID => Literal::Boolean(bool::from_datum(datum, false)?),
+            pg_sys::NUMERICOID => Literal::decimal(&pgrx::AnyNumeric::from_datum(datum, false)?.to_string())?,
+            pg_sys::TEXTOID | pg_sys::VARCHAROID => {
+                if !crate::runtime::database_is_utf8() {
+                    return None;
+                }
+                Literal::Text(String::from_datum(datum, false)?)
+            }
+            pg_sys::BYTEAOID => Literal::Bytes(Vec::<u8>::from_datum(datum, false)?),
+            pg_sys::UUIDOID => Literal::Uuid(*pgrx::Uuid::from_datum(datum, false)?.as_bytes()),
+            // ±infinity (the extreme values) and dates beyond Arrow's range saturate: they still
+            // compare as they do in PostgreSQL with every date a remote column can hold.
+            pg_sys::DATEOID => {
+                let days = datum.value() as i32;
+                let days = match days {
+                    i32::MIN | i32::MAX => days,
+                    days => days.saturating_add(PG_EPOCH_DAYS as i32),
+                };
+                Literal::Date(days)
+            }
+            pg_sys::TIMEOID => Literal::Time(datum.value() as i64),
+            pg_sys::TIMESTAMPOID | pg_sys::TIMESTAMPTZOID => {
+                let micros = datum.value() as i64;
+                let micros = match micros {
+                    i64::MIN | i64::MAX => micros,
+                    micros => micros.saturating_add(PG_EPOCH_DAYS * DAY_MICROS),
+                };
+                if type_oid == pg_sys::TIMESTAMPOID {
+                    Literal::Timestamp(micros)
+                } else {
+                    Literal::TimestampTz(micros)
+                }
+            }
+            _ => return None,
+        }
+    };
+    Some(value)
+}
+
+/// The nodes of a PostgreSQL list.
+///
+/// # Safety
+/// `list` must be NULL or a valid pointer list.
+pub unsafe fn list_nodes(list: *mut pg_sys::List) -> Vec<*mut Node> {
+    if list.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: per the contract.
+    unsafe { (0..(*list).length as usize).map(|i| (*(*list).elements.add(i)).ptr_value.cast()).collect() }
+}
+
+/// Whether the database's default collation compares bytes: libc's C or POSIX locale.
+/// Read once per backend (a backend serves one database).
+pub fn default_collation_is_c() -> bool {
+    thread_local! {
+        static IS_C: std::cell::OnceCell<bool> = const { std::cell::OnceCell::new() };
+    }
+    IS_C.with(|is_c| {
+        *is_c.get_or_init(|| {
+            #[cfg(any(feature = "pg13", feature = "pg14"))]
+            let sql = "SELECT datcollate IN ('C', 'POSIX') FROM pg_database WHERE oid = \
+                       (SELECT oid FROM pg_database WHERE datname = current_database())";
+            #[cfg(not(any(feature = "pg13", feature = "pg14")))]
+            let sql = "SELECT datlocprovider = 'c' AND datcollate IN ('C', 'POSIX') FROM pg_database \
+                       WHERE datname = current_database()";
+            pgrx::Spi::get_one::<bool>(sql).ok().flatten().unwrap_or(false)
+        })
+    })
+}
