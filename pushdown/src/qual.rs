@@ -22,6 +22,7 @@ use arrow_schema::DataType;
 use datafusion_common::{Column, ScalarValue};
 use datafusion_expr::expr::{InList, Like, Placeholder};
 use datafusion_expr::{Expr, Operator, cast, lit};
+use datafusion_sql::sqlparser::ast;
 
 /// A typed constant, in the units of the server's Arrow types.
 #[derive(Clone, Debug, PartialEq)]
@@ -201,6 +202,47 @@ impl Renderer<'_> {
     }
 }
 
+/// `expr` with every operand of an operator that is not a single term in parentheses. The
+/// unparser leaves out some that precedence needs: `NOT "ok" IS NOT TRUE` reads as
+/// `NOT ("ok" IS NOT TRUE)`, which is not `(NOT "ok") IS NOT TRUE`.
+pub fn parenthesized(expr: ast::Expr) -> ast::Expr {
+    use ast::Expr as E;
+    let operand = |e: Box<E>| -> Box<E> {
+        let e = parenthesized(*e);
+        Box::new(match e {
+            E::Identifier(_)
+            | E::CompoundIdentifier(_)
+            | E::Value(_)
+            | E::Nested(_)
+            | E::Function(_)
+            | E::Cast { .. } => e,
+            other => E::Nested(Box::new(other)),
+        })
+    };
+    match expr {
+        E::BinaryOp { left, op, right } => E::BinaryOp { left: operand(left), op, right: operand(right) },
+        E::UnaryOp { op, expr } => E::UnaryOp { op, expr: operand(expr) },
+        E::IsNull(e) => E::IsNull(operand(e)),
+        E::IsNotNull(e) => E::IsNotNull(operand(e)),
+        E::IsTrue(e) => E::IsTrue(operand(e)),
+        E::IsNotTrue(e) => E::IsNotTrue(operand(e)),
+        E::IsFalse(e) => E::IsFalse(operand(e)),
+        E::IsNotFalse(e) => E::IsNotFalse(operand(e)),
+        E::IsDistinctFrom(a, b) => E::IsDistinctFrom(operand(a), operand(b)),
+        E::IsNotDistinctFrom(a, b) => E::IsNotDistinctFrom(operand(a), operand(b)),
+        E::InList { expr, list, negated } => E::InList {
+            expr: operand(expr),
+            list: list.into_iter().map(|e| *operand(Box::new(e))).collect(),
+            negated,
+        },
+        E::Like { negated, any, expr, pattern, escape_char } => {
+            E::Like { negated, any, expr: operand(expr), pattern: operand(pattern), escape_char }
+        }
+        E::Nested(e) => E::Nested(Box::new(parenthesized(*e))),
+        other => other,
+    }
+}
+
 /// A literal whose SQL reads back on the server as exactly this value and type.
 fn literal(value: &Literal) -> Expr {
     let typed = |text: String, data_type: DataType| cast(lit(text), data_type);
@@ -230,14 +272,14 @@ fn literal(value: &Literal) -> Expr {
             if !in_iso_range(micros.div_euclid(DAY_MICROS)) =>
         {
             // Outside the years 1 to 9999 (PostgreSQL's ±infinity among them, as the extreme
-            // microseconds): DataFusion's to_timestamp_micros of the exact count. Without a time
-            // zone, compared with a UTC column, it is read as UTC: the same instant.
+            // microseconds): the exact count, given its Arrow type by DataFusion's arrow_cast.
+            let utc = matches!(value, Literal::TimestampTz(_)).then(|| Arc::from("UTC"));
+            let to = DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, utc);
             let micros = typed(micros.to_string(), DataType::Int64);
+            let function = datafusion_expr::ScalarUDF::new_from_impl(RemoteFunction::new("arrow_cast"));
             Expr::ScalarFunction(datafusion_expr::expr::ScalarFunction::new_udf(
-                Arc::new(datafusion_expr::ScalarUDF::new_from_impl(RemoteFunction::new(
-                    "to_timestamp_micros",
-                ))),
-                vec![micros],
+                Arc::new(function),
+                vec![micros, lit(to.to_string())],
             ))
         }
         Literal::Timestamp(micros) => {
@@ -367,7 +409,8 @@ mod tests {
     fn sql(qual: &Qual) -> String {
         let columns = ["id".to_string(), "name".to_string(), "ok".to_string()];
         let renderer = Renderer { columns: &columns, parameters: None };
-        Unparser::new(&crate::KalamDialect).expr_to_sql(&renderer.expr(qual).unwrap()).unwrap().to_string()
+        let expr = Unparser::new(&crate::KalamDialect).expr_to_sql(&renderer.expr(qual).unwrap()).unwrap();
+        parenthesized(expr).to_string()
     }
 
     // Goal: each literal is written with its type, so the server reads the same value back.
@@ -396,8 +439,14 @@ mod tests {
             (Literal::Date(-719_162), "CAST('0001-01-01' AS DATE)"),
             (Literal::Date(2_932_896), "CAST('9999-12-31' AS DATE)"),
             (Literal::Date(i32::MAX), "CAST(CAST('2147483647' AS INTEGER) AS DATE)"),
-            (Literal::Timestamp(i64::MAX), "to_timestamp_micros(CAST('9223372036854775807' AS BIGINT))"),
-            (Literal::TimestampTz(i64::MIN), "to_timestamp_micros(CAST('-9223372036854775808' AS BIGINT))"),
+            (
+                Literal::Timestamp(i64::MAX),
+                "arrow_cast(CAST('9223372036854775807' AS BIGINT), 'Timestamp(µs)')",
+            ),
+            (
+                Literal::TimestampTz(i64::MIN),
+                "arrow_cast(CAST('-9223372036854775808' AS BIGINT), 'Timestamp(µs, \"UTC\")')",
+            ),
             (Literal::Time(86_399_999_999), "CAST('23:59:59.999999' AS TIME)"),
             (Literal::Timestamp(-1), "CAST('1969-12-31T23:59:59.999999' AS TIMESTAMP)"),
             (
@@ -516,11 +565,11 @@ mod tests {
             ),
             (
                 Qual::Or(vec![Qual::Column(2), Qual::Not(Box::new(Qual::IsNull(col(0))))]),
-                r#"("ok" OR NOT "id" IS NULL)"#,
+                r#"("ok" OR (NOT ("id" IS NULL)))"#,
             ),
             (
                 Qual::And(vec![Qual::IsNotTrue(col(2)), Qual::IsFalse(col(2)), Qual::IsNotNull(col(1))]),
-                r#"(("ok" IS NOT TRUE AND "ok" IS FALSE) AND "name" IS NOT NULL)"#,
+                r#"((("ok" IS NOT TRUE) AND ("ok" IS FALSE)) AND ("name" IS NOT NULL))"#,
             ),
             (
                 Qual::InList {
@@ -537,6 +586,9 @@ mod tests {
                 r#""name" NOT LIKE 'a\_%'"#,
             ),
             (cmp(Gt, col(0), Box::new(Qual::Parameter(1))), r#"("id" > $2)"#),
+            (Qual::IsNotTrue(Box::new(Qual::Not(col(2)))), r#"(NOT "ok") IS NOT TRUE"#),
+            (Qual::Not(Box::new(Qual::IsNotTrue(col(2)))), r#"NOT ("ok" IS NOT TRUE)"#),
+            (Qual::IsNull(Box::new(Qual::Not(col(2)))), r#"(NOT "ok") IS NULL"#),
             (Qual::And(vec![]), "true"),
         ];
         for (qual, expected) in cases {
@@ -565,11 +617,11 @@ mod tests {
         };
         assert_eq!(
             scan.to_sql(None).unwrap(),
-            r#"SELECT "t"."name" FROM "app"."t" WHERE (("id" > $1) AND ("name" IS NULL OR ("name" = 'x')))"#
+            r#"SELECT "t"."name" FROM "app"."t" WHERE (("id" > $1) AND (("name" IS NULL) OR ("name" = 'x')))"#
         );
         assert_eq!(
             scan.to_sql(Some(&[Literal::Int64(7)])).unwrap(),
-            r#"SELECT "t"."name" FROM "app"."t" WHERE (("id" > CAST('7' AS BIGINT)) AND ("name" IS NULL OR ("name" = 'x')))"#
+            r#"SELECT "t"."name" FROM "app"."t" WHERE (("id" > CAST('7' AS BIGINT)) AND (("name" IS NULL) OR ("name" = 'x')))"#
         );
         assert!(scan.to_sql(Some(&[])).is_err(), "a missing parameter value is an error, not a guess");
     }

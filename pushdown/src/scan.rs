@@ -62,7 +62,7 @@ impl RemoteScan {
             let names: Vec<String> = self.columns.iter().map(|c| c.name.clone()).collect();
             let renderer = Renderer { columns: &names, parameters };
             let filter = renderer.expr(&Qual::And(self.filters.clone()))?;
-            let selection = Unparser::new(&KalamDialect).expr_to_sql(&filter)?;
+            let selection = crate::qual::parenthesized(Unparser::new(&KalamDialect).expr_to_sql(&filter)?);
             let Statement::Query(query) = &mut statement else {
                 return Err(Error::Internal(format!("unexpected statement for a scan: {statement}")));
             };

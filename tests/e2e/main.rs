@@ -4,6 +4,7 @@
 mod connect;
 mod errors;
 mod peers;
+mod pushdown;
 mod scan;
 mod server;
 mod stream;
