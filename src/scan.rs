@@ -245,7 +245,7 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
         let mut attrs: *mut pg_sys::Bitmapset = std::ptr::null_mut();
         pg_sys::pull_varattnos((*(*baserel).reltarget).exprs.cast(), relid, &mut attrs);
         pg_sys::pull_varattnos(local_exprs.cast(), relid, &mut attrs);
-        let fdw_private = FdwPrivate::from_attrs(attrs).into_list(remote_exprs);
+        let fdw_private = FdwPrivate::from_attrs(attrs).into_list(remote_exprs, relid);
         pg_sys::make_foreignscan(
             tlist,
             local_exprs,
@@ -259,13 +259,17 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
     }
 }
 
-/// Positions in `ForeignScan.fdw_private`, a list of two lists.
+/// Positions in `ForeignScan.fdw_private`, a list of three lists.
 #[repr(usize)]
 enum FdwPrivateIndex {
     /// Integer list: the 0-based attribute indexes to fetch, or `[-1]` for every column.
     Attrs = 0,
     /// Expression list: the clauses the server runs (ANDed).
     RemoteConds = 1,
+    /// Integer list of one: the range-table index the clauses' columns name. fdw_private is
+    /// not adjusted when the plan is finished, so in a subquery's plan this stays the
+    /// subquery's index while `scanrelid` becomes the flattened one.
+    ClauseRelid = 2,
 }
 
 /// What the planner tells the executor.
@@ -274,6 +278,8 @@ struct FdwPrivate {
     attrs: Option<Vec<usize>>,
     /// The clauses the server runs.
     remote_conds: Vec<*mut pg_sys::Expr>,
+    /// The range-table index their columns name.
+    clause_relid: pg_sys::Index,
 }
 
 impl FdwPrivate {
@@ -285,11 +291,11 @@ impl FdwPrivate {
             // SAFETY: bms_next_member accepts NULL (empty set) and any valid set.
             member = unsafe { pg_sys::bms_next_member(attrs, member) };
             if member < 0 {
-                return Self { attrs: Some(indexes), remote_conds: Vec::new() };
+                return Self { attrs: Some(indexes), remote_conds: Vec::new(), clause_relid: 0 };
             }
             let attno = member + pg_sys::FirstLowInvalidHeapAttributeNumber;
             match attno {
-                0 => return Self { attrs: None, remote_conds: Vec::new() },
+                0 => return Self { attrs: None, remote_conds: Vec::new(), clause_relid: 0 },
                 n if n > 0 => indexes.push(n as usize - 1),
                 _ => {} // system columns are not fetched
             }
@@ -297,7 +303,11 @@ impl FdwPrivate {
     }
 
     /// Encoded as [`FdwPrivateIndex`] says.
-    unsafe fn into_list(self, remote_conds: *mut pg_sys::List) -> *mut pg_sys::List {
+    unsafe fn into_list(
+        self,
+        remote_conds: *mut pg_sys::List,
+        clause_relid: pg_sys::Index,
+    ) -> *mut pg_sys::List {
         let mut attrs = std::ptr::null_mut();
         let values: Vec<i32> = match self.attrs {
             None => vec![-1],
@@ -309,7 +319,9 @@ impl FdwPrivate {
                 attrs = pg_sys::lappend_int(attrs, value);
             }
             let list = pg_sys::lappend(std::ptr::null_mut(), attrs.cast());
-            pg_sys::lappend(list, remote_conds.cast())
+            let list = pg_sys::lappend(list, remote_conds.cast());
+            let relid = pg_sys::lappend_int(std::ptr::null_mut(), clause_relid as i32);
+            pg_sys::lappend(list, relid.cast())
         }
     }
 
@@ -334,7 +346,9 @@ impl FdwPrivate {
             } else {
                 Some(values.into_iter().map(|v| v as usize).collect())
             };
-            Self { attrs, remote_conds }
+            let relid = parts[FdwPrivateIndex::ClauseRelid as usize] as *mut pg_sys::List;
+            let clause_relid = (*(*relid).elements).int_value as pg_sys::Index;
+            Self { attrs, remote_conds, clause_relid }
         }
     }
 }
@@ -618,8 +632,8 @@ impl ScanState {
                     (!att.is_dropped()).then_some(QualColumn { index: a, class, remote_matches: true })
                 })
                 .collect();
-            let scanrelid = (*plan).scan.scanrelid;
-            let mut deparser = Deparser::new(scanrelid, &qual_columns, deparse::default_collation_is_c());
+            let mut deparser =
+                Deparser::new(wanted.clause_relid, &qual_columns, deparse::default_collation_is_c());
             let mut filters = Vec::with_capacity(wanted.remote_conds.len());
             for clause in &wanted.remote_conds {
                 filters.push(deparser.clause(*clause).map_err(|why| {

@@ -445,3 +445,82 @@ fn golden_explain_plans() {
     );
     assert!(GOLDEN.len() >= 30);
 }
+
+// Goal: parameters are bound when the scan starts and again at each rescan: a prepared
+// statement past PostgreSQL's switch to a generic plan ships `$1` (its value each run), a
+// PL/pgSQL variable likewise, and a foreign scan under a nested loop re-sends its outer row's
+// value at each rescan; each answer is the heap table's.
+#[test]
+fn parameters_are_bound_at_each_scan() {
+    let (_env, mut pg, _) = fixture();
+    pg.batch_execute("SET plan_cache_mode = force_generic_plan").unwrap();
+    pg.batch_execute("PREPARE foreign_by_i4(int) AS SELECT id FROM app.items WHERE i4 = $1 ORDER BY id")
+        .unwrap();
+    pg.batch_execute("PREPARE heap_by_i4(int) AS SELECT id FROM app.items_heap WHERE i4 = $1 ORDER BY id")
+        .unwrap();
+    let plan: Vec<String> = pg
+        .query("EXPLAIN (VERBOSE, COSTS OFF) EXECUTE foreign_by_i4(7)", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(plan.iter().any(|l| l.contains(r#"WHERE ("i4" = $1)"#)), "{plan:#?}");
+    for value in [7, 3, -5, 0, 2147483647, 42] {
+        let foreign = result_text(&mut pg, &format!("EXECUTE foreign_by_i4({value})"));
+        assert_eq!(foreign, result_text(&mut pg, &format!("EXECUTE heap_by_i4({value})")), "i4 = {value}");
+    }
+
+    // A PL/pgSQL variable is a parameter of each statement the function runs.
+    pg.batch_execute(
+        "CREATE FUNCTION app.count_at_least(n int, tab text) RETURNS bigint LANGUAGE plpgsql AS $$
+         DECLARE c bigint;
+         BEGIN
+           IF tab = 'foreign' THEN SELECT count(*) INTO c FROM app.items WHERE i4 >= n;
+           ELSE SELECT count(*) INTO c FROM app.items_heap WHERE i4 >= n; END IF;
+           RETURN c;
+         END $$;",
+    )
+    .unwrap();
+    for n in [0, 7, 100] {
+        let sql = |tab: &str| format!("SELECT app.count_at_least({n}, '{tab}')");
+        assert_eq!(result_text(&mut pg, &sql("foreign")), result_text(&mut pg, &sql("heap")), "n = {n}");
+    }
+
+    // A lateral subquery: the inner foreign scan runs once per outer row, with its value.
+    let lateral = |tab: &str| {
+        format!(
+            "SELECT h.id, s.c FROM app.items_heap h, LATERAL (SELECT count(*) AS c FROM app.{tab} f WHERE f.i4 = h.i4) s \
+             WHERE h.id <= 40"
+        )
+    };
+    assert_eq!(result_text(&mut pg, &lateral("items")), result_text(&mut pg, &lateral("items_heap")));
+}
+
+// Goal: a pushed filter cuts what crosses the wire: EXPLAIN ANALYZE's Remote Rows are the rows
+// that match, and its Remote Bytes a small part of a full scan's.
+#[test]
+fn pushed_filters_cut_remote_rows_and_bytes() {
+    let (_env, mut pg, _) = fixture();
+    let analyze = |pg: &mut postgres::Client, sql: &str| -> (i64, i64) {
+        let lines: Vec<String> = pg
+            .query(&format!("EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF) {sql}"), &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let number = |label: &str| -> i64 {
+            let line = lines
+                .iter()
+                .find(|l| l.trim_start().starts_with(label))
+                .unwrap_or_else(|| panic!("{lines:#?}"));
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        };
+        (number("Remote Rows:"), number("Remote Bytes:"))
+    };
+    let expected: i64 = pg.query_one("SELECT count(*) FROM app.items_heap WHERE i4 = 7", &[]).unwrap().get(0);
+    let (rows, bytes) = analyze(&mut pg, "SELECT * FROM app.items WHERE i4 = 7");
+    assert_eq!(rows, expected);
+    let (all_rows, all_bytes) = analyze(&mut pg, "SELECT * FROM app.items");
+    assert_eq!(all_rows, ROWS as i64);
+    assert!(bytes < all_bytes, "filtered {bytes} bytes vs full {all_bytes}");
+}
