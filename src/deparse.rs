@@ -367,6 +367,15 @@ impl<'a> Deparser<'a> {
             if !scan_start_value {
                 return Err("an expression the server would compute differently");
             }
+            // Its value is known only when the scan starts, so its class must be one whose every
+            // value the server can hold.
+            match class {
+                Some(Class::Numeric) => return Err("a numeric value known only at run time (it may be NaN)"),
+                Some(Class::Text) if !crate::runtime::database_is_utf8() => {
+                    return Err("a text value in a database that is not UTF-8");
+                }
+                _ => {}
+            }
             self.parameters.push(node.cast());
             Ok((Qual::Parameter(self.parameters.len() - 1), class))
         }

@@ -226,7 +226,15 @@ fn constants(column: &Column) -> Vec<String> {
     let extra: &[&str] = match column.name {
         "i2" | "i4" | "i8" => &["2147483648", "-2147483649", "99999999999", "7.5", "0"],
         "f8" => &["'NaN'::float8", "'-0'::float8", "0.1", "1.5::real"],
-        "n" => &["0.1", "0.10::numeric(3,2)", "'NaN'::numeric", "1e40", "-0.0015", "7.0000"],
+        "n" => &[
+            "0.1",
+            "0.10::numeric(3,2)",
+            "'NaN'::numeric",
+            "1e40",
+            "-0.0015",
+            "7.0000",
+            "(SELECT 'NaN'::numeric)",
+        ],
         "t" => &["'abc' COLLATE \"C\"", "'ABC' COLLATE app.nocase", "'a%'", "''", "'z'"],
         "d" => &["'infinity'::date", "'-infinity'::date", "current_date", "'2024-05-06'::timestamp"],
         "ts" => &["'infinity'::timestamp", "now()::timestamp", "'2024-05-06 07:08:09.123456'"],
@@ -406,6 +414,7 @@ const GOLDEN: &[(&str, &str)] = &[
     ("count_star_with_filter", "SELECT count(*) FROM app.items WHERE ok AND i8 <> 0"),
     ("or_of_shippable", "SELECT id FROM app.items WHERE (i4 = 3 OR t = 'a') AND NOT (u IS NULL)"),
     ("init_plan_value", "SELECT id FROM app.items WHERE i4 = (SELECT max(i4) FROM app.items_heap)"),
+    ("numeric_run_time_value_stays_local", "SELECT id FROM app.items WHERE n > (SELECT 'NaN'::numeric)"),
 ];
 
 // Goal: the plans of representative queries show what runs on the server (the Remote SQL and
