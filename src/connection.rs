@@ -26,6 +26,8 @@ use crate::runtime;
 thread_local! {
     /// Only the backend's own thread touches the cache.
     static CACHE: RefCell<HashMap<(Oid, Oid), (ClientConfig, KalamClient)>> = RefCell::new(HashMap::new());
+    /// Whether each server has the functions with PostgreSQL's semantics, and when asked.
+    static PG_FUNCTIONS: RefCell<HashMap<(Oid, Oid), (Instant, bool)>> = RefCell::new(HashMap::new());
     /// What the planner learned of remote tables, and when.
     static TABLES: RefCell<HashMap<TableKey, (Instant, Arc<RemoteTableInfo>)>> = RefCell::new(HashMap::new());
 }
@@ -118,6 +120,28 @@ impl Server {
         Ok(info)
     }
 
+    /// Whether the server lists every function pg_kalam ships PostgreSQL's float and JSON
+    /// semantics to (GetSqlInfo [`kalam_flight::protocol::PG_FUNCTIONS_INFO`]); asked again
+    /// after [`TABLE_INFO_TTL`].
+    pub fn has_pg_functions(&self) -> Result<bool> {
+        let key = (self.oid, self.user);
+        let cached = PG_FUNCTIONS.with_borrow(|known| known.get(&key).copied());
+        if let Some((at, has)) = cached
+            && at.elapsed() < TABLE_INFO_TTL
+        {
+            return Ok(has);
+        }
+        let client = self.client()?;
+        let names =
+            runtime::call(
+                async move { client.sql_info_strings(kalam_flight::protocol::PG_FUNCTIONS_INFO).await },
+            )
+            .map_err(KalamError::from)?;
+        let has = crate::deparse::PG_FUNCTIONS_USED.iter().all(|f| names.iter().any(|n| n == f));
+        PG_FUNCTIONS.with_borrow_mut(|known| known.insert(key, (Instant::now(), has)));
+        Ok(has)
+    }
+
     /// Drops the cached connection (it broke); the next [`Server::client`] reconnects.
     pub fn forget_client(&self) {
         CACHE.with_borrow_mut(|cache| cache.remove(&(self.oid, self.user)));
@@ -128,6 +152,7 @@ impl Server {
 pub fn close_all() {
     let _ = CACHE.try_with(|cache| cache.borrow_mut().clear());
     let _ = TABLES.try_with(|tables| tables.borrow_mut().clear());
+    let _ = PG_FUNCTIONS.try_with(|known| known.borrow_mut().clear());
 }
 
 /// The credentials of `user`'s mapping for `server`, or of the PUBLIC mapping, with the user

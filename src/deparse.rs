@@ -15,6 +15,10 @@
 //!   `NOT IN`/`<> ALL(array)` of an array constant, with SQL's NULL semantics;
 //! - `AND`, `OR`, `NOT`, `IS [NOT] NULL`, `IS [NOT] TRUE/FALSE`, a boolean column alone;
 //! - `LIKE`/`NOT LIKE` on text with a constant pattern (PostgreSQL's default escape `\`);
+//! - on a server that lists its functions with PostgreSQL's semantics (GetSqlInfo, as
+//!   kalamdb-server does): float comparisons through `pg_float`, and the JSON operators on json
+//!   and jsonb columns, `->`, `->>`, `#>`, `#>>` (keys, indexes, constant paths; their text
+//!   results compared as text) and `?`, `?|`, `?&`, `@>`, through `pg_json_*`/`pg_jsonb_*`;
 //! - as values: the table's columns, constants, and values PostgreSQL computes once when the
 //!   scan starts: parameters (`$n`, PL/pgSQL variables, init-plan results, an outer row's values)
 //!   and stable expressions without columns (`now()`, `current_date`, `now() - interval '1 day'`).
@@ -22,11 +26,14 @@
 //!   shipping the value gives the same rows, because a stable expression has one value in a scan.
 //!
 //! Kept local, and why:
-//! - real and double precision comparisons: DataFusion orders floats by their bits (`-0 < 0`, a
-//!   NaN with its sign bit set below every number), PostgreSQL has `-0 = 0` and every NaN equal
-//!   to every other and above all numbers;
+//! - real and double precision comparisons, on a server without `pg_float`: DataFusion orders
+//!   NaNs by their bits (a NaN with its sign bit set below every number, unequal to a positive
+//!   NaN), PostgreSQL has every NaN equal to every other and above all numbers; kalamdb-server's
+//!   `pg_float` maps each float to PostgreSQL's order, and comparisons go through it;
 //! - char(n) comparisons (PostgreSQL ignores trailing spaces), text ordering under any other
 //!   collation, ILIKE (case folding beyond ASCII differs), regular expressions;
+//! - comparisons of json/jsonb values themselves (jsonb compares numbers by value, json cannot
+//!   be compared), casts of JSON text (`(payload->>'n')::numeric`);
 //! - casts, arithmetic and other functions of columns (overflow, rounding, time zone and
 //!   formatting rules differ), volatile functions (they run once per row, in PostgreSQL),
 //!   subqueries;
@@ -43,6 +50,21 @@ use arrow_schema::DataType;
 use kalam_pushdown::{Comparison, Literal, Qual};
 use pgrx::pg_sys::{self, Datum, Node, NodeTag, Oid};
 use pgrx::{FromDatum, is_a};
+
+/// The server functions the shipped expressions call; a server must have all of them.
+pub const PG_FUNCTIONS_USED: &[&str] = &[
+    "pg_float",
+    "pg_json_field",
+    "pg_json_field_text",
+    "pg_json_element",
+    "pg_json_element_text",
+    "pg_json_path",
+    "pg_json_path_text",
+    "pg_jsonb_exists",
+    "pg_jsonb_exists_any",
+    "pg_jsonb_exists_all",
+    "pg_jsonb_contains",
+];
 
 /// The value classes comparisons are shipped for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +83,9 @@ pub enum Class {
     Time,
     Timestamp,
     TimestampTz,
+    /// json and jsonb values (JSON text on the server).
+    Json,
+    Jsonb,
 }
 
 impl Class {
@@ -81,6 +106,8 @@ impl Class {
             pg_sys::TIMEOID => Class::Time,
             pg_sys::TIMESTAMPOID => Class::Timestamp,
             pg_sys::TIMESTAMPTZOID => Class::TimestampTz,
+            pg_sys::JSONOID => Class::Json,
+            pg_sys::JSONBOID => Class::Jsonb,
             _ => return None,
         })
     }
@@ -89,10 +116,18 @@ impl Class {
         matches!(self, Class::Int16 | Class::Int32 | Class::Int64)
     }
 
-    /// Whether PostgreSQL's comparison of the two classes is the server's.
-    fn comparable(self, other: Class) -> bool {
-        (self == other || (self.is_integer() && other.is_integer()))
-            && !matches!(self, Class::Float32 | Class::Float64)
+    fn is_float(self) -> bool {
+        matches!(self, Class::Float32 | Class::Float64)
+    }
+
+    /// Whether PostgreSQL's comparison of the two classes can be the server's: the same class
+    /// (or integers, or floats, of any width), floats only through `pg_float`, and never JSON
+    /// (jsonb compares numbers by value, json not at all).
+    fn comparable(self, other: Class, pg_functions: bool) -> bool {
+        let same = self == other
+            || (self.is_integer() && other.is_integer())
+            || (self.is_float() && other.is_float());
+        same && (!self.is_float() || pg_functions) && !matches!(self, Class::Json | Class::Jsonb)
     }
 
     /// Whether a remote column of `remote` type holds values of this class, so the server
@@ -111,6 +146,7 @@ impl Class {
             Class::Time => matches!(remote, Time64(_) | Time32(_)),
             Class::Timestamp => matches!(remote, Timestamp(_, None)),
             Class::TimestampTz => matches!(remote, Timestamp(_, Some(_))),
+            Class::Json | Class::Jsonb => matches!(remote, Utf8 | LargeUtf8 | Utf8View),
         }
     }
 }
@@ -137,6 +173,8 @@ pub struct Deparser<'a> {
     columns: &'a [Option<QualColumn>],
     /// Whether the database's default collation compares bytes (C or POSIX).
     default_collation_is_c: bool,
+    /// Whether the server has the functions with PostgreSQL's semantics (floats, JSON).
+    pg_functions: bool,
     /// Expressions PostgreSQL evaluates when the scan starts, in [`Qual::Parameter`] order.
     pub parameters: Vec<*mut pg_sys::Expr>,
 }
@@ -146,8 +184,9 @@ impl<'a> Deparser<'a> {
         relid: pg_sys::Index,
         columns: &'a [Option<QualColumn>],
         default_collation_is_c: bool,
+        pg_functions: bool,
     ) -> Self {
-        Self { relid, columns, default_collation_is_c, parameters: Vec::new() }
+        Self { relid, columns, default_collation_is_c, pg_functions, parameters: Vec::new() }
     }
 
     /// The qual of one clause, or why it stays local. A clause that stays local adds no
@@ -234,6 +273,12 @@ impl<'a> Deparser<'a> {
             let args = list_nodes((*expr).args);
             let [left, right] = args[..] else { return Err("an operator that is not binary") };
             let operator = BuiltinOperator::lookup((*expr).opno).ok_or("an operator that is not built in")?;
+            if let Some((qual, class)) = self.json_operator(&operator, left, right)? {
+                if class != Some(Class::Bool) {
+                    return Err("a JSON value used as a condition");
+                }
+                return Ok(qual);
+            }
             if let Some(negated) = operator.like() {
                 if (Class::of(operator.left), Class::of(operator.right))
                     != (Some(Class::Text), Some(Class::Text))
@@ -254,7 +299,7 @@ impl<'a> Deparser<'a> {
                 Class::of(operator.left).ok_or("a comparison of an unsupported type")?,
                 Class::of(operator.right).ok_or("a comparison of an unsupported type")?,
             );
-            if !left_class.comparable(right_class) {
+            if !left_class.comparable(right_class, self.pg_functions) {
                 return Err("a comparison whose semantics differ on the server");
             }
             if left_class == Class::Text && !self.text_comparison_ships(op, (*expr).inputcollid) {
@@ -268,6 +313,7 @@ impl<'a> Deparser<'a> {
             if class != Some(right_class) {
                 return Err("an operand of another class than the operator's");
             }
+            let (left, right) = (self.ordered(left, left_class), self.ordered(right, right_class));
             Ok(Qual::Compare { op, left: Box::new(left), right: Box::new(right) })
         }
     }
@@ -286,7 +332,7 @@ impl<'a> Deparser<'a> {
             };
             let class = Class::of(operator.left).ok_or("a comparison of an unsupported type")?;
             let element_class = Class::of(operator.right).ok_or("a comparison of an unsupported type")?;
-            if !class.comparable(element_class) {
+            if !class.comparable(element_class, self.pg_functions) {
                 return Err("a comparison whose semantics differ on the server");
             }
             if class == Class::Text && !self.text_comparison_ships(Comparison::Eq, (*expr).inputcollid) {
@@ -311,9 +357,9 @@ impl<'a> Deparser<'a> {
             for (datum, is_null) in array_elements((*array).constvalue, element_type) {
                 let value =
                     literal(datum, is_null, element_type).ok_or("an array element the server cannot hold")?;
-                list.push(Qual::Literal(value));
+                list.push(self.ordered(Qual::Literal(value), element_class));
             }
-            Ok(Qual::InList { expr: Box::new(subject), list, negated })
+            Ok(Qual::InList { expr: Box::new(self.ordered(subject, class)), list, negated })
         }
     }
 
@@ -349,6 +395,17 @@ impl<'a> Deparser<'a> {
                 }
                 return Ok((Qual::Column(column.index), column.class));
             }
+            if is_a(node, NodeTag::T_OpExpr) && pg_sys::contain_var_clause(node) {
+                // A JSON value of a column (`payload -> 'a'`, `payload ->> 'kind'`).
+                let expr = node as *mut pg_sys::OpExpr;
+                let args = list_nodes((*expr).args);
+                if let (Some(operator), [left, right]) = (BuiltinOperator::lookup((*expr).opno), &args[..])
+                    && let Some((qual, class)) = self.json_operator(&operator, *left, *right)?
+                {
+                    return Ok((qual, class));
+                }
+                return Err("an operator of a column other than the JSON operators");
+            }
             let type_oid = pg_sys::exprType(node);
             let class = Class::of(type_oid);
             if is_a(node, NodeTag::T_Const) {
@@ -378,6 +435,88 @@ impl<'a> Deparser<'a> {
             }
             self.parameters.push(node.cast());
             Ok((Qual::Parameter(self.parameters.len() - 1), class))
+        }
+    }
+
+    /// A value as the server must compare it: floats through `pg_float`.
+    fn ordered(&self, value: Qual, class: Class) -> Qual {
+        if class.is_float() { Qual::Function { name: "pg_float", args: vec![value] } } else { value }
+    }
+
+    /// The JSON operators, through the server's functions with PostgreSQL's semantics:
+    /// `->`, `->>`, `#>`, `#>>` (a JSON or text value) and `?`, `?|`, `?&`, `@>` (booleans).
+    /// `Ok(None)` for any other operator.
+    unsafe fn json_operator(
+        &mut self,
+        operator: &BuiltinOperator,
+        left: *mut Node,
+        right: *mut Node,
+    ) -> Result<Option<(Qual, Option<Class>)>, Local> {
+        let doc_class = match Class::of(operator.left) {
+            Some(class @ (Class::Json | Class::Jsonb)) => class,
+            _ => return Ok(None),
+        };
+        let name = operator.name.as_str();
+        if !matches!(name, "->" | "->>" | "#>" | "#>>" | "?" | "?|" | "?&" | "@>") {
+            return Ok(None);
+        }
+        if !self.pg_functions {
+            return Err("a JSON operator, and the server has no functions with PostgreSQL's semantics");
+        }
+        // SAFETY: the operands are nodes of the operator being read.
+        unsafe {
+            let (doc, class) = self.value(left, false)?;
+            if class != Some(doc_class) {
+                return Err("a JSON operator on another class of value");
+            }
+            let jsonb = Qual::Literal(Literal::Boolean(doc_class == Class::Jsonb));
+            let right_class = Class::of(operator.right);
+            let call = |name: &'static str, args: Vec<Qual>| Qual::Function { name, args };
+            Ok(Some(match (name, right_class) {
+                ("->" | "->>", Some(key_class @ (Class::Text | Class::Int32))) => {
+                    let (key, class) = self.value(right, false)?;
+                    if class != Some(key_class) {
+                        return Err("a JSON key of another class than the operator's");
+                    }
+                    let function = match (name, key_class) {
+                        ("->", Class::Text) => "pg_json_field",
+                        ("->", _) => "pg_json_element",
+                        (_, Class::Text) => "pg_json_field_text",
+                        _ => "pg_json_element_text",
+                    };
+                    let class = if name == "->" { doc_class } else { Class::Text };
+                    (call(function, vec![doc, key, jsonb]), Some(class))
+                }
+                ("#>" | "#>>", None) if operator.right == pg_sys::TEXTARRAYOID => {
+                    let path = text_array(right).ok_or("a JSON path that is not a constant")?;
+                    let (function, class) = if name == "#>" {
+                        ("pg_json_path", doc_class)
+                    } else {
+                        ("pg_json_path_text", Class::Text)
+                    };
+                    (call(function, vec![doc, Qual::Literal(path), jsonb]), Some(class))
+                }
+                ("?", Some(Class::Text)) => {
+                    let (key, class) = self.value(right, false)?;
+                    if class != Some(Class::Text) {
+                        return Err("a JSON key of another class than the operator's");
+                    }
+                    (call("pg_jsonb_exists", vec![doc, key]), Some(Class::Bool))
+                }
+                ("?|" | "?&", None) if operator.right == pg_sys::TEXTARRAYOID => {
+                    let keys = text_array(right).ok_or("JSON keys that are not a constant")?;
+                    let function = if name == "?|" { "pg_jsonb_exists_any" } else { "pg_jsonb_exists_all" };
+                    (call(function, vec![doc, Qual::Literal(keys)]), Some(Class::Bool))
+                }
+                ("@>", Some(Class::Jsonb)) => {
+                    let (other, class) = self.value(right, false)?;
+                    if class != Some(Class::Jsonb) {
+                        return Err("a containment of another class than jsonb");
+                    }
+                    (call("pg_jsonb_contains", vec![doc, other]), Some(Class::Bool))
+                }
+                _ => return Err("a JSON operator of a form that is not shipped"),
+            }))
         }
     }
 
@@ -442,6 +581,28 @@ impl BuiltinOperator {
             "!~~" => Some(true),
             _ => None,
         }
+    }
+}
+
+/// A constant text array, as a text list.
+unsafe fn text_array(node: *mut Node) -> Option<Literal> {
+    // SAFETY: the tag is checked before the cast; the array is a text[] by the operator.
+    unsafe {
+        if !is_a(node, NodeTag::T_Const) {
+            return None;
+        }
+        let constant = node as *mut pg_sys::Const;
+        if (*constant).constisnull {
+            return None;
+        }
+        let mut items = Vec::new();
+        for (datum, is_null) in array_elements((*constant).constvalue, pg_sys::TEXTOID) {
+            items.push(match literal(datum, is_null, pg_sys::TEXTOID)? {
+                Literal::Text(s) => Some(s),
+                _ => None,
+            });
+        }
+        Some(Literal::TextList(items))
     }
 }
 
@@ -515,6 +676,17 @@ pub unsafe fn literal(datum: Datum, is_null: bool, type_oid: Oid) -> Option<Lite
                 Literal::Text(String::from_datum(datum, false)?)
             }
             pg_sys::BYTEAOID => Literal::Bytes(Vec::<u8>::from_datum(datum, false)?),
+            // JSON constants go as their text (jsonb's canonical text), which the server's
+            // JSON functions parse.
+            pg_sys::JSONOID | pg_sys::JSONBOID => {
+                if !crate::runtime::database_is_utf8() {
+                    return None;
+                }
+                let (mut output, mut varlena) = (pg_sys::InvalidOid, false);
+                pg_sys::getTypeOutputInfo(type_oid, &mut output, &mut varlena);
+                let text = pg_sys::OidOutputFunctionCall(output, datum);
+                Literal::Text(CStr::from_ptr(text).to_string_lossy().into_owned())
+            }
             pg_sys::UUIDOID => Literal::Uuid(*pgrx::Uuid::from_datum(datum, false)?.as_bytes()),
             // ±infinity (the extreme values) and dates beyond Arrow's range saturate: they still
             // compare as they do in PostgreSQL with every date a remote column can hold.

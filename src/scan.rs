@@ -48,6 +48,8 @@ struct RelInfo {
     columns: Vec<Option<QualColumn>>,
     /// Rows the server is expected to send (after the remote clauses).
     fetched_rows: f64,
+    /// Whether the server has the functions with PostgreSQL's float and JSON semantics.
+    pg_functions: bool,
 }
 
 #[pg_guard]
@@ -92,6 +94,7 @@ unsafe fn plan_relation(
         } else {
             server.describe(&remote, user_id.as_deref()).ok()
         };
+        let pg_functions = described.is_some() && server.has_pg_functions().unwrap_or(false);
         let tupdesc = PgTupleDesc::from_pg_unchecked(relation.rd_att);
         let columns: Vec<Option<QualColumn>> = (0..tupdesc.len())
             .map(|i| {
@@ -108,7 +111,7 @@ unsafe fn plan_relation(
             .collect();
 
         let relid = (*baserel).relid;
-        let mut deparser = Deparser::new(relid, &columns, deparse::default_collation_is_c());
+        let mut deparser = Deparser::new(relid, &columns, deparse::default_collation_is_c(), pg_functions);
         let mut remote_list = std::ptr::null_mut();
         let mut remote = Vec::new();
         for rinfo in deparse::list_nodes((*baserel).baserestrictinfo) {
@@ -132,7 +135,7 @@ unsafe fn plan_relation(
         (*baserel).tuples = total;
         (*baserel).rows = pg_sys::clamp_row_est(total * selectivity((*baserel).baserestrictinfo));
         let fetched_rows = pg_sys::clamp_row_est(total * selectivity(remote_list));
-        Ok(RelInfo { remote, columns, fetched_rows })
+        Ok(RelInfo { remote, columns, fetched_rows, pg_functions })
     }
 }
 
@@ -225,7 +228,8 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
         // the values they need that PostgreSQL computes go to fdw_exprs, where the planner
         // finishes them (set_plan_refs) so the executor can evaluate them.
         let (mut remote_exprs, mut local_exprs) = (std::ptr::null_mut(), std::ptr::null_mut());
-        let mut deparser = Deparser::new(relid, &info.columns, deparse::default_collation_is_c());
+        let mut deparser =
+            Deparser::new(relid, &info.columns, deparse::default_collation_is_c(), info.pg_functions);
         for rinfo in deparse::list_nodes(scan_clauses) {
             let rinfo = rinfo as *mut pg_sys::RestrictInfo;
             if (*rinfo).pseudoconstant {
@@ -633,7 +637,7 @@ impl ScanState {
                 })
                 .collect();
             let mut deparser =
-                Deparser::new(wanted.clause_relid, &qual_columns, deparse::default_collation_is_c());
+                Deparser::new(wanted.clause_relid, &qual_columns, deparse::default_collation_is_c(), true);
             let mut filters = Vec::with_capacity(wanted.remote_conds.len());
             for clause in &wanted.remote_conds {
                 filters.push(deparser.clause(*clause).map_err(|why| {

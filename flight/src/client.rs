@@ -12,13 +12,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
 use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
 use arrow_flight::flight_service_client::FlightServiceClient;
-use arrow_flight::sql::{CommandStatementQuery, CommandStatementUpdate, DoPutUpdateResult, ProstMessageExt};
+use arrow_flight::sql::{
+    CommandGetSqlInfo, CommandStatementQuery, CommandStatementUpdate, DoPutUpdateResult, ProstMessageExt,
+};
 use arrow_flight::{FlightClient, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, Ticket};
 use arrow_schema::SchemaRef;
 use base64::Engine;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -375,6 +378,62 @@ impl KalamClient {
             .try_decode_schema()
             .map_err(|e| Error::Protocol(format!("FlightInfo carries no valid schema: {e}")))?;
         Ok((Arc::new(schema), rows))
+    }
+
+    /// A string-list entry of the server's GetSqlInfo (such as
+    /// [`crate::protocol::PG_FUNCTIONS_INFO`]); empty when the server does not have the entry.
+    pub async fn sql_info_strings(&self, info: u32) -> Result<Vec<String>, Error> {
+        let command = CommandGetSqlInfo { info: vec![info] };
+        let descriptor = FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
+        let batches = self
+            .with_session(None, |mut flight| {
+                let descriptor = descriptor.clone();
+                async move {
+                    let info = self.bounded(flight.get_flight_info(descriptor)).await?;
+                    let mut batches = Vec::new();
+                    for endpoint in info.endpoint {
+                        let ticket = endpoint
+                            .ticket
+                            .ok_or_else(|| Error::Protocol("FlightInfo endpoint has no ticket".into()))?;
+                        let stream = self.bounded(flight.do_get(ticket)).await?;
+                        let read =
+                            tokio::time::timeout(self.config.request_timeout, stream.try_collect::<Vec<_>>());
+                        batches.extend(
+                            read.await.map_err(|_| self.timeout_error())?.map_err(Error::from_flight)?,
+                        );
+                    }
+                    Ok(batches)
+                }
+            })
+            .await?;
+        let mut strings = Vec::new();
+        for batch in batches {
+            let (Some(names), Some(values)) =
+                (batch.column_by_name("info_name"), batch.column_by_name("value"))
+            else {
+                return Err(Error::Protocol("GetSqlInfo answered without info_name and value".into()));
+            };
+            let names = names.as_primitive_opt::<arrow_array::types::UInt32Type>();
+            let values = values.as_any().downcast_ref::<arrow_array::UnionArray>();
+            let (Some(names), Some(values)) = (names, values) else {
+                return Err(Error::Protocol("GetSqlInfo answered with unexpected types".into()));
+            };
+            for row in 0..batch.num_rows() {
+                if names.value(row) != info {
+                    continue;
+                }
+                let value = values.value(row);
+                let Some(list) = value.as_list_opt::<i32>() else {
+                    return Err(Error::Protocol(format!("GetSqlInfo entry {info} is not a string list")));
+                };
+                let items = list.value(0);
+                let items = items.as_string_opt::<i32>().ok_or_else(|| {
+                    Error::Protocol(format!("GetSqlInfo entry {info} is not a string list"))
+                })?;
+                strings.extend(items.iter().flatten().map(str::to_string));
+            }
+        }
+        Ok(strings)
     }
 
     /// Runs a statement that returns no rows (DDL, INSERT/UPDATE/DELETE) and returns the number

@@ -23,3 +23,9 @@ pub const USER_ID_HEADER: &str = "kalam-user-id";
 /// token renews the lease; a client idle for longer must renew (handshake with the token) or log
 /// in again.
 pub const SESSION_LEASE_HEADER: &str = "kalam-session-lease-ms";
+
+/// GetSqlInfo entry (a string list) naming the functions with PostgreSQL's semantics the
+/// server has (`pg_float`, `pg_json_field`, ...). pg_kalam ships the operators they implement
+/// only to a server that lists them. The number is outside the range Flight SQL's own entries
+/// use.
+pub const PG_FUNCTIONS_INFO: u32 = 10_000_001;

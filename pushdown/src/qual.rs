@@ -51,6 +51,8 @@ pub enum Literal {
     Timestamp(i64),
     /// Microseconds since 1970-01-01 00:00 UTC.
     TimestampTz(i64),
+    /// A list of text (a JSON path, keys), written as `[...]`.
+    TextList(Vec<Option<String>>),
 }
 
 impl Literal {
@@ -130,6 +132,11 @@ pub enum Qual {
         pattern: Box<Qual>,
         negated: bool,
     },
+    /// A function of the server, by name (the `pg_*` functions with PostgreSQL's semantics).
+    Function {
+        name: &'static str,
+        args: Vec<Qual>,
+    },
 }
 
 /// Renders quals given the scan's column names and the values of its parameters (`None` while
@@ -188,6 +195,9 @@ impl Renderer<'_> {
             )),
             Qual::Like { expr, pattern, negated } => {
                 Expr::Like(Like::new(*negated, boxed(expr)?, boxed(pattern)?, None, false))
+            }
+            Qual::Function { name, args } => {
+                remote_call(name, args.iter().map(|q| self.expr(q)).collect::<Result<_, _>>()?)
             }
         })
     }
@@ -248,6 +258,10 @@ fn literal(value: &Literal) -> Expr {
     let typed = |text: String, data_type: DataType| cast(lit(text), data_type);
     match value {
         Literal::Null => lit(ScalarValue::Null),
+        Literal::TextList(items) => remote_call(
+            "make_array",
+            items.iter().map(|i| i.as_deref().map_or_else(|| lit(ScalarValue::Utf8(None)), lit)).collect(),
+        ),
         Literal::Boolean(b) => lit(*b),
         Literal::Int16(i) => typed(i.to_string(), DataType::Int16),
         Literal::Int32(i) => lit(*i),
@@ -276,11 +290,7 @@ fn literal(value: &Literal) -> Expr {
             let utc = matches!(value, Literal::TimestampTz(_)).then(|| Arc::from("UTC"));
             let to = DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, utc);
             let micros = typed(micros.to_string(), DataType::Int64);
-            let function = datafusion_expr::ScalarUDF::new_from_impl(RemoteFunction::new("arrow_cast"));
-            Expr::ScalarFunction(datafusion_expr::expr::ScalarFunction::new_udf(
-                Arc::new(function),
-                vec![micros, lit(to.to_string())],
-            ))
+            remote_call("arrow_cast", vec![micros, lit(to.to_string())])
         }
         Literal::Timestamp(micros) => {
             typed(timestamp_text(*micros), DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, None))
@@ -347,6 +357,12 @@ const DAY_MICROS: i64 = 86_400_000_000;
 /// Days (since 1970-01-01) in the years 1 to 9999, which every server parses from ISO text.
 fn in_iso_range(days: i64) -> bool {
     (-719_162..=2_932_896).contains(&days)
+}
+
+/// A call of the server's function `name`.
+fn remote_call(name: &'static str, args: Vec<Expr>) -> Expr {
+    let function = datafusion_expr::ScalarUDF::new_from_impl(RemoteFunction::new(name));
+    Expr::ScalarFunction(datafusion_expr::expr::ScalarFunction::new_udf(Arc::new(function), args))
 }
 
 /// A function of the server, named for rendering only: the unparser writes it by name, and
@@ -589,6 +605,17 @@ mod tests {
             (Qual::IsNotTrue(Box::new(Qual::Not(col(2)))), r#"(NOT "ok") IS NOT TRUE"#),
             (Qual::Not(Box::new(Qual::IsNotTrue(col(2)))), r#"NOT ("ok" IS NOT TRUE)"#),
             (Qual::IsNull(Box::new(Qual::Not(col(2)))), r#"(NOT "ok") IS NULL"#),
+            (
+                Qual::Function {
+                    name: "pg_json_path_text",
+                    args: vec![
+                        Qual::Column(1),
+                        Qual::Literal(Literal::TextList(vec![Some("a".into()), None])),
+                        Qual::Literal(Literal::Boolean(true)),
+                    ],
+                },
+                r#"pg_json_path_text("name", ['a', NULL], true)"#,
+            ),
             (Qual::And(vec![]), "true"),
         ];
         for (qual, expected) in cases {

@@ -163,6 +163,9 @@ impl Engine {
         datafusion_functions_json::register_all(&mut ctx).expect("JSON functions register on a new session");
         ctx.register_udf(crate::snowflake::SnowflakeId::udf());
         ctx.register_udf(crate::types::ToUuid::udf());
+        for function in crate::pg_functions::all() {
+            ctx.register_udf(function);
+        }
 
         let store = Arc::new(Store::open(&config.server.data_dir)?);
         let catalog = Arc::new(MemoryCatalogProvider::new());

@@ -13,6 +13,8 @@
 //! - [`http`]: healthcheck and the JSON SQL endpoint.
 //! - [`metadata`]: Flight SQL catalog, schema, table and SQL-info answers.
 //! - [`snowflake`]: `SNOWFLAKE_ID()` and `_seq` values.
+//! - [`pg_functions`], [`pgjson`]: functions with PostgreSQL's semantics (float order, the JSON
+//!   operators) that pg_kalam ships filters to.
 //! - [`types`]: KalamDB column types (UUID, JSON, FILE, EMBEDDING, ...) and how writes are
 //!   converted to them.
 //!
@@ -27,6 +29,8 @@ pub mod flight_sql;
 pub mod http;
 pub mod kalamsql;
 pub mod metadata;
+pub mod pg_functions;
+pub mod pgjson;
 pub mod rewrite;
 pub mod session;
 pub mod snowflake;

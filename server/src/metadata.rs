@@ -39,6 +39,7 @@ pub fn sql_info() -> SqlInfoData {
     info.append(SqlInfo::FlightSqlServerTransaction, SqlSupportedTransaction::Transaction as i32);
     info.append(SqlInfo::FlightSqlServerBulkIngestion, true);
     info.append(SqlInfo::FlightSqlServerIngestTransactionsSupported, true);
+    info.append(kalam_flight::protocol::PG_FUNCTIONS_INFO, crate::pg_functions::names());
     info.build().expect("static SQL info is well formed")
 }
 

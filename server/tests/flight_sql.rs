@@ -186,3 +186,64 @@ async fn snowflake_ids_as_values_and_defaults() {
     assert_eq!(distinct, 5000);
     assert!(positive);
 }
+
+// Goal: the server lists its functions with PostgreSQL's semantics in GetSqlInfo, and they
+// answer as PostgreSQL does: floats compare with -0 = 0 and NaN = NaN above all numbers; the
+// JSON operators read json and jsonb as PostgreSQL does (jsonb's canonical text, the last
+// duplicate key, a scalar as an array of one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_with_postgres_semantics() {
+    let server = start(8192).await;
+    let client = &server.client;
+    let names = client.sql_info_strings(kalam_flight::protocol::PG_FUNCTIONS_INFO).await.unwrap();
+    for name in ["pg_float", "pg_json_field_text", "pg_jsonb_contains"] {
+        assert!(names.iter().any(|n| n == name), "{name} not in {names:?}");
+    }
+    let one = |sql: &'static str| async move {
+        let mut stream = client.query(sql, None).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let batch = stream.next_batch().await.unwrap().unwrap();
+        arrow_cast::display::array_value_to_string(batch.column(0), 0).unwrap()
+    };
+    client.execute_update("CREATE SCHEMA app", None).await.unwrap();
+    client.execute_update("CREATE TABLE app.f (x DOUBLE)", None).await.unwrap();
+    client
+        .execute_update(
+            "INSERT INTO app.f VALUES (CAST('-0' AS DOUBLE)), (-(CAST('NaN' AS DOUBLE))), (1.5)",
+            None,
+        )
+        .await
+        .unwrap();
+    // DataFusion orders a NaN by its sign bit (a negative NaN is below every number);
+    // through pg_float every NaN is above them, as in PostgreSQL.
+    assert_eq!(one("SELECT count(*) FROM app.f WHERE x < CAST('1.5' AS DOUBLE)").await, "2");
+    assert_eq!(
+        one("SELECT count(*) FROM app.f WHERE pg_float(x) < pg_float(CAST('1.5' AS DOUBLE))").await,
+        "1"
+    );
+    assert_eq!(
+        one("SELECT count(*) FROM app.f WHERE pg_float(x) = pg_float(CAST('0' AS DOUBLE))").await,
+        "1"
+    );
+    assert_eq!(one("SELECT count(*) FROM app.f WHERE x > CAST('Infinity' AS DOUBLE)").await, "0");
+    assert_eq!(
+        one("SELECT count(*) FROM app.f WHERE pg_float(x) > pg_float(CAST('Infinity' AS DOUBLE))").await,
+        "1"
+    );
+    assert_eq!(
+        one("SELECT count(*) FROM app.f WHERE pg_float(x) = pg_float(CAST('NaN' AS DOUBLE))").await,
+        "1"
+    );
+    assert_eq!(
+        one(r#"SELECT pg_json_field('{"b":1,"a":[1,2.50,1e2],"b":{"x" : 1}}', 'b', true)"#).await,
+        r#"{"x": 1}"#
+    );
+    assert_eq!(one(r#"SELECT pg_json_field('{"b":{"x" : 1}}', 'b', false)"#).await, r#"{"x" : 1}"#);
+    assert_eq!(one("SELECT pg_json_element_text('1.50', 0, true)").await, "1.50");
+    assert_eq!(one(r#"SELECT pg_jsonb_contains('{"a":[1,2,3]}', '{"a":[3]}')"#).await, "true");
+    let err = client.query("SELECT pg_jsonb_exists('{not json', 'a')", None).await;
+    let err = match err {
+        Err(e) => e.to_string(),
+        Ok(mut stream) => stream.next_batch().await.err().map(|e| e.to_string()).unwrap_or_default(),
+    };
+    assert!(err.contains("invalid JSON"), "{err}");
+}

@@ -66,7 +66,24 @@ fn columns() -> Vec<Column> {
         all.push(None);
         all
     };
+    let docs = quoted(&[
+        r#"{"kind": "rare", "n": 1.50, "tags": ["a", "b"], "nested": {"x": [1, 2, {"y": null}]}}"#,
+        r#"{"kind":"common","n":2}"#,
+        r#"{"kind": "rare", "n": -0.0, "a": 1, "a": 2}"#,
+        r#"["kind", "rare", 1]"#,
+        r#""kind""#,
+        "42",
+        "null",
+        "{}",
+        "[]",
+        r#"{"Kind": "RARE", "n": 1e2, "s": "it's \"quoted\" \\ and \u00e9"}"#,
+        r#"{"kind": null, "tags": []}"#,
+        r#"{"k": {"kind": "rare"}, "arr": [[1, 2], [3]], "n": 12.340}"#,
+    ]);
+    let doc_refs: Vec<&str> = docs.iter().map(String::as_str).collect();
     vec![
+        Column { name: "j", pg_type: "jsonb", kalam_type: "JSON", values: same(&doc_refs) },
+        Column { name: "js", pg_type: "json", kalam_type: "JSON", values: same(&doc_refs) },
         Column {
             name: "i2",
             pg_type: "smallint",
@@ -240,6 +257,7 @@ fn constants(column: &Column) -> Vec<String> {
         "ts" => &["'infinity'::timestamp", "now()::timestamp", "'2024-05-06 07:08:09.123456'"],
         "tz" => &["now() - interval '1 day'", "'-infinity'::timestamptz", "'2024-05-06 09:08:09.123456+02'"],
         "tm" => &["'12:30:00.5'", "localtime", "'00:00:00'"],
+        "j" | "js" => &["'{\"kind\": \"rare\"}'", "'[1]'", "'\"kind\"'"],
         _ => &[],
     };
     let mut all: Vec<String> = column.values.iter().flatten().map(|(pg, _)| pg.clone()).collect();
@@ -293,9 +311,58 @@ fn predicate_at(rng: &mut Rng, columns: &[Column], depth: usize, alone: bool) ->
             format!("t {op} {}", rng.pick(&patterns))
         }
         5 if name == "ok" => format!("{}ok", if rng.below(2) == 0 { "" } else { "NOT " }),
+        _ if name == "j" || name == "js" => json_predicate(rng, name),
         6 if alone && matches!(name, "i2" | "i4" | "i8") => format!("{name} + {value} > 0"),
         7 => format!("{name} {} {value}::text::{}", rng.pick(&ops), column.pg_type),
         _ => format!("{name} {} {value}", rng.pick(&ops)),
+    }
+}
+
+/// A predicate with the JSON operators on the jsonb column `j` or the json column `js`.
+fn json_predicate(rng: &mut Rng, name: &str) -> String {
+    let keys = ["'kind'", "'n'", "'tags'", "'a'", "'nested'", "'Kind'", "'s'", "'missing'", "'k'", "'arr'"];
+    let texts =
+        ["'rare'", "'common'", "'1.50'", "'2'", "'0.0'", "'-0.0'", "'100'", "'a'", "'RARE'", "'12.340'"];
+    let paths = [
+        "'{nested,x,2,y}'",
+        "'{nested,x}'",
+        "'{k,kind}'",
+        "'{arr,0,1}'",
+        "'{tags,-1}'",
+        "'{}'",
+        "'{n}'",
+        "'{arr,x}'",
+    ];
+    let key = *rng.pick(&keys);
+    let text = *rng.pick(&texts);
+    let path = *rng.pick(&paths);
+    let jsonb_only = name == "j";
+    match rng.below(if jsonb_only { 14 } else { 9 }) {
+        0 => format!("{name}->>{key} = {text}"),
+        1 => format!("{name}->{key} IS {}NULL", if rng.below(2) == 0 { "" } else { "NOT " }),
+        2 => format!("{name}->>{key} {} {text}", rng.pick(&["<", ">=", "<>", "LIKE"])),
+        3 => format!("{name}->>{} = {text}", rng.pick(&["0", "1", "-1", "5"])),
+        4 => format!("{name} #>> {path} = {text}"),
+        5 => format!("{name} #>> {path} IS NULL"),
+        6 => format!("{name}->{key}->>{} = {text}", rng.pick(&["0", "'x'", "'kind'"])),
+        7 => format!("({name}->>{key})::numeric > 1"),
+        8 => format!("{name} #> {path} IS NOT NULL"),
+        9 => format!("{name} ? {key}"),
+        10 => format!("{name} ?| array[{key}, {}]", rng.pick(&keys)),
+        11 => format!("{name} ?& '{{kind,n}}'"),
+        12 => format!(
+            "{name} @> {}",
+            rng.pick(&[
+                "'{\"kind\": \"rare\"}'",
+                "'[1]'",
+                "'\"kind\"'",
+                "'{\"n\": 1.5}'",
+                "'{}'",
+                "'{\"tags\": [\"b\"]}'",
+                "'1'"
+            ])
+        ),
+        _ => format!("{name}->'kind' = '\"rare\"'::jsonb"),
     }
 }
 
@@ -380,7 +447,20 @@ const GOLDEN: &[(&str, &str)] = &[
     ("bigint_extreme", "SELECT id FROM app.items WHERE i8 > -9223372036854775808"),
     ("numeric_typed_literal", "SELECT id FROM app.items WHERE n = 0.10"),
     ("numeric_nan_stays_local", "SELECT id FROM app.items WHERE n < 'NaN'::numeric"),
-    ("float_stays_local", "SELECT id FROM app.items WHERE f8 > 1.5"),
+    ("float_through_pg_float", "SELECT id FROM app.items WHERE f8 > 1.5 OR f8 = 'NaN' OR f8 IN (0, '-0')"),
+    ("json_field_text", "SELECT id FROM app.items WHERE j->>'kind' = 'rare'"),
+    ("json_nested", "SELECT id FROM app.items WHERE j->'nested'->'x'->>0 = '1' AND js->>'a' = '2'"),
+    (
+        "json_path",
+        "SELECT id FROM app.items WHERE j #>> '{nested,x,2,y}' IS NULL AND js #> '{k}' IS NOT NULL",
+    ),
+    (
+        "jsonb_exists",
+        "SELECT id FROM app.items WHERE j ? 'kind' AND j ?| array['tags', 'x'] AND NOT j ?& '{kind,n}'",
+    ),
+    ("jsonb_contains", "SELECT id FROM app.items WHERE j @> '{\"kind\": \"rare\", \"n\": 1.5}'"),
+    ("jsonb_equality_stays_local", "SELECT id FROM app.items WHERE j->'kind' = '\"rare\"'::jsonb"),
+    ("json_cast_stays_local", "SELECT id FROM app.items WHERE (j->>'n')::numeric > 1"),
     ("boolean_column", "SELECT id FROM app.items WHERE ok"),
     ("boolean_not", "SELECT id FROM app.items WHERE NOT ok"),
     ("boolean_is_not_true", "SELECT id FROM app.items WHERE ok IS NOT TRUE"),
