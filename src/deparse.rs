@@ -14,14 +14,17 @@
 //! - `IS [NOT] DISTINCT FROM` with the same operators; `IN (...)`/`= ANY(array)` and
 //!   `NOT IN`/`<> ALL(array)` of an array constant, with SQL's NULL semantics;
 //! - `AND`, `OR`, `NOT`, `IS [NOT] NULL`, `IS [NOT] TRUE/FALSE`, a boolean column alone;
-//! - `LIKE`/`NOT LIKE` on text with a constant pattern (PostgreSQL's default escape `\`);
+//! - `LIKE`/`NOT LIKE` on text with a constant pattern (PostgreSQL's default escape `\`),
+//!   `^@` (starts with) under a deterministic collation;
 //! - on a server that lists its functions with PostgreSQL's semantics (GetSqlInfo, as
 //!   kalamdb-server does): float comparisons through `pg_float`, and the JSON operators on json
 //!   and jsonb columns, `->`, `->>`, `#>`, `#>>` (keys, indexes, constant paths; their text
 //!   results compared as text) and `?`, `?|`, `?&`, `@>`, through `pg_json_*`/`pg_jsonb_*`;
 //! - as values: the table's columns, constants, and values PostgreSQL computes once when the
 //!   scan starts: parameters (`$n`, PL/pgSQL variables, init-plan results, an outer row's values)
-//!   and stable expressions without columns (`now()`, `current_date`, `now() - interval '1 day'`).
+//!   and stable expressions without columns (`now()`, `current_date`, `now() - interval '1 day'`);
+//!   in a parameterized path, the columns of the outer relations of a join clause (a nested loop
+//!   over a small local table fetches only the matching rows).
 //!   postgres_fdw keeps stable expressions local; evaluating them once, in PostgreSQL, and
 //!   shipping the value gives the same rows, because a stable expression has one value in a scan.
 //!
@@ -175,6 +178,9 @@ pub struct Deparser<'a> {
     default_collation_is_c: bool,
     /// Whether the server has the functions with PostgreSQL's semantics (floats, JSON).
     pg_functions: bool,
+    /// Whether columns of other relations count as values computed when the scan starts (a
+    /// parameterized path: a nested loop sends the outer row's values at each rescan).
+    outer_values: bool,
     /// Expressions PostgreSQL evaluates when the scan starts, in [`Qual::Parameter`] order.
     pub parameters: Vec<*mut pg_sys::Expr>,
 }
@@ -186,7 +192,20 @@ impl<'a> Deparser<'a> {
         default_collation_is_c: bool,
         pg_functions: bool,
     ) -> Self {
-        Self { relid, columns, default_collation_is_c, pg_functions, parameters: Vec::new() }
+        Self {
+            relid,
+            columns,
+            default_collation_is_c,
+            pg_functions,
+            outer_values: false,
+            parameters: Vec::new(),
+        }
+    }
+
+    /// Reads columns of other relations as values computed when the scan starts.
+    pub fn with_outer_values(mut self) -> Self {
+        self.outer_values = true;
+        self
     }
 
     /// The qual of one clause, or why it stays local. A clause that stays local adds no
@@ -278,6 +297,21 @@ impl<'a> Deparser<'a> {
                     return Err("a JSON value used as a condition");
                 }
                 return Ok(qual);
+            }
+            if operator.name == "^@" {
+                // starts_with: a prefix of the bytes, under a deterministic collation.
+                if (Class::of(operator.left), Class::of(operator.right))
+                    != (Some(Class::Text), Some(Class::Text))
+                    || !pg_sys::get_collation_isdeterministic((*expr).inputcollid)
+                {
+                    return Err("^@ on another type than text, or under a nondeterministic collation");
+                }
+                let (subject, class) = self.value(left, false)?;
+                let (prefix, prefix_class) = self.value(right, false)?;
+                if class != Some(Class::Text) || prefix_class != Some(Class::Text) {
+                    return Err("^@ on another type than text");
+                }
+                return Ok(Qual::Function { name: "starts_with", args: vec![subject, prefix] });
             }
             if let Some(negated) = operator.like() {
                 if (Class::of(operator.left), Class::of(operator.right))
@@ -379,8 +413,25 @@ impl<'a> Deparser<'a> {
             }
             if is_a(node, NodeTag::T_Var) {
                 let var = node as *mut pg_sys::Var;
-                if (*var).varno as pg_sys::Index != self.relid || (*var).varlevelsup != 0 {
-                    return Err("a column of another relation");
+                if (*var).varlevelsup != 0 {
+                    return Err("a column of an outer query");
+                }
+                if (*var).varno as pg_sys::Index != self.relid {
+                    if !self.outer_values {
+                        return Err("a column of another relation");
+                    }
+                    let class = Class::of((*var).vartype).ok_or("an outer column of an unsupported type")?;
+                    match class {
+                        Class::Numeric => {
+                            return Err("a numeric value known only at run time (it may be NaN)");
+                        }
+                        Class::Text if !crate::runtime::database_is_utf8() => {
+                            return Err("a text value in a database that is not UTF-8");
+                        }
+                        _ => {}
+                    }
+                    self.parameters.push(node.cast());
+                    return Ok((Qual::Parameter(self.parameters.len() - 1), Some(class)));
                 }
                 let attno = (*var).varattno;
                 let column = usize::try_from(attno - 1)

@@ -157,12 +157,34 @@ pub unsafe extern "C-unwind" fn get_foreign_paths(
     // fdw_private was set by get_foreign_rel_size.
     unsafe {
         let info = &*((*baserel).fdw_private as *const RelInfo);
-        let rows = (*baserel).rows;
         // Every fetched row is transferred and converted; the clauses that stay local are
         // evaluated on each of them.
         let local_clauses = deparse::list_nodes((*baserel).baserestrictinfo).len() - info.remote.len();
-        let total_cost =
-            STARTUP_COST + info.fetched_rows * (ROW_COST + local_clauses as f64 * pg_sys::cpu_operator_cost);
+        let cost = |fetched: f64| {
+            STARTUP_COST + fetched * (ROW_COST + local_clauses as f64 * pg_sys::cpu_operator_cost)
+        };
+        add_foreign_path(root, baserel, (*baserel).rows, cost(info.fetched_rows), std::ptr::null_mut());
+
+        // Parameterized paths: a join clause the server can run with the outer row's values
+        // (`f.k = h.k`), so that a nested loop over a small relation fetches only matching rows.
+        for param_info in parameterized_paths(root, baserel, info) {
+            let rows = (*param_info).ppi_rows;
+            add_foreign_path(root, baserel, rows, cost(rows), (*param_info).ppi_req_outer);
+        }
+    }
+}
+
+/// Adds a foreign scan path of `rows` rows and `total_cost`, parameterized by `required_outer`
+/// (NULL: none).
+unsafe fn add_foreign_path(
+    root: *mut pg_sys::PlannerInfo,
+    baserel: *mut pg_sys::RelOptInfo,
+    rows: f64,
+    total_cost: f64,
+    required_outer: pg_sys::Relids,
+) {
+    // SAFETY: planner structures; the path is allocated in the planner's context.
+    unsafe {
         #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15", feature = "pg16"))]
         let path = pg_sys::create_foreignscan_path(
             root,
@@ -172,7 +194,7 @@ pub unsafe extern "C-unwind" fn get_foreign_paths(
             STARTUP_COST,
             total_cost,
             std::ptr::null_mut(),
-            std::ptr::null_mut(),
+            required_outer,
             std::ptr::null_mut(),
             std::ptr::null_mut(),
         );
@@ -185,7 +207,7 @@ pub unsafe extern "C-unwind" fn get_foreign_paths(
             STARTUP_COST,
             total_cost,
             std::ptr::null_mut(),
-            std::ptr::null_mut(),
+            required_outer,
             std::ptr::null_mut(),
             std::ptr::null_mut(),
             std::ptr::null_mut(),
@@ -200,13 +222,83 @@ pub unsafe extern "C-unwind" fn get_foreign_paths(
             STARTUP_COST,
             total_cost,
             std::ptr::null_mut(),
-            std::ptr::null_mut(),
+            required_outer,
             std::ptr::null_mut(),
             std::ptr::null_mut(),
             std::ptr::null_mut(),
         );
         pg_sys::add_path(baserel, path.cast());
     }
+}
+
+/// The parameterizations worth a path: one per set of outer relations that a shippable join
+/// clause needs, from the relation's join clauses and from its equivalence classes (where
+/// `f.k = h.k` lives), as postgres_fdw finds them.
+unsafe fn parameterized_paths(
+    root: *mut pg_sys::PlannerInfo,
+    baserel: *mut pg_sys::RelOptInfo,
+    info: &RelInfo,
+) -> Vec<*mut pg_sys::ParamPathInfo> {
+    // SAFETY: planner structures, read; get_baserel_parampathinfo caches its result on baserel.
+    unsafe {
+        let relid = (*baserel).relid;
+        let mut clauses: Vec<*mut pg_sys::RestrictInfo> =
+            deparse::list_nodes((*baserel).joininfo).into_iter().map(|n| n.cast()).collect();
+        if (*baserel).has_eclass_joins {
+            for expr in deparse::list_nodes((*(*baserel).reltarget).exprs) {
+                let is_own_column = pgrx::is_a(expr, pg_sys::NodeTag::T_Var)
+                    && (*(expr as *mut pg_sys::Var)).varno as pg_sys::Index == relid;
+                if !is_own_column {
+                    continue;
+                }
+                let implied = pg_sys::generate_implied_equalities_for_column(
+                    root,
+                    baserel,
+                    Some(ec_member_is),
+                    expr.cast(),
+                    (*baserel).lateral_referencers,
+                );
+                clauses.extend(
+                    deparse::list_nodes(implied).into_iter().map(|n| n.cast::<pg_sys::RestrictInfo>()),
+                );
+            }
+        }
+        let mut found: Vec<*mut pg_sys::ParamPathInfo> = Vec::new();
+        for rinfo in clauses {
+            if !pg_sys::join_clause_is_movable_to(rinfo, baserel) {
+                continue;
+            }
+            let mut deparser =
+                Deparser::new(relid, &info.columns, deparse::default_collation_is_c(), info.pg_functions)
+                    .with_outer_values();
+            if deparser.clause((*rinfo).clause).is_err() {
+                continue;
+            }
+            let required = pg_sys::bms_union((*rinfo).clause_relids, (*baserel).lateral_relids);
+            let required = pg_sys::bms_del_member(required, relid as i32);
+            if pg_sys::bms_num_members(required) == 0 {
+                continue;
+            }
+            let param_info = pg_sys::get_baserel_parampathinfo(root, baserel, required);
+            if !found.contains(&param_info) {
+                found.push(param_info);
+            }
+        }
+        found
+    }
+}
+
+/// The equivalence-class member that is the column being considered (`arg`).
+#[pg_guard]
+unsafe extern "C-unwind" fn ec_member_is(
+    _root: *mut pg_sys::PlannerInfo,
+    _rel: *mut pg_sys::RelOptInfo,
+    _ec: *mut pg_sys::EquivalenceClass,
+    member: *mut pg_sys::EquivalenceMember,
+    arg: *mut std::ffi::c_void,
+) -> bool {
+    // SAFETY: the planner passes a valid member; `arg` is the Var given above.
+    unsafe { pg_sys::equal((*member).em_expr.cast(), arg) }
 }
 
 #[pg_guard]
@@ -228,14 +320,16 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
         // the values they need that PostgreSQL computes go to fdw_exprs, where the planner
         // finishes them (set_plan_refs) so the executor can evaluate them.
         let (mut remote_exprs, mut local_exprs) = (std::ptr::null_mut(), std::ptr::null_mut());
+        // A parameterized path brings its join clauses here, whose outer columns are values.
         let mut deparser =
-            Deparser::new(relid, &info.columns, deparse::default_collation_is_c(), info.pg_functions);
+            Deparser::new(relid, &info.columns, deparse::default_collation_is_c(), info.pg_functions)
+                .with_outer_values();
         for rinfo in deparse::list_nodes(scan_clauses) {
             let rinfo = rinfo as *mut pg_sys::RestrictInfo;
             if (*rinfo).pseudoconstant {
                 continue; // the planner checks these once, above the scan
             }
-            if info.remote.contains(&rinfo) && deparser.clause((*rinfo).clause).is_ok() {
+            if deparser.clause((*rinfo).clause).is_ok() {
                 remote_exprs = pg_sys::lappend(remote_exprs, (*rinfo).clause.cast());
             } else {
                 local_exprs = pg_sys::lappend(local_exprs, (*rinfo).clause.cast());
@@ -637,7 +731,8 @@ impl ScanState {
                 })
                 .collect();
             let mut deparser =
-                Deparser::new(wanted.clause_relid, &qual_columns, deparse::default_collation_is_c(), true);
+                Deparser::new(wanted.clause_relid, &qual_columns, deparse::default_collation_is_c(), true)
+                    .with_outer_values();
             let mut filters = Vec::with_capacity(wanted.remote_conds.len());
             for clause in &wanted.remote_conds {
                 filters.push(deparser.clause(*clause).map_err(|why| {
