@@ -220,10 +220,19 @@ impl ScalarUDFImpl for PgJson {
             array.is_valid(row).then(|| array.value(row))
         };
         if self.kind.returns_bool() {
+            // A constant to contain (the usual `payload @> '{...}'`) is parsed once.
+            let constant = if self.kind == JsonKind::Contains && key.scalar && key.array.is_valid(0) {
+                Some(key.array.as_string::<i32>().value(0).to_string())
+            } else {
+                None
+            };
+            let other = constant.as_deref().map(pgjson::parse).transpose().map_err(json_error)?;
             let mut out = BooleanBuilder::with_capacity(rows);
             for row in 0..rows {
                 match (doc_at(row), key.array.is_valid(key.row(row))) {
-                    (Some(text), true) => out.append_option(self.test(text, &key, key.row(row))?),
+                    (Some(text), true) => {
+                        out.append_option(self.test(text, &key, key.row(row), other.as_ref())?)
+                    }
                     _ => out.append_null(),
                 }
             }
@@ -261,37 +270,81 @@ fn text_list(list: &Argument, row: usize) -> Result<Vec<Option<String>>> {
 }
 
 impl PgJson {
+    /// `->`, `->>`, `#>`, `#>>`: the value is found without building the document's tree (the
+    /// document is still checked to be JSON), and only the value found is parsed.
     fn extract(&self, text: &str, key: &Argument, row: usize, jsonb: bool) -> Result<Option<String>> {
-        let doc = pgjson::parse(text).map_err(json_error)?;
-        let found: Option<&Node> = match self.kind {
-            JsonKind::Field | JsonKind::FieldText => doc.field(key.array.as_string::<i32>().value(row)),
+        let found: Option<&str> = match self.kind {
+            JsonKind::Field | JsonKind::FieldText => {
+                pgjson::find_field(text, key.array.as_string::<i32>().value(row)).map_err(json_error)?
+            }
             JsonKind::Element | JsonKind::ElementText => {
-                doc.element_of_document(key.array.as_primitive::<Int64Type>().value(row), jsonb)
+                pgjson::find_element(text, key.array.as_primitive::<Int64Type>().value(row), jsonb)
+                    .map_err(json_error)?
             }
             _ => {
                 let steps = text_list(key, row)?;
                 if steps.iter().any(Option::is_none) {
                     return Ok(None);
                 }
-                let steps: Vec<&str> = steps.iter().flatten().map(String::as_str).collect();
-                doc.path(&steps)
+                path(text, steps.iter().flatten().map(String::as_str))?
             }
         };
-        let Some(node) = found else { return Ok(None) };
+        let Some(found) = found else { return Ok(None) };
+        let node = pgjson::parse(found).map_err(json_error)?;
         let as_text = matches!(self.kind, JsonKind::FieldText | JsonKind::ElementText | JsonKind::PathText);
         if as_text { node.text_value(jsonb) } else { node.json_text(jsonb).map(Some) }.map_err(json_error)
     }
 
-    fn test(&self, text: &str, key: &Argument, row: usize) -> Result<Option<bool>> {
-        let doc = pgjson::parse(text).map_err(json_error)?;
+    fn test(&self, text: &str, key: &Argument, row: usize, other: Option<&Node>) -> Result<Option<bool>> {
+        let exists = |k: &str| pgjson::key_exists(text, k).map_err(json_error);
         Ok(Some(match self.kind {
-            JsonKind::Exists => doc.exists(key.array.as_string::<i32>().value(row)),
-            JsonKind::ExistsAny => text_list(key, row)?.iter().flatten().any(|k| doc.exists(k)),
-            JsonKind::ExistsAll => text_list(key, row)?.iter().flatten().all(|k| doc.exists(k)),
+            JsonKind::Exists => exists(key.array.as_string::<i32>().value(row))?,
+            JsonKind::ExistsAny | JsonKind::ExistsAll => {
+                let keys = text_list(key, row)?;
+                // A document that is not JSON is an error whatever the keys, none included.
+                if keys.iter().flatten().next().is_none() {
+                    pgjson::validate(text).map_err(json_error)?;
+                }
+                let mut results = keys.iter().flatten().map(|k| exists(k));
+                if self.kind == JsonKind::ExistsAny {
+                    results.try_fold(false, |any, r| r.map(|e| any || e))?
+                } else {
+                    results.try_fold(true, |all, r| r.map(|e| all && e))?
+                }
+            }
             _ => {
-                let other = pgjson::parse(key.array.as_string::<i32>().value(row)).map_err(json_error)?;
-                doc.contains(&other).map_err(json_error)?
+                let doc = pgjson::parse(text).map_err(json_error)?;
+                match other {
+                    Some(other) => doc.contains(other).map_err(json_error)?,
+                    None => {
+                        let other =
+                            pgjson::parse(key.array.as_string::<i32>().value(row)).map_err(json_error)?;
+                        doc.contains(&other).map_err(json_error)?
+                    }
+                }
             }
         }))
     }
+}
+
+/// `#>`: each step a key of an object or an index of an array (text that is an integer),
+/// looked up on the text of the value before; the whole document is checked once, first.
+fn path<'a, 's>(text: &'a str, steps: impl Iterator<Item = &'s str>) -> Result<Option<&'a str>> {
+    let mut current = text.trim_matches([' ', '\t', '\n', '\r']);
+    pgjson::validate(text).map_err(json_error)?;
+    for step in steps {
+        let next = match current.as_bytes().first() {
+            Some(b'{') => pgjson::find_field(current, step),
+            Some(b'[') => match step.trim().parse::<i64>() {
+                Ok(index) => pgjson::find_element(current, index, false),
+                Err(_) => return Ok(None),
+            },
+            _ => return Ok(None),
+        };
+        match next.map_err(json_error)? {
+            Some(span) => current = span,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(current))
 }

@@ -63,6 +63,135 @@ pub fn parse(text: &str) -> Result<Node<'_>, String> {
     Ok(node)
 }
 
+/// The text of the member `key` of a top-level object (the last of duplicates), found without
+/// building the document's tree: keys are compared as they read unescaped, every value is
+/// skipped, and the whole document is still checked to be JSON. `None` when the document is not
+/// an object or has no such key.
+pub fn find_field<'a>(text: &'a str, key: &str) -> Result<Option<&'a str>, String> {
+    let mut found = None;
+    scan_top(text, |item| {
+        if let Item::Member(k, span) = item
+            && k == key
+        {
+            found = Some(span);
+        }
+    })?;
+    Ok(found)
+}
+
+/// The text of the element `index` of a top-level array (negative: from the end), found
+/// without building the tree; a jsonb scalar document is an array of one.
+pub fn find_element(text: &str, index: i64, jsonb: bool) -> Result<Option<&str>, String> {
+    let mut elements = Vec::new();
+    let mut scalar = None;
+    scan_top(text, |item| match item {
+        Item::Element(span) => elements.push(span),
+        Item::Scalar(span) => scalar = Some(span),
+        Item::Member(..) => {}
+    })?;
+    if let Some(span) = scalar {
+        return Ok((jsonb && (index == 0 || index == -1)).then_some(span));
+    }
+    let index = if index < 0 { elements.len() as i64 + index } else { index };
+    Ok(usize::try_from(index).ok().and_then(|i| elements.get(i).copied()))
+}
+
+/// `?` without building the tree: a key of the top-level object, a string element of the
+/// top-level array, or the document itself when it is that string.
+pub fn key_exists(text: &str, key: &str) -> Result<bool, String> {
+    let mut exists = false;
+    scan_top(text, |item| match item {
+        Item::Member(k, _) => exists |= k == key,
+        Item::Element(span) | Item::Scalar(span) => {
+            if span.starts_with('"') && !exists {
+                exists = matches!(parse(span), Ok(Node { value: Value::String(s), .. }) if s == key);
+            }
+        }
+    })?;
+    Ok(exists)
+}
+
+/// Checks that `text` is JSON without building its tree.
+pub fn validate(text: &str) -> Result<(), String> {
+    scan_top(text, |_| {})
+}
+
+/// What the top level of a document holds.
+enum Item<'a, 'k> {
+    /// A member of the top-level object: its key (unescaped) and its value's text.
+    Member(&'k str, &'a str),
+    /// An element of the top-level array.
+    Element(&'a str),
+    /// The document is a scalar.
+    Scalar(&'a str),
+}
+
+fn scan_top<'a>(text: &'a str, mut visit: impl for<'k> FnMut(Item<'a, 'k>)) -> Result<(), String> {
+    let mut parser = Parser { text, at: 0 };
+    parser.skip_whitespace();
+    match parser.peek() {
+        Some(b'{') => {
+            parser.at += 1;
+            parser.skip_whitespace();
+            if !parser.eat("}") {
+                loop {
+                    parser.skip_whitespace();
+                    if parser.peek() != Some(b'"') {
+                        return Err(parser.error("a string key"));
+                    }
+                    let key = parser.string()?;
+                    parser.skip_whitespace();
+                    if !parser.eat(":") {
+                        return Err(parser.error("\":\""));
+                    }
+                    parser.skip_whitespace();
+                    let start = parser.at;
+                    parser.skip_value(1)?;
+                    visit(Item::Member(&key, &text[start..parser.at]));
+                    parser.skip_whitespace();
+                    if parser.eat(",") {
+                        continue;
+                    }
+                    if parser.eat("}") {
+                        break;
+                    }
+                    return Err(parser.error("\",\" or \"}\""));
+                }
+            }
+        }
+        Some(b'[') => {
+            parser.at += 1;
+            parser.skip_whitespace();
+            if !parser.eat("]") {
+                loop {
+                    parser.skip_whitespace();
+                    let start = parser.at;
+                    parser.skip_value(1)?;
+                    visit(Item::Element(&text[start..parser.at]));
+                    parser.skip_whitespace();
+                    if parser.eat(",") {
+                        continue;
+                    }
+                    if parser.eat("]") {
+                        break;
+                    }
+                    return Err(parser.error("\",\" or \"]\""));
+                }
+            }
+        }
+        _ => {
+            let start = parser.at;
+            parser.skip_value(0)?;
+            visit(Item::Scalar(&text[start..parser.at]));
+        }
+    }
+    parser.skip_whitespace();
+    if parser.at != text.len() {
+        return Err(parser.error("the end of the document"));
+    }
+    Ok(())
+}
+
 struct Parser<'a> {
     text: &'a str,
     at: usize,
@@ -169,6 +298,80 @@ impl<'a> Parser<'a> {
             _ => return Err(self.error("a JSON value")),
         };
         Ok(Node { value, text: &self.text[start..self.at] })
+    }
+
+    /// Checks and passes over one value without keeping anything of it.
+    fn skip_value(&mut self, depth: usize) -> Result<(), String> {
+        if depth > DEPTH_MAX {
+            return Err("invalid JSON: nested too deeply".into());
+        }
+        match self.peek() {
+            Some(b'{') => {
+                self.at += 1;
+                self.skip_whitespace();
+                if self.eat("}") {
+                    return Ok(());
+                }
+                loop {
+                    self.skip_whitespace();
+                    if self.peek() != Some(b'"') {
+                        return Err(self.error("a string key"));
+                    }
+                    self.skip_string()?;
+                    self.skip_whitespace();
+                    if !self.eat(":") {
+                        return Err(self.error("\":\""));
+                    }
+                    self.skip_whitespace();
+                    self.skip_value(depth + 1)?;
+                    self.skip_whitespace();
+                    if self.eat(",") {
+                        continue;
+                    }
+                    if self.eat("}") {
+                        return Ok(());
+                    }
+                    return Err(self.error("\",\" or \"}\""));
+                }
+            }
+            Some(b'[') => {
+                self.at += 1;
+                self.skip_whitespace();
+                if self.eat("]") {
+                    return Ok(());
+                }
+                loop {
+                    self.skip_whitespace();
+                    self.skip_value(depth + 1)?;
+                    self.skip_whitespace();
+                    if self.eat(",") {
+                        continue;
+                    }
+                    if self.eat("]") {
+                        return Ok(());
+                    }
+                    return Err(self.error("\",\" or \"]\""));
+                }
+            }
+            Some(b'"') => self.skip_string(),
+            Some(b't') if self.eat("true") => Ok(()),
+            Some(b'f') if self.eat("false") => Ok(()),
+            Some(b'n') if self.eat("null") => Ok(()),
+            Some(b'-' | b'0'..=b'9') => self.number().map(|_| ()),
+            _ => Err(self.error("a JSON value")),
+        }
+    }
+
+    /// A string without escapes is only checked; one with escapes is read to check them.
+    fn skip_string(&mut self) -> Result<(), String> {
+        let rest = &self.bytes()[self.at + 1..];
+        match rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20) {
+            Some(end) if rest[end] == b'"' => {
+                self.at += end + 2;
+                Ok(())
+            }
+            _ => self.string().map(|_| ()),
+        }
     }
 
     fn number(&mut self) -> Result<&'a str, String> {
@@ -622,6 +825,25 @@ mod tests {
         assert!(doc.exists("a2") && !doc.exists("b"));
         assert_eq!(array.element(-1).unwrap().json_text(true).unwrap(), r#"{"k": 2}"#);
         assert!(array.element(3).is_none() && array.element(-4).is_none());
+    }
+
+    // Goal: the lookups that skip the tree find what the tree finds, and still refuse what is
+    // not JSON.
+    #[test]
+    fn lookups_without_the_tree_agree() {
+        let doc = r#"{"a": {"b": 1}, "k\u0069nd": "x", "a": [1, 2], "s": "q\"uote", "e": "\u00e9"}"#;
+        assert_eq!(find_field(doc, "a").unwrap(), Some("[1, 2]"));
+        assert_eq!(find_field(doc, "kind").unwrap(), Some(r#""x""#));
+        assert_eq!(find_field(doc, "missing").unwrap(), None);
+        assert_eq!(find_field("[1]", "a").unwrap(), None);
+        assert!(key_exists(doc, "s").unwrap() && !key_exists(doc, "x").unwrap());
+        assert!(key_exists(r#"["x", "é"]"#, "é").unwrap() && key_exists(r#""x""#, "x").unwrap());
+        assert_eq!(find_element(" [1, {\"a\":2} ] ", -1, true).unwrap(), Some("{\"a\":2}"));
+        assert_eq!(find_element("1.50", 0, true).unwrap(), Some("1.50"));
+        assert_eq!(find_element("1.50", 0, false).unwrap(), None);
+        for bad in [r#"{"a": 1,}"#, r#"{"a": [1, 2}"#, r#"{"a": "\x"}"#, r#"{"a": 1} x"#, "[01]"] {
+            assert!(find_field(bad, "a").is_err() && key_exists(bad, "a").is_err(), "{bad} must be refused");
+        }
     }
 
     // Goal: containment as PostgreSQL's jsonb @> defines it.
