@@ -16,10 +16,15 @@
 //! - `AND`, `OR`, `NOT`, `IS [NOT] NULL`, `IS [NOT] TRUE/FALSE`, a boolean column alone;
 //! - `LIKE`/`NOT LIKE` on text with a constant pattern (PostgreSQL's default escape `\`),
 //!   `^@` (starts with) under a deterministic collation;
+//! - `ILIKE`/`NOT ILIKE` with a constant pattern where `LC_CTYPE` is C or POSIX (the `C` and
+//!   `POSIX` collations, or a database created with that ctype): PostgreSQL lowers `A`-`Z` of
+//!   both sides and matches as LIKE, which the server does through `pg_ascii_lower`;
 //! - on a server that lists its functions with PostgreSQL's semantics (GetSqlInfo, as
 //!   kalamdb-server does): float comparisons through `pg_float`, and the JSON operators on json
 //!   and jsonb columns, `->`, `->>`, `#>`, `#>>` (keys, indexes, constant paths; their text
-//!   results compared as text) and `?`, `?|`, `?&`, `@>`, through `pg_json_*`/`pg_jsonb_*`;
+//!   results compared as text) and `?`, `?|`, `?&`, `@>`, through `pg_json_*`/`pg_jsonb_*`, and
+//!   `json(b)_extract_path(_text)` with constant steps (PostgreSQL's `#>` and `#>>` call the
+//!   same C functions);
 //! - as values: the table's columns, constants, and values PostgreSQL computes once when the
 //!   scan starts: parameters (`$n`, PL/pgSQL variables, init-plan results, an outer row's values)
 //!   and stable expressions without columns (`now()`, `current_date`, `now() - interval '1 day'`);
@@ -34,7 +39,8 @@
 //!   NaN), PostgreSQL has every NaN equal to every other and above all numbers; kalamdb-server's
 //!   `pg_float` maps each float to PostgreSQL's order, and comparisons go through it;
 //! - char(n) comparisons (PostgreSQL ignores trailing spaces), text ordering under any other
-//!   collation, ILIKE (case folding beyond ASCII differs), regular expressions;
+//!   collation, ILIKE under any other `LC_CTYPE` (the locale lowers letters beyond ASCII, some
+//!   into ASCII: the Kelvin sign becomes `k`; in Turkish `I` becomes `ı`), regular expressions;
 //! - comparisons of json/jsonb values themselves (jsonb compares numbers by value, json cannot
 //!   be compared), casts of JSON text (`(payload->>'n')::numeric`);
 //! - casts, arithmetic and other functions of columns (overflow, rounding, time zone and
@@ -57,6 +63,7 @@ use pgrx::{FromDatum, is_a};
 /// The server functions the shipped expressions call; a server must have all of them.
 pub const PG_FUNCTIONS_USED: &[&str] = &[
     "pg_float",
+    "pg_ascii_lower",
     "pg_json_field",
     "pg_json_field_text",
     "pg_json_element",
@@ -174,8 +181,8 @@ pub struct Deparser<'a> {
     relid: pg_sys::Index,
     /// By attribute number - 1.
     columns: &'a [Option<QualColumn>],
-    /// Whether the database's default collation compares bytes (C or POSIX).
-    default_collation_is_c: bool,
+    /// How the database's default collation compares and lowers text.
+    default_locale: DefaultLocale,
     /// Whether the server has the functions with PostgreSQL's semantics (floats, JSON).
     pg_functions: bool,
     /// Whether columns of other relations count as values computed when the scan starts (a
@@ -186,16 +193,11 @@ pub struct Deparser<'a> {
 }
 
 impl<'a> Deparser<'a> {
-    pub fn new(
-        relid: pg_sys::Index,
-        columns: &'a [Option<QualColumn>],
-        default_collation_is_c: bool,
-        pg_functions: bool,
-    ) -> Self {
+    pub fn new(relid: pg_sys::Index, columns: &'a [Option<QualColumn>], pg_functions: bool) -> Self {
         Self {
             relid,
             columns,
-            default_collation_is_c,
+            default_locale: default_locale(),
             pg_functions,
             outer_values: false,
             parameters: Vec::new(),
@@ -313,18 +315,30 @@ impl<'a> Deparser<'a> {
                 }
                 return Ok(Qual::Function { name: "starts_with", args: vec![subject, prefix] });
             }
-            if let Some(negated) = operator.like() {
+            if let Some((negated, case_insensitive)) = operator.like() {
                 if (Class::of(operator.left), Class::of(operator.right))
                     != (Some(Class::Text), Some(Class::Text))
                 {
-                    return Err("LIKE on another type than text");
+                    return Err("LIKE or ILIKE on another type than text");
+                }
+                if case_insensitive && (!self.pg_functions || !self.ctype_is_c((*expr).inputcollid)) {
+                    return Err(
+                        "ILIKE where LC_CTYPE is not C or POSIX, or on a server without pg_ascii_lower",
+                    );
                 }
                 let (subject, class) = self.value(left, false)?;
                 let pattern =
-                    like_pattern(right).ok_or("LIKE with a pattern that is not a plain constant")?;
+                    like_pattern(right).ok_or("LIKE or ILIKE with a pattern that is not a plain constant")?;
                 if class != Some(Class::Text) {
-                    return Err("LIKE on another type than text");
+                    return Err("LIKE or ILIKE on another type than text");
                 }
+                // ILIKE lowers both sides, the pattern before its escapes are read.
+                let (subject, pattern) = if case_insensitive {
+                    let subject = Qual::Function { name: "pg_ascii_lower", args: vec![subject] };
+                    (subject, pattern.to_ascii_lowercase())
+                } else {
+                    (subject, pattern)
+                };
                 let pattern = Box::new(Qual::Literal(Literal::Text(pattern)));
                 return Ok(Qual::Like { expr: Box::new(subject), pattern, negated });
             }
@@ -445,6 +459,9 @@ impl<'a> Deparser<'a> {
                     return Err("a column of a type comparisons are not shipped for");
                 }
                 return Ok((Qual::Column(column.index), column.class));
+            }
+            if is_a(node, NodeTag::T_FuncExpr) && pg_sys::contain_var_clause(node) {
+                return self.json_function(node as *mut pg_sys::FuncExpr);
             }
             if is_a(node, NodeTag::T_OpExpr) && pg_sys::contain_var_clause(node) {
                 // A JSON value of a column (`payload -> 'a'`, `payload ->> 'kind'`).
@@ -571,6 +588,35 @@ impl<'a> Deparser<'a> {
         }
     }
 
+    /// `json_extract_path(doc, VARIADIC steps)` and its `_text` and jsonb kin: `#>` and `#>>`
+    /// by another name (the parser gathers the steps into one array).
+    unsafe fn json_function(&mut self, expr: *mut pg_sys::FuncExpr) -> Result<(Qual, Option<Class>), Local> {
+        // SAFETY: `expr` is a valid FuncExpr; its arguments are nodes.
+        unsafe {
+            let (doc_class, name) = match (*expr).funcid.to_u32() {
+                pg_sys::F_JSON_EXTRACT_PATH => (Class::Json, "#>"),
+                pg_sys::F_JSON_EXTRACT_PATH_TEXT => (Class::Json, "#>>"),
+                pg_sys::F_JSONB_EXTRACT_PATH => (Class::Jsonb, "#>"),
+                pg_sys::F_JSONB_EXTRACT_PATH_TEXT => (Class::Jsonb, "#>>"),
+                _ => return Err("a function of a column other than the JSON path functions"),
+            };
+            let args = list_nodes((*expr).args);
+            let [doc, steps] = args[..] else { return Err("a JSON path function without its two arguments") };
+            let doc_type = if doc_class == Class::Json { pg_sys::JSONOID } else { pg_sys::JSONBOID };
+            let operator = BuiltinOperator { name: name.into(), left: doc_type, right: pg_sys::TEXTARRAYOID };
+            self.json_operator(&operator, doc, steps)?
+                .ok_or("a JSON path function of a form that is not shipped")
+        }
+    }
+
+    /// Whether text under `collation` is lowered as PostgreSQL lowers it where `LC_CTYPE` is C
+    /// or POSIX: `A`-`Z` only.
+    fn ctype_is_c(&self, collation: Oid) -> bool {
+        collation == pg_sys::C_COLLATION_OID
+            || collation == pg_sys::POSIX_COLLATION_OID
+            || (collation == pg_sys::DEFAULT_COLLATION_OID && self.default_locale.ctype_is_c)
+    }
+
     /// Text comparisons: equality under a deterministic collation, ordering only where
     /// PostgreSQL compares bytes.
     fn text_comparison_ships(&self, op: Comparison, collation: Oid) -> bool {
@@ -580,7 +626,7 @@ impl<'a> Deparser<'a> {
             _ => {
                 collation == pg_sys::C_COLLATION_OID
                     || collation == pg_sys::POSIX_COLLATION_OID
-                    || (collation == pg_sys::DEFAULT_COLLATION_OID && self.default_collation_is_c)
+                    || (collation == pg_sys::DEFAULT_COLLATION_OID && self.default_locale.collate_is_c)
             }
         }
     }
@@ -625,11 +671,14 @@ impl BuiltinOperator {
         })
     }
 
-    /// `Some(negated)` for LIKE (`~~`) and NOT LIKE (`!~~`).
-    fn like(&self) -> Option<bool> {
+    /// `Some((negated, case_insensitive))` for LIKE (`~~`), NOT LIKE (`!~~`), ILIKE (`~~*`)
+    /// and NOT ILIKE (`!~~*`).
+    fn like(&self) -> Option<(bool, bool)> {
         match self.name.as_str() {
-            "~~" => Some(false),
-            "!~~" => Some(true),
+            "~~" => Some((false, false)),
+            "!~~" => Some((true, false)),
+            "~~*" => Some((false, true)),
+            "!~~*" => Some((true, true)),
             _ => None,
         }
     }
@@ -780,21 +829,35 @@ pub unsafe fn list_nodes(list: *mut pg_sys::List) -> Vec<*mut Node> {
     unsafe { (0..(*list).length as usize).map(|i| (*(*list).elements.add(i)).ptr_value.cast()).collect() }
 }
 
-/// Whether the database's default collation compares bytes: libc's C or POSIX locale.
-/// Read once per backend (a backend serves one database).
-pub fn default_collation_is_c() -> bool {
+/// How the database's default collation compares (`LC_COLLATE`) and lowers (`LC_CTYPE`) text.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DefaultLocale {
+    /// Whether it compares bytes: libc's C or POSIX.
+    pub collate_is_c: bool,
+    /// Whether it lowers `A`-`Z` only: libc's C or POSIX.
+    pub ctype_is_c: bool,
+}
+
+/// The database's [`DefaultLocale`], read once per backend (a backend serves one database).
+pub fn default_locale() -> DefaultLocale {
     thread_local! {
-        static IS_C: std::cell::OnceCell<bool> = const { std::cell::OnceCell::new() };
+        static LOCALE: std::cell::OnceCell<DefaultLocale> = const { std::cell::OnceCell::new() };
     }
-    IS_C.with(|is_c| {
-        *is_c.get_or_init(|| {
+    LOCALE.with(|locale| {
+        *locale.get_or_init(|| {
             #[cfg(any(feature = "pg13", feature = "pg14"))]
-            let sql = "SELECT datcollate IN ('C', 'POSIX') FROM pg_database WHERE oid = \
-                       (SELECT oid FROM pg_database WHERE datname = current_database())";
-            #[cfg(not(any(feature = "pg13", feature = "pg14")))]
-            let sql = "SELECT datlocprovider = 'c' AND datcollate IN ('C', 'POSIX') FROM pg_database \
+            let sql = "SELECT datcollate IN ('C', 'POSIX'), datctype IN ('C', 'POSIX') FROM pg_database \
                        WHERE datname = current_database()";
-            pgrx::Spi::get_one::<bool>(sql).ok().flatten().unwrap_or(false)
+            #[cfg(not(any(feature = "pg13", feature = "pg14")))]
+            let sql = "SELECT datlocprovider = 'c' AND datcollate IN ('C', 'POSIX'), \
+                       datlocprovider = 'c' AND datctype IN ('C', 'POSIX') FROM pg_database \
+                       WHERE datname = current_database()";
+            pgrx::Spi::get_two::<bool, bool>(sql)
+                .map(|(collate, ctype)| DefaultLocale {
+                    collate_is_c: collate.unwrap_or(false),
+                    ctype_is_c: ctype.unwrap_or(false),
+                })
+                .unwrap_or_default()
         })
     })
 }

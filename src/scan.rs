@@ -111,7 +111,7 @@ unsafe fn plan_relation(
             .collect();
 
         let relid = (*baserel).relid;
-        let mut deparser = Deparser::new(relid, &columns, deparse::default_collation_is_c(), pg_functions);
+        let mut deparser = Deparser::new(relid, &columns, pg_functions);
         let mut remote_list = std::ptr::null_mut();
         let mut remote = Vec::new();
         for rinfo in deparse::list_nodes((*baserel).baserestrictinfo) {
@@ -268,9 +268,7 @@ unsafe fn parameterized_paths(
             if !pg_sys::join_clause_is_movable_to(rinfo, baserel) {
                 continue;
             }
-            let mut deparser =
-                Deparser::new(relid, &info.columns, deparse::default_collation_is_c(), info.pg_functions)
-                    .with_outer_values();
+            let mut deparser = Deparser::new(relid, &info.columns, info.pg_functions).with_outer_values();
             if deparser.clause((*rinfo).clause).is_err() {
                 continue;
             }
@@ -321,9 +319,7 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
         // finishes them (set_plan_refs) so the executor can evaluate them.
         let (mut remote_exprs, mut local_exprs) = (std::ptr::null_mut(), std::ptr::null_mut());
         // A parameterized path brings its join clauses here, whose outer columns are values.
-        let mut deparser =
-            Deparser::new(relid, &info.columns, deparse::default_collation_is_c(), info.pg_functions)
-                .with_outer_values();
+        let mut deparser = Deparser::new(relid, &info.columns, info.pg_functions).with_outer_values();
         for rinfo in deparse::list_nodes(scan_clauses) {
             let rinfo = rinfo as *mut pg_sys::RestrictInfo;
             if (*rinfo).pseudoconstant {
@@ -730,9 +726,7 @@ impl ScanState {
                     (!att.is_dropped()).then_some(QualColumn { index: a, class, remote_matches: true })
                 })
                 .collect();
-            let mut deparser =
-                Deparser::new(wanted.clause_relid, &qual_columns, deparse::default_collation_is_c(), true)
-                    .with_outer_values();
+            let mut deparser = Deparser::new(wanted.clause_relid, &qual_columns, true).with_outer_values();
             let mut filters = Vec::with_capacity(wanted.remote_conds.len());
             for clause in &wanted.remote_conds {
                 filters.push(deparser.clause(*clause).map_err(|why| {

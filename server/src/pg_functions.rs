@@ -9,6 +9,10 @@
 //!   `-0 = 0`. Mapping every NaN to the one positive NaN, and `-0` to `0`, makes the two the same.
 //! - The JSON operators `->`, `->>`, `#>`, `#>>`, `?`, `?|`, `?&`, `@>` on JSON text, as json or
 //!   jsonb (see [`crate::pgjson`]).
+//! - `pg_ascii_lower(text)`: the text with `A`-`Z` lowered and every other character kept, as
+//!   PostgreSQL lowers text under a C or POSIX `LC_CTYPE`; `ILIKE` there is `LIKE` on both sides
+//!   lowered so. DataFusion's `lower` lowers every letter (`K`, the Kelvin sign, becomes `k`),
+//!   and `translate` maps grapheme clusters, not characters.
 
 use std::sync::Arc;
 
@@ -27,7 +31,8 @@ use crate::pgjson::{self, Node};
 
 /// Every function of this module, registered on the server's session.
 pub fn all() -> Vec<ScalarUDF> {
-    let mut functions = vec![ScalarUDF::new_from_impl(PgFloat::new())];
+    let mut functions =
+        vec![ScalarUDF::new_from_impl(PgFloat::new()), ScalarUDF::new_from_impl(PgAsciiLower::new())];
     for kind in JsonKind::ALL {
         functions.push(ScalarUDF::new_from_impl(PgJson::new(kind)));
     }
@@ -85,6 +90,42 @@ impl ScalarUDFImpl for PgFloat {
             other => return exec_err!("pg_float takes a float, not {other}"),
         };
         Ok(ColumnarValue::Array(out))
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgAsciiLower {
+    signature: Signature,
+}
+
+impl PgAsciiLower {
+    fn new() -> Self {
+        Self { signature: Signature::string(1, Volatility::Immutable) }
+    }
+}
+
+impl ScalarUDFImpl for PgAsciiLower {
+    fn name(&self) -> &str {
+        "pg_ascii_lower"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let text = argument(&args.args[0], Some(&DataType::Utf8))?;
+        let strings = text.array.as_string::<i32>();
+        let lowered: StringArray = strings.iter().map(|s| s.map(str::to_ascii_lowercase)).collect();
+        Ok(if text.scalar {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&lowered, 0)?)
+        } else {
+            ColumnarValue::Array(Arc::new(lowered))
+        })
     }
 }
 

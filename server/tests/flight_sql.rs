@@ -164,6 +164,24 @@ async fn json_operators_and_functions() {
     assert_eq!(row(2)[..3], ["3", "NULL", "NULL"]);
 }
 
+// Goal: pg_ascii_lower lowers A-Z only, character by character, as PostgreSQL does under a C
+// LC_CTYPE: the Kelvin sign, accented capitals and a combining accent after a capital stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ascii_lowering_keeps_other_characters() {
+    let server = start(8192).await;
+    let client = &server.client;
+    let sql = "SELECT pg_ascii_lower('AbC \u{212A} \u{C9}T\u{C9} A\u{301}Z'), pg_ascii_lower(NULL), \
+               pg_ascii_lower('ABC') LIKE 'abc'";
+    let mut stream = client.query(sql, None).await.unwrap();
+    let batch = stream.next_batch().await.unwrap().expect("one batch");
+    let text = arrow_cast::cast(batch.column(0), &arrow_schema::DataType::Utf8).unwrap();
+    let text = text.as_any().downcast_ref::<arrow_array::StringArray>().unwrap();
+    assert_eq!(text.value(0), "abc \u{212A} \u{C9}t\u{C9} a\u{301}z");
+    assert!(batch.column(1).is_null(0));
+    let like = batch.column(2).as_any().downcast_ref::<arrow_array::BooleanArray>().unwrap();
+    assert!(like.value(0));
+}
+
 // Goal: SNOWFLAKE_ID() gives every row a distinct, increasing id, also as a column default.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snowflake_ids_as_values_and_defaults() {

@@ -44,6 +44,9 @@ fn columns() -> Vec<Column> {
         "x ",
         "abcabc",
         "%",
+        "\u{212A}",
+        "ÀBC",
+        "A\u{301}C",
     ]);
     let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let bytes = [
@@ -214,6 +217,7 @@ fn fixture() -> (TestEnv, postgres::Client, Vec<Column>) {
          CREATE TABLE app.items_heap (id bigint, {cols});
          INSERT INTO app.items_heap VALUES {rows};
          CREATE COLLATION app.nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+         CREATE COLLATION app.icu (provider = icu, locale = 'und');
          ANALYZE app.items_heap;",
         cols = pg_columns.join(", "),
         rows = pg_rows.join(", ")
@@ -305,10 +309,13 @@ fn predicate_at(rng: &mut Rng, columns: &[Column], depth: usize, alone: bool) ->
         2 => format!("{name} BETWEEN {value} AND {}", rng.pick(&values)),
         3 => format!("{name} IS {}DISTINCT FROM {value}", if rng.below(2) == 0 { "" } else { "NOT " }),
         4 if name == "t" => {
-            let patterns =
-                ["'a%'", "'%c'", "'a_c'", "'%\\%%'", "'ab\\%c'", "'_'", "''", "'%'", "'A%'", "'%ü%'"];
-            let op = *rng.pick(&["LIKE", "NOT LIKE", "ILIKE", "~", "^@"]);
-            format!("t {op} {}", rng.pick(&patterns))
+            let patterns = [
+                "'a%'", "'%c'", "'a_c'", "'%\\%%'", "'ab\\%c'", "'_'", "''", "'%'", "'A%'", "'%ü%'", "'k'",
+                "'\\A_C'", "'àbc'", "'a__'", "'%B%'",
+            ];
+            let op = *rng.pick(&["LIKE", "NOT LIKE", "ILIKE", "NOT ILIKE", "~", "^@"]);
+            let collation = *rng.pick(&["", "", "", " COLLATE \"C\"", " COLLATE app.icu"]);
+            format!("t {op} {}{collation}", rng.pick(&patterns))
         }
         5 if name == "ok" => format!("{}ok", if rng.below(2) == 0 { "" } else { "NOT " }),
         _ if name == "j" || name == "js" => json_predicate(rng, name),
@@ -343,7 +350,20 @@ fn json_predicate(rng: &mut Rng, name: &str) -> String {
         2 => format!("{name}->>{key} {} {text}", rng.pick(&["<", ">=", "<>", "LIKE"])),
         3 => format!("{name}->>{} = {text}", rng.pick(&["0", "1", "-1", "5"])),
         4 => format!("{name} #>> {path} = {text}"),
-        5 => format!("{name} #>> {path} IS NULL"),
+        5 if rng.below(2) == 0 => format!("{name} #>> {path} IS NULL"),
+        5 => {
+            // The path functions, with the steps as an array or one by one.
+            let function = if jsonb_only { "jsonb_extract_path" } else { "json_extract_path" };
+            let suffix = *rng.pick(&["", "_text"]);
+            let steps = path.trim_matches(['\'', '{', '}']);
+            let steps = if steps.is_empty() || rng.below(2) == 0 {
+                format!("VARIADIC {path}")
+            } else {
+                steps.split(',').map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ")
+            };
+            let test = *rng.pick(&[" IS NULL", " IS NOT NULL", " = '2'", "::text = 'true'"]);
+            format!("{function}{suffix}({name}, {steps}){test}")
+        }
         6 => format!("{name}->{key}->>{} = {text}", rng.pick(&["0", "'x'", "'kind'"])),
         7 => format!("({name}->>{key})::numeric > 1"),
         8 => format!("{name} #> {path} IS NOT NULL"),
@@ -471,7 +491,13 @@ const GOLDEN: &[(&str, &str)] = &[
     ("text_nondeterministic_stays_local", "SELECT id FROM app.items WHERE t = 'ABC' COLLATE app.nocase"),
     ("like", "SELECT id FROM app.items WHERE t LIKE 'ab\\%c%'"),
     ("not_like", "SELECT id FROM app.items WHERE t NOT LIKE '%c'"),
-    ("ilike_stays_local", "SELECT id FROM app.items WHERE t ILIKE 'abc'"),
+    ("ilike", "SELECT id FROM app.items WHERE t ILIKE 'a\\_c%' AND t NOT ILIKE '%B' COLLATE \"C\""),
+    ("ilike_other_ctype_stays_local", "SELECT id FROM app.items WHERE t ILIKE 'abc' COLLATE app.icu"),
+    (
+        "json_path_functions",
+        "SELECT id FROM app.items WHERE jsonb_extract_path_text(j, 'nested', 'x') = '1' \
+         AND json_extract_path(js, VARIADIC '{k}') IS NOT NULL",
+    ),
     ("starts_with", "SELECT id FROM app.items WHERE t ^@ 'ab'"),
     ("regex_stays_local", "SELECT id FROM app.items WHERE t ~ '^a'"),
     ("in_list", "SELECT id FROM app.items WHERE i4 IN (3, 7, NULL)"),
