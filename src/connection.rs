@@ -12,6 +12,7 @@ use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arrow_array::{Array, Int64Array, UInt64Array};
 use arrow_schema::SchemaRef;
 use kalam_pushdown::RemoteTable;
 
@@ -140,6 +141,31 @@ impl Server {
         let has = crate::deparse::PG_FUNCTIONS_USED.iter().all(|f| names.iter().any(|n| n == f));
         PG_FUNCTIONS.with_borrow_mut(|known| known.insert(key, (Instant::now(), has)));
         Ok(has)
+    }
+
+    /// The value of `sql`, a query of one integer (`SELECT count(*) ...`), run now.
+    pub fn count(&self, sql: String, user_id: Option<&str>) -> Result<u64> {
+        let client = self.client()?;
+        let user_id = user_id.map(str::to_string);
+        let batch = runtime::call(async move {
+            let mut stream = client.query(&sql, user_id.as_deref()).await?;
+            stream.next_batch().await
+        })
+        .map_err(KalamError::from)?;
+        let value = batch.filter(|b| b.num_columns() == 1 && b.num_rows() == 1).and_then(|b| {
+            let column = b.column(0).as_any();
+            match (column.downcast_ref::<Int64Array>(), column.downcast_ref::<UInt64Array>()) {
+                (Some(c), _) if c.is_valid(0) => u64::try_from(c.value(0)).ok(),
+                (_, Some(c)) if c.is_valid(0) => Some(c.value(0)),
+                _ => None,
+            }
+        });
+        value.ok_or_else(|| {
+            KalamError::new(
+                PgSqlErrorCode::ERRCODE_FDW_ERROR,
+                "the KalamDB server's count is not one integer",
+            )
+        })
     }
 
     /// Drops the cached connection (it broke); the next [`Server::client`] reconnects.

@@ -6,7 +6,7 @@ use pgrx::prelude::*;
 use pgrx::{PgBox, pg_sys};
 
 use crate::options::{self, Scope};
-use crate::scan;
+use crate::{analyze, scan};
 
 #[pg_extern(parallel_safe, strict)]
 fn pg_kalam_fdw_handler() -> PgBox<pg_sys::FdwRoutine> {
@@ -20,6 +20,7 @@ fn pg_kalam_fdw_handler() -> PgBox<pg_sys::FdwRoutine> {
     routine.ReScanForeignScan = Some(scan::rescan_foreign_scan);
     routine.EndForeignScan = Some(scan::end_foreign_scan);
     routine.ExplainForeignScan = Some(scan::explain_foreign_scan);
+    routine.AnalyzeForeignTable = Some(analyze::analyze_foreign_table);
     routine.into_pg_boxed()
 }
 

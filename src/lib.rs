@@ -7,6 +7,7 @@
 //! - [`options`]: the one table of accepted options and their typed, validated views.
 //! - [`scan`]: planner and executor callbacks of a foreign scan; streams batch by batch.
 //! - [`deparse`]: which WHERE clauses the server runs (exactly PostgreSQL's answer, or local).
+//! - [`analyze`]: ANALYZE's sample of a foreign table, drawn by the server.
 //! - [`stream`]: a query's result, fetched and decoded ahead on the I/O thread (bounded queue).
 //! - [`convert`]: Arrow columns into PostgreSQL datums, a column at a time (`numeric`, `array`).
 //! - [`connection`]: client settings from server options and user mappings; connections cached per backend.
@@ -21,6 +22,7 @@
 
 pgrx::pg_module_magic!();
 
+mod analyze;
 mod connection;
 mod convert;
 mod deparse;

@@ -148,6 +148,13 @@ pub const OPTIONS: &[OptionDef] = &[
         help: "record batches a scan fetches ahead of the rows being read, 1-64 (default 4)",
     },
     OptionDef {
+        name: "use_remote_estimate",
+        scopes: TUNING,
+        required: false,
+        secret: false,
+        help: "true or false (default false): when planning, the server counts the rows its clauses keep",
+    },
+    OptionDef {
         name: "namespace",
         scopes: TABLE,
         required: false,
@@ -217,12 +224,26 @@ pub struct ServerOptions {
 pub struct ScanTuning {
     pub batch_rows: usize,
     pub prefetch_batches: usize,
+    /// Whether planning asks the server to count the rows the remote clauses keep.
+    pub use_remote_estimate: bool,
 }
 
 impl Default for ScanTuning {
     fn default() -> Self {
-        Self { batch_rows: SCAN_BATCH_ROWS_DEFAULT, prefetch_batches: PREFETCH_BATCHES_DEFAULT }
+        Self {
+            batch_rows: SCAN_BATCH_ROWS_DEFAULT,
+            prefetch_batches: PREFETCH_BATCHES_DEFAULT,
+            use_remote_estimate: false,
+        }
     }
+}
+
+/// Tuning values given on one object (`None`: not given there).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TuningValues {
+    pub batch_rows: Option<usize>,
+    pub prefetch_batches: Option<usize>,
+    pub use_remote_estimate: Option<bool>,
 }
 
 /// The kind of a KalamDB table.
@@ -243,8 +264,7 @@ pub struct TableOptions {
     pub table: Option<String>,
     pub table_type: TableType,
     /// The table's own tuning values (`None`: the server's).
-    pub batch_rows: Option<usize>,
-    pub prefetch_batches: Option<usize>,
+    pub tuning: TuningValues,
 }
 
 fn def(name: &str) -> Option<&'static OptionDef> {
@@ -302,6 +322,16 @@ pub fn check_names(scope: Scope, options: &[(String, String)]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A boolean as PostgreSQL reads one in options (`defGetBoolean`): true/false, on/off, yes/no,
+/// 1/0, any case.
+fn parse_bool(name: &str, value: &str) -> Result<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "on" | "yes" | "1" => Ok(true),
+        "false" | "off" | "no" | "0" => Ok(false),
+        _ => Err(invalid_value(name, value, "a boolean (true or false)")),
+    }
 }
 
 fn parse_range(name: &str, value: &str, min: u64, max: u64, unit: &str) -> Result<u64> {
@@ -390,35 +420,39 @@ impl Credentials {
 }
 
 impl ScanTuning {
-    fn parse_into(
-        options: &[(String, String)],
-        batch_rows: &mut Option<usize>,
-        prefetch: &mut Option<usize>,
-    ) -> Result<()> {
+    fn parse_values(options: &[(String, String)]) -> Result<TuningValues> {
+        let mut values = TuningValues::default();
         for (name, value) in options {
             match name.as_str() {
                 "scan_batch_rows" => {
-                    *batch_rows =
+                    values.batch_rows =
                         Some(parse_range(name, value, 1, SCAN_BATCH_ROWS_MAX as u64, "a number of rows")?
                             as usize)
                 }
                 "prefetch_batches" => {
-                    *prefetch =
+                    values.prefetch_batches =
                         Some(parse_range(name, value, 1, PREFETCH_BATCHES_MAX as u64, "a number of batches")?
                             as usize)
                 }
+                "use_remote_estimate" => values.use_remote_estimate = Some(parse_bool(name, value)?),
                 _ => {}
             }
         }
-        Ok(())
+        Ok(values)
+    }
+
+    /// These values with the ones given on an object laid over them.
+    pub fn with(self, values: &TuningValues) -> ScanTuning {
+        ScanTuning {
+            batch_rows: values.batch_rows.unwrap_or(self.batch_rows),
+            prefetch_batches: values.prefetch_batches.unwrap_or(self.prefetch_batches),
+            use_remote_estimate: values.use_remote_estimate.unwrap_or(self.use_remote_estimate),
+        }
     }
 
     /// The server's tuning with the table's values laid over it.
     pub fn with_table(self, table: &TableOptions) -> ScanTuning {
-        ScanTuning {
-            batch_rows: table.batch_rows.unwrap_or(self.batch_rows),
-            prefetch_batches: table.prefetch_batches.unwrap_or(self.prefetch_batches),
-        }
+        self.with(&table.tuning)
     }
 }
 
@@ -463,9 +497,7 @@ impl ServerOptions {
             }
         }
         let credentials = Credentials::parse(options)?;
-        let (mut batch_rows, mut prefetch) = (None, None);
-        ScanTuning::parse_into(options, &mut batch_rows, &mut prefetch)?;
-        let defaults = ScanTuning::default();
+        let tuning = ScanTuning::default().with(&ScanTuning::parse_values(options)?);
         let parsed = Self {
             host,
             port,
@@ -475,10 +507,7 @@ impl ServerOptions {
             ca_cert,
             client_cert,
             client_key,
-            tuning: ScanTuning {
-                batch_rows: batch_rows.unwrap_or(defaults.batch_rows),
-                prefetch_batches: prefetch.unwrap_or(defaults.prefetch_batches),
-            },
+            tuning,
         };
         parsed.check_consistent()?;
         Ok(parsed)
@@ -599,7 +628,7 @@ impl TableOptions {
                 _ => {} // tuning, below
             }
         }
-        ScanTuning::parse_into(options, &mut parsed.batch_rows, &mut parsed.prefetch_batches)?;
+        parsed.tuning = ScanTuning::parse_values(options)?;
         Ok(parsed)
     }
 }

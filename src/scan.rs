@@ -17,7 +17,7 @@ use std::ffi::CString;
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
-use kalam_pushdown::{RemoteColumn, RemoteScan, RemoteTable};
+use kalam_pushdown::{Qual, RemoteColumn, RemoteScan, RemoteTable};
 use pgrx::pg_sys::{self, Datum};
 use pgrx::{PgMemoryContexts, PgRelation, PgSqlErrorCode, PgTupleDesc, pg_guard};
 
@@ -114,15 +114,34 @@ unsafe fn plan_relation(
         let mut deparser = Deparser::new(relid, &columns, pg_functions);
         let mut remote_list = std::ptr::null_mut();
         let mut remote = Vec::new();
+        // For use_remote_estimate: the remote clauses that need no value from PostgreSQL (the
+        // server counts the rows they keep), and every other clause (estimated here).
+        let (mut countable, mut estimated_here) = (Vec::new(), std::ptr::null_mut());
+        let mut remote_with_parameters = std::ptr::null_mut();
         for rinfo in deparse::list_nodes((*baserel).baserestrictinfo) {
             let rinfo = rinfo as *mut pg_sys::RestrictInfo;
-            if !(*rinfo).pseudoconstant && deparser.clause((*rinfo).clause).is_ok() {
-                remote.push(rinfo);
-                remote_list = pg_sys::lappend(remote_list, rinfo.cast());
+            let parameters = deparser.parameters.len();
+            match deparser.clause((*rinfo).clause) {
+                Ok(qual) if !(*rinfo).pseudoconstant => {
+                    remote.push(rinfo);
+                    remote_list = pg_sys::lappend(remote_list, rinfo.cast());
+                    if deparser.parameters.len() == parameters {
+                        countable.push(qual);
+                        continue;
+                    }
+                    remote_with_parameters = pg_sys::lappend(remote_with_parameters, rinfo.cast());
+                }
+                _ => {}
             }
+            estimated_here = pg_sys::lappend(estimated_here, rinfo.cast());
         }
-        let total =
-            described.as_ref().and_then(|d| d.rows).map(|r| r as f64).unwrap_or(ROWS_ESTIMATE_DEFAULT);
+        // The server's count of the table; else ANALYZE's (reltuples, -1 if never analyzed).
+        let total = described
+            .as_ref()
+            .and_then(|d| d.rows)
+            .map(|r| r as f64)
+            .or(((*baserel).tuples >= 0.0).then_some((*baserel).tuples))
+            .unwrap_or(ROWS_ESTIMATE_DEFAULT);
         let selectivity = |clauses| {
             pg_sys::clauselist_selectivity(
                 root,
@@ -133,14 +152,58 @@ unsafe fn plan_relation(
             )
         };
         (*baserel).tuples = total;
-        (*baserel).rows = pg_sys::clamp_row_est(total * selectivity((*baserel).baserestrictinfo));
-        let fetched_rows = pg_sys::clamp_row_est(total * selectivity(remote_list));
+        let tuning = server.options.tuning.with_table(&table_options);
+        let counted = if tuning.use_remote_estimate && described.is_some() && !countable.is_empty() {
+            let count = RemoteScan {
+                table: remote_table(&relation, &table_options),
+                columns: remote_columns(&relation),
+                projection: Vec::new(),
+                filters: countable,
+            };
+            // A count that fails (the server went away) leaves the estimate to PostgreSQL.
+            count.count_sql().ok().and_then(|sql| server.count(sql, user_id.as_deref()).ok())
+        } else {
+            None
+        };
+        let (rows, fetched_rows) = match counted {
+            // The clauses the server did not count (the local ones, and the remote ones with
+            // parameters) are estimated here, on the counted rows.
+            Some(counted) => (
+                counted as f64 * selectivity(estimated_here),
+                counted as f64 * selectivity(remote_with_parameters),
+            ),
+            None => (total * selectivity((*baserel).baserestrictinfo), total * selectivity(remote_list)),
+        };
+        (*baserel).rows = pg_sys::clamp_row_est(rows);
+        let fetched_rows = pg_sys::clamp_row_est(fetched_rows);
         Ok(RelInfo { remote, columns, fetched_rows, pg_functions })
     }
 }
 
+/// Every attribute of a foreign table as a column of its remote scan (by attribute index),
+/// with the Arrow type pg_kalam reads it as (`Null` for a type it cannot read).
+pub(crate) fn remote_columns(relation: &PgRelation) -> Vec<RemoteColumn> {
+    // SAFETY: an open relation's descriptor, read only.
+    let tupdesc = unsafe { PgTupleDesc::from_pg_unchecked(relation.rd_att) };
+    (0..tupdesc.len())
+        .map(|a| {
+            let att = tupdesc.get(a).expect("attr");
+            let data_type = arrow_type_for(att.type_oid().value(), att.type_mod())
+                .unwrap_or(arrow_schema::DataType::Null);
+            RemoteColumn { name: att.name().to_string(), data_type }
+        })
+        .collect()
+}
+
+/// The live (not dropped) attributes of a relation, as 0-based indexes.
+pub(crate) fn live_attributes(relation: &PgRelation) -> Vec<usize> {
+    // SAFETY: an open relation's descriptor, read only.
+    let tupdesc = unsafe { PgTupleDesc::from_pg_unchecked(relation.rd_att) };
+    (0..tupdesc.len()).filter(|&a| !tupdesc.get(a).expect("attr").is_dropped()).collect()
+}
+
 /// The remote table a foreign table reads: its options, else its schema and name.
-fn remote_table(relation: &PgRelation, options: &TableOptions) -> RemoteTable {
+pub(crate) fn remote_table(relation: &PgRelation, options: &TableOptions) -> RemoteTable {
     RemoteTable {
         namespace: options.namespace.clone().unwrap_or_else(|| relation.namespace().to_string()),
         table: options.table.clone().unwrap_or_else(|| relation.name().to_string()),
@@ -475,7 +538,7 @@ struct RowSource {
 }
 
 /// A value of the remote clauses that PostgreSQL computes when the scan starts.
-struct Parameter {
+pub(crate) struct Parameter {
     state: *mut pg_sys::ExprState,
     type_oid: pg_sys::Oid,
 }
@@ -497,8 +560,9 @@ struct ScanStats {
     convert: Duration,
 }
 
-/// Everything a running scan holds. Dropped with the executor's query memory context.
-struct ScanState {
+/// Everything a running scan holds. Dropped with the executor's query memory context (or, for
+/// ANALYZE's sample, when the sampling returns or unwinds).
+pub(crate) struct ScanState {
     server: Server,
     relation: String,
     table_type: TableType,
@@ -657,13 +721,6 @@ impl ScanState {
         // SAFETY: see begin_foreign_scan.
         unsafe {
             let relation = PgRelation::from_pg((*node).ss.ss_currentRelation);
-            let relid = relation.oid();
-            let table = pg_sys::GetForeignTable(relid);
-            let server = Server::lookup((*table).serverid)?;
-            let table_options = TableOptions::parse(&options::from_pg_list((*table).options))?;
-            let tuning = server.options.tuning.with_table(&table_options);
-            let remote = remote_table(&relation, &table_options);
-
             let plan = (*node).ss.ps.plan as *mut pg_sys::ForeignScan;
             let wanted = FdwPrivate::from_list((*plan).fdw_private);
             let tupdesc = PgTupleDesc::from_pg_unchecked(relation.rd_att);
@@ -671,51 +728,11 @@ impl ScanState {
 
             // The live attributes the query reads, in attribute order. A query that reads none
             // (count(*)) fetches rows without columns.
-            let live: Vec<usize> =
-                (0..natts).filter(|&a| !tupdesc.get(a).expect("attr").is_dropped()).collect();
+            let live = live_attributes(&relation);
             let reads: Vec<usize> = match wanted.attrs {
-                None => live.clone(),
-                Some(attrs) => live.iter().copied().filter(|a| attrs.contains(a)).collect(),
+                None => live,
+                Some(attrs) => live.into_iter().filter(|a| attrs.contains(a)).collect(),
             };
-
-            // Every attribute is a column of the remote scan (its index is the attribute's), so
-            // that remote clauses can name columns that are not fetched. Only columns that are
-            // fetched need a type pg_kalam can read.
-            let columns: Vec<RemoteColumn> = (0..natts)
-                .map(|a| {
-                    let att = tupdesc.get(a).expect("attr");
-                    let data_type = arrow_type_for(att.type_oid().value(), att.type_mod())
-                        .unwrap_or(arrow_schema::DataType::Null);
-                    RemoteColumn { name: att.name().to_string(), data_type }
-                })
-                .collect();
-            let mut fetched = Vec::with_capacity(reads.len());
-            for &attr in &reads {
-                let att = tupdesc.get(attr).expect("attr");
-                let (pg_type, typmod) = (att.type_oid().value(), att.type_mod());
-                if arrow_type_for(pg_type, typmod).is_none() {
-                    return Err(KalamError::new(
-                        PgSqlErrorCode::ERRCODE_FDW_INVALID_DATA_TYPE,
-                        format!(
-                            "column \"{}\" of foreign table \"{}\" has type {}, which pg_kalam cannot read",
-                            att.name(),
-                            relation.name(),
-                            pg_type_name(pg_type)
-                        ),
-                    )
-                    .with_hint(SUPPORTED_TYPES_HINT));
-                }
-                fetched.push(Fetched {
-                    attr,
-                    name: att.name().to_string(),
-                    pg_type,
-                    typmod,
-                    converter: None,
-                    values: Vec::new(),
-                    nulls: Vec::new(),
-                    arena: Arena::default(),
-                });
-            }
 
             // The remote clauses, read again from the plan: the planner shipped them, so each
             // one is shippable; their parameters come out in fdw_exprs' order.
@@ -754,6 +771,64 @@ impl ScanState {
                     type_oid: pg_sys::exprType(expr),
                 })
                 .collect();
+            Self::build(&relation, reads, filters, parameters, (*node).ss.ps.ps_ExprContext)
+        }
+    }
+
+    /// The scan of `reads` (attribute indexes, in order) of the foreign table `relation`, with
+    /// the remote clauses `filters` and the values they need (`parameters`, evaluated in
+    /// `econtext`; none needs no context).
+    ///
+    /// # Safety
+    /// `relation` must be an open foreign table; `econtext` the context of `parameters`.
+    pub(crate) unsafe fn build(
+        relation: &PgRelation,
+        reads: Vec<usize>,
+        filters: Vec<Qual>,
+        parameters: Vec<Parameter>,
+        econtext: *mut pg_sys::ExprContext,
+    ) -> Result<Self> {
+        // SAFETY: per the contract; catalog lookups of an open relation.
+        unsafe {
+            let table = pg_sys::GetForeignTable(relation.oid());
+            let server = Server::lookup((*table).serverid)?;
+            let table_options = TableOptions::parse(&options::from_pg_list((*table).options))?;
+            let tuning = server.options.tuning.with_table(&table_options);
+            let remote = remote_table(relation, &table_options);
+            let tupdesc = PgTupleDesc::from_pg_unchecked(relation.rd_att);
+            let natts = tupdesc.len();
+
+            // Every attribute is a column of the remote scan (its index is the attribute's), so
+            // that remote clauses can name columns that are not fetched. Only columns that are
+            // fetched need a type pg_kalam can read.
+            let columns = remote_columns(relation);
+            let mut fetched = Vec::with_capacity(reads.len());
+            for &attr in &reads {
+                let att = tupdesc.get(attr).expect("attr");
+                let (pg_type, typmod) = (att.type_oid().value(), att.type_mod());
+                if arrow_type_for(pg_type, typmod).is_none() {
+                    return Err(KalamError::new(
+                        PgSqlErrorCode::ERRCODE_FDW_INVALID_DATA_TYPE,
+                        format!(
+                            "column \"{}\" of foreign table \"{}\" has type {}, which pg_kalam cannot read",
+                            att.name(),
+                            relation.name(),
+                            pg_type_name(pg_type)
+                        ),
+                    )
+                    .with_hint(SUPPORTED_TYPES_HINT));
+                }
+                fetched.push(Fetched {
+                    attr,
+                    name: att.name().to_string(),
+                    pg_type,
+                    typmod,
+                    converter: None,
+                    values: Vec::new(),
+                    nulls: Vec::new(),
+                    arena: Arena::default(),
+                });
+            }
 
             let projection = fetched.iter().map(|f| f.attr).collect();
             let remote = RemoteScan { table: remote, columns, projection, filters };
@@ -773,7 +848,7 @@ impl ScanState {
                 tuning,
                 remote,
                 parameters,
-                econtext: (*node).ss.ps.ps_ExprContext,
+                econtext,
                 sql,
                 sent_sql: String::new(),
                 fetched,
@@ -825,6 +900,16 @@ impl ScanState {
 
     /// Stores the next row in `slot`'s values; `false` at the end of the result.
     unsafe fn next_row(&mut self, slot: *mut pg_sys::TupleTableSlot) -> Result<bool> {
+        // SAFETY: a slot of the scan tuple has a value and a null flag per attribute.
+        unsafe { self.next_row_into((*slot).tts_values, (*slot).tts_isnull) }
+    }
+
+    /// Stores the next row in `values` and `nulls`; `false` at the end of the result. By-reference
+    /// values stay valid until the next call converts another batch.
+    ///
+    /// # Safety
+    /// `values` and `nulls` must have room for every attribute of the foreign table.
+    pub(crate) unsafe fn next_row_into(&mut self, values: *mut Datum, nulls: *mut bool) -> Result<bool> {
         while self.next_row >= self.batch_rows {
             if self.finished {
                 return Ok(false);
@@ -833,11 +918,10 @@ impl ScanState {
         }
         let row = self.next_row;
         self.next_row += 1;
-        // SAFETY: the slot's arrays have one entry per attribute of the scan tuple (natts), and
-        // every `attr` is below natts; each column holds `batch_rows` values and null flags,
-        // which stay where they are until the next conversion (`rows` was set after it).
+        // SAFETY: the arrays have one entry per attribute (natts), and every `attr` is below
+        // natts; each column holds `batch_rows` values and null flags, which stay where they are
+        // until the next conversion (`rows` was set after it).
         unsafe {
-            let (values, nulls) = ((*slot).tts_values, (*slot).tts_isnull);
             for column in &self.rows {
                 *values.add(column.attr) = *column.values.add(row);
                 *nulls.add(column.attr) = *column.nulls.add(row);

@@ -6,7 +6,9 @@ use arrow_schema::{DataType, Field, Schema};
 use datafusion_common::TableReference;
 use datafusion_expr::logical_plan::builder::LogicalTableSource;
 use datafusion_expr::{LogicalPlanBuilder, col};
-use datafusion_sql::sqlparser::ast::{SetExpr, Statement};
+use datafusion_sql::sqlparser::ast::{Select, SelectItem, SetExpr, Statement};
+use datafusion_sql::sqlparser::dialect::GenericDialect;
+use datafusion_sql::sqlparser::parser::Parser;
 use datafusion_sql::unparser::Unparser;
 
 use crate::qual::{Literal, Qual, Renderer};
@@ -57,21 +59,28 @@ impl RemoteScan {
     /// expression and set into that statement's syntax tree (DataFusion 55's plan-level
     /// unparsing of filters nests subqueries needlessly).
     pub fn to_sql(&self, parameters: Option<&[Literal]>) -> Result<String, Error> {
+        Ok(self.statement(parameters)?.to_string())
+    }
+
+    /// `SELECT count(*) FROM ... WHERE ...`: the rows the scan's filters keep, counted by the
+    /// server (the filters must need no parameters).
+    pub fn count_sql(&self) -> Result<String, Error> {
+        let mut statement = self.statement(None)?;
+        let count = Parser::new(&GenericDialect {}).try_with_sql("count(*)")?.parse_expr()?;
+        select_of(&mut statement)?.projection = vec![SelectItem::UnnamedExpr(count)];
+        Ok(statement.to_string())
+    }
+
+    fn statement(&self, parameters: Option<&[Literal]>) -> Result<Statement, Error> {
         let mut statement = self.projection_statement()?;
         if !self.filters.is_empty() {
             let names: Vec<String> = self.columns.iter().map(|c| c.name.clone()).collect();
             let renderer = Renderer { columns: &names, parameters };
             let filter = renderer.expr(&Qual::And(self.filters.clone()))?;
             let selection = crate::qual::parenthesized(Unparser::new(&KalamDialect).expr_to_sql(&filter)?);
-            let Statement::Query(query) = &mut statement else {
-                return Err(Error::Internal(format!("unexpected statement for a scan: {statement}")));
-            };
-            let SetExpr::Select(select) = query.body.as_mut() else {
-                return Err(Error::Internal(format!("unexpected query for a scan: {query}")));
-            };
-            select.selection = Some(selection);
+            select_of(&mut statement)?.selection = Some(selection);
         }
-        Ok(statement.to_string())
+        Ok(statement)
     }
 
     fn projection_statement(&self) -> Result<Statement, Error> {
@@ -85,6 +94,17 @@ impl RemoteScan {
             .map(|&i| col(datafusion_common::Column::new_unqualified(&self.columns[i].name)));
         let plan = LogicalPlanBuilder::scan(table.clone(), source, None)?.project(projected)?.build()?;
         Unparser::new(&KalamDialect).plan_to_sql(&plan)
+    }
+}
+
+/// The SELECT of a scan's statement.
+fn select_of(statement: &mut Statement) -> Result<&mut Select, Error> {
+    let Statement::Query(query) = statement else {
+        return Err(Error::Internal(format!("unexpected statement for a scan: {statement}")));
+    };
+    match query.body.as_mut() {
+        SetExpr::Select(select) => Ok(select),
+        other => Err(Error::Internal(format!("unexpected query for a scan: {other}"))),
     }
 }
 
@@ -119,6 +139,22 @@ mod tests {
         for (scan, expected) in cases {
             assert_eq!(scan.to_sql(None).unwrap(), expected);
         }
+    }
+
+    // Goal: the count the planner asks for keeps the scan's filters and counts every row.
+    #[test]
+    fn count_keeps_the_filters() {
+        let mut counted = scan("app", "trips", &["id", "fare"], vec![0, 1]);
+        assert_eq!(counted.count_sql().unwrap(), r#"SELECT count(*) FROM "app"."trips""#);
+        counted.filters = vec![Qual::Compare {
+            op: crate::Comparison::Gt,
+            left: Box::new(Qual::Column(1)),
+            right: Box::new(Qual::Literal(Literal::Int64(7))),
+        }];
+        assert_eq!(
+            counted.count_sql().unwrap(),
+            r#"SELECT count(*) FROM "app"."trips" WHERE ("fare" > CAST('7' AS BIGINT))"#
+        );
     }
 
     // Goal: the statement that describes a table reads every column, names quoted.

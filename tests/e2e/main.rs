@@ -3,6 +3,7 @@
 
 mod connect;
 mod errors;
+mod estimates;
 mod peers;
 mod pushdown;
 mod scan;

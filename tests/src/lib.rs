@@ -57,6 +57,11 @@ impl TestEnv {
         self.pg.connect()
     }
 
+    /// A connection to the cluster's `postgres` database that keeps the messages it receives.
+    pub fn pg_with_notices(&self) -> (postgres::Client, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        self.pg.connect_with_notices()
+    }
+
     /// A connection where pg_kalam is created and `kalam_server` points at this test's server.
     pub fn pg_with_server(&self) -> postgres::Client {
         let mut client = self.pg();

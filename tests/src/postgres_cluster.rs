@@ -85,6 +85,22 @@ impl PgCluster {
             .unwrap_or_else(|e| panic!("connect to PostgreSQL on port {}: {e}", self.port))
     }
 
+    /// A new connection like [`PgCluster::connect`]'s that keeps the messages (NOTICE, INFO)
+    /// the server sends it.
+    pub fn connect_with_notices(&self) -> (postgres::Client, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        let notices = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = notices.clone();
+        let client = postgres::Config::new()
+            .host("127.0.0.1")
+            .port(self.port)
+            .user("postgres")
+            .dbname("postgres")
+            .notice_callback(move |notice| sink.lock().unwrap().push(notice.message().to_string()))
+            .connect(postgres::NoTls)
+            .unwrap_or_else(|e| panic!("connect to PostgreSQL on port {}: {e}", self.port));
+        (client, notices)
+    }
+
     /// A PostgreSQL program, run as the cluster's owner.
     fn command(&self, program: &str) -> Command {
         if self.as_root {
