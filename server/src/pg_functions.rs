@@ -14,6 +14,7 @@
 //!   lowered so. DataFusion's `lower` lowers every letter (`K`, the Kelvin sign, becomes `k`),
 //!   and `translate` maps grapheme clusters, not characters.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow_array::builder::{BooleanBuilder, StringBuilder};
@@ -283,7 +284,9 @@ impl ScalarUDFImpl for PgJson {
         let mut out = StringBuilder::with_capacity(rows, rows * 16);
         for row in 0..rows {
             match (doc_at(row), key.array.is_valid(key.row(row))) {
-                (Some(text), true) => out.append_option(self.extract(text, &key, key.row(row), jsonb)?),
+                (Some(text), true) => {
+                    out.append_option(self.extract(text, &key, key.row(row), jsonb)?.as_deref())
+                }
                 _ => out.append_null(),
             }
         }
@@ -313,7 +316,13 @@ fn text_list(list: &Argument, row: usize) -> Result<Vec<Option<String>>> {
 impl PgJson {
     /// `->`, `->>`, `#>`, `#>>`: the value is found without building the document's tree (the
     /// document is still checked to be JSON), and only the value found is parsed.
-    fn extract(&self, text: &str, key: &Argument, row: usize, jsonb: bool) -> Result<Option<String>> {
+    fn extract<'t>(
+        &self,
+        text: &'t str,
+        key: &Argument,
+        row: usize,
+        jsonb: bool,
+    ) -> Result<Option<Cow<'t, str>>> {
         let found: Option<&str> = match self.kind {
             JsonKind::Field | JsonKind::FieldText => {
                 pgjson::find_field(text, key.array.as_string::<i32>().value(row)).map_err(json_error)?
@@ -331,9 +340,19 @@ impl PgJson {
             }
         };
         let Some(found) = found else { return Ok(None) };
-        let node = pgjson::parse(found).map_err(json_error)?;
         let as_text = matches!(self.kind, JsonKind::FieldText | JsonKind::ElementText | JsonKind::PathText);
-        if as_text { node.text_value(jsonb) } else { node.json_text(jsonb).map(Some) }.map_err(json_error)
+        // The text of a string without escapes is its inside; json's `->` is the value's own
+        // text. Neither needs the value parsed.
+        if as_text && let Some(inside) = pgjson::plain_string(found) {
+            return Ok(Some(Cow::Borrowed(inside)));
+        }
+        if !as_text && !jsonb {
+            return Ok(Some(Cow::Borrowed(found)));
+        }
+        let node = pgjson::parse(found).map_err(json_error)?;
+        if as_text { node.text_value(jsonb) } else { node.json_text(jsonb).map(Some) }
+            .map(|text| text.map(Cow::Owned))
+            .map_err(json_error)
     }
 
     fn test(&self, text: &str, key: &Argument, row: usize, other: Option<&Node>) -> Result<Option<bool>> {
@@ -353,17 +372,13 @@ impl PgJson {
                     results.try_fold(true, |all, r| r.map(|e| all && e))?
                 }
             }
-            _ => {
-                let doc = pgjson::parse(text).map_err(json_error)?;
-                match other {
-                    Some(other) => doc.contains(other).map_err(json_error)?,
-                    None => {
-                        let other =
-                            pgjson::parse(key.array.as_string::<i32>().value(row)).map_err(json_error)?;
-                        doc.contains(&other).map_err(json_error)?
-                    }
+            _ => match other {
+                Some(other) => pgjson::document_contains(text, other).map_err(json_error)?,
+                None => {
+                    let other = pgjson::parse(key.array.as_string::<i32>().value(row)).map_err(json_error)?;
+                    pgjson::document_contains(text, &other).map_err(json_error)?
                 }
-            }
+            },
         }))
     }
 }

@@ -111,6 +111,35 @@ pub fn key_exists(text: &str, key: &str) -> Result<bool, String> {
     Ok(exists)
 }
 
+/// The inside of `span`, the text of one JSON string, when it has no escapes: then it is the
+/// string's value as it is.
+pub fn plain_string(span: &str) -> Option<&str> {
+    let inside = span.strip_prefix('"')?.strip_suffix('"')?;
+    (!inside.bytes().any(|b| b == b'\\' || b == b'"' || b < 0x20)).then_some(inside)
+}
+
+/// `@>` of a document's text: an object document is not built as a tree when `other` is an
+/// object; each of `other`'s keys is looked up in it ([`find_field`]) and only the values found
+/// are parsed. Anything else is parsed whole and compared by [`Node::contains`].
+pub fn document_contains(text: &str, other: &Node<'_>) -> Result<bool, String> {
+    let object = text.trim_start_matches([' ', '\t', '\n', '\r']).starts_with('{');
+    if !object || !matches!(other.value, Value::Object(_)) {
+        return parse(text)?.contains(other);
+    }
+    let wanted = other.jsonb_members();
+    if wanted.is_empty() {
+        validate(text)?;
+        return Ok(true);
+    }
+    for (key, value) in wanted {
+        match find_field(text, key)? {
+            Some(span) if parse(span)?.contains_at(value, false)? => {}
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
 /// Checks that `text` is JSON without building its tree.
 pub fn validate(text: &str) -> Result<(), String> {
     scan_top(text, |_| {})
@@ -864,14 +893,27 @@ mod tests {
             (r#"1"#, r#"1"#, true),
             (r#"null"#, r#"null"#, true),
             (r#"{"a":null}"#, r#"{"a":null}"#, true),
+            // The last of duplicate keys counts, in the document and in the other value.
+            (r#"{"a":1, "a":2}"#, r#"{"a":2}"#, true),
+            (r#"{"a":1, "a":2}"#, r#"{"a":1}"#, false),
+            (r#"{"a":2}"#, r#"{"a":1, "a":2}"#, true),
+            (r#" {"a":{"b":[1,{"c":2}]}, "d":3}"#, r#"{"a":{"b":[{"c":2}]}, "d":3.0}"#, true),
+            (r#"{"a":1}"#, r#"{"b":1}"#, false),
+            (r#"[{"a":1}]"#, r#"{"a":1}"#, false),
         ];
         for (doc, other, expected) in cases {
-            assert_eq!(
-                parse(doc).unwrap().contains(&parse(other).unwrap()).unwrap(),
-                expected,
-                "{doc} @> {other}"
-            );
+            let other = parse(other).unwrap();
+            assert_eq!(parse(doc).unwrap().contains(&other).unwrap(), expected, "{doc} @> {other:?}");
+            assert_eq!(document_contains(doc, &other).unwrap(), expected, "{doc} @> {other:?}, by lookups");
         }
+        // A document that is not JSON is an error whatever the keys looked up.
+        for bad in [r#"{"a":1,}"#, r#"{"b":1, "a": [}"#, r#"{"a":1} x"#] {
+            assert!(document_contains(bad, &parse(r#"{"a":1}"#).unwrap()).is_err(), "{bad}");
+            assert!(document_contains(bad, &parse("{}").unwrap()).is_err(), "{bad}");
+        }
+        assert_eq!(plain_string(r#""kind""#), Some("kind"));
+        assert_eq!(plain_string(r#""k\u0069nd""#), None);
+        assert_eq!(plain_string("12"), None);
     }
 
     // Goal: what PostgreSQL's json input refuses is an error here too.

@@ -56,7 +56,9 @@ fn bad_options_are_rejected_at_create_time() {
     );
     assert_eq!(
         e.hint.as_deref(),
-        Some("Valid options here are: scan_batch_rows, prefetch_batches, use_remote_estimate, namespace, table, table_type")
+        Some(
+            "Valid options here are: scan_batch_rows, prefetch_batches, use_remote_estimate, namespace, table, table_type"
+        )
     );
     expect_pg_error(
         pg.batch_execute("CREATE FOREIGN TABLE t (a int) SERVER s OPTIONS (table_type 'global')"),
