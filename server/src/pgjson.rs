@@ -700,9 +700,17 @@ fn scalars_equal(a: &Node<'_>, b: &Node<'_>) -> Result<bool, String> {
         (Value::Null, Value::Null) => true,
         (Value::Bool(x), Value::Bool(y)) => x == y,
         (Value::String(x), Value::String(y)) => x == y,
+        // Integers written without a fraction or an exponent are equal when their text is
+        // (JSON has no leading zeros), except -0 and 0.
+        (Value::Number(x), Value::Number(y)) if plain_integer(x) && plain_integer(y) => x == y,
         (Value::Number(x), Value::Number(y)) => Decimal::parse(x)?.equals(&Decimal::parse(y)?),
         _ => false,
     })
+}
+
+/// A JSON number that is an integer with no fraction or exponent, and not `-0`.
+fn plain_integer(number: &str) -> bool {
+    number != "-0" && !number.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'))
 }
 
 /// jsonb's order of object keys: shorter first, then bytewise.
@@ -900,6 +908,10 @@ mod tests {
             (r#" {"a":{"b":[1,{"c":2}]}, "d":3}"#, r#"{"a":{"b":[{"c":2}]}, "d":3.0}"#, true),
             (r#"{"a":1}"#, r#"{"b":1}"#, false),
             (r#"[{"a":1}]"#, r#"{"a":1}"#, false),
+            (r#"{"a":-0}"#, r#"{"a":0}"#, true),
+            (r#"{"a":10}"#, r#"{"a":1e1}"#, true),
+            (r#"{"a":12}"#, r#"{"a":-12}"#, false),
+            (r#"{"a":-0.0}"#, r#"{"a":-0}"#, true),
         ];
         for (doc, other, expected) in cases {
             let other = parse(other).unwrap();
