@@ -24,17 +24,54 @@ const OVERSAMPLING: f64 = 1.2;
 
 #[pg_guard]
 pub unsafe extern "C-unwind" fn analyze_foreign_table(
-    _relation: pg_sys::Relation,
+    relation: pg_sys::Relation,
     func: *mut pg_sys::AcquireSampleRowsFunc,
     totalpages: *mut pg_sys::BlockNumber,
 ) -> bool {
-    // SAFETY: ANALYZE passes valid out-pointers.
+    // SAFETY: ANALYZE passes an open relation and valid out-pointers.
     unsafe {
         *func = Some(acquire_sample_rows);
-        // The table has no pages here; ANALYZE stores this as relpages.
-        *totalpages = 1;
+        // The pages the rows would take here: ANALYZE of a partitioned table shares its sample
+        // among the partitions by their pages, and stores this as relpages.
+        let relation = PgRelation::from_pg(relation);
+        *totalpages = estimated_pages(&relation);
     }
     true
+}
+
+/// The server's row count times the columns' average width, in PostgreSQL pages (at least 1;
+/// 1 when the server does not say).
+unsafe fn estimated_pages(relation: &PgRelation) -> pg_sys::BlockNumber {
+    // SAFETY: catalog lookups of an open relation.
+    unsafe {
+        let rows = (|| {
+            let table = pg_sys::GetForeignTable(relation.oid());
+            let server = Server::lookup((*table).serverid).ok()?;
+            let options = TableOptions::parse(&options::from_pg_list((*table).options)).ok()?;
+            let user_id = user_id_for(&options);
+            server.describe(&remote_table(relation, &options), user_id.as_deref()).ok()?.rows
+        })();
+        let Some(rows) = rows else { return 1 };
+        let tupdesc = &*relation.rd_att;
+        let width: i64 = live_attributes(relation)
+            .into_iter()
+            .map(|a| {
+                let att = &*tupdesc.attrs.as_ptr().add(a);
+                i64::from(pg_sys::get_typavgwidth(att.atttypid, att.atttypmod))
+            })
+            .sum::<i64>()
+            + 24;
+        let pages = (rows as f64 * width as f64 / f64::from(pg_sys::BLCKSZ)).ceil();
+        pages.clamp(1.0, f64::from(u32::MAX)) as pg_sys::BlockNumber
+    }
+}
+
+/// The KalamDB user whose rows a table of `options` shows (`None` for shared tables).
+fn user_id_for(options: &TableOptions) -> Option<String> {
+    match options.table_type {
+        TableType::Shared => None,
+        TableType::User | TableType::Stream => guc::user_id(),
+    }
 }
 
 #[pg_guard]
@@ -87,10 +124,7 @@ unsafe fn sample(relation: &PgRelation, rows: *mut pg_sys::HeapTuple, target: us
         let table = pg_sys::GetForeignTable(relation.oid());
         let server = Server::lookup((*table).serverid)?;
         let table_options = TableOptions::parse(&options::from_pg_list((*table).options))?;
-        let user_id = match table_options.table_type {
-            TableType::Shared => None,
-            TableType::User | TableType::Stream => guc::user_id(),
-        };
+        let user_id = user_id_for(&table_options);
         // Without the server's count (or of a user table, without kalam.user_id: the scan says
         // what to do), the whole table is read and counted.
         let counted = server
@@ -109,6 +143,10 @@ unsafe fn sample(relation: &PgRelation, rows: *mut pg_sys::HeapTuple, target: us
             }
             _ => Vec::new(),
         };
+        if target == 0 {
+            return Ok(Sample { total_rows: counted.unwrap_or(0) as f64, read: 0, kept: 0 });
+        }
+        let whole = filters.is_empty();
         let mut scan =
             ScanState::build(relation, live_attributes(relation), filters, Vec::new(), std::ptr::null_mut())?;
 
@@ -118,7 +156,10 @@ unsafe fn sample(relation: &PgRelation, rows: *mut pg_sys::HeapTuple, target: us
         pg_sys::reservoir_init_selection_state(&mut reservoir, target as i32);
         let (mut read, mut kept, mut skip) = (0u64, 0usize, -1.0f64);
         while scan.next_row_into(values.as_mut_ptr(), nulls.as_mut_ptr())? {
+            #[cfg(not(feature = "pg18"))]
             pg_sys::vacuum_delay_point();
+            #[cfg(feature = "pg18")]
+            pg_sys::vacuum_delay_point(true);
             read += 1;
             // PostgreSQL's reservoir (Vitter's algorithm Z, as in its own ANALYZE): the first
             // `target` rows fill the sample; each later row replaces a random one, skipping
@@ -144,7 +185,9 @@ unsafe fn sample(relation: &PgRelation, rows: *mut pg_sys::HeapTuple, target: us
                     pg_sys::heap_form_tuple(relation.rd_att, values.as_mut_ptr(), nulls.as_mut_ptr());
             }
         }
-        let total_rows = counted.map_or(read as f64, |total| total as f64);
+        scan.release();
+        // A table read whole was counted here, exactly; a sampled one has the server's count.
+        let total_rows = if whole { read as f64 } else { counted.map_or(read as f64, |total| total as f64) };
         Ok(Sample { total_rows, read, kept })
     }
 }

@@ -31,6 +31,9 @@ thread_local! {
     static PG_FUNCTIONS: RefCell<HashMap<(Oid, Oid), (Instant, bool)>> = RefCell::new(HashMap::new());
     /// What the planner learned of remote tables, and when.
     static TABLES: RefCell<HashMap<TableKey, (Instant, Arc<RemoteTableInfo>)>> = RefCell::new(HashMap::new());
+    /// Counts the planner asked for (use_remote_estimate), by (server, user, user id, SQL).
+    static COUNTS: RefCell<HashMap<(Oid, Oid, Option<String>, String), (Instant, u64)>> =
+        RefCell::new(HashMap::new());
 }
 
 /// How long what the planner learned of a remote table (its columns, its size) is reused
@@ -143,15 +146,41 @@ impl Server {
         Ok(has)
     }
 
-    /// The value of `sql`, a query of one integer (`SELECT count(*) ...`), run now.
+    /// The value of `sql`, a query of one integer (`SELECT count(*) ...`), reused for
+    /// [`TABLE_INFO_TTL`] (planning a prepared statement again asks once).
     pub fn count(&self, sql: String, user_id: Option<&str>) -> Result<u64> {
+        let key = (self.oid, self.user, user_id.map(str::to_string), sql.clone());
+        let cached = COUNTS.with_borrow(|counts| counts.get(&key).copied());
+        if let Some((at, count)) = cached
+            && at.elapsed() < TABLE_INFO_TTL
+        {
+            return Ok(count);
+        }
+        let count = self.count_now(sql, user_id)?;
+        COUNTS.with_borrow_mut(|counts| {
+            if counts.len() >= TABLE_INFO_MAX {
+                counts.retain(|_, (at, _)| at.elapsed() < TABLE_INFO_TTL);
+            }
+            if counts.len() < TABLE_INFO_MAX {
+                counts.insert(key, (Instant::now(), count));
+            }
+        });
+        Ok(count)
+    }
+
+    fn count_now(&self, sql: String, user_id: Option<&str>) -> Result<u64> {
         let client = self.client()?;
         let user_id = user_id.map(str::to_string);
         let batch = runtime::call(async move {
             let mut stream = client.query(&sql, user_id.as_deref()).await?;
             stream.next_batch().await
         })
-        .map_err(KalamError::from)?;
+        .map_err(|e| {
+            if matches!(e, kalam_flight::Error::Lost { .. } | kalam_flight::Error::Timeout { .. }) {
+                self.forget_client();
+            }
+            KalamError::from(e)
+        })?;
         let value = batch.filter(|b| b.num_columns() == 1 && b.num_rows() == 1).and_then(|b| {
             let column = b.column(0).as_any();
             match (column.downcast_ref::<Int64Array>(), column.downcast_ref::<UInt64Array>()) {
@@ -178,6 +207,7 @@ impl Server {
 pub fn close_all() {
     let _ = CACHE.try_with(|cache| cache.borrow_mut().clear());
     let _ = TABLES.try_with(|tables| tables.borrow_mut().clear());
+    let _ = COUNTS.try_with(|counts| counts.borrow_mut().clear());
     let _ = PG_FUNCTIONS.try_with(|known| known.borrow_mut().clear());
 }
 

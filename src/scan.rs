@@ -140,7 +140,8 @@ unsafe fn plan_relation(
             .as_ref()
             .and_then(|d| d.rows)
             .map(|r| r as f64)
-            .or(((*baserel).tuples >= 0.0).then_some((*baserel).tuples))
+            // (ANALYZE stores at least one page; PostgreSQL 13 leaves reltuples 0, not -1, before.)
+            .or(((*baserel).pages > 0 && (*baserel).tuples >= 0.0).then_some((*baserel).tuples))
             .unwrap_or(ROWS_ESTIMATE_DEFAULT);
         let selectivity = |clauses| {
             pg_sys::clauselist_selectivity(
@@ -888,6 +889,21 @@ impl ScanState {
             })?);
         }
         self.remote.to_sql(Some(&values)).map_err(remote_sql_error)
+    }
+
+    /// Closes the stream and frees the converted values and their memory context, for a scan
+    /// that is done before its memory context goes (ANALYZE's sample).
+    pub(crate) fn release(&mut self) {
+        self.restart();
+        self.rows.clear();
+        for column in &mut self.fetched {
+            column.arena.release();
+        }
+        if !self.batch_context.is_null() {
+            // SAFETY: the context was created by `build` and is deleted once.
+            unsafe { pg_sys::MemoryContextDelete(self.batch_context) };
+            self.batch_context = std::ptr::null_mut();
+        }
     }
 
     fn restart(&mut self) {

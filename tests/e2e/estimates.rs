@@ -64,9 +64,13 @@ fn analyze_samples_through_the_server() {
     assert!((2000..=6000).contains(&read), "the server should send about 3,600 rows: {line}");
     assert_eq!(kept, read.min(3000), "{line}");
 
-    let reltuples: f32 =
-        pg.query_one("SELECT reltuples FROM pg_class WHERE oid = 'app.big'::regclass", &[]).unwrap().get(0);
+    let (reltuples, relpages): (f32, i32) = pg
+        .query_one("SELECT reltuples, relpages FROM pg_class WHERE oid = 'app.big'::regclass", &[])
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
     assert_eq!(reltuples, 20000.0);
+    // The pages the rows would take here (a partitioned table's sample is shared by pages).
+    assert!((50..=1000).contains(&relpages), "relpages {relpages}");
     let common: String = pg
         .query_one(
             "SELECT most_common_vals::text FROM pg_stats WHERE schemaname = 'app' AND tablename = 'big' \
