@@ -14,9 +14,13 @@ use std::time::{Duration, Instant};
 use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
+use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::sql::{
-    CommandGetSqlInfo, CommandStatementQuery, CommandStatementUpdate, DoPutUpdateResult, ProstMessageExt,
+    ActionBeginSavepointRequest, ActionBeginSavepointResult, ActionBeginTransactionRequest,
+    ActionBeginTransactionResult, ActionEndSavepointRequest, ActionEndTransactionRequest, CommandGetSqlInfo,
+    CommandStatementIngest, CommandStatementQuery, CommandStatementUpdate, DoPutUpdateResult, EndTransaction,
+    ProstMessageExt, TableDefinitionOptions, TableExistsOption, TableNotExistOption,
 };
 use arrow_flight::{FlightClient, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, Ticket};
 use arrow_schema::SchemaRef;
@@ -27,7 +31,10 @@ use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::error::Error;
-use crate::protocol::{MESSAGE_BYTES_MAX, SESSION_LEASE_HEADER, USER_ID_HEADER};
+use crate::protocol::{
+    END_SAVEPOINT_RELEASE, END_SAVEPOINT_ROLLBACK, FLIGHT_DATA_BYTES_TARGET, MESSAGE_BYTES_MAX,
+    SESSION_LEASE_HEADER, USER_ID_HEADER,
+};
 
 /// Flow-control windows of the HTTP/2 connection. gRPC's 64 KiB default makes a reader wait
 /// for a window update every 64 KiB, which caps loopback throughput far below the server's;
@@ -344,7 +351,18 @@ impl KalamClient {
     /// soon as the server has planned the query; batches are read with [`QueryStream::next_batch`].
     /// `user_id`: the user a dba or system account acts for (USER tables).
     pub async fn query(&self, sql: &str, user_id: Option<&str>) -> Result<QueryStream, Error> {
-        let command = CommandStatementQuery { query: sql.to_string(), transaction_id: None };
+        self.query_in(sql, user_id, None).await
+    }
+
+    /// [`KalamClient::query`] inside a transaction (which sees its own writes), or outside any.
+    pub async fn query_in(
+        &self,
+        sql: &str,
+        user_id: Option<&str>,
+        transaction: Option<&TransactionId>,
+    ) -> Result<QueryStream, Error> {
+        let transaction_id = transaction.map(|t| t.0.clone());
+        let command = CommandStatementQuery { query: sql.to_string(), transaction_id };
         let descriptor = FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
         let (flight, info) = self
             .with_session(user_id, |mut flight| {
@@ -439,7 +457,18 @@ impl KalamClient {
     /// Runs a statement that returns no rows (DDL, INSERT/UPDATE/DELETE) and returns the number
     /// of rows it changed, as the server reports it.
     pub async fn execute_update(&self, sql: &str, user_id: Option<&str>) -> Result<i64, Error> {
-        let command = CommandStatementUpdate { query: sql.to_string(), transaction_id: None };
+        self.execute_update_in(sql, user_id, None).await
+    }
+
+    /// [`KalamClient::execute_update`] inside a transaction, or outside any.
+    pub async fn execute_update_in(
+        &self,
+        sql: &str,
+        user_id: Option<&str>,
+        transaction: Option<&TransactionId>,
+    ) -> Result<i64, Error> {
+        let transaction_id = transaction.map(|t| t.0.clone());
+        let command = CommandStatementUpdate { query: sql.to_string(), transaction_id };
         let descriptor = FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
         self.with_session(user_id, |mut flight| {
             let descriptor = descriptor.clone();
@@ -461,6 +490,188 @@ impl KalamClient {
         .await
     }
 
+    /// Appends `batches` to `namespace.table` (Flight SQL bulk ingest) and returns the rows the
+    /// server appended. The batches are encoded as they are pulled from the stream, in messages
+    /// of at most [`FLIGHT_DATA_BYTES_TARGET`], so a long stream is never held whole.
+    ///
+    /// Without `transaction`, all or nothing: the ingest runs in a transaction of its own,
+    /// committed when the server has taken every batch and rolled back otherwise. Inside the
+    /// caller's `transaction`, an ingest that fails may have staged some of its batches there:
+    /// the caller rolls back the transaction, or to a savepoint begun before the ingest.
+    pub async fn ingest<S>(
+        &self,
+        namespace: &str,
+        table: &str,
+        batches: S,
+        user_id: Option<&str>,
+        transaction: Option<&TransactionId>,
+    ) -> Result<i64, Error>
+    where
+        S: futures::Stream<Item = Result<RecordBatch, Error>> + Send + 'static,
+    {
+        if let Some(transaction) = transaction {
+            return self.ingest_in(namespace, table, batches, user_id, transaction).await;
+        }
+        // A gRPC upload that is cancelled can look to the server like one that ended: only a
+        // commit after the server answered makes the batches count.
+        let own = self.begin_transaction(user_id).await?;
+        match self.ingest_in(namespace, table, batches, user_id, &own).await {
+            Ok(rows) => {
+                self.end_transaction(&own, true, user_id).await?;
+                Ok(rows)
+            }
+            Err(e) => {
+                let _ = self.end_transaction(&own, false, user_id).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn ingest_in<S>(
+        &self,
+        namespace: &str,
+        table: &str,
+        batches: S,
+        user_id: Option<&str>,
+        transaction: &TransactionId,
+    ) -> Result<i64, Error>
+    where
+        S: futures::Stream<Item = Result<RecordBatch, Error>> + Send + 'static,
+    {
+        let command = CommandStatementIngest {
+            table_definition_options: Some(TableDefinitionOptions {
+                if_not_exist: TableNotExistOption::Fail as i32,
+                if_exists: TableExistsOption::Append as i32,
+            }),
+            table: table.to_string(),
+            schema: Some(namespace.to_string()),
+            catalog: None,
+            temporary: false,
+            transaction_id: Some(transaction.0.clone()),
+            options: Default::default(),
+        };
+        let descriptor = FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
+        // The stream is consumed once: an ingest is not retried after a refused session.
+        let mut flight = self.flight(user_id).await?;
+        let data = FlightDataEncoderBuilder::new()
+            .with_max_flight_data_size(FLIGHT_DATA_BYTES_TARGET)
+            .with_flight_descriptor(Some(descriptor))
+            .build(batches.map_err(|e| arrow_flight::error::FlightError::ExternalError(Box::new(e))));
+        // A batch that fails (the caller's, or its encoding) must not end the upload the way its
+        // last batch does, which would tell the server that the batches before it are all: the
+        // upload stays open and the call is dropped instead, which cancels it.
+        let (failed, mut failure) = tokio::sync::oneshot::channel::<arrow_flight::error::FlightError>();
+        let data =
+            futures::stream::unfold((Box::pin(data), Some(failed)), |(mut data, mut failed)| async move {
+                match data.next().await {
+                    Some(Ok(message)) => Some((Ok(message), (data, failed))),
+                    Some(Err(e)) => {
+                        if let Some(failed) = failed.take() {
+                            let _ = failed.send(e);
+                        }
+                        futures::future::pending::<()>().await;
+                        None
+                    }
+                    None => None,
+                }
+            });
+        // No bound on the whole call: the caller's stream may take long; each reply is bounded.
+        let call = async {
+            let mut results = flight.do_put(data).await.map_err(Error::from_flight)?;
+            match tokio::time::timeout(self.config.request_timeout, results.next()).await {
+                Err(_) => Err(self.timeout_error()),
+                Ok(None) => Err(Error::Protocol("the server sent no result for an ingest".into())),
+                Ok(Some(result)) => result.map_err(Error::from_flight),
+            }
+        };
+        let first = tokio::select! {
+            first = call => first?,
+            Ok(e) = &mut failure => return Err(Error::from_flight(e)),
+        };
+        self.used();
+        let result = DoPutUpdateResult::decode(first.app_metadata)
+            .map_err(|e| Error::Protocol(format!("invalid ingest result: {e}")))?;
+        Ok(result.record_count)
+    }
+
+    /// Begins a transaction on the server; its writes are seen only inside it until
+    /// [`KalamClient::end_transaction`] commits them.
+    pub async fn begin_transaction(&self, user_id: Option<&str>) -> Result<TransactionId, Error> {
+        let body = ActionBeginTransactionRequest {}.as_any().encode_to_vec();
+        let answer = self.action("BeginTransaction", body, user_id).await?;
+        let result = ActionBeginTransactionResult::decode(answer.as_slice())
+            .map_err(|e| Error::Protocol(format!("invalid BeginTransaction answer: {e}")))?;
+        Ok(TransactionId(result.transaction_id))
+    }
+
+    /// Commits (`commit`) or rolls back a transaction. A failed commit leaves nothing of it.
+    pub async fn end_transaction(
+        &self,
+        transaction: &TransactionId,
+        commit: bool,
+        user_id: Option<&str>,
+    ) -> Result<(), Error> {
+        let action = if commit { EndTransaction::Commit } else { EndTransaction::Rollback };
+        let body =
+            ActionEndTransactionRequest { transaction_id: transaction.0.clone(), action: action as i32 }
+                .as_any()
+                .encode_to_vec();
+        self.action("EndTransaction", body, user_id).await.map(drop)
+    }
+
+    /// Begins a savepoint in a transaction.
+    pub async fn begin_savepoint(
+        &self,
+        transaction: &TransactionId,
+        name: &str,
+        user_id: Option<&str>,
+    ) -> Result<SavepointId, Error> {
+        let body =
+            ActionBeginSavepointRequest { transaction_id: transaction.0.clone(), name: name.to_string() }
+                .as_any()
+                .encode_to_vec();
+        let answer = self.action("BeginSavepoint", body, user_id).await?;
+        let result = ActionBeginSavepointResult::decode(answer.as_slice())
+            .map_err(|e| Error::Protocol(format!("invalid BeginSavepoint answer: {e}")))?;
+        Ok(SavepointId(result.savepoint_id))
+    }
+
+    /// Releases a savepoint (its writes stay) or rolls back to it (they go); either ends it and
+    /// every savepoint begun after it.
+    pub async fn end_savepoint(
+        &self,
+        savepoint: &SavepointId,
+        rollback: bool,
+        user_id: Option<&str>,
+    ) -> Result<(), Error> {
+        let action = if rollback { END_SAVEPOINT_ROLLBACK } else { END_SAVEPOINT_RELEASE };
+        let body =
+            ActionEndSavepointRequest { savepoint_id: savepoint.0.clone(), action }.as_any().encode_to_vec();
+        self.action("EndSavepoint", body, user_id).await.map(drop)
+    }
+
+    /// Runs a Flight SQL action and returns the body of its first result (empty when none).
+    async fn action(&self, kind: &str, body: Vec<u8>, user_id: Option<&str>) -> Result<Vec<u8>, Error> {
+        self.with_session(user_id, |mut flight| {
+            let action = arrow_flight::Action::new(kind, body.clone());
+            async move {
+                let mut results = self.bounded(flight.do_action(action)).await?;
+                match tokio::time::timeout(self.config.request_timeout, results.next()).await {
+                    Err(_) => Err(self.timeout_error()),
+                    Ok(None) => Ok(Vec::new()),
+                    Ok(Some(result)) => {
+                        let body = result.map_err(Error::from_flight)?;
+                        // Results are packed as `Any` messages; the caller decodes the value.
+                        let any = arrow_flight::sql::Any::decode(body)
+                            .map_err(|e| Error::Protocol(format!("invalid {kind} answer: {e}")))?;
+                        Ok(any.value.to_vec())
+                    }
+                }
+            }
+        })
+        .await
+    }
+
     async fn bounded<T>(
         &self,
         request: impl Future<Output = Result<T, arrow_flight::error::FlightError>>,
@@ -475,6 +686,14 @@ impl KalamClient {
         Error::Timeout { addr: self.config.addr(), timeout: self.config.request_timeout }
     }
 }
+
+/// A transaction begun on the server (its opaque handle).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransactionId(pub bytes::Bytes);
+
+/// A savepoint begun in a transaction (its opaque handle).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavepointId(pub bytes::Bytes);
 
 /// The token of an `authorization: Bearer <token>` header.
 fn bearer(metadata: &MetadataMap) -> Option<String> {

@@ -13,5 +13,5 @@ pub mod client;
 pub mod error;
 pub mod protocol;
 
-pub use client::{Auth, ClientConfig, KalamClient, QueryStream, TlsConfig};
+pub use client::{Auth, ClientConfig, KalamClient, QueryStream, SavepointId, TlsConfig, TransactionId};
 pub use error::Error;

@@ -29,3 +29,8 @@ pub const SESSION_LEASE_HEADER: &str = "kalam-session-lease-ms";
 /// only to a server that lists them. The number is outside the range Flight SQL's own entries
 /// use.
 pub const PG_FUNCTIONS_INFO: u32 = 10_000_001;
+
+/// `ActionEndSavepointRequest.action` values of Flight SQL's protocol (arrow-flight keeps the
+/// enum private): keep the writes since the savepoint, or drop them.
+pub const END_SAVEPOINT_RELEASE: i32 = 1;
+pub const END_SAVEPOINT_ROLLBACK: i32 = 2;

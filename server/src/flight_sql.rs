@@ -33,8 +33,9 @@ use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::metadata::SqlInfoData;
 use arrow_flight::sql::server::{DoPutError, FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
-    ActionBeginTransactionRequest, ActionBeginTransactionResult, ActionClosePreparedStatementRequest,
-    ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, ActionEndTransactionRequest,
+    ActionBeginSavepointRequest, ActionBeginSavepointResult, ActionBeginTransactionRequest,
+    ActionBeginTransactionResult, ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, ActionEndSavepointRequest, ActionEndTransactionRequest,
     CommandGetCatalogs, CommandGetDbSchemas, CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes,
     CommandGetTables, CommandPreparedStatementQuery, CommandPreparedStatementUpdate, CommandStatementIngest,
     CommandStatementQuery, CommandStatementUpdate, DoPutPreparedStatementResult, EndTransaction,
@@ -50,7 +51,8 @@ use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
 use futures::{Stream, StreamExt, TryStreamExt};
 use kalam_flight::protocol::{
-    FLIGHT_DATA_BYTES_TARGET, MESSAGE_BYTES_MAX, SESSION_LEASE_HEADER, USER_ID_HEADER,
+    END_SAVEPOINT_RELEASE, END_SAVEPOINT_ROLLBACK, FLIGHT_DATA_BYTES_TARGET, MESSAGE_BYTES_MAX,
+    SESSION_LEASE_HEADER, USER_ID_HEADER,
 };
 use prost::Message;
 use tonic::metadata::MetadataMap;
@@ -58,14 +60,20 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::engine::{CATALOG, DEFAULT_NAMESPACE, Engine, EngineError, Outcome, rows_affected_schema};
 use crate::metadata;
-use crate::session::{Principal, RequestContext, Transaction};
+use crate::session::{Principal, RequestContext, Savepoint, Transaction};
 
 /// A transaction begun by a client: its owner and when it was last used.
 struct OpenTransaction {
     owner: String,
     tx: Arc<Transaction>,
     last_used: Instant,
+    /// Open savepoints, oldest first: (number, name, what the transaction held when it began).
+    savepoints: Vec<(u64, String, Savepoint)>,
+    next_savepoint: u64,
 }
+
+/// Most savepoints open in one transaction.
+const SAVEPOINTS_MAX: usize = 10_000;
 
 /// A transaction left unused this long is rolled back (its client went away).
 const TRANSACTION_IDLE_MAX: Duration = Duration::from_secs(600);
@@ -275,6 +283,20 @@ fn handle_id(bytes: &[u8], what: &str) -> Result<u64, Status> {
     Ok(u64::from_le_bytes(bytes))
 }
 
+/// The open transaction `id` of `principal`'s.
+fn owned<'a>(
+    transactions: &'a mut HashMap<u64, OpenTransaction>,
+    id: u64,
+    principal: &Principal,
+) -> Result<&'a mut OpenTransaction, Status> {
+    match transactions.get_mut(&id) {
+        Some(open) if open.owner == principal.user => Ok(open),
+        _ => {
+            Err(Status::not_found("unknown transaction (ended, rolled back or never begun); begin a new one"))
+        }
+    }
+}
+
 fn header<'a>(metadata: &'a MetadataMap, name: &str) -> Option<&'a str> {
     metadata.get(name).and_then(|v| v.to_str().ok())
 }
@@ -343,15 +365,9 @@ impl KalamFlightSql {
 
     fn transaction(&self, id: u64, principal: &Principal) -> Result<Arc<Transaction>, Status> {
         let mut transactions = self.transactions.lock().unwrap_or_else(|p| p.into_inner());
-        match transactions.get_mut(&id) {
-            Some(open) if open.owner == principal.user => {
-                open.last_used = Instant::now();
-                Ok(open.tx.clone())
-            }
-            _ => Err(Status::not_found(
-                "unknown transaction (ended, rolled back or never begun); begin a new one",
-            )),
-        }
+        let open = owned(&mut transactions, id, principal)?;
+        open.last_used = Instant::now();
+        Ok(open.tx.clone())
     }
 
     fn transaction_id(bytes: &Option<Bytes>) -> Result<Option<u64>, Status> {
@@ -656,7 +672,13 @@ impl FlightSqlService for KalamFlightSql {
         }
         transactions.insert(
             tx.id,
-            OpenTransaction { owner: principal.user, tx: tx.clone(), last_used: Instant::now() },
+            OpenTransaction {
+                owner: principal.user,
+                tx: tx.clone(),
+                last_used: Instant::now(),
+                savepoints: Vec::new(),
+                next_savepoint: 0,
+            },
         );
         Ok(ActionBeginTransactionResult { transaction_id: tx.id.to_le_bytes().to_vec().into() })
     }
@@ -675,6 +697,66 @@ impl FlightSqlService for KalamFlightSql {
             Ok(EndTransaction::Rollback) => Ok(()),
             _ => Err(Status::invalid_argument("end a transaction with COMMIT or ROLLBACK")),
         }
+    }
+
+    /// A savepoint of an open transaction; its handle is the transaction's id and the
+    /// savepoint's number (16 bytes).
+    async fn do_action_begin_savepoint(
+        &self,
+        query: ActionBeginSavepointRequest,
+        request: Request<Action>,
+    ) -> Result<ActionBeginSavepointResult, Status> {
+        let principal = self.principal(request.metadata())?;
+        let id = handle_id(&query.transaction_id, "transaction")?;
+        let mut transactions = self.transactions.lock().unwrap_or_else(|p| p.into_inner());
+        let open = owned(&mut transactions, id, &principal)?;
+        if open.savepoints.len() >= SAVEPOINTS_MAX {
+            return Err(Status::resource_exhausted(format!(
+                "{SAVEPOINTS_MAX} savepoints are open in this transaction; release some first"
+            )));
+        }
+        open.last_used = Instant::now();
+        let number = open.next_savepoint;
+        open.next_savepoint += 1;
+        open.savepoints.push((number, query.name, open.tx.savepoint()));
+        let mut handle = id.to_le_bytes().to_vec();
+        handle.extend_from_slice(&number.to_le_bytes());
+        Ok(ActionBeginSavepointResult { savepoint_id: handle.into() })
+    }
+
+    /// Releases a savepoint (the writes since it stay) or rolls back to it (they go); either way
+    /// it ends, with every savepoint begun after it, as in SQL.
+    async fn do_action_end_savepoint(
+        &self,
+        query: ActionEndSavepointRequest,
+        request: Request<Action>,
+    ) -> Result<(), Status> {
+        let principal = self.principal(request.metadata())?;
+        let handle: [u8; 16] = query.savepoint_id[..]
+            .try_into()
+            .map_err(|_| Status::invalid_argument("malformed savepoint handle; begin a new savepoint"))?;
+        let (id, number) = (
+            u64::from_le_bytes(handle[..8].try_into().expect("8 bytes")),
+            u64::from_le_bytes(handle[8..].try_into().expect("8 bytes")),
+        );
+        let rollback = match query.action {
+            END_SAVEPOINT_RELEASE => false,
+            END_SAVEPOINT_ROLLBACK => true,
+            _ => return Err(Status::invalid_argument("end a savepoint with RELEASE or ROLLBACK")),
+        };
+        let mut transactions = self.transactions.lock().unwrap_or_else(|p| p.into_inner());
+        let open = owned(&mut transactions, id, &principal)?;
+        open.last_used = Instant::now();
+        let Some(at) = open.savepoints.iter().position(|(n, _, _)| *n == number) else {
+            return Err(Status::not_found(
+                "unknown savepoint (released, rolled back, or inside one that was); begin a new one",
+            ));
+        };
+        let (_, _, state) = open.savepoints.drain(at..).next().expect("found above");
+        if rollback {
+            open.tx.rollback_to(state);
+        }
+        Ok(())
     }
 
     async fn do_action_create_prepared_statement(

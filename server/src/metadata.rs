@@ -36,7 +36,7 @@ pub fn sql_info() -> SqlInfoData {
     info.append(SqlInfo::SqlDdlCatalog, false);
     info.append(SqlInfo::SqlDdlSchema, true);
     info.append(SqlInfo::SqlDdlTable, true);
-    info.append(SqlInfo::FlightSqlServerTransaction, SqlSupportedTransaction::Transaction as i32);
+    info.append(SqlInfo::FlightSqlServerTransaction, SqlSupportedTransaction::Savepoint as i32);
     info.append(SqlInfo::FlightSqlServerBulkIngestion, true);
     info.append(SqlInfo::FlightSqlServerIngestTransactionsSupported, true);
     info.append(kalam_flight::protocol::PG_FUNCTIONS_INFO, crate::pg_functions::names());

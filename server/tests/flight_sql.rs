@@ -265,3 +265,86 @@ async fn functions_with_postgres_semantics() {
     };
     assert!(err.contains("invalid JSON"), "{err}");
 }
+
+/// `SELECT count(*)` of `sql`'s rows, seen inside `transaction` or outside any.
+async fn count(client: &KalamClient, table: &str, transaction: Option<&kalam_flight::TransactionId>) -> i64 {
+    let sql = format!("SELECT count(*) FROM {table}");
+    let mut stream = client.query_in(&sql, None, transaction).await.unwrap();
+    let batch = stream.next_batch().await.unwrap().expect("one batch");
+    batch.column(0).as_any().downcast_ref::<arrow_array::Int64Array>().unwrap().value(0)
+}
+
+/// `rows` rows `(id, name)` from `from`.
+fn rows(from: i64, rows: i64) -> arrow_array::RecordBatch {
+    let ids: Vec<i64> = (from..from + rows).collect();
+    let names: Vec<String> = ids.iter().map(|i| format!("row {i}")).collect();
+    arrow_array::RecordBatch::try_from_iter([
+        ("id", std::sync::Arc::new(arrow_array::Int64Array::from(ids)) as arrow_array::ArrayRef),
+        ("name", std::sync::Arc::new(arrow_array::StringArray::from(names)) as arrow_array::ArrayRef),
+    ])
+    .unwrap()
+}
+
+// Goal: bulk ingest and statements inside a transaction are seen inside it and nowhere else
+// until it commits; a rollback leaves nothing; savepoints undo what followed them (nested ones
+// with them) or keep it when released; ended handles are refused with what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_ingest_and_savepoints() {
+    let server = start(8192).await;
+    let client = &server.client;
+    client.execute_update("CREATE SCHEMA app", None).await.unwrap();
+    client.execute_update("CREATE TABLE app.t (id BIGINT, name TEXT)", None).await.unwrap();
+    let ingest = |batches: Vec<arrow_array::RecordBatch>, tx: Option<kalam_flight::TransactionId>| async move {
+        let stream = futures::stream::iter(batches.into_iter().map(Ok));
+        client.ingest("app", "t", stream, None, tx.as_ref()).await
+    };
+
+    // Outside a transaction: appended at once, in many messages.
+    assert_eq!(ingest(vec![rows(0, 50_000), rows(50_000, 10)], None).await.unwrap(), 50_010);
+    assert_eq!(count(client, "app.t", None).await, 50_010);
+
+    // Commit: invisible outside until the commit.
+    let tx = client.begin_transaction(None).await.unwrap();
+    assert_eq!(ingest(vec![rows(100_000, 100)], Some(tx.clone())).await.unwrap(), 100);
+    client.execute_update_in("INSERT INTO app.t VALUES (-1, 'statement')", None, Some(&tx)).await.unwrap();
+    assert_eq!(count(client, "app.t", Some(&tx)).await, 50_111);
+    assert_eq!(count(client, "app.t", None).await, 50_010);
+    // Savepoints: s1 { 10 rows; s2 { 20 rows } rolled back to s1 } -> only the rows before s1.
+    let s1 = client.begin_savepoint(&tx, "s1", None).await.unwrap();
+    ingest(vec![rows(200_000, 10)], Some(tx.clone())).await.unwrap();
+    let s2 = client.begin_savepoint(&tx, "s2", None).await.unwrap();
+    ingest(vec![rows(300_000, 20)], Some(tx.clone())).await.unwrap();
+    assert_eq!(count(client, "app.t", Some(&tx)).await, 50_141);
+    client.end_savepoint(&s1, true, None).await.unwrap();
+    assert_eq!(count(client, "app.t", Some(&tx)).await, 50_111);
+    // s2 ended with s1.
+    let gone = client.end_savepoint(&s2, false, None).await.unwrap_err();
+    assert!(gone.to_string().contains("unknown savepoint"), "{gone}");
+    // Released: its rows stay.
+    let s3 = client.begin_savepoint(&tx, "s3", None).await.unwrap();
+    ingest(vec![rows(400_000, 5)], Some(tx.clone())).await.unwrap();
+    client.end_savepoint(&s3, false, None).await.unwrap();
+    client.end_transaction(&tx, true, None).await.unwrap();
+    assert_eq!(count(client, "app.t", None).await, 50_116);
+
+    // Rollback: nothing stays; the ended transaction is refused.
+    let tx = client.begin_transaction(None).await.unwrap();
+    ingest(vec![rows(500_000, 1000)], Some(tx.clone())).await.unwrap();
+    client.end_transaction(&tx, false, None).await.unwrap();
+    assert_eq!(count(client, "app.t", None).await, 50_116);
+    let ended = ingest(vec![rows(600_000, 1)], Some(tx.clone())).await.unwrap_err();
+    assert!(ended.to_string().contains("unknown transaction"), "{ended}");
+    let ended = client.begin_savepoint(&tx, "late", None).await.unwrap_err();
+    assert!(ended.to_string().contains("unknown transaction"), "{ended}");
+
+    // A batch that cannot be sent fails the whole ingest, and the batches before it are not
+    // appended: the upload is cancelled, not ended.
+    let wrong = arrow_array::RecordBatch::try_from_iter([(
+        "id",
+        std::sync::Arc::new(arrow_array::StringArray::from(vec!["not a number"])) as arrow_array::ArrayRef,
+    )])
+    .unwrap();
+    let refused = ingest(vec![rows(700_000, 10), wrong], None).await.unwrap_err();
+    assert!(refused.to_string().contains("number of columns"), "{refused}");
+    assert_eq!(count(client, "app.t", None).await, 50_116);
+}
