@@ -79,6 +79,11 @@ impl Server {
         Ok(Server { oid: server_oid, options, user: mapping_user, config })
     }
 
+    /// (server, user whose mapping applies): what a connection and a remote transaction belong to.
+    pub fn key(&self) -> (Oid, Oid) {
+        (self.oid, self.user)
+    }
+
     /// The cached connection, or a new one.
     pub fn client(&self) -> Result<KalamClient> {
         let key = (self.oid, self.user);

@@ -6,7 +6,7 @@ use pgrx::prelude::*;
 use pgrx::{PgBox, pg_sys};
 
 use crate::options::{self, Scope};
-use crate::{analyze, scan};
+use crate::{analyze, modify, scan};
 
 #[pg_extern(parallel_safe, strict)]
 fn pg_kalam_fdw_handler() -> PgBox<pg_sys::FdwRoutine> {
@@ -21,6 +21,13 @@ fn pg_kalam_fdw_handler() -> PgBox<pg_sys::FdwRoutine> {
     routine.EndForeignScan = Some(scan::end_foreign_scan);
     routine.ExplainForeignScan = Some(scan::explain_foreign_scan);
     routine.AnalyzeForeignTable = Some(analyze::analyze_foreign_table);
+    routine.IsForeignRelUpdatable = Some(modify::is_foreign_rel_updatable);
+    routine.PlanForeignModify = Some(modify::plan_foreign_modify);
+    routine.BeginForeignModify = Some(modify::begin_foreign_modify);
+    routine.ExecForeignInsert = Some(modify::exec_foreign_insert);
+    routine.EndForeignModify = Some(modify::end_foreign_modify);
+    routine.BeginForeignInsert = Some(modify::begin_foreign_insert);
+    routine.EndForeignInsert = Some(modify::end_foreign_insert);
     routine.into_pg_boxed()
 }
 

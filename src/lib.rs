@@ -8,6 +8,8 @@
 //! - [`scan`]: planner and executor callbacks of a foreign scan; streams batch by batch.
 //! - [`deparse`]: which WHERE clauses the server runs (exactly PostgreSQL's answer, or local).
 //! - [`analyze`]: ANALYZE's sample of a foreign table, drawn by the server.
+//! - [`modify`]: INSERT and COPY into foreign tables, in batches of Arrow rows.
+//! - [`transactions`]: the remote transaction (and savepoints) of the PostgreSQL transaction.
 //! - [`stream`]: a query's result, fetched and decoded ahead on the I/O thread (bounded queue).
 //! - [`convert`]: Arrow columns into PostgreSQL datums, a column at a time (`numeric`, `array`).
 //! - [`connection`]: client settings from server options and user mappings; connections cached per backend.
@@ -30,10 +32,12 @@ mod error;
 mod functions;
 mod guc;
 mod handler;
+mod modify;
 mod options;
 mod runtime;
 mod scan;
 mod stream;
+mod transactions;
 
 /// Called when the library loads in a backend (or the postmaster, with shared_preload_libraries):
 /// registers settings only; no thread or connection is started here.

@@ -108,6 +108,22 @@ where
     }
 }
 
+/// Runs `work` on the I/O thread and waits for it at most `limit`, without processing
+/// interrupts: for work done while a transaction aborts, where raising an error is not allowed.
+/// `None` when the limit passed (the work is dropped).
+pub fn call_quietly<F>(work: F, limit: std::time::Duration) -> Option<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let mut task = spawn(work);
+    let handle = handle();
+    match handle.block_on(async { tokio::time::timeout(limit, &mut task.0).await }) {
+        Ok(Ok(output)) => Some(output),
+        _ => None,
+    }
+}
+
 /// The next message of `receiver`, or `None` once its sender is gone.
 pub fn recv<T>(receiver: &mut mpsc::Receiver<T>) -> Option<T> {
     // Fast path: prefetched work is already there.

@@ -1014,8 +1014,16 @@ impl ScanState {
             })?),
         };
         self.sent_sql = self.statement()?;
+        // A PostgreSQL transaction that wrote to the server reads in its remote transaction.
+        let transaction = crate::transactions::current(&self.server);
         let start = |client| {
-            Prefetch::start(client, self.sent_sql.clone(), user_id.clone(), self.tuning.prefetch_batches)
+            Prefetch::start(
+                client,
+                self.sent_sql.clone(),
+                user_id.clone(),
+                transaction.clone(),
+                self.tuning.prefetch_batches,
+            )
         };
         let result = match start(self.server.client()?) {
             Err(

@@ -37,11 +37,12 @@ impl Prefetch {
         client: KalamClient,
         sql: String,
         user_id: Option<String>,
+        transaction: Option<kalam_flight::TransactionId>,
         prefetch_batches: usize,
     ) -> Result<Prefetch, Error> {
         let (sender, mut queue) = mpsc::channel(prefetch_batches.max(1));
         let task = runtime::spawn(async move {
-            let mut stream = match client.query(&sql, user_id.as_deref()).await {
+            let mut stream = match client.query_in(&sql, user_id.as_deref(), transaction.as_ref()).await {
                 Ok(stream) => stream,
                 Err(e) => {
                     let _ = sender.send(Message::Failed(e)).await;

@@ -21,6 +21,7 @@ use crate::error::{KalamError, Result};
 mod arena;
 mod array;
 mod numeric;
+pub mod write;
 
 pub use arena::Arena;
 
@@ -162,7 +163,7 @@ pub fn arrow_type_for(pg_type: Oid, typmod: i32) -> Option<DataType> {
 }
 
 /// Precision and scale of a `numeric(p,s)` typmod; `None` for unconstrained numeric.
-fn numeric_typmod(typmod: i32) -> Option<(i32, i32)> {
+pub(crate) fn numeric_typmod(typmod: i32) -> Option<(i32, i32)> {
     if typmod < pg_sys::VARHDRSZ as i32 {
         return None;
     }

@@ -10,3 +10,4 @@ mod scan;
 mod server;
 mod stream;
 mod types;
+mod writes;

@@ -441,21 +441,7 @@ fn generated_predicates_match_the_heap_table() {
 
 /// A query's rows as text, sorted, or its error's SQLSTATE.
 fn result_text(pg: &mut postgres::Client, sql: &str) -> Result<Vec<String>, String> {
-    let messages = pg
-        .simple_query(sql)
-        .map_err(|e| e.as_db_error().map(|d| d.code().code().to_string()).unwrap_or_else(|| e.to_string()))?;
-    let mut rows: Vec<String> = messages
-        .into_iter()
-        .filter_map(|message| match message {
-            postgres::SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
-                    .map(|i| row.get(i).unwrap_or("NULL").to_string())
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            ),
-            _ => None,
-        })
-        .collect();
+    let mut rows = kalam_e2e::query_text(pg, sql)?;
     rows.sort();
     Ok(rows)
 }

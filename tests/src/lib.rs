@@ -82,6 +82,26 @@ impl TestEnv {
     }
 }
 
+/// A query's rows (simple protocol), each as its values' text joined by `|` (NULL as `NULL`),
+/// in the order the server sent them; or its error's SQLSTATE.
+pub fn query_text(pg: &mut postgres::Client, sql: &str) -> Result<Vec<String>, String> {
+    let messages = pg
+        .simple_query(sql)
+        .map_err(|e| e.as_db_error().map(|d| d.code().code().to_string()).unwrap_or_else(|| e.to_string()))?;
+    Ok(messages
+        .into_iter()
+        .filter_map(|message| match message {
+            postgres::SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).unwrap_or("NULL").to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            ),
+            _ => None,
+        })
+        .collect())
+}
+
 /// Asserts that `result` is an error whose message contains every one of `needles`, and
 /// returns the full error (message, detail, hint) for further checks.
 pub fn expect_pg_error<T: std::fmt::Debug>(result: Result<T, postgres::Error>, needles: &[&str]) -> PgError {

@@ -1,0 +1,205 @@
+//! Remote transactions tied to the PostgreSQL transaction.
+//!
+//! The first write to a server in a PostgreSQL transaction begins a Flight SQL transaction
+//! there ([`for_write`]); every later write and scan of that server in the same PostgreSQL
+//! transaction uses it ([`current`]), so the transaction reads its own writes and nothing of it
+//! is seen elsewhere before it commits. At `XACT_EVENT_PRE_COMMIT` every remote transaction is
+//! committed; one that fails raises an ERROR, which aborts the PostgreSQL transaction (and rolls
+//! back the remote transactions not committed yet). On abort they are rolled back. PREPARE
+//! TRANSACTION is refused: the server has no two-phase commit.
+//!
+//! Subtransactions (SAVEPOINT, and the ones PL/pgSQL exception blocks open) become remote
+//! savepoints when a write happens inside them: ROLLBACK TO SAVEPOINT rolls the remote
+//! transaction back to it, RELEASE keeps what was written.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use kalam_flight::{KalamClient, SavepointId, TransactionId};
+use pgrx::PgSqlErrorCode;
+use pgrx::pg_sys::{self, Oid};
+
+use crate::connection::Server;
+use crate::error::{KalamError, Result};
+use crate::runtime;
+
+/// How long rolling back may wait while PostgreSQL aborts (the server rolls back an idle
+/// transaction by itself later).
+const ABORT_WAIT: Duration = Duration::from_secs(5);
+
+/// A remote transaction of the current PostgreSQL transaction.
+struct Open {
+    /// (server, user whose mapping applies): the connection the transaction belongs to.
+    key: (Oid, Oid),
+    client: KalamClient,
+    transaction: TransactionId,
+    /// Remote savepoints, by the subtransaction nesting level they stand for, innermost last.
+    savepoints: Vec<(i32, SavepointId)>,
+    /// A savepoint could not be rolled back: the transaction holds writes PostgreSQL undid, so
+    /// it must not commit.
+    poisoned: bool,
+}
+
+thread_local! {
+    static OPEN: RefCell<Vec<Open>> = const { RefCell::new(Vec::new()) };
+    static REGISTERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The remote transaction a scan of `server` reads in, if this PostgreSQL transaction wrote
+/// to it.
+pub fn current(server: &Server) -> Option<TransactionId> {
+    OPEN.with_borrow(|open| open.iter().find(|o| o.key == server.key()).map(|o| o.transaction.clone()))
+}
+
+/// The remote transaction to write to `server` in, begun now if needed, with savepoints up to
+/// the current subtransaction level.
+pub fn for_write(server: &Server) -> Result<TransactionId> {
+    register_callbacks();
+    let key = server.key();
+    if OPEN.with_borrow(|open| !open.iter().any(|o| o.key == key)) {
+        let client = server.client()?;
+        let begin = client.clone();
+        let transaction =
+            runtime::call(async move { begin.begin_transaction(None).await }).map_err(KalamError::from)?;
+        OPEN.with_borrow_mut(|open| {
+            open.push(Open { key, client, transaction, savepoints: Vec::new(), poisoned: false })
+        });
+    }
+    // SAFETY: reads a backend global.
+    let level = unsafe { pg_sys::GetCurrentTransactionNestLevel() };
+    let (client, transaction, have) = OPEN.with_borrow(|open| {
+        let o = open.iter().find(|o| o.key == key).expect("begun above");
+        (o.client.clone(), o.transaction.clone(), o.savepoints.last().map_or(1, |(l, _)| *l))
+    });
+    // A savepoint for each subtransaction level the remote transaction has not seen yet.
+    for level in have + 1..=level {
+        let (client, transaction) = (client.clone(), transaction.clone());
+        let name = format!("pg_kalam_{level}");
+        let savepoint = runtime::call(async move { client.begin_savepoint(&transaction, &name, None).await })
+            .map_err(KalamError::from)?;
+        OPEN.with_borrow_mut(|open| {
+            let o = open.iter_mut().find(|o| o.key == key).expect("begun above");
+            o.savepoints.push((level, savepoint));
+        });
+    }
+    Ok(transaction)
+}
+
+fn register_callbacks() {
+    if REGISTERED.get() {
+        return;
+    }
+    // SAFETY: the callbacks are plain functions that live as long as the library.
+    unsafe {
+        pg_sys::RegisterXactCallback(Some(xact_callback), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(subxact_callback), std::ptr::null_mut());
+    }
+    REGISTERED.set(true);
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    use pg_sys::XactEvent::*;
+    match event {
+        XACT_EVENT_PRE_COMMIT | XACT_EVENT_PARALLEL_PRE_COMMIT => {
+            if let Err(e) = commit_all() {
+                e.report();
+            }
+        }
+        XACT_EVENT_PRE_PREPARE => {
+            if OPEN.with_borrow(|open| !open.is_empty()) {
+                KalamError::new(
+                    PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                    "cannot PREPARE a transaction that has written to a KalamDB server",
+                )
+                .with_hint("KalamDB has no two-phase commit; COMMIT or ROLLBACK the transaction instead.")
+                .report();
+            }
+        }
+        XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT => rollback_all(),
+        XACT_EVENT_COMMIT | XACT_EVENT_PARALLEL_COMMIT | XACT_EVENT_PREPARE => {
+            OPEN.with_borrow_mut(|open| open.clear());
+        }
+        _ => {}
+    }
+}
+
+/// Commits every remote transaction; the first that fails is the error, and the rest are
+/// rolled back by the abort that follows.
+fn commit_all() -> Result<()> {
+    while let Some(open) =
+        OPEN.with_borrow_mut(|open| if open.is_empty() { None } else { Some(open.remove(0)) })
+    {
+        let Open { client, transaction, poisoned, .. } = open;
+        if poisoned {
+            let _ = runtime::call(async move { client.end_transaction(&transaction, false, None).await });
+            return Err(KalamError::new(
+                PgSqlErrorCode::ERRCODE_TRANSACTION_ROLLBACK,
+                "a ROLLBACK TO SAVEPOINT could not be sent to the KalamDB server, so the transaction cannot commit",
+            )
+            .with_hint("The transaction is rolled back; run it again."));
+        }
+        runtime::call(async move { client.end_transaction(&transaction, true, None).await }).map_err(
+            |e| {
+                KalamError::from(e).with_hint(
+                "The PostgreSQL transaction is rolled back; what it wrote to the KalamDB server is not kept.",
+            )
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Rolls back every remote transaction, without raising errors (PostgreSQL is aborting).
+fn rollback_all() {
+    let open = OPEN.with_borrow_mut(std::mem::take);
+    for Open { client, transaction, .. } in open {
+        let _ = runtime::call_quietly(
+            async move { client.end_transaction(&transaction, false, None).await },
+            ABORT_WAIT,
+        );
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn subxact_callback(
+    event: pg_sys::SubXactEvent::Type,
+    _subid: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    use pg_sys::SubXactEvent::*;
+    let rollback = match event {
+        SUBXACT_EVENT_PRE_COMMIT_SUB => false,
+        SUBXACT_EVENT_ABORT_SUB => true,
+        _ => return,
+    };
+    // SAFETY: reads a backend global.
+    let level = unsafe { pg_sys::GetCurrentTransactionNestLevel() };
+    let ending: Vec<(KalamClient, SavepointId)> = OPEN.with_borrow_mut(|open| {
+        open.iter_mut()
+            .filter_map(|o| {
+                let at = o.savepoints.iter().position(|(l, _)| *l >= level)?;
+                let (_, savepoint) = o.savepoints.drain(at..).next().expect("found above");
+                Some((o.client.clone(), savepoint))
+            })
+            .collect()
+    });
+    for (client, savepoint) in ending {
+        if rollback {
+            let done = runtime::call_quietly(
+                async move { client.end_savepoint(&savepoint, true, None).await },
+                ABORT_WAIT,
+            );
+            if !matches!(done, Some(Ok(()))) {
+                // The remote transaction still holds the subtransaction's writes: it must not
+                // commit.
+                OPEN.with_borrow_mut(|open| open.iter_mut().for_each(|o| o.poisoned = true));
+            }
+        } else if let Err(e) =
+            runtime::call(async move { client.end_savepoint(&savepoint, false, None).await })
+        {
+            KalamError::from(e).report();
+        }
+    }
+}
