@@ -36,6 +36,8 @@ struct ModifyState {
     batch_rows: usize,
     values: Vec<Datum>,
     nulls: Vec<bool>,
+    /// Where a row's values are read (detoasted, printed); reset after each row.
+    row_context: pg_sys::MemoryContext,
 }
 
 #[pg_guard]
@@ -52,6 +54,7 @@ pub unsafe extern "C-unwind" fn plan_foreign_modify(
 ) -> *mut pg_sys::List {
     // SAFETY: the planner passes its ModifyTable node.
     unsafe {
+        refuse_on_conflict(plan);
         if (*plan).operation != pg_sys::CmdType::CMD_INSERT {
             KalamError::new(
                 PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
@@ -80,11 +83,30 @@ pub unsafe extern "C-unwind" fn begin_foreign_modify(
 
 #[pg_guard]
 pub unsafe extern "C-unwind" fn begin_foreign_insert(
-    _mtstate: *mut pg_sys::ModifyTableState,
+    mtstate: *mut pg_sys::ModifyTableState,
     rinfo: *mut pg_sys::ResultRelInfo,
 ) {
-    // SAFETY: COPY and tuple routing pass the result relation being written.
-    unsafe { begin(rinfo) }
+    // SAFETY: COPY passes no ModifyTableState; tuple routing passes the INSERT's.
+    unsafe {
+        if let Some(mtstate) = mtstate.as_ref() {
+            refuse_on_conflict(mtstate.ps.plan as *mut pg_sys::ModifyTable);
+        }
+        begin(rinfo)
+    }
+}
+
+/// `ON CONFLICT` needs the server to find the conflicting row: refused, not ignored.
+unsafe fn refuse_on_conflict(plan: *mut pg_sys::ModifyTable) {
+    // SAFETY: a ModifyTable node of the planner or of a plan.
+    unsafe {
+        if !plan.is_null() && (*plan).onConflictAction != pg_sys::OnConflictAction::ONCONFLICT_NONE {
+            KalamError::new(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "INSERT ... ON CONFLICT is not supported on pg_kalam foreign tables",
+            )
+            .report();
+        }
+    }
 }
 
 /// Sets up the write's state in the current (query) memory context.
@@ -92,7 +114,15 @@ unsafe fn begin(rinfo: *mut pg_sys::ResultRelInfo) {
     // SAFETY: see the callers.
     unsafe {
         let relation = PgRelation::from_pg((*rinfo).ri_RelationDesc);
-        let state = ModifyState::new(&relation).unwrap_or_else(|e| e.report());
+        let mut state = ModifyState::new(&relation).unwrap_or_else(|e| e.report());
+        // Row triggers and WITH CHECK OPTION queries may read the table: each row is sent
+        // before the next one is made, so they see every row before theirs.
+        let triggers = (*rinfo).ri_TrigDesc.as_ref().is_some_and(|t| {
+            t.trig_insert_before_row || t.trig_insert_after_row || t.trig_insert_instead_row
+        });
+        if triggers || !(*rinfo).ri_WithCheckOptions.is_null() {
+            state.batch_rows = 1;
+        }
         let state = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(state);
         (*rinfo).ri_FdwState = state.cast();
     }
@@ -190,6 +220,16 @@ impl ModifyState {
             batch_rows,
             values: Vec::with_capacity(natts),
             nulls: Vec::with_capacity(natts),
+            // SAFETY: a child of the current (query) context, freed with it.
+            row_context: unsafe {
+                pg_sys::AllocSetContextCreateInternal(
+                    pg_sys::CurrentMemoryContext,
+                    c"pg_kalam row".as_ptr(),
+                    pg_sys::ALLOCSET_SMALL_MINSIZE as usize,
+                    pg_sys::ALLOCSET_SMALL_INITSIZE as usize,
+                    pg_sys::ALLOCSET_SMALL_MAXSIZE as usize,
+                )
+            },
         })
     }
 
@@ -201,8 +241,15 @@ impl ModifyState {
             self.values.push(values[a]);
             self.nulls.push(nulls[a]);
         }
-        // SAFETY: the slot's values are datums of the table's columns, in attribute order.
-        unsafe { self.buffer.append(&self.values, &self.nulls)? };
+        // SAFETY: the slot's values are datums of the table's columns, in attribute order; what
+        // reading them allocates goes to the row context, reset once the builders copied them.
+        unsafe {
+            let (buffer, values, nulls) = (&mut self.buffer, &self.values, &self.nulls);
+            let appended =
+                PgMemoryContexts::For(self.row_context).switch_to(|_| buffer.append(values, nulls));
+            pg_sys::MemoryContextReset(self.row_context);
+            appended?;
+        }
         if self.buffer.rows() >= self.batch_rows {
             self.flush()?;
         }
@@ -219,6 +266,7 @@ impl ModifyState {
         let client = self.server.client()?;
         let (namespace, table, user_id) = (self.namespace.clone(), self.table.clone(), self.user_id.clone());
         let stream = futures::stream::iter([Ok(batch)]);
+        let _in_flight = transactions::write_in_flight(&self.server);
         runtime::call(async move {
             client.ingest(&namespace, &table, stream, user_id.as_deref(), Some(&transaction)).await
         })

@@ -26,6 +26,11 @@ use crate::runtime;
 /// How long rolling back may wait while PostgreSQL aborts (the server rolls back an idle
 /// transaction by itself later).
 const ABORT_WAIT: Duration = Duration::from_secs(5);
+/// How long ending a savepoint may wait (interrupts are held meanwhile).
+const SAVEPOINT_WAIT: Duration = Duration::from_secs(30);
+/// How long a commit may wait, interrupts held: a cancel must not cut a commit the server may
+/// have received (the client's own request timeout ends it first).
+const COMMIT_WAIT: Duration = Duration::from_secs(3600);
 
 /// A remote transaction of the current PostgreSQL transaction.
 struct Open {
@@ -85,6 +90,28 @@ pub fn for_write(server: &Server) -> Result<TransactionId> {
     Ok(transaction)
 }
 
+/// Held while a write to `server` is on its way: if PostgreSQL interrupts it (a cancel unwinds
+/// the wait), the server may still stage part of it after a later ROLLBACK TO SAVEPOINT
+/// arrives, so the remote transaction is refused at COMMIT.
+pub struct WriteInFlight((Oid, Oid));
+
+pub fn write_in_flight(server: &Server) -> WriteInFlight {
+    WriteInFlight(server.key())
+}
+
+impl Drop for WriteInFlight {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let key = self.0;
+            let _ = OPEN.try_with(|open| {
+                if let Ok(mut open) = open.try_borrow_mut() {
+                    open.iter_mut().filter(|o| o.key == key).for_each(|o| o.poisoned = true);
+                }
+            });
+        }
+    }
+}
+
 fn register_callbacks() {
     if REGISTERED.get() {
         return;
@@ -135,17 +162,44 @@ fn commit_all() -> Result<()> {
             let _ = runtime::call(async move { client.end_transaction(&transaction, false, None).await });
             return Err(KalamError::new(
                 PgSqlErrorCode::ERRCODE_TRANSACTION_ROLLBACK,
-                "a ROLLBACK TO SAVEPOINT could not be sent to the KalamDB server, so the transaction cannot commit",
+                "a savepoint could not be ended on the KalamDB server, so the transaction cannot commit",
             )
             .with_hint("The transaction is rolled back; run it again."));
         }
-        runtime::call(async move { client.end_transaction(&transaction, true, None).await }).map_err(
-            |e| {
-                KalamError::from(e).with_hint(
-                "The PostgreSQL transaction is rolled back; what it wrote to the KalamDB server is not kept.",
-            )
-            },
-        )?;
+        let done = runtime::call_quietly(
+            async move { client.end_transaction(&transaction, true, None).await },
+            COMMIT_WAIT,
+        );
+        match done {
+            Some(Ok(())) => {}
+            Some(Err(kalam_flight::Error::Server { code: tonic::Code::Aborted, message })) => {
+                return Err(KalamError::new(
+                    PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
+                    format!("the KalamDB server refused the commit: {message}"),
+                )
+                .with_hint("Another transaction changed the same rows first; run the transaction again."));
+            }
+            Some(Err(e @ (kalam_flight::Error::Timeout { .. } | kalam_flight::Error::Lost { .. }))) => {
+                return Err(KalamError::new(
+                    PgSqlErrorCode::ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN,
+                    format!("whether the KalamDB server committed is unknown: {e}"),
+                )
+                .with_hint(
+                    "Check on the server whether the transaction's writes are there before running it again.",
+                ));
+            }
+            Some(Err(e)) => {
+                return Err(KalamError::from(e).with_hint(
+                    "The PostgreSQL transaction is rolled back; what it wrote to the KalamDB server is not kept.",
+                ));
+            }
+            None => {
+                return Err(KalamError::new(
+                    PgSqlErrorCode::ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN,
+                    "the KalamDB server did not answer the commit; whether it committed is unknown",
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -176,30 +230,27 @@ unsafe extern "C-unwind" fn subxact_callback(
     };
     // SAFETY: reads a backend global.
     let level = unsafe { pg_sys::GetCurrentTransactionNestLevel() };
-    let ending: Vec<(KalamClient, SavepointId)> = OPEN.with_borrow_mut(|open| {
+    let ending: Vec<((Oid, Oid), KalamClient, SavepointId)> = OPEN.with_borrow_mut(|open| {
         open.iter_mut()
             .filter_map(|o| {
                 let at = o.savepoints.iter().position(|(l, _)| *l >= level)?;
                 let (_, savepoint) = o.savepoints.drain(at..).next().expect("found above");
-                Some((o.client.clone(), savepoint))
+                Some((o.key, o.client.clone(), savepoint))
             })
             .collect()
     });
-    for (client, savepoint) in ending {
-        if rollback {
-            let done = runtime::call_quietly(
-                async move { client.end_savepoint(&savepoint, true, None).await },
-                ABORT_WAIT,
-            );
-            if !matches!(done, Some(Ok(()))) {
-                // The remote transaction still holds the subtransaction's writes: it must not
-                // commit.
-                OPEN.with_borrow_mut(|open| open.iter_mut().for_each(|o| o.poisoned = true));
-            }
-        } else if let Err(e) =
-            runtime::call(async move { client.end_savepoint(&savepoint, false, None).await })
-        {
-            KalamError::from(e).report();
+    // No error is raised here (PL/pgSQL would catch it with the subtransaction half ended): a
+    // savepoint that cannot be ended leaves its server's transaction holding writes it must not
+    // keep, or may not keep, so that transaction is refused at COMMIT instead.
+    for (key, client, savepoint) in ending {
+        let done = runtime::call_quietly(
+            async move { client.end_savepoint(&savepoint, rollback, None).await },
+            SAVEPOINT_WAIT,
+        );
+        if !matches!(done, Some(Ok(()))) {
+            OPEN.with_borrow_mut(|open| {
+                open.iter_mut().filter(|o| o.key == key).for_each(|o| o.poisoned = true);
+            });
         }
     }
 }

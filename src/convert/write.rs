@@ -35,6 +35,17 @@ pub struct WriteColumn {
 impl WriteColumn {
     /// The column `name` of `pg_type(typmod)`, or an error saying why it cannot be written.
     pub fn new(name: &str, pg_type: Oid, typmod: i32, table: &str) -> Result<Self> {
+        let text = matches!(
+            pg_type,
+            pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BPCHAROID | pg_sys::JSONOID | pg_sys::JSONBOID
+        );
+        if text && !crate::runtime::database_is_utf8() {
+            return Err(KalamError::new(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                format!("column \"{name}\" of foreign table \"{table}\": pg_kalam writes text only from a UTF-8 database"),
+            )
+            .with_hint("Create the database with ENCODING 'UTF8' to write text to KalamDB."));
+        }
         let (builder, data_type, scale): (Box<dyn ArrayBuilder>, DataType, i8) = match pg_type {
             pg_sys::INT2OID => (Box::new(Int16Builder::new()), DataType::Int16, 0),
             pg_sys::INT4OID => (Box::new(Int32Builder::new()), DataType::Int32, 0),
@@ -64,7 +75,7 @@ impl WriteColumn {
                 0,
             ),
             pg_sys::NUMERICOID => match numeric_typmod(typmod) {
-                Some((precision, scale)) if precision <= 38 => {
+                Some((precision, scale)) if precision <= 38 && (0..=precision).contains(&scale) => {
                     let data_type = DataType::Decimal128(precision as u8, scale as i8);
                     let builder = Decimal128Builder::new().with_data_type(data_type.clone());
                     (Box::new(builder), data_type, scale as i8)
@@ -77,7 +88,7 @@ impl WriteColumn {
                              and scale of at most 38 digits, which pg_kalam cannot write exactly"
                         ),
                     )
-                    .with_hint("Declare the column numeric(p,s) with p <= 38, as the KalamDB column is."));
+                    .with_hint("Declare the column numeric(p,s) with p <= 38 and 0 <= s <= p, as the KalamDB column is."));
                 }
             },
             other => {
@@ -172,14 +183,31 @@ impl WriteColumn {
                     }
                     builder!(Date32Builder).append_value(days);
                 }
-                pg_sys::TIMEOID => builder!(Time64MicrosecondBuilder).append_value(datum.value() as i64),
+                pg_sys::TIMEOID => {
+                    let micros = datum.value() as i64;
+                    // PostgreSQL's time takes 24:00:00; a time of day in Arrow ends before it.
+                    if micros >= 86_400_000_000 {
+                        return Err(KalamError::new(
+                            PgSqlErrorCode::ERRCODE_DATETIME_FIELD_OVERFLOW,
+                            format!("column \"{}\": 24:00:00 cannot be stored in a KalamDB TIME", self.name),
+                        ));
+                    }
+                    builder!(Time64MicrosecondBuilder).append_value(micros);
+                }
                 pg_sys::TIMESTAMPOID | pg_sys::TIMESTAMPTZOID => {
                     let micros = datum.value() as i64;
                     if matches!(micros, i64::MIN | i64::MAX) {
                         return Err(self.infinite("timestamp"));
                     }
-                    let micros =
-                        micros.checked_add(EPOCH_OFFSET_MICROS).ok_or_else(|| self.infinite("timestamp"))?;
+                    let micros = micros.checked_add(EPOCH_OFFSET_MICROS).ok_or_else(|| {
+                        KalamError::new(
+                            PgSqlErrorCode::ERRCODE_DATETIME_FIELD_OVERFLOW,
+                            format!(
+                                "column \"{}\": a timestamp after 294247 AD cannot be stored in KalamDB",
+                                self.name
+                            ),
+                        )
+                    })?;
                     builder!(TimestampMicrosecondBuilder).append_value(micros);
                 }
                 pg_sys::NUMERICOID => {

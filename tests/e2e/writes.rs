@@ -116,6 +116,37 @@ fn writes_follow_the_postgres_transaction() {
     pg.batch_execute("ROLLBACK").ok();
     assert_eq!(count(&mut other), "13");
 
+    let error = expect_pg_error(
+        pg.batch_execute("INSERT INTO app.w (id) VALUES (1) ON CONFLICT DO NOTHING"),
+        &["ON CONFLICT"],
+    );
+    assert_eq!(error.code, "0A000", "{error:?}");
+    let error = expect_pg_error(
+        pg.batch_execute("INSERT INTO app.w (id, tm) VALUES (400, '24:00:00')"),
+        &["24:00:00"],
+    );
+    assert_eq!(error.code, "22008", "{error:?}");
+    assert_eq!(count(&mut other), "13");
+
+    // A row trigger that reads the table sees every row inserted before its own: rows are sent
+    // one at a time while such a trigger exists.
+    pg.batch_execute(
+        "CREATE TABLE app.seen (id bigint, rows_before bigint);
+         CREATE FUNCTION app.note() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           INSERT INTO app.seen SELECT NEW.id, count(*) FROM app.w WHERE id >= 500;
+           RETURN NEW;
+         END $$;
+         CREATE TRIGGER note BEFORE INSERT ON app.w FOR EACH ROW EXECUTE FUNCTION app.note();
+         INSERT INTO app.w (id) SELECT generate_series(500, 502);
+         DROP TRIGGER note ON app.w;",
+    )
+    .unwrap();
+    assert_eq!(
+        rows(&mut pg, "SELECT id, rows_before FROM app.seen ORDER BY id"),
+        ["500|0", "501|1", "502|2"]
+    );
+
     let error = expect_pg_error(pg.batch_execute("UPDATE app.w SET t = 'x' WHERE id = 1"), &["UPDATE"]);
     assert_eq!(error.code, "0A000", "{error:?}");
 }
