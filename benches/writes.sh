@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of writes, one kalamdb-server, one PostgreSQL cluster, the same rows
+# (ROWS lineitem-like rows made by generate_series in a heap table) written into
+#   heap          a PostgreSQL table with a primary key
+#   pg_kalam      a pg_kalam foreign table on kalamdb-server (a KalamDB table with a primary key)
+#   postgres_fdw  a postgres_fdw foreign table (batch_size 1000) over loopback to a heap table
+#                 with a primary key
+# by `INSERT INTO t SELECT * FROM src` and by `COPY t FROM '<csv file>'`, each in its own
+# transaction (autocommit; the time includes the commit). Rounds are interleaved after a
+# warm-up; each round empties the targets first. Times are psql's \timing of the statement.
+# It prints medians, rows/s and ratios, checks every target holds ROWS rows after each write,
+# and the goals of the issue: pg_kalam >= 0.5x the heap's rate and >= 5x postgres_fdw's.
+#
+#   bash benches/writes.sh [ROWS] [ROUNDS]     # defaults: 1000000 rows, 3 rounds; release build
+#   PROFILE=debug bash benches/writes.sh 20000 1  # quick smoke run on a debug build
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/common.sh
+ROWS=${1:-1000000}
+ROUNDS=${2:-3}
+PROFILE=${PROFILE:-release}
+case $PROFILE in
+  release) PROFILE_FLAG=--release ;;
+  debug) PROFILE_FLAG= ;;
+  *) echo "PROFILE=$PROFILE: use release or debug" >&2; exit 2 ;;
+esac
+
+bash scripts/setup.sh
+build_and_install $PROFILE_FLAG
+
+WORK=$(mktemp -d /tmp/pg_kalam_bench.XXXXXX)
+chmod 755 "$WORK"
+trap 'stop_all "$WORK"; rm -rf "$WORK"' EXIT
+start_kalamdb "$WORK" "$PROFILE" 0 0
+start_cluster "$WORK" shared_buffers=1GB max_parallel_workers_per_gather=0 jit=off
+PSQL+=(-At)
+
+COLUMNS="l_orderkey bigint, l_partkey bigint, l_quantity numeric(15,2), l_extendedprice numeric(15,2),
+  l_shipdate date, l_shipmode text, l_comment text"
+kalam_sql "CREATE NAMESPACE bench"
+kalam_sql "CREATE TABLE bench.t (l_orderkey BIGINT PRIMARY KEY, l_partkey BIGINT, l_quantity DECIMAL(15,2),
+  l_extendedprice DECIMAL(15,2), l_shipdate DATE, l_shipmode TEXT, l_comment TEXT)"
+CSV="$WORK/rows.csv"
+echo "== $ROWS rows in bench.src, and $CSV"
+"${PSQL[@]}" <<SQL
+CREATE EXTENSION pg_kalam;
+CREATE EXTENSION postgres_fdw;
+CREATE SERVER kalam FOREIGN DATA WRAPPER pg_kalam OPTIONS (host '127.0.0.1', port '$FLIGHT_PORT', timeout '600000');
+CREATE SERVER loopback FOREIGN DATA WRAPPER postgres_fdw
+  OPTIONS (host '127.0.0.1', port '$PG_PORT', dbname 'postgres', batch_size '1000');
+CREATE USER MAPPING FOR postgres SERVER loopback OPTIONS (user 'postgres');
+CREATE SCHEMA bench;
+CREATE TABLE bench.src ($COLUMNS);
+INSERT INTO bench.src SELECT g, g % 200000, (g % 50) + 0.25, (g % 100000) / 100.0 + 900, date '1992-01-01' + (g % 2500),
+  (ARRAY['AIR','MAIL','SHIP','TRUCK','RAIL'])[1 + g % 5], 'comment number ' || g
+  FROM generate_series(1, $ROWS) g;
+VACUUM ANALYZE bench.src;
+COPY bench.src TO '$CSV' (FORMAT csv);
+CREATE TABLE bench.t_heap ($COLUMNS, PRIMARY KEY (l_orderkey));
+CREATE TABLE bench.t_remote ($COLUMNS, PRIMARY KEY (l_orderkey));
+CREATE FOREIGN TABLE bench.t_kalam ($COLUMNS) SERVER kalam OPTIONS (namespace 'bench', table 't');
+CREATE FOREIGN TABLE bench.t_pgfdw ($COLUMNS) SERVER loopback OPTIONS (schema_name 'bench', table_name 't_remote');
+SQL
+
+SOURCES=(heap pg_kalam postgres_fdw)
+declare -A TARGET=([heap]=bench.t_heap [pg_kalam]=bench.t_kalam [postgres_fdw]=bench.t_pgfdw)
+empty() {
+  case $1 in
+    heap) "${PSQL[@]}" -c "TRUNCATE bench.t_heap" >/dev/null ;;
+    postgres_fdw) "${PSQL[@]}" -c "TRUNCATE bench.t_remote" >/dev/null ;;
+    pg_kalam) kalam_sql "DELETE FROM bench.t" ;;
+  esac
+}
+# Milliseconds of one write statement into $2's target ($1: insert or copy), after emptying it.
+write_ms() {
+  empty "$2"
+  local sql
+  if [ "$1" = insert ]; then sql="INSERT INTO ${TARGET[$2]} SELECT * FROM bench.src"; else sql="COPY ${TARGET[$2]} FROM '$CSV' (FORMAT csv)"; fi
+  local ms
+  ms=$("${PSQL[@]}" -c '\timing on' -c "$sql" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p')
+  local rows
+  rows=$("${PSQL[@]}" -c "SELECT count(*) FROM ${TARGET[$2]}")
+  [ "$rows" = "$ROWS" ] || { echo "$1 into $2: $rows rows, expected $ROWS" >&2; exit 1; }
+  echo "$ms"
+}
+
+declare -A TIMES
+echo "== 1 warm-up round, then $ROUNDS interleaved rounds"
+for op in insert copy; do
+  for src in "${SOURCES[@]}"; do write_ms "$op" "$src" >/dev/null; done
+  for round in $(seq 1 "$ROUNDS"); do
+    for src in "${SOURCES[@]}"; do TIMES["$op|$src"]+="$(write_ms "$op" "$src") "; done
+  done
+  echo "  $op done"
+done
+
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+declare -A MEDIAN
+for op in insert copy; do
+  for src in "${SOURCES[@]}"; do MEDIAN["$op|$src"]=$(median "${TIMES["$op|$src"]}"); done
+done
+echo
+echo "Writes of $ROWS rows, median of $ROUNDS rounds ($PROFILE build)"
+printf '%-7s %-13s %11s %12s %9s\n' write target median_ms rows_per_s vs_heap
+for op in insert copy; do
+  for src in "${SOURCES[@]}"; do
+    awk -v o="$op" -v s="$src" -v m="${MEDIAN["$op|$src"]}" -v h="${MEDIAN["$op|heap"]}" -v n="$ROWS" \
+      'BEGIN { printf "%-7s %-13s %11.1f %12.0f %8.2fx\n", o, s, m, n / (m / 1000), m / h }'
+  done
+done
+echo "goals (rate: rows/s):"
+for op in insert copy; do
+  awk -v o="$op" -v k="${MEDIAN["$op|pg_kalam"]}" -v h="${MEDIAN["$op|heap"]}" -v f="${MEDIAN["$op|postgres_fdw"]}" 'BEGIN {
+    printf "  %s  %s pg_kalam >= 0.5x the heap rate:   %.2fx\n", (h / k >= 0.5 ? "PASS" : "MISS"), o, h / k
+    printf "  %s  %s pg_kalam >= 5x postgres_fdw rate: %.2fx\n", (f / k >= 5 ? "PASS" : "MISS"), o, f / k
+  }'
+done
