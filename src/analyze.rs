@@ -14,9 +14,8 @@ use pgrx::{PgRelation, pg_guard};
 
 use crate::connection::Server;
 use crate::error::Result;
-use crate::guc;
-use crate::options::{self, TableOptions, TableType};
-use crate::scan::{ScanState, live_attributes, remote_table};
+use crate::options::{self, TableOptions};
+use crate::scan::{ScanState, live_attributes, remote_table, user_id_for};
 
 /// Rows asked of the server beyond the sample's size, so that the random share it keeps is
 /// rarely short of the sample (the reservoir drops the surplus).
@@ -63,14 +62,6 @@ unsafe fn estimated_pages(relation: &PgRelation) -> pg_sys::BlockNumber {
             + 24;
         let pages = (rows as f64 * width as f64 / f64::from(pg_sys::BLCKSZ)).ceil();
         pages.clamp(1.0, f64::from(u32::MAX)) as pg_sys::BlockNumber
-    }
-}
-
-/// The KalamDB user whose rows a table of `options` shows (`None` for shared tables).
-fn user_id_for(options: &TableOptions) -> Option<String> {
-    match options.table_type {
-        TableType::Shared => None,
-        TableType::User | TableType::Stream => guc::user_id(),
     }
 }
 

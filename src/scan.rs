@@ -82,10 +82,7 @@ unsafe fn plan_relation(
         let server = Server::lookup((*table).serverid)?;
         let table_options = TableOptions::parse(&options::from_pg_list((*table).options))?;
         let remote = remote_table(&relation, &table_options);
-        let user_id = match table_options.table_type {
-            TableType::Shared => None,
-            TableType::User | TableType::Stream => guc::user_id(),
-        };
+        let user_id = user_id_for(&table_options);
         let needs_user = table_options.table_type != TableType::Shared;
         // A server that cannot describe the table now (not running, no kalam.user_id yet) gets
         // every clause checked locally, and the default estimate.
@@ -194,6 +191,14 @@ pub(crate) fn remote_columns(relation: &PgRelation) -> Vec<RemoteColumn> {
             RemoteColumn { name: att.name().to_string(), data_type }
         })
         .collect()
+}
+
+/// The KalamDB user whose rows a table of `options` shows (`None` for shared tables).
+pub(crate) fn user_id_for(options: &TableOptions) -> Option<String> {
+    match options.table_type {
+        TableType::Shared => None,
+        TableType::User | TableType::Stream => guc::user_id(),
+    }
 }
 
 /// The live (not dropped) attributes of a relation, as 0-based indexes.

@@ -28,6 +28,8 @@ pub struct WriteColumn {
     pg_type: Oid,
     /// numeric(p,s): its scale.
     scale: i8,
+    /// json/jsonb: the type's output function, looked up once.
+    output: Oid,
     builder: Box<dyn ArrayBuilder>,
     data_type: DataType,
 }
@@ -102,7 +104,13 @@ impl WriteColumn {
                 .with_hint(WRITABLE_TYPES_HINT));
             }
         };
-        Ok(Self { name: name.to_string(), pg_type, scale, builder, data_type })
+        let mut output = pg_sys::InvalidOid;
+        if matches!(pg_type, pg_sys::JSONOID | pg_sys::JSONBOID) {
+            let mut varlena = false;
+            // SAFETY: a syscache lookup of a built-in type.
+            unsafe { pg_sys::getTypeOutputInfo(pg_type, &mut output, &mut varlena) };
+        }
+        Ok(Self { name: name.to_string(), pg_type, scale, output, builder, data_type })
     }
 
     /// Appends one value.
@@ -155,9 +163,7 @@ impl WriteColumn {
                     builder!(StringBuilder).append_value(text);
                 }
                 pg_sys::JSONOID | pg_sys::JSONBOID => {
-                    let (mut output, mut varlena) = (pg_sys::InvalidOid, false);
-                    pg_sys::getTypeOutputInfo(self.pg_type, &mut output, &mut varlena);
-                    let text = pg_sys::OidOutputFunctionCall(output, datum);
+                    let text = pg_sys::OidOutputFunctionCall(self.output, datum);
                     let value = std::ffi::CStr::from_ptr(text).to_str().map_err(|_| {
                         KalamError::new(
                             PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
