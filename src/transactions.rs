@@ -172,7 +172,7 @@ fn commit_all() -> Result<()> {
         );
         match done {
             Some(Ok(())) => {}
-            Some(Err(kalam_flight::Error::Server { code: tonic::Code::Aborted, message })) => {
+            Some(Err(kalam_flight::Error::Server { code: tonic::Code::Aborted, message, .. })) => {
                 return Err(KalamError::new(
                     PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
                     format!("the KalamDB server refused the commit: {message}"),

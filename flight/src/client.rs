@@ -18,9 +18,11 @@ use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::sql::{
     ActionBeginSavepointRequest, ActionBeginSavepointResult, ActionBeginTransactionRequest,
-    ActionBeginTransactionResult, ActionEndSavepointRequest, ActionEndTransactionRequest, CommandGetSqlInfo,
-    CommandStatementIngest, CommandStatementQuery, CommandStatementUpdate, DoPutUpdateResult, EndTransaction,
-    ProstMessageExt, TableDefinitionOptions, TableExistsOption, TableNotExistOption,
+    ActionBeginTransactionResult, ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, ActionEndSavepointRequest, ActionEndTransactionRequest,
+    CommandGetPrimaryKeys, CommandGetSqlInfo, CommandPreparedStatementUpdate, CommandStatementIngest,
+    CommandStatementQuery, CommandStatementUpdate, DoPutUpdateResult, EndTransaction, ProstMessageExt,
+    TableDefinitionOptions, TableExistsOption, TableNotExistOption,
 };
 use arrow_flight::{FlightClient, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, Ticket};
 use arrow_schema::SchemaRef;
@@ -267,9 +269,11 @@ impl KalamClient {
         };
         let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         self.handshake(format!("Basic {basic}")).await.map_err(|e| match e {
-            Error::Server { code: tonic::Code::Unauthenticated | tonic::Code::PermissionDenied, message } => {
-                Error::Auth { addr: self.config.addr(), user: user.clone(), message }
-            }
+            Error::Server {
+                code: tonic::Code::Unauthenticated | tonic::Code::PermissionDenied,
+                message,
+                ..
+            } => Error::Auth { addr: self.config.addr(), user: user.clone(), message },
             other => other,
         })
     }
@@ -402,28 +406,7 @@ impl KalamClient {
     /// [`crate::protocol::PG_FUNCTIONS_INFO`]); empty when the server does not have the entry.
     pub async fn sql_info_strings(&self, info: u32) -> Result<Vec<String>, Error> {
         let command = CommandGetSqlInfo { info: vec![info] };
-        let descriptor = FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
-        let batches = self
-            .with_session(None, |mut flight| {
-                let descriptor = descriptor.clone();
-                async move {
-                    let info = self.bounded(flight.get_flight_info(descriptor)).await?;
-                    let mut batches = Vec::new();
-                    for endpoint in info.endpoint {
-                        let ticket = endpoint
-                            .ticket
-                            .ok_or_else(|| Error::Protocol("FlightInfo endpoint has no ticket".into()))?;
-                        let stream = self.bounded(flight.do_get(ticket)).await?;
-                        let read =
-                            tokio::time::timeout(self.config.request_timeout, stream.try_collect::<Vec<_>>());
-                        batches.extend(
-                            read.await.map_err(|_| self.timeout_error())?.map_err(Error::from_flight)?,
-                        );
-                    }
-                    Ok(batches)
-                }
-            })
-            .await?;
+        let batches = self.metadata(command.as_any().encode_to_vec(), None).await?;
         let mut strings = Vec::new();
         for batch in batches {
             let (Some(names), Some(values)) =
@@ -452,6 +435,132 @@ impl KalamClient {
             }
         }
         Ok(strings)
+    }
+
+    /// The result of a metadata command (GetSqlInfo, GetPrimaryKeys, ...): small, read whole.
+    async fn metadata(&self, command: Vec<u8>, user_id: Option<&str>) -> Result<Vec<RecordBatch>, Error> {
+        let descriptor = FlightDescriptor::new_cmd(command);
+        self.with_session(user_id, |mut flight| {
+            let descriptor = descriptor.clone();
+            async move {
+                let info = self.bounded(flight.get_flight_info(descriptor)).await?;
+                let mut batches = Vec::new();
+                for endpoint in info.endpoint {
+                    let ticket = endpoint
+                        .ticket
+                        .ok_or_else(|| Error::Protocol("FlightInfo endpoint has no ticket".into()))?;
+                    let stream = self.bounded(flight.do_get(ticket)).await?;
+                    let read =
+                        tokio::time::timeout(self.config.request_timeout, stream.try_collect::<Vec<_>>());
+                    batches
+                        .extend(read.await.map_err(|_| self.timeout_error())?.map_err(Error::from_flight)?);
+                }
+                Ok(batches)
+            }
+        })
+        .await
+    }
+
+    /// The primary key columns of `namespace.table`, in key order (Flight SQL GetPrimaryKeys);
+    /// empty when the table has none, or the server does not implement the command.
+    pub async fn primary_keys(
+        &self,
+        namespace: &str,
+        table: &str,
+        user_id: Option<&str>,
+    ) -> Result<Vec<String>, Error> {
+        let command = CommandGetPrimaryKeys {
+            catalog: None,
+            db_schema: Some(namespace.to_string()),
+            table: table.to_string(),
+        };
+        let batches = match self.metadata(command.as_any().encode_to_vec(), user_id).await {
+            Err(Error::Server { code: tonic::Code::Unimplemented, .. }) => return Ok(Vec::new()),
+            other => other?,
+        };
+        let mut keys = Vec::new();
+        for batch in batches {
+            let (Some(names), Some(sequence)) =
+                (batch.column_by_name("column_name"), batch.column_by_name("key_sequence"))
+            else {
+                return Err(Error::Protocol(
+                    "GetPrimaryKeys answered without column_name and key_sequence".into(),
+                ));
+            };
+            let names = names.as_string_opt::<i32>();
+            let sequence = sequence.as_primitive_opt::<arrow_array::types::Int32Type>();
+            let (Some(names), Some(sequence)) = (names, sequence) else {
+                return Err(Error::Protocol("GetPrimaryKeys answered with unexpected types".into()));
+            };
+            for row in 0..batch.num_rows() {
+                keys.push((sequence.value(row), names.value(row).to_string()));
+            }
+        }
+        keys.sort();
+        Ok(keys.into_iter().map(|(_, name)| name).collect())
+    }
+
+    /// Prepares a statement on the server, inside `transaction` when given (its executions
+    /// then belong to that transaction). Closed by [`KalamClient::close_prepared`]; the server
+    /// also forgets the statements of a transaction when the transaction ends.
+    pub async fn prepare(
+        &self,
+        sql: &str,
+        user_id: Option<&str>,
+        transaction: Option<&TransactionId>,
+    ) -> Result<PreparedId, Error> {
+        let body = ActionCreatePreparedStatementRequest {
+            query: sql.to_string(),
+            transaction_id: transaction.map(|t| t.0.clone()),
+        }
+        .as_any()
+        .encode_to_vec();
+        let answer = self.action("CreatePreparedStatement", body, user_id).await?;
+        let result = ActionCreatePreparedStatementResult::decode(answer.as_slice())
+            .map_err(|e| Error::Protocol(format!("invalid CreatePreparedStatement answer: {e}")))?;
+        Ok(PreparedId(result.prepared_statement_handle))
+    }
+
+    /// Runs a prepared update once per row of `parameters` (one request for all of them) and
+    /// returns the rows changed in all, as the server reports it.
+    pub async fn execute_prepared_update(
+        &self,
+        prepared: &PreparedId,
+        parameters: RecordBatch,
+        user_id: Option<&str>,
+    ) -> Result<i64, Error> {
+        let command = CommandPreparedStatementUpdate { prepared_statement_handle: prepared.0.clone() };
+        let descriptor = FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
+        self.with_session(user_id, |mut flight| {
+            let descriptor = descriptor.clone();
+            let parameters = parameters.clone();
+            async move {
+                let data = FlightDataEncoderBuilder::new()
+                    .with_max_flight_data_size(FLIGHT_DATA_BYTES_TARGET)
+                    .with_flight_descriptor(Some(descriptor))
+                    .build(futures::stream::iter([Ok(parameters)]));
+                let mut results = self.bounded(flight.do_put(data)).await?;
+                let first = match tokio::time::timeout(self.config.request_timeout, results.next()).await {
+                    Err(_) => return Err(self.timeout_error()),
+                    Ok(None) => {
+                        return Err(Error::Protocol("the server sent no result for an update".into()));
+                    }
+                    Ok(Some(result)) => result.map_err(Error::from_flight)?,
+                };
+                let result = DoPutUpdateResult::decode(first.app_metadata)
+                    .map_err(|e| Error::Protocol(format!("invalid update result: {e}")))?;
+                Ok(result.record_count)
+            }
+        })
+        .await
+    }
+
+    /// Closes a prepared statement.
+    pub async fn close_prepared(&self, prepared: &PreparedId, user_id: Option<&str>) -> Result<(), Error> {
+        let body = ActionClosePreparedStatementRequest { prepared_statement_handle: prepared.0.clone() }
+            .as_any()
+            .encode_to_vec();
+        self.action("ClosePreparedStatement", body, user_id).await.map(drop)
     }
 
     /// Runs a statement that returns no rows (DDL, INSERT/UPDATE/DELETE) and returns the number
@@ -690,6 +799,10 @@ impl KalamClient {
 /// A transaction begun on the server (its opaque handle).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransactionId(pub bytes::Bytes);
+
+/// A statement prepared on the server (its opaque handle).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreparedId(pub bytes::Bytes);
 
 /// A savepoint begun in a transaction (its opaque handle).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -16,8 +16,9 @@ pub enum Error {
     Auth { addr: String, user: String, message: String },
     /// The connection broke while a result was being read (the server died or restarted).
     Lost { addr: String, reason: String },
-    /// The server answered with an error status; its message is passed through.
-    Server { code: tonic::Code, message: String },
+    /// The server answered with an error status; its message is passed through, with the
+    /// SQLSTATE it gave ([`crate::protocol::SQLSTATE_HEADER`]), if any.
+    Server { code: tonic::Code, message: String, sqlstate: Option<String> },
     /// The server answered with something that is not valid Flight SQL / Arrow IPC.
     Protocol(String),
     /// Invalid client configuration (caught before any network traffic).
@@ -46,7 +47,13 @@ impl Error {
     }
 
     pub(crate) fn from_status(status: tonic::Status) -> Self {
-        Self::Server { code: status.code(), message: status.message().to_string() }
+        let sqlstate = status
+            .metadata()
+            .get(crate::protocol::SQLSTATE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| v.len() == 5 && v.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()))
+            .map(str::to_string);
+        Self::Server { code: status.code(), message: status.message().to_string(), sqlstate }
     }
 }
 
@@ -74,7 +81,7 @@ impl fmt::Display for Error {
                 "the connection to the KalamDB server at {addr} broke while reading a result ({reason}); \
                  check that the server is running, then run the query again"
             ),
-            Error::Server { code, message } => {
+            Error::Server { code, message, .. } => {
                 write!(f, "KalamDB server error ({}): {message}", code_name(*code))
             }
             Error::Protocol(message) => write!(f, "invalid Flight SQL response: {message}"),

@@ -13,5 +13,7 @@ pub mod client;
 pub mod error;
 pub mod protocol;
 
-pub use client::{Auth, ClientConfig, KalamClient, QueryStream, SavepointId, TlsConfig, TransactionId};
+pub use client::{
+    Auth, ClientConfig, KalamClient, PreparedId, QueryStream, SavepointId, TlsConfig, TransactionId,
+};
 pub use error::Error;

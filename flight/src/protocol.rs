@@ -32,5 +32,13 @@ pub const PG_FUNCTIONS_INFO: u32 = 10_000_001;
 
 /// `ActionEndSavepointRequest.action` values of Flight SQL's protocol (arrow-flight keeps the
 /// enum private): keep the writes since the savepoint, or drop them.
+/// Response header (gRPC metadata) in which kalamdb-server gives the PostgreSQL SQLSTATE that
+/// fits an error (`23505` for a duplicate key, `23502` for a NULL in a NOT NULL column, ...), so
+/// that pg_kalam raises the error PostgreSQL itself would. Servers without it leave it out.
+pub const SQLSTATE_HEADER: &str = "kalam-sqlstate";
+
+/// Binary response header with the DETAIL of an error that has a SQLSTATE (which values).
+pub const DETAIL_HEADER: &str = "kalam-detail-bin";
+
 pub const END_SAVEPOINT_RELEASE: i32 = 1;
 pub const END_SAVEPOINT_ROLLBACK: i32 = 2;

@@ -11,10 +11,12 @@
 //! Nothing here depends on pgrx, so it is tested with plain `cargo test`.
 
 mod dialect;
+mod modify;
 pub mod qual;
 mod scan;
 
 pub use dialect::KalamDialect;
+pub use modify::{Change, RemoteChange, identity_filter};
 pub use qual::{Comparison, Literal, Qual};
 pub use scan::{RemoteColumn, RemoteScan, RemoteTable};
 

@@ -100,6 +100,9 @@ pub enum Qual {
     Literal(Literal),
     /// The `index`-th value the scan computes when it starts (0-based; shown as `$index+1`).
     Parameter(usize),
+    /// The `index`-th parameter of a prepared statement (0-based; always sent as `$index+1`):
+    /// a value sent apart from the SQL, as an Arrow value.
+    Placeholder(usize),
     Compare {
         op: Comparison,
         left: Box<Qual>,
@@ -144,6 +147,9 @@ pub enum Qual {
 pub struct Renderer<'a> {
     pub columns: &'a [String],
     pub parameters: Option<&'a [Literal]>,
+    /// Where the numbers of parameters shown as `$n` start after (the placeholders of the
+    /// statement come first).
+    pub parameters_from: usize,
 }
 
 impl Renderer<'_> {
@@ -157,8 +163,14 @@ impl Renderer<'_> {
                 Expr::Column(Column::new_unqualified(name))
             }
             Qual::Literal(value) => literal(value),
+            Qual::Placeholder(i) => {
+                Expr::Placeholder(Placeholder::new_with_field(format!("${}", i + 1), None))
+            }
             Qual::Parameter(i) => match self.parameters {
-                None => Expr::Placeholder(Placeholder::new_with_field(format!("${}", i + 1), None)),
+                None => Expr::Placeholder(Placeholder::new_with_field(
+                    format!("${}", self.parameters_from + i + 1),
+                    None,
+                )),
                 Some(values) => literal(values.get(*i).ok_or_else(|| {
                     datafusion_common::DataFusionError::Internal(format!("no value for parameter {}", i + 1))
                 })?),
@@ -424,7 +436,7 @@ mod tests {
 
     fn sql(qual: &Qual) -> String {
         let columns = ["id".to_string(), "name".to_string(), "ok".to_string()];
-        let renderer = Renderer { columns: &columns, parameters: None };
+        let renderer = Renderer { columns: &columns, parameters: None, parameters_from: 0 };
         let expr = Unparser::new(&crate::KalamDialect).expr_to_sql(&renderer.expr(qual).unwrap()).unwrap();
         parenthesized(expr).to_string()
     }

@@ -7,7 +7,7 @@
 //! are staged in a transaction and committed through the store (autocommit when the request
 //! has no transaction of its own).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow_array::{Array as _, ArrayRef, RecordBatch, UInt64Array};
@@ -26,9 +26,9 @@ use futures::StreamExt;
 use crate::auth::{self, Sessions};
 use crate::config::Config;
 use crate::kalamsql::{self, AlterOp, Command, TableName};
-use crate::session::{Principal, RequestContext, Role, Transaction};
+use crate::session::{Principal, RequestContext, Role, TableRef, Transaction};
 use crate::storage::table::{self, KalamTable, TableDef, TableKind, TableShared};
-use crate::storage::{Store, StoreError, UserEntry, now_ms};
+use crate::storage::{Store, StoreError, UserEntry, Violation, now_ms};
 
 /// Catalog that holds every namespace.
 pub const CATALOG: &str = "kalam";
@@ -52,6 +52,8 @@ pub enum EngineError {
     LimitExceeded(String),
     /// Something failed inside the server.
     Internal(String),
+    /// A row breaks a rule of its table; says which (SQLSTATE).
+    Violation(Violation),
 }
 
 impl std::fmt::Display for EngineError {
@@ -62,6 +64,7 @@ impl std::fmt::Display for EngineError {
             | EngineError::Conflict(m)
             | EngineError::LimitExceeded(m)
             | EngineError::Internal(m) => f.write_str(m),
+            EngineError::Violation(v) => f.write_str(&v.message),
         }
     }
 }
@@ -91,6 +94,7 @@ impl From<StoreError> for EngineError {
             StoreError::Invalid(m) => EngineError::InvalidStatement(m),
             StoreError::Conflict(m) => EngineError::Conflict(m),
             StoreError::Io(m) => EngineError::Internal(m),
+            StoreError::Violation(v) => EngineError::Violation(v),
         }
     }
 }
@@ -281,7 +285,7 @@ impl Engine {
         params: Vec<ScalarValue>,
     ) -> Result<SendableRecordBatchStream, EngineError> {
         let (ctx, plan) = self.plan_query(request, sql).await?;
-        let plan = if params.is_empty() { plan } else { plan.with_param_values(params)? };
+        let plan = if params.is_empty() { plan } else { bind(plan, params)? };
         Ok(ctx.execute_logical_plan(plan).await?.execute_stream().await?)
     }
 
@@ -403,7 +407,7 @@ impl Engine {
         };
         let ctx = self.session(request.clone());
         let plan = self.plan_statement(&ctx.state(), sql).await?;
-        let plan = if params.is_empty() { plan } else { plan.with_param_values(params)? };
+        let plan = if params.is_empty() { plan } else { bind(plan, params)? };
         let outcome = match plan {
             LogicalPlan::Dml(dml) => Outcome::Count(self.dml(&ctx.state(), &request, dml).await?),
             LogicalPlan::Ddl(ddl @ (DdlStatement::CreateView(_) | DdlStatement::DropView(_))) => {
@@ -592,7 +596,7 @@ impl Engine {
                         .write_partition(&def, owner.as_deref())
                         .map_err(EngineError::PermissionDenied)?;
                     let owner = def.kind.per_user().then_some(partition.as_str());
-                    let rows = table::stamp_rows(&def, &rows, owner).map_err(invalid)?;
+                    let rows = table::stamp_rows(&def, &rows, owner).map_err(StoreError::Violation)?;
                     staged.push((partition, rows));
                 }
                 continue;
@@ -607,17 +611,22 @@ impl Engine {
                 }
                 if is_update {
                     let owner = def.kind.per_user().then_some(partition.as_str());
-                    let rows = table::stamp_rows(&def, &rows, owner).map_err(invalid)?;
+                    let rows = table::stamp_rows(&def, &rows, owner).map_err(StoreError::Violation)?;
                     staged.push((partition, rows));
                 }
             }
         }
-        // The statement's writes join the transaction only once all of them were produced.
+        // The statement's writes join the transaction only once all of them were produced and
+        // their keys checked: a statement that fails leaves nothing staged.
+        let target = (&table.def, &table.shared);
+        let removing: Vec<(&str, &table::Key)> =
+            deletes.iter().filter_map(|(p, _, key)| key.as_ref().map(|k| (p.as_str(), k))).collect();
+        let keys = checked_keys(&tx, target, &staged, &removing)?;
         for (partition, seq, key) in deletes {
-            tx.stage_delete((&table.def, &table.shared), &partition, seq, key);
+            tx.stage_delete(target, &partition, seq, key);
         }
-        for (partition, rows) in staged {
-            tx.stage_insert((&table.def, &table.shared), &partition, rows, self.write_bytes_max)
+        for ((partition, rows), keys) in staged.into_iter().zip(keys) {
+            tx.stage_insert(target, &partition, rows, keys, self.write_bytes_max)
                 .map_err(EngineError::LimitExceeded)?;
         }
         Ok(count)
@@ -645,12 +654,19 @@ impl Engine {
             }
         }
         let rows = batch.num_rows() as i64;
+        let mut staged = Vec::new();
         for (owner, part) in split_by_owner(&batch, &def) {
             let partition =
                 request.write_partition(&def, owner.as_deref()).map_err(EngineError::PermissionDenied)?;
             let owner = def.kind.per_user().then_some(partition.as_str());
-            let part = table::stamp_rows(&def, &part, owner).map_err(invalid)?;
-            tx.stage_insert((&def, &shared), &partition, part, self.write_bytes_max)
+            staged.push((
+                partition.clone(),
+                table::stamp_rows(&def, &part, owner).map_err(StoreError::Violation)?,
+            ));
+        }
+        let keys = checked_keys(&tx, (&def, &shared), &staged, &[])?;
+        for ((partition, part), keys) in staged.into_iter().zip(keys) {
+            tx.stage_insert((&def, &shared), &partition, part, keys, self.write_bytes_max)
                 .map_err(EngineError::LimitExceeded)?;
         }
         Ok(rows)
@@ -1100,6 +1116,34 @@ fn unsupported_ddl(ddl: &DdlStatement) -> EngineError {
     ))
 }
 
+/// Binds `params` to the placeholders of `plan`. A value of another type than the one the
+/// placeholder needs (an Int64 for an INT column, a Utf8 for a Utf8View) is cast to it first
+/// where a row written to the column would be, exactly.
+pub fn bind(plan: LogicalPlan, params: Vec<ScalarValue>) -> Result<LogicalPlan, EngineError> {
+    let wanted = plan.get_parameter_types()?;
+    let mut bound = Vec::with_capacity(params.len());
+    for (i, value) in params.into_iter().enumerate() {
+        let Some(Some(to)) = wanted.get(&format!("${}", i + 1)) else {
+            bound.push(value);
+            continue;
+        };
+        if value.data_type() == *to {
+            bound.push(value);
+        } else if value.is_null() {
+            bound.push(ScalarValue::try_from(to)?);
+        } else {
+            // A value with no exact cast goes as it is: the statement may convert it itself
+            // (text written to a UUID column), or refuses it with its own error.
+            let field = arrow_schema::Field::new(format!("${}", i + 1), to.clone(), true);
+            match crate::types::conform(&field, value.to_array()?) {
+                Ok(cast) => bound.push(ScalarValue::try_from_array(&cast, 0)?),
+                Err(_) => bound.push(value),
+            }
+        }
+    }
+    Ok(plan.with_param_values(bound)?)
+}
+
 fn is_read_only(plan: &LogicalPlan) -> bool {
     !matches!(
         plan,
@@ -1141,6 +1185,46 @@ fn update_input_with_old_keys(input: LogicalPlan, def: &TableDef) -> Result<Logi
         );
     }
     Ok(LogicalPlan::Projection(Projection::try_new(exprs, projection.input.clone())?))
+}
+
+/// The primary keys of the rows a statement adds (`adds`, by partition), each batch's, once
+/// checked against the keys taken in the transaction's view with the keys of the rows the
+/// statement removes (`removing`) freed; a key taken or given twice is a 23505 violation.
+fn checked_keys(
+    tx: &Transaction,
+    table: TableRef,
+    adds: &[(String, RecordBatch)],
+    removing: &[(&str, &table::Key)],
+) -> Result<Vec<Vec<table::Key>>, EngineError> {
+    let def = table.0;
+    if def.primary_key.is_empty() {
+        return Ok(vec![Vec::new(); adds.len()]);
+    }
+    let mut keys = Vec::with_capacity(adds.len());
+    for (_, batch) in adds {
+        keys.push(table::primary_keys(def, batch).map_err(invalid)?);
+    }
+    let partitions: HashSet<&str> = adds.iter().map(|(p, _)| p.as_str()).collect();
+    for partition in partitions {
+        // All the statement's keys for the partition, with where each came from.
+        let mut all = Vec::new();
+        let mut origin = Vec::new();
+        for (index, ((p, _), batch_keys)) in adds.iter().zip(&keys).enumerate() {
+            if p == partition {
+                for (row, key) in batch_keys.iter().enumerate() {
+                    all.push(key.clone());
+                    origin.push((index, row));
+                }
+            }
+        }
+        let freed: HashSet<&table::Key> =
+            removing.iter().filter(|(p, _)| *p == partition).map(|(_, k)| *k).collect();
+        if let Some(taken) = tx.key_taken(table, partition, &all, &freed) {
+            let (index, row) = origin[taken];
+            return Err(StoreError::Violation(table::duplicate_key(def, &adds[index].1, row)).into());
+        }
+    }
+    Ok(keys)
 }
 
 /// Primary keys of the old row versions of an UPDATE or DELETE input.

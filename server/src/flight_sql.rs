@@ -19,7 +19,7 @@
 //!   answer no columns and no rows. Inside a Flight SQL transaction INSERT, UPDATE and DELETE
 //!   join it; DDL and account statements take effect at once, as they do sent as updates.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -103,6 +103,18 @@ pub(crate) fn status(err: EngineError) -> Status {
         EngineError::Conflict(m) => Status::aborted(m),
         EngineError::LimitExceeded(m) => Status::resource_exhausted(m),
         EngineError::Internal(m) => Status::internal(m),
+        EngineError::Violation(v) => {
+            let mut status = Status::invalid_argument(v.message);
+            let metadata = status.metadata_mut();
+            metadata.insert(kalam_flight::protocol::SQLSTATE_HEADER, v.sqlstate.parse().expect("ASCII"));
+            if let Some(detail) = v.detail {
+                metadata.insert_bin(
+                    kalam_flight::protocol::DETAIL_HEADER,
+                    tonic::metadata::MetadataValue::from_bytes(detail.as_bytes()),
+                );
+            }
+            status
+        }
     }
 }
 
@@ -429,6 +441,12 @@ impl KalamFlightSql {
         .await
     }
 
+    /// Drops the prepared statements of the transactions `ended` picks: they cannot run again.
+    fn forget_prepared(&self, ended: impl Fn(u64) -> bool) {
+        let mut prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        prepared.retain(|_, p| !p.transaction.is_some_and(&ended));
+    }
+
     fn prepared(
         &self,
         handle: &[u8],
@@ -663,7 +681,12 @@ impl FlightSqlService for KalamFlightSql {
         let principal = self.principal(request.metadata())?;
         let tx = Arc::new(Transaction::new());
         let mut transactions = self.transactions.lock().unwrap_or_else(|p| p.into_inner());
+        let before = transactions.len();
         transactions.retain(|_, open| open.last_used.elapsed() < TRANSACTION_IDLE_MAX);
+        if transactions.len() < before {
+            let live: HashSet<u64> = transactions.keys().copied().collect();
+            self.forget_prepared(|tx| !live.contains(&tx));
+        }
         if transactions.len() >= self.handles_max {
             return Err(Status::resource_exhausted(format!(
                 "{} transactions are open; end some before beginning more",
@@ -692,6 +715,7 @@ impl FlightSqlService for KalamFlightSql {
         let id = handle_id(&query.transaction_id, "transaction")?;
         let tx = self.transaction(id, &principal)?;
         self.transactions.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        self.forget_prepared(|tx| tx == id);
         match EndTransaction::try_from(query.action) {
             Ok(EndTransaction::Commit) => self.engine.commit(&tx).map(|_| ()).map_err(status),
             Ok(EndTransaction::Rollback) => Ok(()),
@@ -832,11 +856,8 @@ impl FlightSqlService for KalamFlightSql {
             return Ok(Response::new(ran_info(changed, request.into_inner())?));
         };
         let params = query_params(params)?;
-        let plan = if params.is_empty() {
-            plan
-        } else {
-            plan.with_param_values(params).map_err(|e| status(e.into()))?
-        };
+        let plan =
+            if params.is_empty() { plan } else { crate::engine::bind(plan, params).map_err(status)? };
         let ticket = Ticket::new(query.as_any().encode_to_vec());
         let info = FlightInfo::new()
             .try_with_schema(plan.schema().as_arrow())

@@ -106,5 +106,9 @@ fn engine_error(err: EngineError) -> Answer {
         EngineError::Conflict(m) => error(StatusCode::CONFLICT, m),
         EngineError::LimitExceeded(m) => error(StatusCode::PAYLOAD_TOO_LARGE, m),
         EngineError::Internal(m) => error(StatusCode::INTERNAL_SERVER_ERROR, m),
+        EngineError::Violation(v) => match v.detail {
+            Some(detail) => error(StatusCode::BAD_REQUEST, format!("{} ({detail})", v.message)),
+            None => error(StatusCode::BAD_REQUEST, v.message),
+        },
     }
 }

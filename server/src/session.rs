@@ -173,6 +173,10 @@ pub struct PartWrites {
     /// `_seq` of row versions this transaction deleted or replaced, with their key.
     pub deleted: HashSet<i64>,
     pub deleted_keys: HashMap<i64, Key>,
+    /// Primary keys of the rows this transaction added (and still holds), and of committed
+    /// rows it removed: with the committed keys, the keys taken in its view.
+    pub added_keys: HashSet<Key>,
+    pub removed_keys: HashSet<Key>,
 }
 
 /// A table's definition and data, as writes name it.
@@ -234,12 +238,45 @@ impl Transaction {
         f(entry.parts.entry(partition.to_string()).or_default())
     }
 
-    /// Stages rows, refusing to hold more than `bytes_max` bytes of uncommitted data.
+    /// The index of the first of `keys` (primary keys of rows a statement adds to `partition`)
+    /// that a row holds in this transaction's view once the rows the statement removes
+    /// (`removing`) are gone, or that comes twice; `None` when every key is free. Another
+    /// transaction may still take a key first: commit checks again.
+    pub fn key_taken(
+        &self,
+        table: TableRef,
+        partition: &str,
+        keys: &[Key],
+        removing: &HashSet<&Key>,
+    ) -> Option<usize> {
+        let (_, shared) = table;
+        let writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let part = writes.get(&shared.id).and_then(|t| t.parts.get(partition));
+        let data = shared.lock();
+        let committed = data.partitions.get(partition).map(|p| &p.keys);
+        let mut seen = HashSet::with_capacity(keys.len());
+        keys.iter().position(|key| {
+            if !seen.insert(key) {
+                return true;
+            }
+            if removing.contains(key) {
+                return false;
+            }
+            let added = part.is_some_and(|p| p.added_keys.contains(key));
+            let held = committed.is_some_and(|c| c.contains_key(key))
+                && !part.is_some_and(|p| p.removed_keys.contains(key));
+            added || held
+        })
+    }
+
+    /// Stages rows (with their primary keys, for tables that have one), refusing to hold more
+    /// than `bytes_max` bytes of uncommitted data.
     pub fn stage_insert(
         &self,
         table: TableRef,
         partition: &str,
         batch: RecordBatch,
+        keys: Vec<Key>,
         bytes_max: usize,
     ) -> Result<(), String> {
         let bytes = crate::storage::table::batch_bytes(&batch);
@@ -253,7 +290,10 @@ impl Transaction {
             }
             *staged += bytes;
         }
-        self.with_part(table, partition, |part| part.inserts.push(batch));
+        self.with_part(table, partition, |part| {
+            part.inserts.push(batch);
+            part.added_keys.extend(keys);
+        });
         Ok(())
     }
 
@@ -261,6 +301,10 @@ impl Transaction {
         self.with_part(table, partition, |part| {
             part.deleted.insert(seq);
             if let Some(key) = key {
+                // A row this transaction added frees its key; a committed one is removed.
+                if !part.added_keys.remove(&key) {
+                    part.removed_keys.insert(key.clone());
+                }
                 part.deleted_keys.insert(seq, key);
             }
         });

@@ -39,12 +39,33 @@ pub enum StoreError {
     Conflict(String),
     /// The disk failed; nothing of the operation was applied.
     Io(String),
+    /// A row breaks a rule of its table (a key taken, a NULL in a NOT NULL column, a value that
+    /// does not fit the column).
+    Violation(Violation),
+}
+
+/// A row that breaks a rule of its table, with the PostgreSQL SQLSTATE that names the rule, so
+/// that a PostgreSQL client can raise the error PostgreSQL itself would.
+#[derive(Clone, Debug)]
+pub struct Violation {
+    pub sqlstate: &'static str,
+    pub message: String,
+    /// Which values (`Key (id)=(5) already exists.`).
+    pub detail: Option<String>,
+}
+
+impl Violation {
+    pub const UNIQUE: &'static str = "23505";
+    pub const NOT_NULL: &'static str = "23502";
+    pub const OUT_OF_RANGE: &'static str = "22003";
+    pub const DATA: &'static str = "22000";
 }
 
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreError::Invalid(m) | StoreError::Conflict(m) | StoreError::Io(m) => f.write_str(m),
+            StoreError::Violation(v) => f.write_str(&v.message),
         }
     }
 }
@@ -623,11 +644,8 @@ fn plan_table_commit(
                     let taken = existing.is_some_and(|p| p.keys.contains_key(&key_bytes))
                         && !removed.contains(&key_bytes);
                     if taken || added.contains(&key_bytes) {
-                        return Err(StoreError::Invalid(format!(
-                            "duplicate primary key ({}) in {}: a row with that key already exists",
-                            def.primary_key.join(", "),
-                            def.qualified_name()
-                        )));
+                        let row = keys_row(batch, seq);
+                        return Err(StoreError::Violation(table::duplicate_key(def, batch, row)));
                     }
                     added.insert(key_bytes.clone());
                     plan.added_keys.push((key_bytes, *seq));
@@ -637,6 +655,11 @@ fn plan_table_commit(
         parts.insert(key.clone(), plan);
     }
     Ok(TableCommitPlan { parts })
+}
+
+/// The row of `batch` whose `_seq` is `seq`.
+fn keys_row(batch: &RecordBatch, seq: &i64) -> usize {
+    table::seqs(batch).iter().position(|s| s == seq).unwrap_or(0)
 }
 
 fn read_manifest(table_dir: &Path) -> Result<Manifest, String> {

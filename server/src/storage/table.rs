@@ -37,6 +37,7 @@ use datafusion::physical_plan::filter::FilterExecBuilder;
 use datafusion::physical_plan::union::UnionExec;
 use serde::{Deserialize, Serialize};
 
+use super::Violation;
 use crate::session::RequestContext;
 
 /// Row version id, assigned by the server.
@@ -623,7 +624,7 @@ pub fn stamp_rows(
     def: &TableDef,
     batch: &RecordBatch,
     owner: Option<&str>,
-) -> std::result::Result<RecordBatch, String> {
+) -> std::result::Result<RecordBatch, Violation> {
     let rows = batch.num_rows();
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(def.schema.fields().len());
     for field in def.schema.fields() {
@@ -640,23 +641,62 @@ pub fn stamp_rows(
                     .cloned()
                     .unwrap_or_else(|| new_null_array(field.data_type(), rows));
                 if !field.is_nullable() && column.null_count() > 0 {
-                    return Err(format!(
-                        "column {name} of {} is NOT NULL; give it a value",
-                        def.qualified_name()
-                    ));
+                    return Err(Violation {
+                        sqlstate: Violation::NOT_NULL,
+                        message: format!(
+                            "null value in column {name} of {} violates its NOT NULL constraint; give it a value",
+                            def.qualified_name()
+                        ),
+                        detail: None,
+                    });
                 }
-                crate::types::conform(field, column).map_err(|e| {
-                    format!(
+                crate::types::conform(field, column).map_err(|e| Violation {
+                    sqlstate: if field.data_type().is_numeric() {
+                        Violation::OUT_OF_RANGE
+                    } else {
+                        Violation::DATA
+                    },
+                    message: format!(
                         "column {name} of {} is {}: {e}",
                         def.qualified_name(),
                         crate::types::type_name(field)
-                    )
+                    ),
+                    detail: None,
                 })?
             }
         };
         columns.push(column);
     }
-    RecordBatch::try_new(def.schema.clone(), columns).map(compact_views).map_err(|e| e.to_string())
+    RecordBatch::try_new(def.schema.clone(), columns).map(compact_views).map_err(|e| Violation {
+        sqlstate: Violation::DATA,
+        message: format!("rows for {} do not fit its columns: {e}", def.qualified_name()),
+        detail: None,
+    })
+}
+
+/// The error of a row of `batch` whose primary key another row already has, naming its
+/// values as PostgreSQL does (`Key (id)=(5) already exists.`).
+pub fn duplicate_key(def: &TableDef, batch: &RecordBatch, row: usize) -> Violation {
+    let options = arrow_cast::display::FormatOptions::default().with_null("null");
+    let values: Vec<String> = def
+        .primary_key
+        .iter()
+        .map(|name| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| {
+                    arrow_cast::display::ArrayFormatter::try_new(c.as_ref(), &options)
+                        .ok()
+                        .map(|f| f.value(row).to_string())
+                })
+                .unwrap_or_default()
+        })
+        .collect();
+    Violation {
+        sqlstate: Violation::UNIQUE,
+        message: format!("duplicate key value violates the primary key of {}", def.qualified_name()),
+        detail: Some(format!("Key ({})=({}) already exists.", def.primary_key.join(", "), values.join(", "))),
+    }
 }
 
 /// Time a partition's oldest unflushed row has waited.

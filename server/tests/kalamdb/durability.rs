@@ -68,7 +68,7 @@ async fn writes_survive_flush_and_restart() {
     assert_eq!(rows(&mut c, sql).await, expected);
     // The primary key index came back too.
     let err = crate::support::update_error(&mut c, "INSERT INTO app.items VALUES (4, 'again', 1)").await;
-    assert!(err.contains("duplicate primary key"), "{err}");
+    assert!(err.contains("duplicate key value violates the primary key"), "{err}");
     // _seq keeps growing after a restart.
     update(&mut c, "INSERT INTO app.items VALUES (7, 'g', 70)").await;
     let seqs = rows(&mut c, "SELECT id, _seq FROM app.items").await;

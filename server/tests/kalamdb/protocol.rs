@@ -165,7 +165,7 @@ async fn bulk_ingest() {
     let keyed = ingest_command("keyed", TableNotExistOption::Fail, TableExistsOption::Append);
     let batches = vec![Ok(batch(&[1, 2], &["a", "b"])), Ok(batch(&[3], &["c"])), Ok(batch(&[2], &["again"]))];
     let err = c.execute_ingest(keyed, futures::stream::iter(batches)).await.unwrap_err();
-    assert!(err.to_string().contains("duplicate primary key"), "{err}");
+    assert!(err.to_string().contains("duplicate key value violates the primary key"), "{err}");
     assert_eq!(rows(&mut c, "SELECT count(*) FROM app.keyed").await, ["0"]);
     server.stop().await;
 }
@@ -182,8 +182,8 @@ async fn bad_input_is_refused_whole() {
 
     let cases: [(&str, &str); 10] = [
         ("CREATE EXTERNAL TABLE app.x STORED AS CSV LOCATION '/etc/passwd'", "not supported"),
-        ("INSERT INTO app.t VALUES (2, 'two'), (1, 'again')", "duplicate primary key"),
-        ("INSERT INTO app.t VALUES (3, 'x'), (3, 'y')", "duplicate primary key"),
+        ("INSERT INTO app.t VALUES (2, 'two'), (1, 'again')", "duplicate key value violates the primary key"),
+        ("INSERT INTO app.t VALUES (3, 'x'), (3, 'y')", "duplicate key value violates the primary key"),
         ("INSERT INTO app.t (id) VALUES (4)", "NOT NULL"),
         ("INSERT INTO app.t VALUES ('abc', 'x')", "abc"),
         ("INSERT INTO nowhere.t VALUES (1)", "nowhere"),

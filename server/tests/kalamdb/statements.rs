@@ -151,7 +151,7 @@ async fn prepared_changes_run_as_queries() {
     // A failing row leaves nothing of the others.
     insert.set_parameters(parameters(&[3, 1], &["c", "dup"])).unwrap();
     let err = insert.execute().await.unwrap_err().to_string();
-    assert!(err.contains("duplicate primary key"), "{err}");
+    assert!(err.contains("duplicate key value violates the primary key"), "{err}");
     assert_eq!(rows(&mut c, "SELECT count(*) FROM app.t").await, ["2"]);
 
     // Inside the client's transaction, as an update and as a query: the good row before the bad
