@@ -61,6 +61,32 @@ impl From<kalam_flight::Error> for KalamError {
             E::Protocol(_) => PgSqlErrorCode::ERRCODE_FDW_ERROR,
             E::Config(_) => PgSqlErrorCode::ERRCODE_FDW_INVALID_OPTION_NAME,
         };
+        if let E::Server { sqlstate: Some(sqlstate), message, detail, .. } = &err
+            && let Some(code) = known_sqlstate(sqlstate)
+        {
+            let error = KalamError::new(code, message.clone());
+            return match detail {
+                Some(detail) => error.with_detail(detail.clone()),
+                None => error,
+            };
+        }
         KalamError::new(code, err.to_string())
     }
+}
+
+/// The PostgreSQL error code of a SQLSTATE a server gives with an error, for the states it
+/// gives (others stay a foreign-data-wrapper error).
+fn known_sqlstate(sqlstate: &str) -> Option<PgSqlErrorCode> {
+    use PgSqlErrorCode as C;
+    Some(match sqlstate {
+        "23505" => C::ERRCODE_UNIQUE_VIOLATION,
+        "23502" => C::ERRCODE_NOT_NULL_VIOLATION,
+        "23514" => C::ERRCODE_CHECK_VIOLATION,
+        "22001" => C::ERRCODE_STRING_DATA_RIGHT_TRUNCATION,
+        "22003" => C::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+        "22000" => C::ERRCODE_DATA_EXCEPTION,
+        "22P02" => C::ERRCODE_INVALID_TEXT_REPRESENTATION,
+        "40001" => C::ERRCODE_T_R_SERIALIZATION_FAILURE,
+        _ => return None,
+    })
 }

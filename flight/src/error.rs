@@ -18,7 +18,7 @@ pub enum Error {
     Lost { addr: String, reason: String },
     /// The server answered with an error status; its message is passed through, with the
     /// SQLSTATE it gave ([`crate::protocol::SQLSTATE_HEADER`]), if any.
-    Server { code: tonic::Code, message: String, sqlstate: Option<String> },
+    Server { code: tonic::Code, message: String, sqlstate: Option<String>, detail: Option<String> },
     /// The server answered with something that is not valid Flight SQL / Arrow IPC.
     Protocol(String),
     /// Invalid client configuration (caught before any network traffic).
@@ -53,7 +53,12 @@ impl Error {
             .and_then(|v| v.to_str().ok())
             .filter(|v| v.len() == 5 && v.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()))
             .map(str::to_string);
-        Self::Server { code: status.code(), message: status.message().to_string(), sqlstate }
+        let detail = status
+            .metadata()
+            .get_bin(crate::protocol::DETAIL_HEADER)
+            .and_then(|v| v.to_bytes().ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        Self::Server { code: status.code(), message: status.message().to_string(), sqlstate, detail }
     }
 }
 
