@@ -817,6 +817,18 @@ pub unsafe fn literal(datum: Datum, is_null: bool, type_oid: Oid) -> Option<Lite
     Some(value)
 }
 
+/// The values of a PostgreSQL integer list (NULL: empty).
+///
+/// # Safety
+/// `list` must be NULL or a valid integer list.
+pub unsafe fn int_list(list: *mut pg_sys::List) -> Vec<i32> {
+    if list.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: per the contract.
+    unsafe { (0..(*list).length as usize).map(|i| (*(*list).elements.add(i)).int_value).collect() }
+}
+
 /// The nodes of a PostgreSQL list.
 ///
 /// # Safety

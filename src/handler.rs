@@ -6,7 +6,7 @@ use pgrx::prelude::*;
 use pgrx::{PgBox, pg_sys};
 
 use crate::options::{self, Scope};
-use crate::{analyze, modify, scan};
+use crate::{analyze, direct, modify, scan};
 
 #[pg_extern(parallel_safe, strict)]
 fn pg_kalam_fdw_handler() -> PgBox<pg_sys::FdwRoutine> {
@@ -28,6 +28,11 @@ fn pg_kalam_fdw_handler() -> PgBox<pg_sys::FdwRoutine> {
     routine.AddForeignUpdateTargets = Some(modify::add_foreign_update_targets);
     routine.ExecForeignUpdate = Some(modify::exec_foreign_update);
     routine.ExecForeignDelete = Some(modify::exec_foreign_delete);
+    routine.PlanDirectModify = Some(direct::plan_direct_modify);
+    routine.BeginDirectModify = Some(direct::begin_direct_modify);
+    routine.IterateDirectModify = Some(direct::iterate_direct_modify);
+    routine.EndDirectModify = Some(direct::end_direct_modify);
+    routine.ExplainDirectModify = Some(direct::explain_direct_modify);
     routine.EndForeignModify = Some(modify::end_foreign_modify);
     routine.BeginForeignInsert = Some(modify::begin_foreign_insert);
     routine.EndForeignInsert = Some(modify::end_foreign_insert);

@@ -8,7 +8,8 @@
 //! - [`scan`]: planner and executor callbacks of a foreign scan; streams batch by batch.
 //! - [`deparse`]: which WHERE clauses the server runs (exactly PostgreSQL's answer, or local).
 //! - [`analyze`]: ANALYZE's sample of a foreign table, drawn by the server.
-//! - [`modify`]: INSERT and COPY into foreign tables, in batches of Arrow rows.
+//! - [`modify`]: INSERT, COPY, UPDATE and DELETE through foreign tables, in batches of Arrow rows.
+//! - [`direct`]: an UPDATE or DELETE the server runs whole, as one remote statement.
 //! - [`transactions`]: the remote transaction (and savepoints) of the PostgreSQL transaction.
 //! - [`stream`]: a query's result, fetched and decoded ahead on the I/O thread (bounded queue).
 //! - [`convert`]: Arrow columns into PostgreSQL datums, a column at a time (`numeric`, `array`).
@@ -28,6 +29,7 @@ mod analyze;
 mod connection;
 mod convert;
 mod deparse;
+mod direct;
 mod error;
 mod functions;
 mod guc;

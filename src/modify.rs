@@ -36,22 +36,22 @@ use crate::scan::{live_attributes, remote_table, user_id_for};
 use crate::transactions;
 
 /// Columns the server sets: a statement may not write them.
-const SYSTEM_COLUMNS: [&str; 3] = ["_seq", "_userid", "_deleted"];
+pub(crate) const SYSTEM_COLUMNS: [&str; 3] = ["_seq", "_userid", "_deleted"];
 /// The junk column carrying the old row of a DELETE ... RETURNING.
 const WHOLE_ROW: &std::ffi::CStr = c"wholerow";
 
 /// The remote table a write goes to, and as whom.
-struct Target {
-    server: Server,
-    namespace: String,
-    table: String,
-    relation: String,
-    user_id: Option<String>,
+pub(crate) struct Target {
+    pub(crate) server: Server,
+    pub(crate) namespace: String,
+    pub(crate) table: String,
+    pub(crate) relation: String,
+    pub(crate) user_id: Option<String>,
     batch_rows: usize,
 }
 
 impl Target {
-    fn new(relation: &PgRelation) -> Result<Self> {
+    pub(crate) fn new(relation: &PgRelation) -> Result<Self> {
         // SAFETY: catalog lookups of an open relation.
         let (server, table_options) = unsafe {
             let table = pg_sys::GetForeignTable(relation.oid());
@@ -82,7 +82,7 @@ impl Target {
         })
     }
 
-    fn context(&self, e: kalam_flight::Error) -> KalamError {
+    pub(crate) fn context(&self, e: kalam_flight::Error) -> KalamError {
         let error = KalamError::from(e);
         if error.detail.is_some() {
             error
@@ -366,15 +366,6 @@ unsafe fn attribute_indexes(set: *const pg_sys::Bitmapset) -> Vec<usize> {
     }
 }
 
-/// An integer list of `fdw_private`.
-unsafe fn int_list(list: *mut pg_sys::List) -> Vec<usize> {
-    if list.is_null() {
-        return Vec::new();
-    }
-    // SAFETY: an integer list of the plan.
-    unsafe { (0..(*list).length as usize).map(|i| (*(*list).elements.add(i)).int_value as usize).collect() }
-}
-
 #[pg_guard]
 pub unsafe extern "C-unwind" fn begin_foreign_modify(
     mtstate: *mut pg_sys::ModifyTableState,
@@ -392,8 +383,11 @@ pub unsafe extern "C-unwind" fn begin_foreign_modify(
             return begin_insert(rinfo);
         }
         let parts = crate::deparse::list_nodes(fdw_private);
-        let set_attrs = int_list(parts[ModifyPrivateIndex::SetAttrs as usize].cast());
-        let identity = int_list(parts[ModifyPrivateIndex::Identity as usize].cast());
+        let indexes = |i: ModifyPrivateIndex| -> Vec<usize> {
+            crate::deparse::int_list(parts[i as usize].cast()).into_iter().map(|a| a as usize).collect()
+        };
+        let set_attrs = indexes(ModifyPrivateIndex::SetAttrs);
+        let identity = indexes(ModifyPrivateIndex::Identity);
         let subplan = (*(*mtstate).ps.lefttree).plan;
         let relation = PgRelation::from_pg((*rinfo).ri_RelationDesc);
         let tupdesc = (*rinfo).ri_RelationDesc.as_ref().expect("relation").rd_att;

@@ -553,6 +553,87 @@ fn remote_sql_error(e: kalam_pushdown::Error) -> KalamError {
     KalamError::new(PgSqlErrorCode::ERRCODE_FDW_ERROR, format!("cannot build the remote query: {e}"))
 }
 
+/// The remote clauses of a foreign scan's plan, read again as [`Qual`]s (the planner shipped
+/// them, so each one is shippable), and the values they need, whose expressions are the first
+/// `parameters` of `fdw_exprs`, ready to be evaluated in `node`.
+///
+/// # Safety
+/// `plan` must be a ForeignScan made by [`get_foreign_plan`] of `relation`, `node` its state.
+pub(crate) unsafe fn remote_filters(
+    relation: &PgRelation,
+    plan: *mut pg_sys::ForeignScan,
+    node: *mut pg_sys::ForeignScanState,
+    parameters: usize,
+) -> Result<(Vec<Qual>, Vec<Parameter>)> {
+    // SAFETY: per the contract.
+    unsafe {
+        let wanted = FdwPrivate::from_list((*plan).fdw_private);
+        let tupdesc = PgTupleDesc::from_pg_unchecked(relation.rd_att);
+        let qual_columns: Vec<Option<QualColumn>> = (0..tupdesc.len())
+            .map(|a| {
+                let att = tupdesc.get(a).expect("attr");
+                let class = Class::of(att.type_oid().value());
+                (!att.is_dropped()).then_some(QualColumn { index: a, class, remote_matches: true })
+            })
+            .collect();
+        let mut deparser = Deparser::new(wanted.clause_relid, &qual_columns, true).with_outer_values();
+        let mut filters = Vec::with_capacity(wanted.remote_conds.len());
+        for clause in &wanted.remote_conds {
+            filters.push(deparser.clause(*clause).map_err(|why| {
+                KalamError::new(
+                    PgSqlErrorCode::ERRCODE_FDW_ERROR,
+                    format!("a clause planned for the server can no longer be sent: {why}"),
+                )
+            })?);
+        }
+        if parameters != deparser.parameters.len() {
+            return Err(KalamError::new(
+                PgSqlErrorCode::ERRCODE_FDW_ERROR,
+                format!(
+                    "the plan computes {parameters} values for the remote clauses, which need {}",
+                    deparser.parameters.len()
+                ),
+            ));
+        }
+        let parameters = deparse::list_nodes((*plan).fdw_exprs)
+            .into_iter()
+            .take(parameters)
+            .map(|expr| Parameter {
+                state: pg_sys::ExecInitExpr(expr.cast(), node.cast()),
+                type_oid: pg_sys::exprType(expr),
+            })
+            .collect();
+        Ok((filters, parameters))
+    }
+}
+
+/// The literals of `parameters`' values, computed by PostgreSQL now in `econtext`.
+pub(crate) fn parameter_literals(
+    parameters: &[Parameter],
+    econtext: *mut pg_sys::ExprContext,
+) -> Result<Vec<kalam_pushdown::Literal>> {
+    let mut values = Vec::with_capacity(parameters.len());
+    for parameter in parameters {
+        let mut is_null = false;
+        // SAFETY: the expression state was initialized for the plan node whose expression
+        // context `econtext` is; the datum is read before that context resets.
+        let value = unsafe {
+            let datum = pg_sys::ExecEvalExprSwitchContext(parameter.state, econtext, &mut is_null);
+            deparse::literal(datum, is_null, parameter.type_oid)
+        };
+        values.push(value.ok_or_else(|| {
+            KalamError::new(
+                PgSqlErrorCode::ERRCODE_FDW_ERROR,
+                format!(
+                    "a value for the remote query has type {}, which cannot be sent",
+                    pg_type_name(parameter.type_oid)
+                ),
+            )
+        })?);
+    }
+    Ok(values)
+}
+
 /// What EXPLAIN ANALYZE reports about the remote side of a scan.
 #[derive(Default)]
 struct ScanStats {
@@ -729,8 +810,6 @@ impl ScanState {
             let relation = PgRelation::from_pg((*node).ss.ss_currentRelation);
             let plan = (*node).ss.ps.plan as *mut pg_sys::ForeignScan;
             let wanted = FdwPrivate::from_list((*plan).fdw_private);
-            let tupdesc = PgTupleDesc::from_pg_unchecked(relation.rd_att);
-            let natts = tupdesc.len();
 
             // The live attributes the query reads, in attribute order. A query that reads none
             // (count(*)) fetches rows without columns.
@@ -740,43 +819,8 @@ impl ScanState {
                 Some(attrs) => live.into_iter().filter(|a| attrs.contains(a)).collect(),
             };
 
-            // The remote clauses, read again from the plan: the planner shipped them, so each
-            // one is shippable; their parameters come out in fdw_exprs' order.
-            let qual_columns: Vec<Option<QualColumn>> = (0..natts)
-                .map(|a| {
-                    let att = tupdesc.get(a).expect("attr");
-                    let class = Class::of(att.type_oid().value());
-                    (!att.is_dropped()).then_some(QualColumn { index: a, class, remote_matches: true })
-                })
-                .collect();
-            let mut deparser = Deparser::new(wanted.clause_relid, &qual_columns, true).with_outer_values();
-            let mut filters = Vec::with_capacity(wanted.remote_conds.len());
-            for clause in &wanted.remote_conds {
-                filters.push(deparser.clause(*clause).map_err(|why| {
-                    KalamError::new(
-                        PgSqlErrorCode::ERRCODE_FDW_ERROR,
-                        format!("a clause planned for the server can no longer be sent: {why}"),
-                    )
-                })?);
-            }
-            let parameter_exprs = deparse::list_nodes((*plan).fdw_exprs);
-            if parameter_exprs.len() != deparser.parameters.len() {
-                return Err(KalamError::new(
-                    PgSqlErrorCode::ERRCODE_FDW_ERROR,
-                    format!(
-                        "the plan computes {} values for the remote clauses, which need {}",
-                        parameter_exprs.len(),
-                        deparser.parameters.len()
-                    ),
-                ));
-            }
-            let parameters = parameter_exprs
-                .into_iter()
-                .map(|expr| Parameter {
-                    state: pg_sys::ExecInitExpr(expr.cast(), node.cast()),
-                    type_oid: pg_sys::exprType(expr),
-                })
-                .collect();
+            let parameters = deparse::list_nodes((*plan).fdw_exprs).len();
+            let (filters, parameters) = remote_filters(&relation, plan, node, parameters)?;
             Self::build(&relation, reads, filters, parameters, (*node).ss.ps.ps_ExprContext)
         }
     }
@@ -874,25 +918,7 @@ impl ScanState {
     /// The statement for the server with this run's parameter values: computed by PostgreSQL
     /// now (at the first fetch, and again after each rescan, when they may have changed).
     fn statement(&self) -> Result<String> {
-        let mut values = Vec::with_capacity(self.parameters.len());
-        for parameter in &self.parameters {
-            let mut is_null = false;
-            // SAFETY: the expression state was initialized for this scan's plan node, and its
-            // expression context is the node's; the datum is read before that context resets.
-            let value = unsafe {
-                let datum = pg_sys::ExecEvalExprSwitchContext(parameter.state, self.econtext, &mut is_null);
-                deparse::literal(datum, is_null, parameter.type_oid)
-            };
-            values.push(value.ok_or_else(|| {
-                KalamError::new(
-                    PgSqlErrorCode::ERRCODE_FDW_ERROR,
-                    format!(
-                        "a value for the remote query has type {}, which cannot be sent",
-                        pg_type_name(parameter.type_oid)
-                    ),
-                )
-            })?);
-        }
+        let values = parameter_literals(&self.parameters, self.econtext)?;
         self.remote.to_sql(Some(&values)).map_err(remote_sql_error)
     }
 

@@ -81,10 +81,73 @@ fn updates_and_deletes_match_a_heap_table() {
         "DELETE FROM {t} WHERE id > 1295 RETURNING *",
         "DELETE FROM {t} USING app.picks p WHERE p.id = {t}.id AND p.label IS NULL",
         "DELETE FROM {t} WHERE n < 0 RETURNING id, name",
+        // Run by the server as one statement (direct modify): a constant, a value computed once.
+        "UPDATE {t} SET name = 'direct', n = 0.125, j = '{\"d\": [1, 2]}' WHERE id BETWEEN 100 AND 120 AND name LIKE 'name 1%'",
+        "UPDATE {t} SET tz = timestamptz '2030-01-01 00:00+00' + interval '1 second', u = NULL WHERE id > 250",
+        "UPDATE {t} SET name = NULL WHERE name IS NULL OR id = 130",
+        "DELETE FROM {t} WHERE id >= 40 AND id < 45",
     ] {
         same(&mut pg, sql);
     }
-    assert!(rows(&mut pg, "SELECT count(*) FROM app.k")[0].parse::<i64>().unwrap() > 200);
+    // A prepared statement's parameters, in a generic plan.
+    pg.batch_execute("SET plan_cache_mode = force_generic_plan").unwrap();
+    for t in ["app.k", "app.k_heap"] {
+        pg.batch_execute(&format!(
+            "PREPARE up_{0}(bigint, text) AS UPDATE {t} SET name = $2 WHERE id > $1;
+             EXECUTE up_{0}(280, 'param');
+             PREPARE del_{0}(bigint) AS DELETE FROM {t} WHERE id = $1;
+             EXECUTE del_{0}(150);",
+            t.replace('.', "_")
+        ))
+        .unwrap();
+    }
+    same(&mut pg, "DELETE FROM {t} WHERE false");
+    same(&mut pg, "DELETE FROM {t}");
+    assert_eq!(rows(&mut pg, "SELECT count(*) FROM app.k"), ["0"]);
+}
+
+// Goal: EXPLAIN shows which UPDATEs and DELETEs the server runs whole (a Foreign Update or
+// Delete with its one remote statement) and which change rows one by one (a Foreign Scan under
+// the ModifyTable, with a local filter, RETURNING or a value computed per row).
+#[test]
+fn explain_shows_direct_changes() {
+    let env = TestEnv::start();
+    let mut pg = fixture(&env);
+    let plan = |pg: &mut postgres::Client, sql: &str| {
+        rows(pg, &format!("EXPLAIN (VERBOSE, COSTS OFF) {sql}")).join("\n")
+    };
+    let direct = [
+        (
+            "UPDATE app.k SET name = 'x', n = 2 WHERE id > 5",
+            r#"Remote SQL: UPDATE "app"."k" SET "name" = $1, "n" = $2 WHERE ("id" > 5)"#,
+        ),
+        ("DELETE FROM app.k WHERE name = 'a'", r#"Remote SQL: DELETE FROM "app"."k" WHERE ("name" = 'a')"#),
+        ("DELETE FROM app.k", r#"Remote SQL: DELETE FROM "app"."k""#),
+    ];
+    for (sql, remote) in direct {
+        let shown = plan(&mut pg, sql);
+        assert!(shown.contains("Foreign Update") || shown.contains("Foreign Delete"), "{sql}:\n{shown}");
+        assert!(shown.contains(remote), "{sql}:\n{shown}");
+        assert!(!shown.contains("Foreign Scan"), "{sql}:\n{shown}");
+    }
+    for sql in [
+        "UPDATE app.k SET name = 'x' WHERE md5(name) = 'y'",
+        "UPDATE app.k SET n = n + 1 WHERE id = 5",
+        "UPDATE app.k SET name = 'x' WHERE id = 5 RETURNING id",
+        "DELETE FROM app.k WHERE id = 5 RETURNING *",
+        "UPDATE app.k SET name = random()::text WHERE id = 5",
+    ] {
+        let shown = plan(&mut pg, sql);
+        assert!(shown.contains("Foreign Scan"), "{sql}:\n{shown}");
+    }
+    // EXPLAIN ANALYZE runs it: the row count is the server's.
+    let analyzed = rows(
+        &mut pg,
+        "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) DELETE FROM app.k WHERE id <= 10",
+    )
+    .join("\n");
+    assert!(analyzed.contains("Foreign Delete"), "{analyzed}");
+    assert_eq!(rows(&mut pg, "SELECT count(*) FROM app.k"), ["290"]);
 }
 
 // Goal: changes belong to the PostgreSQL transaction (read by it at once, undone by ROLLBACK and
