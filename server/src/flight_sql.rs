@@ -822,9 +822,13 @@ impl FlightSqlService for KalamFlightSql {
         request: Request<Action>,
     ) -> Result<(), Status> {
         let principal = self.principal(request.metadata())?;
-        self.prepared(&query.prepared_statement_handle, &principal)?;
         let id = handle_id(&query.prepared_statement_handle, "prepared statement")?;
-        self.prepared.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        // Closing is idempotent: the statements of a transaction went when it ended, and
+        // clients close theirs afterwards. Another account's statement stays.
+        let mut prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        if prepared.get(&id).is_some_and(|p| p.owner == principal.user) {
+            prepared.remove(&id);
+        }
         Ok(())
     }
 
