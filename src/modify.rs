@@ -2,12 +2,14 @@
 //! partition), UPDATE and DELETE of the rows a scan found.
 //!
 //! Rows are converted into Arrow a column at a time ([`RowBuffer`]) and sent in batches of
-//! `scan_batch_rows` rows, inside the remote transaction of the PostgreSQL transaction
+//! `insert_batch_rows` rows, inside the remote transaction of the PostgreSQL transaction
 //! ([`transactions`]): nothing is seen elsewhere before COMMIT, and a statement or transaction
 //! that fails leaves nothing on the server.
 //!
-//! - INSERT sends every column of the foreign table with Flight SQL bulk ingest; a column the
-//!   statement leaves out gets its local default or NULL.
+//! - INSERT and COPY send the columns they name, and those with a local default, with Flight
+//!   SQL bulk ingest; a column they leave out gets the remote table's default (or NULL).
+//!   PostgreSQL's batch insert (`ExecForeignBatchInsert`) hands over `insert_batch_rows` rows
+//!   at a time; where it does not (COPY, RETURNING, row triggers), rows are gathered here.
 //! - UPDATE and DELETE find each row on the server by its identity: the remote table's primary
 //!   key when the foreign table declares all of its columns, else `_seq` (the server's row
 //!   version) when it is declared. The identity comes from the scan as junk columns
@@ -71,7 +73,7 @@ impl Target {
             })?),
         };
         let remote = remote_table(relation, &table_options);
-        let batch_rows = server.options.tuning.with_table(&table_options).batch_rows;
+        let batch_rows = server.options.tuning.with_table(&table_options).insert_batch_rows;
         Ok(Self {
             server,
             namespace: remote.namespace,
@@ -380,7 +382,7 @@ pub unsafe extern "C-unwind" fn begin_foreign_modify(
     // SAFETY: the executor passes the result relation being written and its plan's state.
     unsafe {
         if (*mtstate).operation == pg_sys::CmdType::CMD_INSERT {
-            return begin_insert(rinfo);
+            return begin_insert(rinfo, (*mtstate).ps.state);
         }
         let parts = crate::deparse::list_nodes(fdw_private);
         let indexes = |i: ModifyPrivateIndex| -> Vec<usize> {
@@ -435,12 +437,14 @@ pub unsafe extern "C-unwind" fn begin_foreign_insert(
     mtstate: *mut pg_sys::ModifyTableState,
     rinfo: *mut pg_sys::ResultRelInfo,
 ) {
-    // SAFETY: COPY passes no ModifyTableState; tuple routing passes the INSERT's.
+    // SAFETY: COPY passes a ModifyTableState without a plan; tuple routing the INSERT's.
     unsafe {
+        let mut estate = std::ptr::null_mut();
         if let Some(mtstate) = mtstate.as_ref() {
             refuse_on_conflict(mtstate.ps.plan as *mut pg_sys::ModifyTable);
+            estate = mtstate.ps.state;
         }
-        begin_insert(rinfo)
+        begin_insert(rinfo, estate)
     }
 }
 
@@ -459,11 +463,12 @@ unsafe fn refuse_on_conflict(plan: *mut pg_sys::ModifyTable) {
 }
 
 /// Sets up an insert's state in the current (query) memory context.
-unsafe fn begin_insert(rinfo: *mut pg_sys::ResultRelInfo) {
+unsafe fn begin_insert(rinfo: *mut pg_sys::ResultRelInfo, estate: *mut pg_sys::EState) {
     // SAFETY: see the callers.
     unsafe {
         let relation = PgRelation::from_pg((*rinfo).ri_RelationDesc);
-        let mut state = InsertState::new(&relation).unwrap_or_else(|e| e.report());
+        let attrs = sent_attributes(&relation, rinfo, estate);
+        let mut state = InsertState::new(&relation, attrs).unwrap_or_else(|e| e.report());
         // Row triggers and WITH CHECK OPTION queries may read the table: each row is sent
         // before the next one is made, so they see every row before theirs.
         let triggers = (*rinfo).ri_TrigDesc.as_ref().is_some_and(|t| {
@@ -474,6 +479,75 @@ unsafe fn begin_insert(rinfo: *mut pg_sys::ResultRelInfo) {
         }
         let writer = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(Writer::Insert(state));
         (*rinfo).ri_FdwState = writer.cast();
+    }
+}
+
+/// The attributes an INSERT or COPY sends: those it names, and those PostgreSQL computes for
+/// it (local defaults, generated columns). A column it leaves out is not sent, so the remote
+/// table's default (such as `SNOWFLAKE_ID()`) applies to it. Without the statement's
+/// column list (or with an empty one, `DEFAULT VALUES`), every column is sent.
+unsafe fn sent_attributes(
+    relation: &PgRelation,
+    rinfo: *mut pg_sys::ResultRelInfo,
+    estate: *mut pg_sys::EState,
+) -> Vec<usize> {
+    let live = live_attributes(relation);
+    if estate.is_null() {
+        return live;
+    }
+    // SAFETY: the executor's result relation and state; the descriptor is read only.
+    unsafe {
+        let inserted = pg_sys::ExecGetInsertedCols(rinfo, estate);
+        let tupdesc = (*rinfo).ri_RelationDesc.as_ref().expect("relation").rd_att;
+        let named: Vec<usize> = live
+            .iter()
+            .copied()
+            .filter(|&a| {
+                let att = &*(*tupdesc).attrs.as_ptr().add(a);
+                let member = a as i32 + 1 - pg_sys::FirstLowInvalidHeapAttributeNumber;
+                pg_sys::bms_is_member(member, inserted) || att.atthasdef || att.attgenerated != 0
+            })
+            .collect();
+        if named.is_empty() { live } else { named }
+    }
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn get_foreign_modify_batch_size(rinfo: *mut pg_sys::ResultRelInfo) -> i32 {
+    // SAFETY: ri_FdwState was set by begin_foreign_modify (absent under EXPLAIN).
+    unsafe {
+        match ((*rinfo).ri_FdwState as *mut Writer).as_ref() {
+            // Rows are returned (RETURNING) or shown to triggers one at a time.
+            Some(Writer::Insert(state)) if (*rinfo).ri_projectReturning.is_null() => {
+                i32::try_from(state.rows.batch_rows).unwrap_or(i32::MAX)
+            }
+            _ => 1,
+        }
+    }
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn exec_foreign_batch_insert(
+    _estate: *mut pg_sys::EState,
+    rinfo: *mut pg_sys::ResultRelInfo,
+    slots: *mut *mut pg_sys::TupleTableSlot,
+    _plan_slots: *mut *mut pg_sys::TupleTableSlot,
+    num_slots: *mut i32,
+) -> *mut *mut pg_sys::TupleTableSlot {
+    // SAFETY: PostgreSQL passes `*num_slots` slots holding rows of the foreign table.
+    unsafe {
+        let Writer::Insert(state) = writer(rinfo) else { unreachable!("an insert's writer") };
+        for i in 0..*num_slots as usize {
+            let (values, nulls) = slot_values(*slots.add(i));
+            if let Err(e) = state.insert(values, nulls) {
+                e.report();
+            }
+        }
+        // Every row PostgreSQL handed over is on the server when it gets them back.
+        if let Err(e) = state.flush() {
+            e.report();
+        }
+        slots
     }
 }
 
@@ -598,11 +672,10 @@ pub unsafe extern "C-unwind" fn end_foreign_insert(
 }
 
 impl InsertState {
-    fn new(relation: &PgRelation) -> Result<Self> {
+    fn new(relation: &PgRelation, attrs: Vec<usize>) -> Result<Self> {
         let target = Target::new(relation)?;
         // SAFETY: an open relation's descriptor, read only.
         let tupdesc = unsafe { PgTupleDesc::from_pg_unchecked(relation.rd_att) };
-        let attrs = live_attributes(relation);
         let columns =
             attrs.iter().map(|&a| write_column(&tupdesc, a, relation.name())).collect::<Result<_>>()?;
         let rows = Rows::new(columns, target.batch_rows);

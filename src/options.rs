@@ -141,6 +141,13 @@ pub const OPTIONS: &[OptionDef] = &[
         help: "rows a scan converts at a time, 1-1000000 (default 8192)",
     },
     OptionDef {
+        name: "insert_batch_rows",
+        scopes: TUNING,
+        required: false,
+        secret: false,
+        help: "rows an INSERT, COPY, UPDATE or DELETE sends to the server per request, 1-1000000 (default 65536)",
+    },
+    OptionDef {
         name: "prefetch_batches",
         scopes: TUNING,
         required: false,
@@ -184,6 +191,11 @@ const TIMEOUT_MS_MAX: u64 = 3_600_000;
 /// converted values of one batch (the per-batch memory context) stay a few MiB.
 const SCAN_BATCH_ROWS_DEFAULT: usize = 8192;
 const SCAN_BATCH_ROWS_MAX: usize = 1_000_000;
+/// Rows a write sends per request: large, so that few requests carry a bulk load (a batch of
+/// typical rows is a few MiB of Arrow, sent in messages of at most 2 MiB), bounded, so that a
+/// write's memory does not grow with the statement.
+const INSERT_BATCH_ROWS_DEFAULT: usize = 65_536;
+const INSERT_BATCH_ROWS_MAX: usize = 1_000_000;
 /// Batches fetched ahead: enough to keep the network busy while the backend converts; each is
 /// at most one Flight message (2 MiB from kalamdb-server), so the queue stays small.
 const PREFETCH_BATCHES_DEFAULT: usize = 4;
@@ -223,6 +235,8 @@ pub struct ServerOptions {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ScanTuning {
     pub batch_rows: usize,
+    /// Rows a write sends per request.
+    pub insert_batch_rows: usize,
     pub prefetch_batches: usize,
     /// Whether planning asks the server to count the rows the remote clauses keep.
     pub use_remote_estimate: bool,
@@ -232,6 +246,7 @@ impl Default for ScanTuning {
     fn default() -> Self {
         Self {
             batch_rows: SCAN_BATCH_ROWS_DEFAULT,
+            insert_batch_rows: INSERT_BATCH_ROWS_DEFAULT,
             prefetch_batches: PREFETCH_BATCHES_DEFAULT,
             use_remote_estimate: false,
         }
@@ -242,6 +257,7 @@ impl Default for ScanTuning {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TuningValues {
     pub batch_rows: Option<usize>,
+    pub insert_batch_rows: Option<usize>,
     pub prefetch_batches: Option<usize>,
     pub use_remote_estimate: Option<bool>,
 }
@@ -429,6 +445,11 @@ impl ScanTuning {
                         Some(parse_range(name, value, 1, SCAN_BATCH_ROWS_MAX as u64, "a number of rows")?
                             as usize)
                 }
+                "insert_batch_rows" => {
+                    values.insert_batch_rows =
+                        Some(parse_range(name, value, 1, INSERT_BATCH_ROWS_MAX as u64, "a number of rows")?
+                            as usize)
+                }
                 "prefetch_batches" => {
                     values.prefetch_batches =
                         Some(parse_range(name, value, 1, PREFETCH_BATCHES_MAX as u64, "a number of batches")?
@@ -445,6 +466,7 @@ impl ScanTuning {
     pub fn with(self, values: &TuningValues) -> ScanTuning {
         ScanTuning {
             batch_rows: values.batch_rows.unwrap_or(self.batch_rows),
+            insert_batch_rows: values.insert_batch_rows.unwrap_or(self.insert_batch_rows),
             prefetch_batches: values.prefetch_batches.unwrap_or(self.prefetch_batches),
             use_remote_estimate: values.use_remote_estimate.unwrap_or(self.use_remote_estimate),
         }

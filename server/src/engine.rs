@@ -654,6 +654,7 @@ impl Engine {
             }
         }
         let rows = batch.num_rows() as i64;
+        let batch = self.with_defaults(&def, batch)?;
         let mut staged = Vec::new();
         for (owner, part) in split_by_owner(&batch, &def) {
             let partition =
@@ -670,6 +671,40 @@ impl Engine {
                 .map_err(EngineError::LimitExceeded)?;
         }
         Ok(rows)
+    }
+
+    /// `batch` with the columns it leaves out that have a default (`SNOWFLAKE_ID()`, `NOW()`, a
+    /// constant), computed for each of its rows, as an INSERT that names the other columns.
+    fn with_defaults(&self, def: &TableDef, batch: RecordBatch) -> Result<RecordBatch, EngineError> {
+        let missing: Vec<&(String, String)> =
+            def.defaults.iter().filter(|(column, _)| batch.column_by_name(column).is_none()).collect();
+        if missing.is_empty() {
+            return Ok(batch);
+        }
+        let df_schema = DFSchema::try_from(def.schema.as_ref().clone())?;
+        let state = self.ctx.state();
+        // NOW() is the time of this write, one value for all of its rows, as in a statement.
+        let simplify = datafusion::optimizer::simplify_expressions::SimplifyContext::builder()
+            .with_schema(Arc::new(df_schema.clone()))
+            .with_current_time()
+            .build();
+        let simplifier = datafusion::optimizer::simplify_expressions::ExprSimplifier::new(simplify);
+        let mut fields = batch.schema().fields().to_vec();
+        let mut columns = batch.columns().to_vec();
+        for (column, sql) in missing {
+            let expr = simplifier.simplify(state.create_logical_expr(sql, &df_schema)?)?;
+            let physical = state.create_physical_expr(expr, &df_schema)?;
+            // A default reads no column: evaluated over the batch, it makes a value per row.
+            let values = physical.evaluate(&batch)?.into_array(batch.num_rows())?;
+            fields.push(Arc::new(arrow_schema::Field::new(column, values.data_type().clone(), true)));
+            columns.push(values);
+        }
+        let options =
+            datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        RecordBatch::try_new_with_options(Arc::new(arrow_schema::Schema::new(fields)), columns, &options)
+            .map_err(|e| {
+                EngineError::Internal(format!("cannot add the defaults of {}: {e}", def.qualified_name()))
+            })
     }
 
     /// Creates a SHARED table with the columns of `schema` (bulk ingest into a new table).

@@ -24,7 +24,7 @@ fn bad_options_are_rejected_at_create_time() {
         e.hint.as_deref(),
         Some(
             "Valid options here are: host, port, auth_mode, auth_header, login_user, login_password, timeout, \
-             ca_cert, client_cert, client_key, scan_batch_rows, prefetch_batches, use_remote_estimate"
+             ca_cert, client_cert, client_key, scan_batch_rows, insert_batch_rows, prefetch_batches, use_remote_estimate"
         )
     );
     expect_pg_error(
@@ -57,7 +57,7 @@ fn bad_options_are_rejected_at_create_time() {
     assert_eq!(
         e.hint.as_deref(),
         Some(
-            "Valid options here are: scan_batch_rows, prefetch_batches, use_remote_estimate, namespace, table, table_type"
+            "Valid options here are: scan_batch_rows, insert_batch_rows, prefetch_batches, use_remote_estimate, namespace, table, table_type"
         )
     );
     expect_pg_error(

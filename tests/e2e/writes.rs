@@ -150,3 +150,49 @@ fn writes_follow_the_postgres_transaction() {
     let error = expect_pg_error(pg.batch_execute("UPDATE app.w SET t = 'x' WHERE id = 1"), &["no identity"]);
     assert_eq!(error.code, "55000", "{error:?}");
 }
+
+// Goal: a column an INSERT or COPY leaves out gets the remote table's default (a snowflake id
+// per row, the time, a constant), a column with a local default gets PostgreSQL's, and a
+// column given NULL stays NULL; a multi-row INSERT and a large INSERT ... SELECT (handed over
+// by PostgreSQL's batch insert) number every row.
+#[test]
+fn omitted_columns_get_the_remote_defaults() {
+    let env = TestEnv::start();
+    env.kalam_sql("CREATE NAMESPACE app");
+    env.kalam_sql(
+        "CREATE TABLE app.d (id BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID(), created TIMESTAMP DEFAULT NOW(), \
+         note TEXT DEFAULT 'remote', tag TEXT DEFAULT 'remote tag', v INT)",
+    );
+    let mut pg = env.pg_with_server();
+    pg.batch_execute(
+        "CREATE SCHEMA app;
+         CREATE FOREIGN TABLE app.d (id bigint, created timestamp, note text, tag text DEFAULT 'local tag', v integer)
+           SERVER kalam_server;
+         INSERT INTO app.d (v) VALUES (1), (2), (3);
+         INSERT INTO app.d (v, note) VALUES (4, NULL);
+         INSERT INTO app.d (v) SELECT g FROM generate_series(100, 20099) g;",
+    )
+    .unwrap();
+    let mut copy = pg.copy_in("COPY app.d (v) FROM STDIN").unwrap();
+    std::io::Write::write_all(&mut copy, b"5\n6\n").unwrap();
+    assert_eq!(copy.finish().unwrap(), 2);
+    assert_eq!(
+        rows(&mut pg, "SELECT v, note, tag FROM app.d WHERE v < 100 ORDER BY v"),
+        [
+            "1|remote|local tag",
+            "2|remote|local tag",
+            "3|remote|local tag",
+            "4|NULL|local tag",
+            "5|remote|local tag",
+            "6|remote|local tag"
+        ]
+    );
+    assert_eq!(
+        rows(
+            &mut pg,
+            "SELECT count(*), count(DISTINCT id), count(created), \
+             bool_and(created > now()::timestamp - interval '1 day') FROM app.d"
+        ),
+        ["20006|20006|20006|t"]
+    );
+}
