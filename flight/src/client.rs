@@ -345,10 +345,20 @@ impl KalamClient {
             }
             other => other,
         };
-        if result.is_ok() {
-            self.used();
+        match result {
+            Ok(value) => {
+                self.used();
+                Ok(value)
+            }
+            // The channel reconnects on each request: a server gone since the last one is a
+            // connection that cannot be made, said with its address.
+            Err(Error::Server { code: tonic::Code::Unavailable, message, sqlstate: None, .. })
+                if message.contains("connect") =>
+            {
+                Err(Error::Unreachable { addr: self.config.addr(), reason: message })
+            }
+            Err(e) => Err(e),
         }
-        result
     }
 
     /// Runs a statement query: GetFlightInfo, then DoGet on each endpoint in order. Returns as

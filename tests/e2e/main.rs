@@ -11,4 +11,5 @@ mod scan;
 mod server;
 mod stream;
 mod types;
+mod write_failures;
 mod writes;
