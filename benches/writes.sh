@@ -13,6 +13,8 @@
 # statement), the same rounds. It prints medians, rows/s and ratios, checks every target holds
 # ROWS rows after each write and the same updated rows after each UPDATE, and the goals of the
 # issue: pg_kalam >= 0.5x the heap's rate and >= 5x postgres_fdw's; the UPDATE <= 2x the heap's time.
+# Last, the peak memory of a fresh backend running one INSERT ... SELECT into pg_kalam of 1M and
+# of 10M rows (MEMORY_ROWS), which must not grow with the statement.
 #
 #   bash benches/writes.sh [ROWS] [ROUNDS]     # defaults: 1000000 rows, 3 rounds; release build
 #   PROFILE=debug bash benches/writes.sh 20000 1  # quick smoke run on a debug build
@@ -146,3 +148,18 @@ done
 awk -v k="${MEDIAN["update|pg_kalam"]}" -v h="${MEDIAN["update|heap"]}" 'BEGIN {
   printf "  %s  update of 10%% by a pushed WHERE <= 2x the heap time: %.2fx\n", (k / h <= 2 ? "PASS" : "MISS"), k / h
 }'
+
+# Backend memory of one INSERT ... SELECT into pg_kalam, for MEMORY_ROWS rows each (peak RSS of
+# a fresh backend, VmHWM): flat when the write streams, whatever the statement's size.
+MEMORY_ROWS=${MEMORY_ROWS:-"1000000 10000000"}
+echo "backend peak memory (VmHWM) of INSERT INTO pg_kalam SELECT ... FROM generate_series(1, N):"
+for n in $MEMORY_ROWS; do
+  empty pg_kalam
+  peak=$("${PSQL[@]}" -c "INSERT INTO bench.t_kalam SELECT g, g % 200000, (g % 50) + 0.25, (g % 100000) / 100.0 + 900,
+      date '1992-01-01' + (g % 2500), (ARRAY['AIR','MAIL','SHIP','TRUCK','RAIL'])[1 + g % 5], 'comment number ' || g
+      FROM generate_series(1, $n) g" \
+    -c "SELECT (regexp_match(pg_read_file('/proc/' || pg_backend_pid() || '/status'), 'VmHWM:\s+(\d+)'))[1]" | tail -1)
+  rows=$("${PSQL[@]}" -c "SELECT count(*) FROM bench.t_kalam")
+  [ "$rows" = "$n" ] || { echo "memory run of $n rows: $rows rows written" >&2; exit 1; }
+  printf '  %10d rows: %8d kB\n' "$n" "$peak"
+done

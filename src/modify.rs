@@ -204,7 +204,9 @@ pub unsafe extern "C-unwind" fn is_foreign_rel_updatable(_relation: pg_sys::Rela
 }
 
 /// UPDATE and DELETE: the scan also returns each row's identity, as junk columns named after
-/// the attribute; DELETE ... RETURNING also the whole old row.
+/// the attribute; DELETE ... RETURNING also the whole old row. A table whose rows have no
+/// identity gets none: the statement may still run whole on the server ([`crate::direct`]),
+/// and [`plan_foreign_modify`] refuses it otherwise.
 #[pg_guard]
 pub unsafe extern "C-unwind" fn add_foreign_update_targets(
     root: *mut pg_sys::PlannerInfo,
@@ -215,7 +217,7 @@ pub unsafe extern "C-unwind" fn add_foreign_update_targets(
     // SAFETY: the planner passes the target relation, open, and its range-table entry.
     unsafe {
         let relation = PgRelation::from_pg(target_relation);
-        let identity = row_identity(&relation).unwrap_or_else(|e| e.report());
+        let identity = row_identity(&relation).unwrap_or_else(|e| e.report()).unwrap_or_default();
         for attr in identity {
             let att = &*(*target_relation).rd_att.cast::<pg_sys::TupleDescData>();
             let att = &*att.attrs.as_ptr().add(attr);
@@ -253,8 +255,9 @@ fn identity_junk_name(attr: usize, att: &pg_sys::FormData_pg_attribute) -> CStri
 }
 
 /// The attributes (0-based) that identify a row of the foreign table on the server: the
-/// remote primary key when the foreign table declares every column of it, else `_seq`.
-fn row_identity(relation: &PgRelation) -> Result<Vec<usize>> {
+/// remote primary key when the foreign table declares every column of it, else `_seq`; the
+/// inner error says why there are none.
+fn row_identity(relation: &PgRelation) -> Result<std::result::Result<Vec<usize>, KalamError>> {
     // SAFETY: catalog lookups of an open relation.
     let (server, table_options) = unsafe {
         let table = pg_sys::GetForeignTable(relation.oid());
@@ -273,11 +276,11 @@ fn row_identity(relation: &PgRelation) -> Result<Vec<usize>> {
     let find = |name: &str| live.iter().copied().find(|&a| tupdesc.get(a).expect("attr").name() == name);
     let declared: Option<Vec<usize>> = keys.iter().map(|k| find(k)).collect();
     match declared {
-        Some(identity) if !identity.is_empty() => return Ok(identity),
+        Some(identity) if !identity.is_empty() => return Ok(Ok(identity)),
         _ => {}
     }
     if let Some(seq) = find("_seq") {
-        return Ok(vec![seq]);
+        return Ok(Ok(vec![seq]));
     }
     let why = if keys.is_empty() {
         format!("The remote table {}.{} has no primary key.", remote.namespace, remote.table)
@@ -287,12 +290,12 @@ fn row_identity(relation: &PgRelation) -> Result<Vec<usize>> {
             keys.join(", ")
         )
     };
-    Err(KalamError::new(
+    Ok(Err(KalamError::new(
         PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         format!("cannot UPDATE or DELETE rows of foreign table \"{}\": its rows have no identity", relation.name()),
     )
     .with_detail(why)
-    .with_hint("Declare the remote table's primary key columns in the foreign table, or add the column \"_seq bigint\" (the server's row version)."))
+    .with_hint("Declare the remote table's primary key columns in the foreign table, or add the column \"_seq bigint\" (the server's row version).")))
 }
 
 /// Positions in the `fdw_private` of an UPDATE or DELETE.
@@ -336,7 +339,7 @@ pub unsafe extern "C-unwind" fn plan_foreign_modify(
                 }
             }
         }
-        let identity = row_identity(&relation).unwrap_or_else(|e| e.report());
+        let identity = row_identity(&relation).and_then(|found| found).unwrap_or_else(|e| e.report());
         let mut set = std::ptr::null_mut();
         for a in set_attrs {
             set = pg_sys::lappend_int(set, a as i32);

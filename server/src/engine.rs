@@ -1242,17 +1242,17 @@ fn checked_keys(
     let partitions: HashSet<&str> = adds.iter().map(|(p, _)| p.as_str()).collect();
     for partition in partitions {
         // All the statement's keys for the partition, with where each came from.
-        let mut all = Vec::new();
+        let mut all: Vec<&table::Key> = Vec::new();
         let mut origin = Vec::new();
         for (index, ((p, _), batch_keys)) in adds.iter().zip(&keys).enumerate() {
             if p == partition {
                 for (row, key) in batch_keys.iter().enumerate() {
-                    all.push(key.clone());
+                    all.push(key);
                     origin.push((index, row));
                 }
             }
         }
-        let freed: HashSet<&table::Key> =
+        let freed: HashSet<&table::Key, ahash::RandomState> =
             removing.iter().filter(|(p, _)| *p == partition).map(|(_, k)| *k).collect();
         if let Some(taken) = tx.key_taken(table, partition, &all, &freed) {
             let (index, row) = origin[taken];

@@ -12,7 +12,7 @@ use arrow_array::RecordBatch;
 use datafusion::prelude::SessionConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::storage::table::{Key, PartitionScope, TableDef, TableKind, TableShared};
+use crate::storage::table::{Key, KeySet, PartitionScope, TableDef, TableKind, TableShared};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -175,8 +175,8 @@ pub struct PartWrites {
     pub deleted_keys: HashMap<i64, Key>,
     /// Primary keys of the rows this transaction added (and still holds), and of committed
     /// rows it removed: with the committed keys, the keys taken in its view.
-    pub added_keys: HashSet<Key>,
-    pub removed_keys: HashSet<Key>,
+    pub added_keys: KeySet,
+    pub removed_keys: KeySet,
 }
 
 /// A table's definition and data, as writes name it.
@@ -246,16 +246,16 @@ impl Transaction {
         &self,
         table: TableRef,
         partition: &str,
-        keys: &[Key],
-        removing: &HashSet<&Key>,
+        keys: &[&Key],
+        removing: &HashSet<&Key, ahash::RandomState>,
     ) -> Option<usize> {
         let (_, shared) = table;
         let writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
         let part = writes.get(&shared.id).and_then(|t| t.parts.get(partition));
         let data = shared.lock();
         let committed = data.partitions.get(partition).map(|p| &p.keys);
-        let mut seen = HashSet::with_capacity(keys.len());
-        keys.iter().position(|key| {
+        let mut seen = HashSet::with_capacity_and_hasher(keys.len(), ahash::RandomState::new());
+        keys.iter().copied().position(|key| {
             if !seen.insert(key) {
                 return true;
             }
@@ -292,6 +292,7 @@ impl Transaction {
         }
         self.with_part(table, partition, |part| {
             part.inserts.push(batch);
+            part.added_keys.reserve(keys.len());
             part.added_keys.extend(keys);
         });
         Ok(())

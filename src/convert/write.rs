@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arrow_array::builder::{
     ArrayBuilder, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, FixedSizeBinaryBuilder,
-    Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder,
+    Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
     Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
@@ -20,7 +20,12 @@ use crate::error::{KalamError, Result};
 /// The hint given when a column's type cannot be written.
 pub const WRITABLE_TYPES_HINT: &str = "pg_kalam writes smallint, integer, bigint, real, double precision, \
      boolean, numeric(p,s), text, varchar, char, json, jsonb, bytea, uuid, date, time, timestamp and \
-     timestamptz.";
+     timestamptz, and one-dimensional arrays of boolean, smallint, integer, bigint, real and double precision.";
+
+/// A list of `item` values, as arrays are sent (and read back).
+fn list_of(item: DataType) -> DataType {
+    DataType::List(Arc::new(Field::new("item", item, true)))
+}
 
 /// One column being written.
 pub struct WriteColumn {
@@ -59,6 +64,24 @@ impl WriteColumn {
                 (Box::new(StringBuilder::new()), DataType::Utf8, 0)
             }
             pg_sys::BYTEAOID => (Box::new(BinaryBuilder::new()), DataType::Binary, 0),
+            pg_sys::BOOLARRAYOID => {
+                (Box::new(ListBuilder::new(BooleanBuilder::new())), list_of(DataType::Boolean), 0)
+            }
+            pg_sys::INT2ARRAYOID => {
+                (Box::new(ListBuilder::new(Int16Builder::new())), list_of(DataType::Int16), 0)
+            }
+            pg_sys::INT4ARRAYOID => {
+                (Box::new(ListBuilder::new(Int32Builder::new())), list_of(DataType::Int32), 0)
+            }
+            pg_sys::INT8ARRAYOID => {
+                (Box::new(ListBuilder::new(Int64Builder::new())), list_of(DataType::Int64), 0)
+            }
+            pg_sys::FLOAT4ARRAYOID => {
+                (Box::new(ListBuilder::new(Float32Builder::new())), list_of(DataType::Float32), 0)
+            }
+            pg_sys::FLOAT8ARRAYOID => {
+                (Box::new(ListBuilder::new(Float64Builder::new())), list_of(DataType::Float64), 0)
+            }
             pg_sys::UUIDOID => (Box::new(FixedSizeBinaryBuilder::new(16)), DataType::FixedSizeBinary(16), 0),
             pg_sys::DATEOID => (Box::new(Date32Builder::new()), DataType::Date32, 0),
             pg_sys::TIMEOID => (
@@ -140,6 +163,12 @@ impl WriteColumn {
                     builder!(TimestampMicrosecondBuilder).append_null()
                 }
                 pg_sys::NUMERICOID => builder!(Decimal128Builder).append_null(),
+                pg_sys::BOOLARRAYOID => builder!(ListBuilder<BooleanBuilder>).append_null(),
+                pg_sys::INT2ARRAYOID => builder!(ListBuilder<Int16Builder>).append_null(),
+                pg_sys::INT4ARRAYOID => builder!(ListBuilder<Int32Builder>).append_null(),
+                pg_sys::INT8ARRAYOID => builder!(ListBuilder<Int64Builder>).append_null(),
+                pg_sys::FLOAT4ARRAYOID => builder!(ListBuilder<Float32Builder>).append_null(),
+                pg_sys::FLOAT8ARRAYOID => builder!(ListBuilder<Float64Builder>).append_null(),
                 _ => builder!(StringBuilder).append_null(),
             }
             return Ok(());
@@ -230,8 +259,74 @@ impl WriteColumn {
                     })?;
                     builder!(Decimal128Builder).append_value(unscaled);
                 }
+                pg_sys::BOOLARRAYOID => {
+                    self.check_array_shape(datum)?;
+                    let array = pgrx::Array::<bool>::from_datum(datum, false).expect("not null");
+                    builder!(ListBuilder<BooleanBuilder>).append_value(array.iter());
+                }
+                pg_sys::INT2ARRAYOID => {
+                    self.check_array_shape(datum)?;
+                    let array = pgrx::Array::<i16>::from_datum(datum, false).expect("not null");
+                    builder!(ListBuilder<Int16Builder>).append_value(array.iter());
+                }
+                pg_sys::INT4ARRAYOID => {
+                    self.check_array_shape(datum)?;
+                    let array = pgrx::Array::<i32>::from_datum(datum, false).expect("not null");
+                    builder!(ListBuilder<Int32Builder>).append_value(array.iter());
+                }
+                pg_sys::INT8ARRAYOID => {
+                    self.check_array_shape(datum)?;
+                    let array = pgrx::Array::<i64>::from_datum(datum, false).expect("not null");
+                    builder!(ListBuilder<Int64Builder>).append_value(array.iter());
+                }
+                pg_sys::FLOAT4ARRAYOID => {
+                    self.check_array_shape(datum)?;
+                    let array = pgrx::Array::<f32>::from_datum(datum, false).expect("not null");
+                    builder!(ListBuilder<Float32Builder>).append_value(array.iter());
+                }
+                pg_sys::FLOAT8ARRAYOID => {
+                    self.check_array_shape(datum)?;
+                    let array = pgrx::Array::<f64>::from_datum(datum, false).expect("not null");
+                    builder!(ListBuilder<Float64Builder>).append_value(array.iter());
+                }
                 _ => unreachable!("refused by WriteColumn::new"),
             }
+        }
+        Ok(())
+    }
+
+    /// An array is a list only when it has one dimension (or none: empty) counted from 1, as it
+    /// reads back; anything else would not come back the same.
+    ///
+    /// # Safety
+    /// `datum` must be an array datum (not null).
+    unsafe fn check_array_shape(&self, datum: Datum) -> Result<()> {
+        // SAFETY: per the contract; the detoasted copy (if any) is freed with the row context.
+        let (ndim, lower) = unsafe {
+            let array = pg_sys::pg_detoast_datum(datum.cast_mut_ptr()) as *const pg_sys::ArrayType;
+            let ndim = (*array).ndim;
+            // ARR_LBOUND: the lower bounds follow the dimensions, after the header.
+            let dims = (array as *const u8).add(std::mem::size_of::<pg_sys::ArrayType>()) as *const i32;
+            (ndim, if ndim >= 1 { *dims.add(ndim as usize) } else { 1 })
+        };
+        if ndim > 1 {
+            return Err(KalamError::new(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                format!(
+                    "column \"{}\": an array of {ndim} dimensions cannot be stored in KalamDB",
+                    self.name
+                ),
+            )
+            .with_hint("KalamDB lists have one dimension."));
+        }
+        if lower != 1 {
+            return Err(KalamError::new(
+                PgSqlErrorCode::ERRCODE_ARRAY_ELEMENT_ERROR,
+                format!(
+                    "column \"{}\": an array whose subscripts start at {lower} cannot be stored in KalamDB, whose lists start at 1",
+                    self.name
+                ),
+            ));
         }
         Ok(())
     }

@@ -636,21 +636,26 @@ fn plan_table_commit(
             }
         }
         if !def.primary_key.is_empty() {
-            let removed: HashSet<&table::Key> = plan.removed_keys.iter().collect();
-            let mut added: HashSet<table::Key> = HashSet::new();
-            for batch in &plan.inserts {
+            let removed: HashSet<&table::Key, ahash::RandomState> = plan.removed_keys.iter().collect();
+            // Every added key with its row version, and the batch it is in (for the error).
+            let mut added_keys = Vec::new();
+            let mut batch_of = Vec::new();
+            for (index, batch) in plan.inserts.iter().enumerate() {
                 let keys = table::primary_keys(def, batch).map_err(StoreError::Invalid)?;
-                for (key_bytes, seq) in keys.into_iter().zip(table::seqs(batch)) {
-                    let taken = existing.is_some_and(|p| p.keys.contains_key(&key_bytes))
-                        && !removed.contains(&key_bytes);
-                    if taken || added.contains(&key_bytes) {
-                        let row = keys_row(batch, seq);
-                        return Err(StoreError::Violation(table::duplicate_key(def, batch, row)));
-                    }
-                    added.insert(key_bytes.clone());
-                    plan.added_keys.push((key_bytes, *seq));
+                batch_of.resize(batch_of.len() + keys.len(), index);
+                added_keys.extend(keys.into_iter().zip(table::seqs(batch).iter().copied()));
+            }
+            let mut added = HashSet::with_capacity_and_hasher(added_keys.len(), ahash::RandomState::new());
+            for ((key, seq), &index) in added_keys.iter().zip(&batch_of) {
+                let taken = existing.is_some_and(|p| p.keys.contains_key(key)) && !removed.contains(key);
+                if taken || !added.insert(key) {
+                    let batch = &plan.inserts[index];
+                    let row = keys_row(batch, seq);
+                    return Err(StoreError::Violation(table::duplicate_key(def, batch, row)));
                 }
             }
+            drop(added);
+            plan.added_keys = added_keys;
         }
         parts.insert(key.clone(), plan);
     }

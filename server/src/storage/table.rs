@@ -184,6 +184,9 @@ pub struct Segment {
 
 /// Key of a primary key value (arrow-row encoding of the key columns).
 pub type Key = Box<[u8]>;
+/// Sets and maps of keys, hashed with aHash: a bulk load checks and records every row's key.
+pub type KeySet = HashSet<Key, ahash::RandomState>;
+pub type KeyMap<V> = HashMap<Key, V, ahash::RandomState>;
 
 #[derive(Default)]
 pub struct Partition {
@@ -196,7 +199,7 @@ pub struct Partition {
     /// `_seq` of every deleted or replaced row version.
     pub deleted: Arc<HashSet<i64>>,
     /// Primary key → `_seq` of the live row with that key (tables with a primary key).
-    pub keys: HashMap<Key, i64>,
+    pub keys: KeyMap<i64>,
 }
 
 pub struct TableData {
