@@ -25,8 +25,6 @@ fn pg_kalam_fdw_handler() -> PgBox<pg_sys::FdwRoutine> {
     routine.PlanForeignModify = Some(modify::plan_foreign_modify);
     routine.BeginForeignModify = Some(modify::begin_foreign_modify);
     routine.ExecForeignInsert = Some(modify::exec_foreign_insert);
-    routine.GetForeignModifyBatchSize = Some(modify::get_foreign_modify_batch_size);
-    routine.ExecForeignBatchInsert = Some(modify::exec_foreign_batch_insert);
     routine.AddForeignUpdateTargets = Some(modify::add_foreign_update_targets);
     routine.ExecForeignUpdate = Some(modify::exec_foreign_update);
     routine.ExecForeignDelete = Some(modify::exec_foreign_delete);

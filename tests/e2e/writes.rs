@@ -167,8 +167,8 @@ fn writes_follow_the_postgres_transaction() {
 
 // Goal: a column an INSERT or COPY leaves out gets the remote table's default (a snowflake id
 // per row, the time, a constant), a column with a local default gets PostgreSQL's, and a
-// column given NULL stays NULL; a multi-row INSERT and a large INSERT ... SELECT (handed over
-// by PostgreSQL's batch insert) number every row.
+// column given NULL stays NULL; a multi-row INSERT and an INSERT ... SELECT of several batches
+// number every row.
 #[test]
 fn omitted_columns_get_the_remote_defaults() {
     let env = TestEnv::start();
