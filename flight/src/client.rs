@@ -357,6 +357,10 @@ impl KalamClient {
             {
                 Err(Error::Unreachable { addr: self.config.addr(), reason: message })
             }
+            // A connection that broke under the request (kalamdb-server never cancels one).
+            Err(Error::Server { code: tonic::Code::Cancelled, message, sqlstate: None, .. }) => {
+                Err(Error::Lost { addr: self.config.addr(), reason: message })
+            }
             Err(e) => Err(e),
         }
     }

@@ -109,7 +109,8 @@ fn writes_follow_the_postgres_transaction() {
     .unwrap();
     assert_eq!(rows(&mut other, "SELECT id FROM app.w WHERE id > 200 ORDER BY id"), ["201", "204", "205"]);
 
-    // 20,000 rows, the 15,000th not storable (numeric NaN): batches of 8,192 were sent already.
+    // 20,000 rows, the 15,000th not storable (numeric NaN): three batches of 4,096 were sent.
+    pg.batch_execute("ALTER SERVER kalam_server OPTIONS (ADD insert_batch_rows '4096')").unwrap();
     let error = expect_pg_error(
         pg.batch_execute(
             "INSERT INTO app.w (id, n) SELECT g, CASE WHEN g = 15000 THEN 'NaN'::numeric ELSE g END \
