@@ -18,6 +18,7 @@
 #
 #   bash benches/writes.sh [ROWS] [ROUNDS]     # defaults: 1000000 rows, 3 rounds; release build
 #   PROFILE=debug bash benches/writes.sh 20000 1  # quick smoke run on a debug build
+#   BUILD=0 bash benches/writes.sh                 # without building first
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/common.sh
@@ -30,8 +31,11 @@ case $PROFILE in
   *) echo "PROFILE=$PROFILE: use release or debug" >&2; exit 2 ;;
 esac
 
-bash scripts/setup.sh
-build_and_install $PROFILE_FLAG
+# BUILD=0 uses what is built and installed already (after a build of the same commit).
+if [ "${BUILD:-1}" = 1 ]; then
+  bash scripts/setup.sh
+  build_and_install $PROFILE_FLAG
+fi
 
 WORK=$(mktemp -d /tmp/pg_kalam_bench.XXXXXX)
 chmod 755 "$WORK"

@@ -622,8 +622,12 @@ impl Engine {
         let removing: Vec<(&str, &table::Key)> =
             deletes.iter().filter_map(|(p, _, key)| key.as_ref().map(|k| (p.as_str(), k))).collect();
         let keys = checked_keys(&tx, target, &staged, &removing)?;
+        let mut by_partition: HashMap<String, Vec<(i64, Option<table::Key>)>> = HashMap::new();
         for (partition, seq, key) in deletes {
-            tx.stage_delete(target, &partition, seq, key);
+            by_partition.entry(partition).or_default().push((seq, key));
+        }
+        for (partition, rows) in by_partition {
+            tx.stage_deletes(target, &partition, rows);
         }
         for ((partition, rows), keys) in staged.into_iter().zip(keys) {
             tx.stage_insert(target, &partition, rows, keys, self.write_bytes_max)

@@ -12,7 +12,7 @@ use arrow_array::RecordBatch;
 use datafusion::prelude::SessionConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::storage::table::{Key, KeySet, PartitionScope, TableDef, TableKind, TableShared};
+use crate::storage::table::{Key, KeySet, PartitionScope, SeqSet, TableDef, TableKind, TableShared};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -171,8 +171,8 @@ impl RequestContext {
 pub struct PartWrites {
     pub inserts: Vec<RecordBatch>,
     /// `_seq` of row versions this transaction deleted or replaced, with their key.
-    pub deleted: HashSet<i64>,
-    pub deleted_keys: HashMap<i64, Key>,
+    pub deleted: SeqSet,
+    pub deleted_keys: HashMap<i64, Key, ahash::RandomState>,
     /// Primary keys of the rows this transaction added (and still holds), and of committed
     /// rows it removed: with the committed keys, the keys taken in its view.
     pub added_keys: KeySet,
@@ -298,15 +298,20 @@ impl Transaction {
         Ok(())
     }
 
-    pub fn stage_delete(&self, table: TableRef, partition: &str, seq: i64, key: Option<Key>) {
+    /// Stages the deletion of row versions of `partition` (their `_seq`, and key if the table
+    /// has one).
+    pub fn stage_deletes(&self, table: TableRef, partition: &str, rows: Vec<(i64, Option<Key>)>) {
         self.with_part(table, partition, |part| {
-            part.deleted.insert(seq);
-            if let Some(key) = key {
-                // A row this transaction added frees its key; a committed one is removed.
-                if !part.added_keys.remove(&key) {
-                    part.removed_keys.insert(key.clone());
+            part.deleted.reserve(rows.len());
+            for (seq, key) in rows {
+                part.deleted.insert(seq);
+                if let Some(key) = key {
+                    // A row this transaction added frees its key; a committed one is removed.
+                    if !part.added_keys.remove(&key) {
+                        part.removed_keys.insert(key.clone());
+                    }
+                    part.deleted_keys.insert(seq, key);
                 }
-                part.deleted_keys.insert(seq, key);
             }
         });
     }
@@ -316,7 +321,7 @@ impl Transaction {
         &self,
         table_id: u64,
         scope: &PartitionScope,
-        mut f: impl FnMut(&[RecordBatch], &HashSet<i64>),
+        mut f: impl FnMut(&[RecordBatch], &SeqSet),
     ) {
         let writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
         let Some(table) = writes.get(&table_id) else { return };

@@ -1,7 +1,6 @@
 //! Parquet segments: writing a table's in-memory rows out (flush), reading key columns back
 //! (recovery of the primary key index) and removing files once no scan can still use them.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,7 +12,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-use super::table::{self, Segment, TableDef, TableShared};
+use super::table::{self, Segment, SeqSet, TableDef, TableShared};
 use super::wal::sync_dir;
 
 /// Rows per Parquet row group: the unit that filters can skip.
@@ -62,7 +61,7 @@ pub fn flush(def: &TableDef, shared: &TableShared) -> Result<(), String> {
     struct Work {
         key: String,
         batches: Vec<RecordBatch>,
-        deleted: Arc<HashSet<i64>>,
+        deleted: Arc<SeqSet>,
         segment_no: u64,
     }
     let seq_floor = def.ttl_seconds.map(|ttl| {

@@ -186,6 +186,8 @@ pub struct Segment {
 pub type Key = Box<[u8]>;
 /// Sets and maps of keys, hashed with aHash: a bulk load checks and records every row's key.
 pub type KeySet = HashSet<Key, ahash::RandomState>;
+/// Sets of `_seq` values (deleted row versions), hashed with aHash: every scanned row is looked up.
+pub type SeqSet = HashSet<i64, ahash::RandomState>;
 pub type KeyMap<V> = HashMap<Key, V, ahash::RandomState>;
 
 #[derive(Default)]
@@ -197,7 +199,7 @@ pub struct Partition {
     pub hot_since: Option<Instant>,
     pub segments: Vec<Arc<Segment>>,
     /// `_seq` of every deleted or replaced row version.
-    pub deleted: Arc<HashSet<i64>>,
+    pub deleted: Arc<SeqSet>,
     /// Primary key → `_seq` of the live row with that key (tables with a primary key).
     pub keys: KeyMap<i64>,
 }
@@ -319,7 +321,7 @@ pub enum PartitionScope {
 struct Snapshot {
     batches: Vec<RecordBatch>,
     files: Vec<(PathBuf, u64)>,
-    deleted: Vec<Arc<HashSet<i64>>>,
+    deleted: Vec<Arc<SeqSet>>,
     file_rows: u64,
 }
 
@@ -512,7 +514,7 @@ impl TableProvider for KalamTable {
 /// `kalam_live(_seq)`: false for deleted row versions and rows older than a STREAM table's TTL.
 #[derive(Debug)]
 struct LiveRows {
-    deleted: Vec<Arc<HashSet<i64>>>,
+    deleted: Vec<Arc<SeqSet>>,
     seq_floor: Option<i64>,
 }
 
