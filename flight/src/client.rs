@@ -553,20 +553,28 @@ impl KalamClient {
                     .with_max_flight_data_size(FLIGHT_DATA_BYTES_TARGET)
                     .with_flight_descriptor(Some(descriptor))
                     .build(futures::stream::iter([Ok(parameters)]));
-                let mut results = self.bounded(flight.do_put(data)).await?;
-                let first = match tokio::time::timeout(self.config.request_timeout, results.next()).await {
-                    Err(_) => return Err(self.timeout_error()),
-                    Ok(None) => {
-                        return Err(Error::Protocol("the server sent no result for an update".into()));
-                    }
-                    Ok(Some(result)) => result.map_err(Error::from_flight)?,
-                };
-                let result = DoPutUpdateResult::decode(first.app_metadata)
-                    .map_err(|e| Error::Protocol(format!("invalid update result: {e}")))?;
-                Ok(result.record_count)
+                let results = self.bounded(flight.do_put(data)).await?;
+                self.update_count(results).await
             }
         })
         .await
+    }
+
+    /// The row count of the first answer of an update's DoPut.
+    async fn update_count(
+        &self,
+        mut results: impl futures::Stream<
+            Item = Result<arrow_flight::PutResult, arrow_flight::error::FlightError>,
+        > + Unpin,
+    ) -> Result<i64, Error> {
+        let first = match tokio::time::timeout(self.config.request_timeout, results.next()).await {
+            Err(_) => return Err(self.timeout_error()),
+            Ok(None) => return Err(Error::Protocol("the server sent no result for an update".into())),
+            Ok(Some(result)) => result.map_err(Error::from_flight)?,
+        };
+        let result = DoPutUpdateResult::decode(first.app_metadata)
+            .map_err(|e| Error::Protocol(format!("invalid update result: {e}")))?;
+        Ok(result.record_count)
     }
 
     /// Closes a prepared statement.
@@ -597,17 +605,8 @@ impl KalamClient {
             let descriptor = descriptor.clone();
             async move {
                 let request = futures::stream::iter([Ok(FlightData::new().with_descriptor(descriptor))]);
-                let mut results = self.bounded(flight.do_put(request)).await?;
-                let first = match tokio::time::timeout(self.config.request_timeout, results.next()).await {
-                    Err(_) => return Err(self.timeout_error()),
-                    Ok(None) => {
-                        return Err(Error::Protocol("the server sent no result for an update".into()));
-                    }
-                    Ok(Some(result)) => result.map_err(Error::from_flight)?,
-                };
-                let result = DoPutUpdateResult::decode(first.app_metadata)
-                    .map_err(|e| Error::Protocol(format!("invalid update result: {e}")))?;
-                Ok(result.record_count)
+                let results = self.bounded(flight.do_put(request)).await?;
+                self.update_count(results).await
             }
         })
         .await

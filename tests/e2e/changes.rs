@@ -249,6 +249,12 @@ fn rows_without_a_key_are_found_by_seq() {
     assert_eq!(pg.execute("UPDATE app.log_plain SET n = 0 WHERE kind = 'c'", &[]).unwrap(), 1);
     assert_eq!(pg.execute("DELETE FROM app.log_plain WHERE n = 0", &[]).unwrap(), 1);
     assert_eq!(rows(&mut pg, "SELECT kind, n FROM app.log ORDER BY kind, n"), ["a|11", "a|11"]);
+    // A statement does not see its own writes: the rows are copied once.
+    assert_eq!(pg.execute("INSERT INTO app.log (kind, n) SELECT kind, n + 1 FROM app.log", &[]).unwrap(), 2);
+    assert_eq!(
+        rows(&mut pg, "SELECT kind, n FROM app.log ORDER BY kind, n"),
+        ["a|11", "a|11", "a|12", "a|12"]
+    );
 }
 
 // Goal: a partitioned table with a foreign partition routes INSERT and COPY rows to the server,
