@@ -12,10 +12,9 @@ use kalam_pushdown::{Comparison, Literal, Qual};
 use pgrx::pg_sys::{self, Datum};
 use pgrx::{PgRelation, pg_guard};
 
-use crate::connection::Server;
 use crate::error::Result;
-use crate::options::{self, TableOptions};
-use crate::scan::{ScanState, live_attributes, remote_table, user_id_for};
+
+use crate::scan::{ScanState, foreign_table, live_attributes, remote_table, user_id_for};
 
 /// Rows asked of the server beyond the sample's size, so that the random share it keeps is
 /// rarely short of the sample (the reservoir drops the surplus).
@@ -44,9 +43,7 @@ unsafe fn estimated_pages(relation: &PgRelation) -> pg_sys::BlockNumber {
     // SAFETY: catalog lookups of an open relation.
     unsafe {
         let rows = (|| {
-            let table = pg_sys::GetForeignTable(relation.oid());
-            let server = Server::lookup((*table).serverid).ok()?;
-            let options = TableOptions::parse(&options::from_pg_list((*table).options)).ok()?;
+            let (server, options) = foreign_table(relation).ok()?;
             let user_id = user_id_for(&options);
             server.describe(&remote_table(relation, &options), user_id.as_deref()).ok()?.rows
         })();
@@ -112,9 +109,7 @@ struct Sample {
 unsafe fn sample(relation: &PgRelation, rows: *mut pg_sys::HeapTuple, target: usize) -> Result<Sample> {
     // SAFETY: per the contract; catalog lookups of an open relation.
     unsafe {
-        let table = pg_sys::GetForeignTable(relation.oid());
-        let server = Server::lookup((*table).serverid)?;
-        let table_options = TableOptions::parse(&options::from_pg_list((*table).options))?;
+        let (server, table_options) = foreign_table(relation)?;
         let user_id = user_id_for(&table_options);
         // Without the server's count (or of a user table, without kalam.user_id: the scan says
         // what to do), the whole table is read and counted.

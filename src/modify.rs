@@ -34,9 +34,9 @@ use crate::connection::Server;
 use crate::convert::write::{RowBuffer, WriteColumn};
 use crate::error::{KalamError, Result};
 use crate::guc;
-use crate::options::{self, TableOptions, TableType};
+use crate::options::TableType;
 use crate::runtime;
-use crate::scan::{live_attributes, remote_table, user_id_for};
+use crate::scan::{foreign_table, live_attributes, remote_table, user_id_for};
 use crate::transactions;
 
 /// Columns the server sets: a statement may not write them.
@@ -56,14 +56,7 @@ pub(crate) struct Target {
 
 impl Target {
     pub(crate) fn new(relation: &PgRelation) -> Result<Self> {
-        // SAFETY: catalog lookups of an open relation.
-        let (server, table_options) = unsafe {
-            let table = pg_sys::GetForeignTable(relation.oid());
-            (
-                Server::lookup((*table).serverid)?,
-                TableOptions::parse(&options::from_pg_list((*table).options))?,
-            )
-        };
+        let (server, table_options) = foreign_table(relation)?;
         let user_id = match table_options.table_type {
             TableType::Shared => None,
             TableType::User | TableType::Stream => Some(guc::user_id().ok_or_else(|| {
@@ -260,11 +253,7 @@ fn identity_junk_name(attr: usize, att: &pg_sys::FormData_pg_attribute) -> CStri
 /// remote primary key when the foreign table declares every column of it, else `_seq`; the
 /// inner error says why there are none.
 fn row_identity(relation: &PgRelation) -> Result<std::result::Result<Vec<usize>, KalamError>> {
-    // SAFETY: catalog lookups of an open relation.
-    let (server, table_options) = unsafe {
-        let table = pg_sys::GetForeignTable(relation.oid());
-        (Server::lookup((*table).serverid)?, TableOptions::parse(&options::from_pg_list((*table).options))?)
-    };
+    let (server, table_options) = foreign_table(relation)?;
     let remote = remote_table(relation, &table_options);
     let user_id = user_id_for(&table_options);
     let client = server.client()?;

@@ -78,9 +78,7 @@ unsafe fn plan_relation(
     // SAFETY: see get_foreign_rel_size; the relation is locked by the planner already.
     unsafe {
         let relation = PgRelation::with_lock(foreigntableid, pg_sys::NoLock as pg_sys::LOCKMODE);
-        let table = pg_sys::GetForeignTable(foreigntableid);
-        let server = Server::lookup((*table).serverid)?;
-        let table_options = TableOptions::parse(&options::from_pg_list((*table).options))?;
+        let (server, table_options) = foreign_table(&relation)?;
         let remote = remote_table(&relation, &table_options);
         let user_id = user_id_for(&table_options);
         let needs_user = table_options.table_type != TableType::Shared;
@@ -191,6 +189,18 @@ pub(crate) fn remote_columns(relation: &PgRelation) -> Vec<RemoteColumn> {
             RemoteColumn { name: att.name().to_string(), data_type }
         })
         .collect()
+}
+
+/// The foreign server of the foreign table `relation`, and the table's options.
+pub(crate) fn foreign_table(relation: &PgRelation) -> Result<(Server, TableOptions)> {
+    // SAFETY: catalog lookups of an open relation.
+    unsafe {
+        let table = pg_sys::GetForeignTable(relation.oid());
+        Ok((
+            Server::lookup((*table).serverid)?,
+            TableOptions::parse(&options::from_pg_list((*table).options))?,
+        ))
+    }
 }
 
 /// The KalamDB user whose rows a table of `options` shows (`None` for shared tables).
@@ -840,9 +850,7 @@ impl ScanState {
     ) -> Result<Self> {
         // SAFETY: per the contract; catalog lookups of an open relation.
         unsafe {
-            let table = pg_sys::GetForeignTable(relation.oid());
-            let server = Server::lookup((*table).serverid)?;
-            let table_options = TableOptions::parse(&options::from_pg_list((*table).options))?;
+            let (server, table_options) = foreign_table(relation)?;
             let tuning = server.options.tuning.with_table(&table_options);
             let remote = remote_table(relation, &table_options);
             let tupdesc = PgTupleDesc::from_pg_unchecked(relation.rd_att);
