@@ -34,6 +34,41 @@ thread_local! {
     /// Counts the planner asked for (use_remote_estimate), by (server, user, user id, SQL).
     static COUNTS: RefCell<HashMap<(Oid, Oid, Option<String>, String), (Instant, u64)>> =
         RefCell::new(HashMap::new());
+    /// Primary key columns of remote tables (the row identity of UPDATE and DELETE).
+    static KEYS: RefCell<HashMap<TableKey, (Instant, Arc<Vec<String>>)>> = RefCell::new(HashMap::new());
+}
+
+/// What planning learned, cached per backend.
+type Remembered<K, V> = std::thread::LocalKey<RefCell<HashMap<K, (Instant, V)>>>;
+
+/// The value remembered under `key` if it is younger than [`TABLE_INFO_TTL`], else `fetch`ed
+/// now and remembered. Past [`TABLE_INFO_MAX`] entries, the expired ones and then the oldest
+/// half are forgotten.
+fn remembered<K: Eq + std::hash::Hash, V: Clone>(
+    cache: &'static Remembered<K, V>,
+    key: K,
+    fetch: impl FnOnce() -> Result<V>,
+) -> Result<V> {
+    let cached = cache.with_borrow(|entries| entries.get(&key).cloned());
+    if let Some((at, value)) = cached
+        && at.elapsed() < TABLE_INFO_TTL
+    {
+        return Ok(value);
+    }
+    let value = fetch()?;
+    cache.with_borrow_mut(|entries| {
+        if entries.len() >= TABLE_INFO_MAX {
+            entries.retain(|_, (at, _)| at.elapsed() < TABLE_INFO_TTL);
+        }
+        if entries.len() >= TABLE_INFO_MAX {
+            let mut ages: Vec<Instant> = entries.values().map(|(at, _)| *at).collect();
+            ages.sort();
+            let cutoff = ages[ages.len() / 2];
+            entries.retain(|_, (at, _)| *at > cutoff);
+        }
+        entries.insert(key, (Instant::now(), value.clone()));
+    });
+    Ok(value)
 }
 
 /// How long what the planner learned of a remote table (its columns, its size) is reused
@@ -101,76 +136,61 @@ impl Server {
     /// The remote table's columns and size, from the server (GetFlightInfo of `SELECT *`,
     /// planned there, never run), reused for [`TABLE_INFO_TTL`].
     pub fn describe(&self, table: &RemoteTable, user_id: Option<&str>) -> Result<Arc<RemoteTableInfo>> {
-        let key =
-            (self.oid, self.user, table.namespace.clone(), table.table.clone(), user_id.map(str::to_string));
-        let cached = TABLES.with_borrow(|tables| tables.get(&key).cloned());
-        if let Some((at, info)) = cached
-            && at.elapsed() < TABLE_INFO_TTL
-        {
-            return Ok(info);
-        }
-        let sql = table.describe_sql().map_err(|e| {
-            KalamError::new(PgSqlErrorCode::ERRCODE_FDW_ERROR, format!("cannot build the remote query: {e}"))
-        })?;
-        let client = self.client()?;
-        let user_id = user_id.map(str::to_string);
-        let (schema, rows) = runtime::call(async move { client.describe(&sql, user_id.as_deref()).await })
-            .map_err(KalamError::from)?;
-        let info = Arc::new(RemoteTableInfo { schema, rows });
-        TABLES.with_borrow_mut(|tables| {
-            if tables.len() >= TABLE_INFO_MAX {
-                let mut ages: Vec<Instant> = tables.values().map(|(at, _)| *at).collect();
-                ages.sort();
-                let cutoff = ages[ages.len() / 2];
-                tables.retain(|_, (at, _)| *at > cutoff);
-            }
-            tables.insert(key, (Instant::now(), info.clone()));
-        });
-        Ok(info)
+        remembered(&TABLES, self.table_key(table, user_id), || {
+            let sql = table.describe_sql().map_err(|e| {
+                KalamError::new(
+                    PgSqlErrorCode::ERRCODE_FDW_ERROR,
+                    format!("cannot build the remote query: {e}"),
+                )
+            })?;
+            let client = self.client()?;
+            let user_id = user_id.map(str::to_string);
+            let (schema, rows) =
+                runtime::call(async move { client.describe(&sql, user_id.as_deref()).await })
+                    .map_err(KalamError::from)?;
+            Ok(Arc::new(RemoteTableInfo { schema, rows }))
+        })
+    }
+
+    /// The remote table's primary key columns, in key order (Flight SQL GetPrimaryKeys; none
+    /// from a server without the command), reused for [`TABLE_INFO_TTL`].
+    pub fn primary_keys(&self, table: &RemoteTable, user_id: Option<&str>) -> Result<Arc<Vec<String>>> {
+        remembered(&KEYS, self.table_key(table, user_id), || {
+            let client = self.client()?;
+            let (namespace, name, user_id) =
+                (table.namespace.clone(), table.table.clone(), user_id.map(str::to_string));
+            let keys =
+                runtime::call(
+                    async move { client.primary_keys(&namespace, &name, user_id.as_deref()).await },
+                )
+                .map_err(KalamError::from)?;
+            Ok(Arc::new(keys))
+        })
+    }
+
+    fn table_key(&self, table: &RemoteTable, user_id: Option<&str>) -> TableKey {
+        (self.oid, self.user, table.namespace.clone(), table.table.clone(), user_id.map(str::to_string))
     }
 
     /// Whether the server lists every function pg_kalam ships PostgreSQL's float and JSON
     /// semantics to (GetSqlInfo [`kalam_flight::protocol::PG_FUNCTIONS_INFO`]); asked again
     /// after [`TABLE_INFO_TTL`].
     pub fn has_pg_functions(&self) -> Result<bool> {
-        let key = (self.oid, self.user);
-        let cached = PG_FUNCTIONS.with_borrow(|known| known.get(&key).copied());
-        if let Some((at, has)) = cached
-            && at.elapsed() < TABLE_INFO_TTL
-        {
-            return Ok(has);
-        }
-        let client = self.client()?;
-        let names =
-            runtime::call(
-                async move { client.sql_info_strings(kalam_flight::protocol::PG_FUNCTIONS_INFO).await },
-            )
+        remembered(&PG_FUNCTIONS, (self.oid, self.user), || {
+            let client = self.client()?;
+            let names = runtime::call(async move {
+                client.sql_info_strings(kalam_flight::protocol::PG_FUNCTIONS_INFO).await
+            })
             .map_err(KalamError::from)?;
-        let has = crate::deparse::PG_FUNCTIONS_USED.iter().all(|f| names.iter().any(|n| n == f));
-        PG_FUNCTIONS.with_borrow_mut(|known| known.insert(key, (Instant::now(), has)));
-        Ok(has)
+            Ok(crate::deparse::PG_FUNCTIONS_USED.iter().all(|f| names.iter().any(|n| n == f)))
+        })
     }
 
     /// The value of `sql`, a query of one integer (`SELECT count(*) ...`), reused for
     /// [`TABLE_INFO_TTL`] (planning a prepared statement again asks once).
     pub fn count(&self, sql: String, user_id: Option<&str>) -> Result<u64> {
         let key = (self.oid, self.user, user_id.map(str::to_string), sql.clone());
-        let cached = COUNTS.with_borrow(|counts| counts.get(&key).copied());
-        if let Some((at, count)) = cached
-            && at.elapsed() < TABLE_INFO_TTL
-        {
-            return Ok(count);
-        }
-        let count = self.count_now(sql, user_id)?;
-        COUNTS.with_borrow_mut(|counts| {
-            if counts.len() >= TABLE_INFO_MAX {
-                counts.retain(|_, (at, _)| at.elapsed() < TABLE_INFO_TTL);
-            }
-            if counts.len() < TABLE_INFO_MAX {
-                counts.insert(key, (Instant::now(), count));
-            }
-        });
-        Ok(count)
+        remembered(&COUNTS, key, || self.count_now(sql, user_id))
     }
 
     fn count_now(&self, sql: String, user_id: Option<&str>) -> Result<u64> {

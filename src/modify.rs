@@ -255,12 +255,7 @@ fn identity_junk_name(attr: usize, att: &pg_sys::FormData_pg_attribute) -> CStri
 fn row_identity(relation: &PgRelation) -> Result<std::result::Result<Vec<usize>, KalamError>> {
     let (server, table_options) = foreign_table(relation)?;
     let remote = remote_table(relation, &table_options);
-    let user_id = user_id_for(&table_options);
-    let client = server.client()?;
-    let (namespace, table) = (remote.namespace.clone(), remote.table.clone());
-    let keys =
-        runtime::call(async move { client.primary_keys(&namespace, &table, user_id.as_deref()).await })
-            .map_err(KalamError::from)?;
+    let keys = server.primary_keys(&remote, user_id_for(&table_options).as_deref())?;
     // SAFETY: an open relation's descriptor, read only.
     let tupdesc = unsafe { PgTupleDesc::from_pg_unchecked(relation.rd_att) };
     let live = live_attributes(relation);
