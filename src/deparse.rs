@@ -817,6 +817,41 @@ pub unsafe fn literal(datum: Datum, is_null: bool, type_oid: Oid) -> Option<Lite
     Some(value)
 }
 
+/// A PostgreSQL integer list of `values`, in the current memory context.
+///
+/// # Safety
+/// Must run in a backend, in a memory context that lives as long as the list is used.
+pub unsafe fn make_int_list(values: impl IntoIterator<Item = i32>) -> *mut pg_sys::List {
+    let mut list = std::ptr::null_mut();
+    for value in values {
+        // SAFETY: per the contract.
+        list = unsafe { pg_sys::lappend_int(list, value) };
+    }
+    list
+}
+
+/// The 0-based attribute indexes in a set of attribute numbers offset by
+/// `FirstLowInvalidHeapAttributeNumber` (as `pull_varattnos` and `updatedCols` hold them),
+/// in order; system attributes and the whole row (0) are left out.
+///
+/// # Safety
+/// `set` must be NULL (empty) or a valid bitmapset.
+pub unsafe fn attribute_indexes(set: *const pg_sys::Bitmapset) -> Vec<usize> {
+    let mut indexes = Vec::new();
+    let mut member = -1;
+    loop {
+        // SAFETY: per the contract.
+        member = unsafe { pg_sys::bms_next_member(set, member) };
+        if member < 0 {
+            return indexes;
+        }
+        let attno = member + pg_sys::FirstLowInvalidHeapAttributeNumber;
+        if attno > 0 {
+            indexes.push(attno as usize - 1);
+        }
+    }
+}
+
 /// The values of a PostgreSQL integer list (NULL: empty).
 ///
 /// # Safety

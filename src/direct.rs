@@ -16,7 +16,7 @@ use pgrx::pg_sys;
 use pgrx::{PgMemoryContexts, PgRelation, PgSqlErrorCode, PgTupleDesc, pg_guard};
 
 use crate::convert::write::{RowBuffer, WriteColumn};
-use crate::deparse::{int_list, list_nodes};
+use crate::deparse::{int_list, list_nodes, make_int_list};
 use crate::error::{KalamError, Result};
 use crate::modify::{SYSTEM_COLUMNS, Target};
 use crate::scan::{Parameter, parameter_literals, remote_filters};
@@ -70,7 +70,7 @@ unsafe fn plan_direct(
         let rte = *(*root).simple_rte_array.add(result_relation as usize);
         let relation = PgRelation::with_lock((*rte).relid, pg_sys::NoLock as _);
         let tupdesc = PgTupleDesc::from_pg_unchecked(relation.rd_att);
-        let mut set_attrs = std::ptr::null_mut();
+        let mut set_attrs = Vec::new();
         let mut set_exprs = std::ptr::null_mut();
         if operation == pg_sys::CmdType::CMD_UPDATE {
             let (mut tlist, mut colnos) = (std::ptr::null_mut(), std::ptr::null_mut());
@@ -90,17 +90,16 @@ unsafe fn plan_direct(
                 if !writable || SYSTEM_COLUMNS.contains(&att.name()) {
                     return false;
                 }
-                set_attrs = pg_sys::lappend_int(set_attrs, attno - 1);
+                set_attrs.push(attno - 1);
                 set_exprs = pg_sys::lappend(set_exprs, expr.cast());
             }
         }
         let filter_values = if (*fscan).fdw_exprs.is_null() { 0 } else { (*(*fscan).fdw_exprs).length };
-        let mut counts = pg_sys::lappend_int(std::ptr::null_mut(), filter_values);
-        counts = pg_sys::lappend_int(counts, (*plan).canSetTag as i32);
+        let counts = make_int_list([filter_values, (*plan).canSetTag as i32]);
         (*fscan).operation = operation;
         (*fscan).resultRelation = result_relation;
         (*fscan).fdw_exprs = pg_sys::list_concat((*fscan).fdw_exprs, set_exprs);
-        (*fscan).fdw_private = pg_sys::lappend((*fscan).fdw_private, set_attrs.cast());
+        (*fscan).fdw_private = pg_sys::lappend((*fscan).fdw_private, make_int_list(set_attrs).cast());
         (*fscan).fdw_private = pg_sys::lappend((*fscan).fdw_private, counts.cast());
         true
     }

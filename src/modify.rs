@@ -32,6 +32,7 @@ use pgrx::{PgMemoryContexts, PgRelation, PgSqlErrorCode, PgTupleDesc, pg_guard};
 
 use crate::connection::Server;
 use crate::convert::write::{RowBuffer, WriteColumn};
+use crate::deparse::{attribute_indexes, int_list, list_nodes, make_int_list};
 use crate::error::{KalamError, Result};
 use crate::guc;
 use crate::options::TableType;
@@ -326,34 +327,9 @@ pub unsafe extern "C-unwind" fn plan_foreign_modify(
             }
         }
         let identity = row_identity(&relation).and_then(|found| found).unwrap_or_else(|e| e.report());
-        let mut set = std::ptr::null_mut();
-        for a in set_attrs {
-            set = pg_sys::lappend_int(set, a as i32);
-        }
-        let mut ids = std::ptr::null_mut();
-        for a in identity {
-            ids = pg_sys::lappend_int(ids, a as i32);
-        }
+        let set = make_int_list(set_attrs.into_iter().map(|a| a as i32));
         let list = pg_sys::lappend(std::ptr::null_mut(), set.cast());
-        pg_sys::lappend(list, ids.cast())
-    }
-}
-
-/// The 0-based attribute indexes of a set of `FirstLowInvalidHeapAttributeNumber`-offset
-/// attribute numbers (system attributes left out).
-unsafe fn attribute_indexes(set: *const pg_sys::Bitmapset) -> Vec<usize> {
-    let mut indexes = Vec::new();
-    let mut member = -1;
-    loop {
-        // SAFETY: bms_next_member accepts NULL (empty set) and any valid set.
-        member = unsafe { pg_sys::bms_next_member(set, member) };
-        if member < 0 {
-            return indexes;
-        }
-        let attno = member + pg_sys::FirstLowInvalidHeapAttributeNumber;
-        if attno > 0 {
-            indexes.push(attno as usize - 1);
-        }
+        pg_sys::lappend(list, make_int_list(identity.into_iter().map(|a| a as i32)).cast())
     }
 }
 
@@ -373,9 +349,9 @@ pub unsafe extern "C-unwind" fn begin_foreign_modify(
         if (*mtstate).operation == pg_sys::CmdType::CMD_INSERT {
             return begin_insert(rinfo, (*mtstate).ps.state);
         }
-        let parts = crate::deparse::list_nodes(fdw_private);
+        let parts = list_nodes(fdw_private);
         let indexes = |i: ModifyPrivateIndex| -> Vec<usize> {
-            crate::deparse::int_list(parts[i as usize].cast()).into_iter().map(|a| a as usize).collect()
+            int_list(parts[i as usize].cast()).into_iter().map(|a| a as usize).collect()
         };
         let set_attrs = indexes(ModifyPrivateIndex::SetAttrs);
         let identity = indexes(ModifyPrivateIndex::Identity);

@@ -458,21 +458,12 @@ struct FdwPrivate {
 impl FdwPrivate {
     /// From `pull_varattnos` output (members offset by `FirstLowInvalidHeapAttributeNumber`).
     unsafe fn from_attrs(attrs: *const pg_sys::Bitmapset) -> Self {
-        let mut indexes = Vec::new();
-        let mut member = -1;
-        loop {
-            // SAFETY: bms_next_member accepts NULL (empty set) and any valid set.
-            member = unsafe { pg_sys::bms_next_member(attrs, member) };
-            if member < 0 {
-                return Self { attrs: Some(indexes), remote_conds: Vec::new(), clause_relid: 0 };
-            }
-            let attno = member + pg_sys::FirstLowInvalidHeapAttributeNumber;
-            match attno {
-                0 => return Self { attrs: None, remote_conds: Vec::new(), clause_relid: 0 },
-                n if n > 0 => indexes.push(n as usize - 1),
-                _ => {} // system columns are not fetched
-            }
-        }
+        // SAFETY: NULL (empty) or the planner's set; system columns are not fetched.
+        let attrs = unsafe {
+            let whole_row = pg_sys::bms_is_member(-pg_sys::FirstLowInvalidHeapAttributeNumber, attrs);
+            (!whole_row).then(|| deparse::attribute_indexes(attrs))
+        };
+        Self { attrs, remote_conds: Vec::new(), clause_relid: 0 }
     }
 
     /// Encoded as [`FdwPrivateIndex`] says.
@@ -481,20 +472,15 @@ impl FdwPrivate {
         remote_conds: *mut pg_sys::List,
         clause_relid: pg_sys::Index,
     ) -> *mut pg_sys::List {
-        let mut attrs = std::ptr::null_mut();
         let values: Vec<i32> = match self.attrs {
             None => vec![-1],
             Some(indexes) => indexes.into_iter().map(|i| i as i32).collect(),
         };
         // SAFETY: the lists are allocated in the current (planner) memory context.
         unsafe {
-            for value in values {
-                attrs = pg_sys::lappend_int(attrs, value);
-            }
-            let list = pg_sys::lappend(std::ptr::null_mut(), attrs.cast());
+            let list = pg_sys::lappend(std::ptr::null_mut(), deparse::make_int_list(values).cast());
             let list = pg_sys::lappend(list, remote_conds.cast());
-            let relid = pg_sys::lappend_int(std::ptr::null_mut(), clause_relid as i32);
-            pg_sys::lappend(list, relid.cast())
+            pg_sys::lappend(list, deparse::make_int_list([clause_relid as i32]).cast())
         }
     }
 
@@ -502,13 +488,7 @@ impl FdwPrivate {
         // SAFETY: the list was built by `into_list` and copied with the plan.
         unsafe {
             let parts = deparse::list_nodes(list);
-            let attrs = parts[FdwPrivateIndex::Attrs as usize] as *mut pg_sys::List;
-            let mut values = Vec::new();
-            if !attrs.is_null() {
-                for i in 0..(*attrs).length as usize {
-                    values.push((*(*attrs).elements.add(i)).int_value);
-                }
-            }
+            let values = deparse::int_list(parts[FdwPrivateIndex::Attrs as usize].cast());
             let remote_conds =
                 deparse::list_nodes(parts[FdwPrivateIndex::RemoteConds as usize] as *mut pg_sys::List)
                     .into_iter()
@@ -519,8 +499,8 @@ impl FdwPrivate {
             } else {
                 Some(values.into_iter().map(|v| v as usize).collect())
             };
-            let relid = parts[FdwPrivateIndex::ClauseRelid as usize] as *mut pg_sys::List;
-            let clause_relid = (*(*relid).elements).int_value as pg_sys::Index;
+            let clause_relid =
+                deparse::int_list(parts[FdwPrivateIndex::ClauseRelid as usize].cast())[0] as pg_sys::Index;
             Self { attrs, remote_conds, clause_relid }
         }
     }
