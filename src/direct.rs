@@ -11,14 +11,14 @@
 
 use std::ffi::CString;
 
-use kalam_pushdown::{Change, Qual, RemoteChange, RemoteTable};
+use kalam_pushdown::RemoteChange;
 use pgrx::pg_sys;
-use pgrx::{PgMemoryContexts, PgRelation, PgSqlErrorCode, PgTupleDesc, pg_guard};
+use pgrx::{PgMemoryContexts, PgRelation, PgTupleDesc, pg_guard};
 
-use crate::convert::write::{RowBuffer, WriteColumn};
+use crate::convert::write::RowBuffer;
 use crate::deparse::{int_list, list_nodes, make_int_list};
-use crate::error::{KalamError, Result};
-use crate::modify::{SYSTEM_COLUMNS, Target};
+use crate::error::Result;
+use crate::modify::{SYSTEM_COLUMNS, Target, remote_change, sql_error, write_column};
 use crate::scan::{Parameter, parameter_literals, remote_filters};
 use crate::{runtime, transactions};
 
@@ -83,11 +83,9 @@ unsafe fn plan_direct(
                 if attno <= 0 || !computed_once(expr.cast()) {
                     return false;
                 }
-                let att = tupdesc.get(attno as usize - 1).expect("attr");
-                let writable =
-                    WriteColumn::new(att.name(), att.type_oid().value(), att.type_mod(), relation.name())
-                        .is_ok();
-                if !writable || SYSTEM_COLUMNS.contains(&att.name()) {
+                let attr = attno as usize - 1;
+                let writable = write_column(&tupdesc, attr, relation.name()).is_ok();
+                if !writable || SYSTEM_COLUMNS.contains(&tupdesc.get(attr).expect("attr").name()) {
                     return false;
                 }
                 set_attrs.push(attno - 1);
@@ -202,31 +200,13 @@ impl DirectState {
                 .skip(filter_values)
                 .map(|expr| pg_sys::ExecInitExpr(expr.cast(), node.cast()))
                 .collect::<Vec<_>>();
-            let mut columns = Vec::with_capacity(set_attrs.len());
-            for &a in &set_attrs {
-                let att = tupdesc.get(a).expect("attr");
-                columns.push(WriteColumn::new(
-                    att.name(),
-                    att.type_oid().value(),
-                    att.type_mod(),
-                    relation.name(),
-                )?);
-            }
+            let columns = set_attrs
+                .iter()
+                .map(|&a| write_column(&tupdesc, a, relation.name()))
+                .collect::<Result<_>>()?;
             let target = Target::new(&relation)?;
-            let change = RemoteChange {
-                table: RemoteTable { namespace: target.namespace.clone(), table: target.table.clone() },
-                columns: (0..tupdesc.len())
-                    .map(|a| tupdesc.get(a).expect("attr").name().to_string())
-                    .collect(),
-                change: if (*plan).operation == pg_sys::CmdType::CMD_DELETE {
-                    Change::Delete
-                } else {
-                    Change::Update(
-                        set_attrs.iter().enumerate().map(|(i, &a)| (a, Qual::Placeholder(i))).collect(),
-                    )
-                },
-                filters,
-            };
+            let delete = (*plan).operation == pg_sys::CmdType::CMD_DELETE;
+            let change = remote_change(&relation, &target, delete, &set_attrs, filters);
             let shown_sql = change.to_sql(None).map_err(sql_error)?;
             Ok(Self {
                 target,
@@ -283,8 +263,4 @@ impl DirectState {
         .map_err(|e| target.context(e))?;
         Ok(changed.max(0) as u64)
     }
-}
-
-fn sql_error(e: kalam_pushdown::Error) -> KalamError {
-    KalamError::new(PgSqlErrorCode::ERRCODE_FDW_ERROR, format!("cannot build the remote statement: {e}"))
 }

@@ -26,7 +26,7 @@
 use std::ffi::CString;
 
 use kalam_flight::PreparedId;
-use kalam_pushdown::{Change, RemoteChange, identity_filter};
+use kalam_pushdown::{Change, Qual, RemoteChange, RemoteTable, identity_filter};
 use pgrx::pg_sys::{self, Datum};
 use pgrx::{PgMemoryContexts, PgRelation, PgSqlErrorCode, PgTupleDesc, pg_guard};
 
@@ -37,7 +37,7 @@ use crate::error::{KalamError, Result};
 use crate::guc;
 use crate::options::TableType;
 use crate::runtime;
-use crate::scan::{foreign_table, live_attributes, remote_table, user_id_for};
+use crate::scan::{foreign_table, live_attributes, remote_columns, remote_table, user_id_for};
 use crate::transactions;
 
 /// Columns the server sets: a statement may not write them.
@@ -48,8 +48,7 @@ const WHOLE_ROW: &std::ffi::CStr = c"wholerow";
 /// The remote table a write goes to, and as whom.
 pub(crate) struct Target {
     pub(crate) server: Server,
-    pub(crate) namespace: String,
-    pub(crate) table: String,
+    pub(crate) remote: RemoteTable,
     pub(crate) relation: String,
     pub(crate) user_id: Option<String>,
     batch_rows: usize,
@@ -70,14 +69,7 @@ impl Target {
         };
         let remote = remote_table(relation, &table_options);
         let batch_rows = server.options.tuning.with_table(&table_options).insert_batch_rows;
-        Ok(Self {
-            server,
-            namespace: remote.namespace,
-            table: remote.table,
-            relation: relation.name().to_string(),
-            user_id,
-            batch_rows,
-        })
+        Ok(Self { server, remote, relation: relation.name().to_string(), user_id, batch_rows })
     }
 
     pub(crate) fn context(&self, e: kalam_flight::Error) -> KalamError {
@@ -186,8 +178,30 @@ impl Rows {
     }
 }
 
+/// The UPDATE (of `set_attrs`, from placeholders `$1`, `$2`, ... in that order) or DELETE
+/// of the rows of `target` that `filters` keep.
+pub(crate) fn remote_change(
+    relation: &PgRelation,
+    target: &Target,
+    delete: bool,
+    set_attrs: &[usize],
+    filters: Vec<Qual>,
+) -> RemoteChange {
+    let change = if delete {
+        Change::Delete
+    } else {
+        Change::Update(set_attrs.iter().enumerate().map(|(i, &a)| (a, Qual::Placeholder(i))).collect())
+    };
+    let columns = remote_columns(relation).into_iter().map(|c| c.name).collect();
+    RemoteChange { table: target.remote.clone(), columns, change, filters }
+}
+
+pub(crate) fn sql_error(e: kalam_pushdown::Error) -> KalamError {
+    KalamError::new(PgSqlErrorCode::ERRCODE_FDW_ERROR, format!("cannot build the remote statement: {e}"))
+}
+
 /// A column of the foreign table as a write sends it.
-fn write_column(tupdesc: &PgTupleDesc, attr: usize, relation: &str) -> Result<WriteColumn> {
+pub(crate) fn write_column(tupdesc: &PgTupleDesc, attr: usize, relation: &str) -> Result<WriteColumn> {
     let att = tupdesc.get(attr).expect("attr");
     WriteColumn::new(att.name(), att.type_oid().value(), att.type_mod(), relation)
 }
@@ -378,15 +392,7 @@ pub unsafe extern "C-unwind" fn begin_foreign_modify(
         let mut state =
             ChangeState::new(&relation, delete, set_attrs, &identity, identity_junk, whole_row_junk)
                 .unwrap_or_else(|e| e.report());
-        let triggers = (*rinfo).ri_TrigDesc.as_ref().is_some_and(|t| {
-            t.trig_update_before_row
-                || t.trig_update_after_row
-                || t.trig_update_instead_row
-                || t.trig_delete_before_row
-                || t.trig_delete_after_row
-                || t.trig_delete_instead_row
-        });
-        if triggers || !(*rinfo).ri_WithCheckOptions.is_null() {
+        if one_row_at_a_time(rinfo, false) {
             state.rows.batch_rows = 1;
         }
         // The scan of the rows to change reads in the remote transaction, so it sees what this
@@ -434,16 +440,32 @@ unsafe fn begin_insert(rinfo: *mut pg_sys::ResultRelInfo, estate: *mut pg_sys::E
         let relation = PgRelation::from_pg((*rinfo).ri_RelationDesc);
         let attrs = sent_attributes(&relation, rinfo, estate);
         let mut state = InsertState::new(&relation, attrs).unwrap_or_else(|e| e.report());
-        // Row triggers and WITH CHECK OPTION queries may read the table: each row is sent
-        // before the next one is made, so they see every row before theirs.
-        let triggers = (*rinfo).ri_TrigDesc.as_ref().is_some_and(|t| {
-            t.trig_insert_before_row || t.trig_insert_after_row || t.trig_insert_instead_row
-        });
-        if triggers || !(*rinfo).ri_WithCheckOptions.is_null() {
+        if one_row_at_a_time(rinfo, true) {
             state.rows.batch_rows = 1;
         }
         let writer = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(Writer::Insert(state));
         (*rinfo).ri_FdwState = writer.cast();
+    }
+}
+
+/// Whether rows are sent one at a time: row triggers and WITH CHECK OPTION queries may read the
+/// table, so each row goes before the next one is made, and they see every row before theirs.
+/// `insert`: for INSERT and COPY (their row triggers), else for UPDATE and DELETE.
+unsafe fn one_row_at_a_time(rinfo: *mut pg_sys::ResultRelInfo, insert: bool) -> bool {
+    // SAFETY: the executor's result relation.
+    unsafe {
+        let triggers = (*rinfo).ri_TrigDesc.as_ref().is_some_and(|t| {
+            if insert {
+                return t.trig_insert_before_row || t.trig_insert_after_row || t.trig_insert_instead_row;
+            }
+            t.trig_update_before_row
+                || t.trig_update_after_row
+                || t.trig_update_instead_row
+                || t.trig_delete_before_row
+                || t.trig_delete_after_row
+                || t.trig_delete_instead_row
+        });
+        triggers || !(*rinfo).ri_WithCheckOptions.is_null()
     }
 }
 
@@ -626,7 +648,7 @@ impl InsertState {
         let transaction = transactions::for_write(&target.server)?;
         let client = target.server.client()?;
         let (namespace, table, user_id) =
-            (target.namespace.clone(), target.table.clone(), target.user_id.clone());
+            (target.remote.namespace.clone(), target.remote.table.clone(), target.user_id.clone());
         let stream = futures::stream::iter([Ok(batch)]);
         let _in_flight = transactions::write_in_flight(&target.server);
         runtime::call(async move {
@@ -649,37 +671,12 @@ impl ChangeState {
         let target = Target::new(relation)?;
         // SAFETY: an open relation's descriptor, read only.
         let tupdesc = unsafe { PgTupleDesc::from_pg_unchecked(relation.rd_att) };
-        let columns: Vec<String> =
-            (0..tupdesc.len()).map(|a| tupdesc.get(a).expect("attr").name().to_string()).collect();
         let placeholders = set_attrs.len();
-        let change = if delete {
-            Change::Delete
-        } else {
-            Change::Update(
-                set_attrs
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &a)| (a, kalam_pushdown::Qual::Placeholder(i)))
-                    .collect(),
-            )
-        };
         let identity_placeholders: Vec<(usize, usize)> =
             identity.iter().enumerate().map(|(i, &a)| (a, placeholders + i)).collect();
-        let remote = RemoteChange {
-            table: kalam_pushdown::RemoteTable {
-                namespace: target.namespace.clone(),
-                table: target.table.clone(),
-            },
-            columns,
-            change,
-            filters: identity_filter(&identity_placeholders),
-        };
-        let sql = remote.to_sql(None).map_err(|e| {
-            KalamError::new(
-                PgSqlErrorCode::ERRCODE_FDW_ERROR,
-                format!("cannot build the remote statement: {e}"),
-            )
-        })?;
+        let remote =
+            remote_change(relation, &target, delete, &set_attrs, identity_filter(&identity_placeholders));
+        let sql = remote.to_sql(None).map_err(sql_error)?;
         let mut write_columns = Vec::with_capacity(set_attrs.len() + identity.len());
         for &a in set_attrs.iter().chain(identity) {
             write_columns.push(write_column(&tupdesc, a, relation.name())?);
