@@ -146,6 +146,14 @@ impl WriteColumn {
                 self.builder.as_any_mut().downcast_mut::<$t>().expect("the builder of the column's type")
             };
         }
+        // An array, detoasted once, checked and read as a list of `$element`.
+        macro_rules! append_list {
+            ($element:ty, $item:ty) => {{
+                let datum = self.detoasted_array(datum)?;
+                let array = pgrx::Array::<$element>::from_datum(datum, false).expect("not null");
+                builder!(ListBuilder<$item>).append_value(array.iter());
+            }};
+        }
         if is_null {
             // Every builder of this module takes a null the same way.
             match self.pg_type {
@@ -259,55 +267,31 @@ impl WriteColumn {
                     })?;
                     builder!(Decimal128Builder).append_value(unscaled);
                 }
-                pg_sys::BOOLARRAYOID => {
-                    self.check_array_shape(datum)?;
-                    let array = pgrx::Array::<bool>::from_datum(datum, false).expect("not null");
-                    builder!(ListBuilder<BooleanBuilder>).append_value(array.iter());
-                }
-                pg_sys::INT2ARRAYOID => {
-                    self.check_array_shape(datum)?;
-                    let array = pgrx::Array::<i16>::from_datum(datum, false).expect("not null");
-                    builder!(ListBuilder<Int16Builder>).append_value(array.iter());
-                }
-                pg_sys::INT4ARRAYOID => {
-                    self.check_array_shape(datum)?;
-                    let array = pgrx::Array::<i32>::from_datum(datum, false).expect("not null");
-                    builder!(ListBuilder<Int32Builder>).append_value(array.iter());
-                }
-                pg_sys::INT8ARRAYOID => {
-                    self.check_array_shape(datum)?;
-                    let array = pgrx::Array::<i64>::from_datum(datum, false).expect("not null");
-                    builder!(ListBuilder<Int64Builder>).append_value(array.iter());
-                }
-                pg_sys::FLOAT4ARRAYOID => {
-                    self.check_array_shape(datum)?;
-                    let array = pgrx::Array::<f32>::from_datum(datum, false).expect("not null");
-                    builder!(ListBuilder<Float32Builder>).append_value(array.iter());
-                }
-                pg_sys::FLOAT8ARRAYOID => {
-                    self.check_array_shape(datum)?;
-                    let array = pgrx::Array::<f64>::from_datum(datum, false).expect("not null");
-                    builder!(ListBuilder<Float64Builder>).append_value(array.iter());
-                }
+                pg_sys::BOOLARRAYOID => append_list!(bool, BooleanBuilder),
+                pg_sys::INT2ARRAYOID => append_list!(i16, Int16Builder),
+                pg_sys::INT4ARRAYOID => append_list!(i32, Int32Builder),
+                pg_sys::INT8ARRAYOID => append_list!(i64, Int64Builder),
+                pg_sys::FLOAT4ARRAYOID => append_list!(f32, Float32Builder),
+                pg_sys::FLOAT8ARRAYOID => append_list!(f64, Float64Builder),
                 _ => unreachable!("refused by WriteColumn::new"),
             }
         }
         Ok(())
     }
 
-    /// An array is a list only when it has one dimension (or none: empty) counted from 1, as it
-    /// reads back; anything else would not come back the same.
+    /// The array `datum` detoasted, when it is a list: one dimension (or none: empty) counted
+    /// from 1, as it reads back; anything else would not come back the same.
     ///
     /// # Safety
     /// `datum` must be an array datum (not null).
-    unsafe fn check_array_shape(&self, datum: Datum) -> Result<()> {
+    unsafe fn detoasted_array(&self, datum: Datum) -> Result<Datum> {
         // SAFETY: per the contract; the detoasted copy (if any) is freed with the row context.
-        let (ndim, lower) = unsafe {
+        let (array, ndim, lower) = unsafe {
             let array = pg_sys::pg_detoast_datum(datum.cast_mut_ptr()) as *const pg_sys::ArrayType;
             let ndim = (*array).ndim;
             // ARR_LBOUND: the lower bounds follow the dimensions, after the header.
             let dims = (array as *const u8).add(std::mem::size_of::<pg_sys::ArrayType>()) as *const i32;
-            (ndim, if ndim >= 1 { *dims.add(ndim as usize) } else { 1 })
+            (array, ndim, if ndim >= 1 { *dims.add(ndim as usize) } else { 1 })
         };
         if ndim > 1 {
             return Err(KalamError::new(
@@ -328,7 +312,7 @@ impl WriteColumn {
                 ),
             ));
         }
-        Ok(())
+        Ok(Datum::from(array))
     }
 
     fn infinite(&self, kind: &str) -> KalamError {
