@@ -585,7 +585,8 @@ impl Engine {
             .execute_stream()
             .await?;
         let mut staged: Vec<(String, RecordBatch)> = Vec::new();
-        let mut deletes: Vec<(String, i64, Option<table::Key>)> = Vec::new();
+        // Row versions going, by partition: their `_seq` and key.
+        let mut deletes: HashMap<String, Vec<(i64, Option<table::Key>)>> = HashMap::new();
         let mut count = 0i64;
         while let Some(batch) = stream.next().await {
             let batch = batch?;
@@ -606,8 +607,9 @@ impl Engine {
                 if def.primary_key.is_empty() { None } else { Some(old_keys(&def, &batch, is_update)?) };
             for (owner, rows, indices) in split_by_owner_with_indices(&batch, &def) {
                 let partition = owner.unwrap_or_default();
+                let going = deletes.entry(partition.clone()).or_default();
                 for (&seq, &index) in table::seqs(&rows).iter().zip(&indices) {
-                    deletes.push((partition.clone(), seq, keys.as_ref().map(|k| k[index].clone())));
+                    going.push((seq, keys.as_ref().map(|k| k[index].clone())));
                 }
                 if is_update {
                     let owner = def.kind.per_user().then_some(partition.as_str());
@@ -619,14 +621,12 @@ impl Engine {
         // The statement's writes join the transaction only once all of them were produced and
         // their keys checked: a statement that fails leaves nothing staged.
         let target = (&table.def, &table.shared);
-        let removing: Vec<(&str, &table::Key)> =
-            deletes.iter().filter_map(|(p, _, key)| key.as_ref().map(|k| (p.as_str(), k))).collect();
+        let removing: Vec<(&str, &table::Key)> = deletes
+            .iter()
+            .flat_map(|(p, rows)| rows.iter().filter_map(|(_, key)| key.as_ref().map(|k| (p.as_str(), k))))
+            .collect();
         let keys = checked_keys(&tx, target, &staged, &removing)?;
-        let mut by_partition: HashMap<String, Vec<(i64, Option<table::Key>)>> = HashMap::new();
-        for (partition, seq, key) in deletes {
-            by_partition.entry(partition).or_default().push((seq, key));
-        }
-        for (partition, rows) in by_partition {
+        for (partition, rows) in deletes {
             tx.stage_deletes(target, &partition, rows);
         }
         for ((partition, rows), keys) in staged.into_iter().zip(keys) {
