@@ -38,6 +38,51 @@ thread_local! {
     static KEYS: RefCell<HashMap<TableKey, (Instant, Arc<Vec<String>>)>> = RefCell::new(HashMap::new());
 }
 
+thread_local! {
+    /// Bumped when a foreign server or user mapping changes (ALTER SERVER, ALTER USER MAPPING,
+    /// DROP SERVER, in this session or another): what was learned under the old settings is
+    /// forgotten, and names resolved to servers are resolved again.
+    static GENERATION: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    static WATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The catalog generation (see [`GENERATION`]); starts watching the catalogs.
+pub fn catalog_generation() -> u64 {
+    watch_catalogs();
+    GENERATION.get()
+}
+
+/// Registers (once per backend) the syscache callbacks of foreign servers and user mappings,
+/// as postgres_fdw does: a connection made with settings that changed is replaced at its next
+/// use (the settings are compared), and the remembered table descriptions are dropped now.
+fn watch_catalogs() {
+    if WATCHING.get() {
+        return;
+    }
+    // SAFETY: registers plain functions that live as long as the library.
+    unsafe {
+        for cache in
+            [pg_sys::SysCacheIdentifier::FOREIGNSERVEROID, pg_sys::SysCacheIdentifier::USERMAPPINGOID]
+        {
+            pg_sys::CacheRegisterSyscacheCallback(
+                cache as i32,
+                Some(catalog_changed),
+                pg_sys::Datum::from(0),
+            );
+        }
+    }
+    WATCHING.set(true);
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn catalog_changed(_arg: pg_sys::Datum, _cache: i32, _hash: u32) {
+    GENERATION.set(GENERATION.get() + 1);
+    let _ = TABLES.try_with(|tables| tables.borrow_mut().clear());
+    let _ = COUNTS.try_with(|counts| counts.borrow_mut().clear());
+    let _ = KEYS.try_with(|keys| keys.borrow_mut().clear());
+    let _ = PG_FUNCTIONS.try_with(|known| known.borrow_mut().clear());
+}
+
 /// What planning learned, cached per backend.
 type Remembered<K, V> = std::thread::LocalKey<RefCell<HashMap<K, (Instant, V)>>>;
 
@@ -101,6 +146,7 @@ pub struct Server {
 impl Server {
     /// Reads a foreign server and the current user's mapping from the catalogs.
     pub fn lookup(server_oid: Oid) -> Result<Server> {
+        watch_catalogs();
         // SAFETY: GetForeignServer raises an ERROR for an unknown OID; the returned struct and
         // its option list are palloc'd in the current context and only read here.
         let options = unsafe {
@@ -318,4 +364,72 @@ fn connect(options: &ServerOptions, mut config: ClientConfig) -> Result<KalamCli
         })?;
     config.resolved = Some(addr.ip());
     runtime::call(KalamClient::connect(config)).map_err(KalamError::from)
+}
+
+/// The pg_kalam server `name` (checked to be one), or with no name the database's only one:
+/// what `CREATE TABLE ... USING kalamdb`, `kalam_exec` and `snowflake_id` act on.
+pub fn pg_kalam_server(name: Option<&str>) -> Result<Oid> {
+    let not_ours = |name: &str| {
+        KalamError::new(
+            PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+            format!("server \"{name}\" is not a pg_kalam server"),
+        )
+        .with_hint("Name a server created with FOREIGN DATA WRAPPER pg_kalam.")
+    };
+    if let Some(name) = name {
+        let c_name = std::ffi::CString::new(name).map_err(|_| not_ours(name))?;
+        // SAFETY: catalog lookups; missing_ok returns NULL instead of raising.
+        let server = unsafe { pg_sys::GetForeignServerByName(c_name.as_ptr(), true) };
+        if server.is_null() {
+            return Err(KalamError::new(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+                format!("server \"{name}\" does not exist"),
+            )
+            .with_hint(
+                "CREATE SERVER ... FOREIGN DATA WRAPPER pg_kalam OPTIONS (host '...', port '...') first.",
+            ));
+        }
+        // SAFETY: a valid server; its wrapper's name is read only.
+        let fdw_name = unsafe {
+            let fdw = pg_sys::GetForeignDataWrapper((*server).fdwid);
+            std::ffi::CStr::from_ptr((*fdw).fdwname).to_string_lossy().into_owned()
+        };
+        return if fdw_name == "pg_kalam" { Ok(unsafe { (*server).serverid }) } else { Err(not_ours(name)) };
+    }
+    let servers: Vec<(Oid, String)> = pgrx::Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT s.oid, s.srvname::text FROM pg_catalog.pg_foreign_server s \
+             JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw \
+             WHERE w.fdwname = 'pg_kalam' ORDER BY s.srvname",
+            None,
+            &[],
+        )?;
+        let mut found = Vec::new();
+        for row in rows {
+            if let (Some(oid), Some(name)) = (row.get::<Oid>(1)?, row.get::<String>(2)?) {
+                found.push((oid, name));
+            }
+        }
+        Ok::<_, pgrx::spi::Error>(found)
+    })
+    .map_err(|e| {
+        KalamError::new(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("cannot list servers: {e}"))
+    })?;
+    match servers.as_slice() {
+        [(oid, _)] => Ok(*oid),
+        [] => Err(KalamError::new(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            "there is no pg_kalam server in this database",
+        )
+        .with_hint("CREATE SERVER ... FOREIGN DATA WRAPPER pg_kalam OPTIONS (host '...', port '...') first.")),
+        several => Err(KalamError::new(
+            PgSqlErrorCode::ERRCODE_AMBIGUOUS_PARAMETER,
+            format!(
+                "this database has {} pg_kalam servers ({}); name the one to use",
+                several.len(),
+                several.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        )
+        .with_hint("CREATE TABLE ... USING kalamdb takes WITH (server = 'name'); kalam_exec and snowflake_id take the server's name as their last argument.")),
+    }
 }

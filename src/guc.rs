@@ -6,7 +6,8 @@ use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
 /// `kalam.user_id`: the KalamDB user whose rows user and stream tables show (and, for writes,
 /// receive). Sent to the server in the `kalam-user-id` header; the server lets only dba and
-/// system accounts act for another user.
+/// system accounts act for another user. Choosing it is a privilege (`PGC_SUSET`): superusers,
+/// and roles granted it with `GRANT SET ON PARAMETER kalam.user_id TO role`.
 pub static USER_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 pub fn init() {
@@ -15,7 +16,7 @@ pub fn init() {
         c"KalamDB user whose rows user and stream tables show.",
         c"Sent with every request on a user or stream table; the server's account must be allowed to act for it.",
         &USER_ID,
-        GucContext::Userset,
+        GucContext::Suset,
         GucFlags::default(),
     );
 }

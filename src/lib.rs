@@ -10,6 +10,7 @@
 //! - [`analyze`]: ANALYZE's sample of a foreign table, drawn by the server.
 //! - [`modify`]: INSERT, COPY, UPDATE and DELETE through foreign tables, in batches of Arrow rows.
 //! - [`direct`]: an UPDATE or DELETE the server runs whole, as one remote statement.
+//! - [`ddl`]: the DDL hook: `CREATE TABLE ... USING kalamdb`, and DROP/ALTER of the tables it made.
 //! - [`transactions`]: the remote transaction (and savepoints) of the PostgreSQL transaction.
 //! - [`stream`]: a query's result, fetched and decoded ahead on the I/O thread (bounded queue).
 //! - [`convert`]: Arrow columns into PostgreSQL datums, a column at a time (`numeric`, `array`).
@@ -28,6 +29,7 @@ pgrx::pg_module_magic!();
 mod analyze;
 mod connection;
 mod convert;
+mod ddl;
 mod deparse;
 mod direct;
 mod error;
@@ -46,6 +48,7 @@ mod transactions;
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::init();
+    ddl::init();
 }
 
 pgrx::extension_sql_file!(

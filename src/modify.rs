@@ -28,7 +28,7 @@ use std::ffi::CString;
 use kalam_flight::PreparedId;
 use kalam_pushdown::{Change, Qual, RemoteChange, RemoteTable, identity_filter};
 use pgrx::pg_sys::{self, Datum};
-use pgrx::{PgMemoryContexts, PgRelation, PgSqlErrorCode, PgTupleDesc, pg_guard};
+use pgrx::{FromDatum, PgMemoryContexts, PgRelation, PgSqlErrorCode, PgTupleDesc, pg_guard};
 
 use crate::connection::Server;
 use crate::convert::write::{RowBuffer, WriteColumn};
@@ -94,6 +94,11 @@ struct InsertState {
     /// Attribute indexes sent, in the buffer's column order.
     attrs: Vec<usize>,
     rows: Rows,
+    /// `_seq` and `_deleted`, which the server sets: not sent, and a row that gives them a
+    /// value is refused.
+    server_set: Vec<(usize, String)>,
+    /// `_userid` of a user or stream table, when sent, and the owner of the statement's rows.
+    owner: Option<(usize, Option<String>)>,
 }
 
 /// An UPDATE or DELETE of the rows the scan found.
@@ -620,18 +625,64 @@ pub unsafe extern "C-unwind" fn end_foreign_insert(
 }
 
 impl InsertState {
-    fn new(relation: &PgRelation, attrs: Vec<usize>) -> Result<Self> {
+    fn new(relation: &PgRelation, mut attrs: Vec<usize>) -> Result<Self> {
         let target = Target::new(relation)?;
         // SAFETY: an open relation's descriptor, read only.
         let tupdesc = unsafe { PgTupleDesc::from_pg_unchecked(relation.rd_att) };
+        let name = |a: usize| tupdesc.get(a).expect("attr").name().to_string();
+        // A shared table's rows have no owner: a `_userid` there is the server's too.
+        let per_user = target.user_id.is_some();
+        let server_set: Vec<(usize, String)> = attrs
+            .iter()
+            .map(|&a| (a, name(a)))
+            .filter(|(_, n)| n == "_seq" || n == "_deleted" || (n == "_userid" && !per_user))
+            .collect();
+        attrs.retain(|a| !server_set.iter().any(|(s, _)| s == a));
+        let owner = attrs.iter().copied().find(|&a| name(a) == "_userid").map(|a| (a, None));
         let columns =
             attrs.iter().map(|&a| write_column(&tupdesc, a, relation.name())).collect::<Result<_>>()?;
         let rows = Rows::new(columns, target.batch_rows);
-        Ok(Self { target, attrs, rows })
+        Ok(Self { target, attrs, rows, server_set, owner })
+    }
+
+    /// Refuses a row that sets a column the server sets, or whose `_userid` differs from the
+    /// statement's earlier rows (an omitted or NULL `_userid` is `kalam.user_id`).
+    fn check_system_columns(&mut self, values: &[Datum], nulls: &[bool]) -> Result<()> {
+        if let Some((_, column)) = self.server_set.iter().find(|(a, _)| !nulls[*a]) {
+            return Err(KalamError::new(
+                PgSqlErrorCode::ERRCODE_GENERATED_ALWAYS,
+                format!(
+                    "column \"{column}\" of foreign table \"{}\" is set by the KalamDB server and cannot be inserted",
+                    self.target.relation
+                ),
+            )
+            .with_hint(format!("Leave {column} out of the INSERT (or give it NULL).")));
+        }
+        let Some((attr, first)) = &mut self.owner else { return Ok(()) };
+        let session = self.target.user_id.as_deref().expect("owner is checked on user tables only");
+        // SAFETY: a text datum of the row.
+        let given = if nulls[*attr] { None } else { unsafe { String::from_datum(values[*attr], false) } };
+        let owner = given.unwrap_or_else(|| session.to_string());
+        match first {
+            None => *first = Some(owner),
+            Some(first) if *first == owner => {}
+            Some(first) => {
+                return Err(KalamError::new(
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    format!(
+                        "all rows of one INSERT into user table \"{}\" must have the same _userid: \"{first}\", then \"{owner}\"",
+                        self.target.relation
+                    ),
+                )
+                .with_hint("Insert each user's rows in a statement of their own."));
+            }
+        }
+        Ok(())
     }
 
     /// Takes one row (all attributes of the table); sends a batch when it is full.
     fn insert(&mut self, values: &[Datum], nulls: &[bool]) -> Result<()> {
+        self.check_system_columns(values, nulls)?;
         self.rows.start_row();
         self.rows.take(&self.attrs, values, nulls);
         // SAFETY: the slot's values are datums of the table's columns.

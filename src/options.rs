@@ -182,6 +182,14 @@ pub const OPTIONS: &[OptionDef] = &[
         secret: false,
         help: "shared, user or stream (default shared); user and stream tables are read as kalam.user_id",
     },
+    OptionDef {
+        name: "owns_remote",
+        scopes: TABLE,
+        required: false,
+        secret: false,
+        help: "true when CREATE TABLE ... USING kalamdb made the remote table: DROP drops it too and \
+               ALTER TABLE ADD/DROP COLUMN is mirrored (default false)",
+    },
 ];
 
 /// Default for `timeout`: long enough for a busy server, short enough that a dead one is noticed.
@@ -280,6 +288,9 @@ pub struct TableOptions {
     pub namespace: Option<String>,
     pub table: Option<String>,
     pub table_type: TableType,
+    /// The remote table belongs to this foreign table (`owns_remote`): made by
+    /// `CREATE TABLE ... USING kalamdb`, dropped and altered with it.
+    pub owns_remote: bool,
     /// The table's own tuning values (`None`: the server's).
     pub tuning: TuningValues,
 }
@@ -648,6 +659,7 @@ impl TableOptions {
                         _ => return Err(invalid_value(name, value, "shared, user or stream")),
                     }
                 }
+                "owns_remote" => parsed.owns_remote = parse_bool(name, value)?,
                 _ => {} // tuning, below
             }
         }

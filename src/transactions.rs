@@ -11,6 +11,12 @@
 //! Subtransactions (SAVEPOINT, and the ones PL/pgSQL exception blocks open) become remote
 //! savepoints when a write happens inside them: ROLLBACK TO SAVEPOINT rolls the remote
 //! transaction back to it, RELEASE keeps what was written.
+//!
+//! Remote schema changes (`CREATE TABLE ... USING kalamdb`, and `DROP`/`ALTER` of such tables)
+//! are not transactional on the server, so they follow the PostgreSQL transaction by hand: what
+//! is made at once (a table, a namespace, a column) is undone if the transaction or
+//! subtransaction that made it aborts ([`undo_at_abort`]); what destroys data (dropping a table
+//! or a column) waits for the commit, after the remote writes have committed ([`at_commit`]).
 
 use std::cell::RefCell;
 use std::time::Duration;
@@ -45,8 +51,19 @@ struct Open {
     poisoned: bool,
 }
 
+/// A remote schema change tied to the PostgreSQL transaction.
+struct SchemaChange {
+    /// The subtransaction nesting level that made it.
+    level: i32,
+    client: KalamClient,
+    sql: String,
+    /// `true`: run at commit; `false`: run if the transaction aborts (an undo).
+    at_commit: bool,
+}
+
 thread_local! {
     static OPEN: RefCell<Vec<Open>> = const { RefCell::new(Vec::new()) };
+    static SCHEMA_CHANGES: RefCell<Vec<SchemaChange>> = const { RefCell::new(Vec::new()) };
     static REGISTERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
@@ -90,6 +107,59 @@ pub fn for_write(server: &Server) -> Result<TransactionId> {
     Ok(transaction)
 }
 
+/// Registers `sql`, which undoes a remote schema change just made, to run if the current
+/// (sub)transaction aborts.
+pub fn undo_at_abort(server: &Server, sql: String) -> Result<()> {
+    schema_change(server, sql, false)
+}
+
+/// Registers `sql` to run when the transaction commits, after its remote writes.
+pub fn at_commit(server: &Server, sql: String) -> Result<()> {
+    schema_change(server, sql, true)
+}
+
+fn schema_change(server: &Server, sql: String, at_commit: bool) -> Result<()> {
+    register_callbacks();
+    let client = server.client()?;
+    // SAFETY: reads a backend global.
+    let level = unsafe { pg_sys::GetCurrentTransactionNestLevel() };
+    SCHEMA_CHANGES.with_borrow_mut(|changes| changes.push(SchemaChange { level, client, sql, at_commit }));
+    Ok(())
+}
+
+/// Runs the schema changes waiting for the commit, in the order they were made.
+fn run_at_commit() -> Result<()> {
+    let changes = SCHEMA_CHANGES.with_borrow_mut(std::mem::take);
+    for change in changes.into_iter().filter(|c| c.at_commit) {
+        let SchemaChange { client, sql, .. } = change;
+        runtime::call(async move { client.execute_update(&sql, None).await }).map_err(|e| {
+            KalamError::from(e).with_hint(
+                "The transaction is rolled back; the KalamDB table (or column) it dropped is still there.",
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Undoes, newest first, the schema changes of the aborting (sub)transaction at `level` and
+/// deeper; forgets the changes they meant to make at commit. Never raises an ERROR.
+fn undo_from(level: i32) {
+    let undone: Vec<SchemaChange> = SCHEMA_CHANGES.with_borrow_mut(|changes| {
+        let (undone, kept) = std::mem::take(changes).into_iter().partition(|c| c.level >= level);
+        *changes = kept;
+        undone
+    });
+    for SchemaChange { client, sql, .. } in undone.into_iter().rev().filter(|c| !c.at_commit) {
+        let shown = sql.clone();
+        let done = runtime::call_quietly(async move { client.execute_update(&sql, None).await }, ABORT_WAIT);
+        if !matches!(done, Some(Ok(_))) {
+            pgrx::warning!(
+                "could not undo a KalamDB schema change of the aborted transaction; run it by hand: {shown}"
+            );
+        }
+    }
+}
+
 /// Held while a write to `server` is on its way: if PostgreSQL interrupts it (a cancel unwinds
 /// the wait), the server may still stage part of it after a later ROLLBACK TO SAVEPOINT
 /// arrives, so the remote transaction is refused at COMMIT.
@@ -129,12 +199,13 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
     use pg_sys::XactEvent::*;
     match event {
         XACT_EVENT_PRE_COMMIT | XACT_EVENT_PARALLEL_PRE_COMMIT => {
-            if let Err(e) = commit_all() {
+            if let Err(e) = commit_all().and_then(|()| run_at_commit()) {
                 e.report();
             }
         }
         XACT_EVENT_PRE_PREPARE => {
-            if OPEN.with_borrow(|open| !open.is_empty()) {
+            let changed = SCHEMA_CHANGES.with_borrow(|changes| !changes.is_empty());
+            if changed || OPEN.with_borrow(|open| !open.is_empty()) {
                 KalamError::new(
                     PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
                     "cannot PREPARE a transaction that has written to a KalamDB server",
@@ -143,9 +214,13 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
                 .report();
             }
         }
-        XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT => rollback_all(),
+        XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT => {
+            rollback_all();
+            undo_from(0);
+        }
         XACT_EVENT_COMMIT | XACT_EVENT_PARALLEL_COMMIT | XACT_EVENT_PREPARE => {
             OPEN.with_borrow_mut(|open| open.clear());
+            SCHEMA_CHANGES.with_borrow_mut(|changes| changes.clear());
         }
         _ => {}
     }
@@ -230,6 +305,14 @@ unsafe extern "C-unwind" fn subxact_callback(
     };
     // SAFETY: reads a backend global.
     let level = unsafe { pg_sys::GetCurrentTransactionNestLevel() };
+    if rollback {
+        undo_from(level);
+    } else {
+        // What a released savepoint made belongs to its parent now.
+        SCHEMA_CHANGES.with_borrow_mut(|changes| {
+            changes.iter_mut().filter(|c| c.level >= level).for_each(|c| c.level = level - 1)
+        });
+    }
     let ending: Vec<((Oid, Oid), KalamClient, SavepointId)> = OPEN.with_borrow_mut(|open| {
         open.iter_mut()
             .filter_map(|o| {

@@ -20,9 +20,9 @@ use arrow_flight::sql::{
     ActionBeginSavepointRequest, ActionBeginSavepointResult, ActionBeginTransactionRequest,
     ActionBeginTransactionResult, ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
     ActionCreatePreparedStatementResult, ActionEndSavepointRequest, ActionEndTransactionRequest,
-    CommandGetPrimaryKeys, CommandGetSqlInfo, CommandPreparedStatementUpdate, CommandStatementIngest,
-    CommandStatementQuery, CommandStatementUpdate, DoPutUpdateResult, EndTransaction, ProstMessageExt,
-    TableDefinitionOptions, TableExistsOption, TableNotExistOption,
+    CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTables, CommandPreparedStatementUpdate,
+    CommandStatementIngest, CommandStatementQuery, CommandStatementUpdate, DoPutUpdateResult, EndTransaction,
+    ProstMessageExt, TableDefinitionOptions, TableExistsOption, TableNotExistOption,
 };
 use arrow_flight::{FlightClient, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, Ticket};
 use arrow_schema::SchemaRef;
@@ -475,6 +475,58 @@ impl KalamClient {
         .await
     }
 
+    /// The tables of `namespace` with their Arrow schemas (Flight SQL GetTables), by name.
+    /// A KalamDB server adds each table's kind to its schema's metadata
+    /// ([`crate::protocol::TABLE_KIND_METADATA`]).
+    pub async fn tables(&self, namespace: &str) -> Result<Vec<TableListing>, Error> {
+        // No pattern: `_` and `%` in a name would be wildcards; the namespace is matched here.
+        let command = CommandGetTables {
+            catalog: None,
+            db_schema_filter_pattern: None,
+            table_name_filter_pattern: None,
+            table_types: Vec::new(),
+            include_schema: true,
+        };
+        let mut tables = Vec::new();
+        for batch in self.metadata(command.as_any().encode_to_vec(), None).await? {
+            let column = |name: &str| {
+                batch
+                    .column_by_name(name)
+                    .ok_or_else(|| Error::Protocol(format!("GetTables answered without {name}")))
+            };
+            let (schemas, names, types, ipc) = (
+                column("db_schema_name")?,
+                column("table_name")?,
+                column("table_type")?,
+                column("table_schema")?,
+            );
+            let (Some(schemas), Some(names), Some(types), Some(ipc)) = (
+                schemas.as_string_opt::<i32>(),
+                names.as_string_opt::<i32>(),
+                types.as_string_opt::<i32>(),
+                ipc.as_binary_opt::<i32>(),
+            ) else {
+                return Err(Error::Protocol("GetTables answered with unexpected types".into()));
+            };
+            for row in 0..batch.num_rows() {
+                if arrow_array::Array::is_null(schemas, row) || schemas.value(row) != namespace {
+                    continue;
+                }
+                let schema = arrow_schema::Schema::try_from(arrow_flight::IpcMessage(
+                    bytes::Bytes::copy_from_slice(ipc.value(row)),
+                ))
+                .map_err(|e| Error::Protocol(format!("GetTables sent a schema that does not decode: {e}")))?;
+                tables.push(TableListing {
+                    name: names.value(row).to_string(),
+                    table_type: types.value(row).to_string(),
+                    schema,
+                });
+            }
+        }
+        tables.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(tables)
+    }
+
     /// The primary key columns of `namespace.table`, in key order (Flight SQL GetPrimaryKeys);
     /// empty when the table has none, or the server does not implement the command.
     pub async fn primary_keys(
@@ -772,6 +824,16 @@ impl KalamClient {
         self.action("EndSavepoint", body, user_id).await.map(drop)
     }
 
+    /// Reserves `count` consecutive `SNOWFLAKE_ID()` values of the server
+    /// ([`crate::protocol::RESERVE_IDS_ACTION`]) and returns the first.
+    pub async fn reserve_ids(&self, count: u32) -> Result<i64, Error> {
+        let body =
+            self.action(crate::protocol::RESERVE_IDS_ACTION, count.to_be_bytes().to_vec(), None).await?;
+        <[u8; 8]>::try_from(body.as_slice())
+            .map(i64::from_be_bytes)
+            .map_err(|_| Error::Protocol("the server's reserved ids are not one 8-byte integer".into()))
+    }
+
     /// Runs a Flight SQL action and returns the body of its first result (empty when none).
     async fn action(&self, kind: &str, body: Vec<u8>, user_id: Option<&str>) -> Result<Vec<u8>, Error> {
         self.with_session(user_id, |mut flight| {
@@ -829,6 +891,15 @@ fn bearer(metadata: &MetadataMap) -> Option<String> {
 }
 
 /// The batches of one query, fetched lazily: at most one Flight message is buffered here.
+/// A table of a GetTables answer.
+#[derive(Debug, Clone)]
+pub struct TableListing {
+    pub name: String,
+    /// Flight SQL's table type (`TABLE`, `VIEW`, ...).
+    pub table_type: String,
+    pub schema: arrow_schema::Schema,
+}
+
 pub struct QueryStream {
     client: KalamClient,
     flight: FlightClient,

@@ -14,6 +14,7 @@ pub mod error;
 pub mod protocol;
 
 pub use client::{
-    Auth, ClientConfig, KalamClient, PreparedId, QueryStream, SavepointId, TlsConfig, TransactionId,
+    Auth, ClientConfig, KalamClient, PreparedId, QueryStream, SavepointId, TableListing, TlsConfig,
+    TransactionId,
 };
 pub use error::Error;

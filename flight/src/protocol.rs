@@ -30,8 +30,6 @@ pub const SESSION_LEASE_HEADER: &str = "kalam-session-lease-ms";
 /// use.
 pub const PG_FUNCTIONS_INFO: u32 = 10_000_001;
 
-/// `ActionEndSavepointRequest.action` values of Flight SQL's protocol (arrow-flight keeps the
-/// enum private): keep the writes since the savepoint, or drop them.
 /// Response header (gRPC metadata) in which kalamdb-server gives the PostgreSQL SQLSTATE that
 /// fits an error (`23505` for a duplicate key, `23502` for a NULL in a NOT NULL column, ...), so
 /// that pg_kalam raises the error PostgreSQL itself would. Servers without it leave it out.
@@ -40,5 +38,20 @@ pub const SQLSTATE_HEADER: &str = "kalam-sqlstate";
 /// Binary response header with the DETAIL of an error that has a SQLSTATE (which values).
 pub const DETAIL_HEADER: &str = "kalam-detail-bin";
 
+/// `ActionEndSavepointRequest.action` values of Flight SQL's protocol (arrow-flight keeps the
+/// enum private): keep the writes since the savepoint, or drop them.
 pub const END_SAVEPOINT_RELEASE: i32 = 1;
 pub const END_SAVEPOINT_ROLLBACK: i32 = 2;
+
+/// Custom Flight action reserving a run of the server's `SNOWFLAKE_ID()` values, so that a
+/// client hands out ids unique across every client of the server without a round trip per id.
+/// The body is the count (u32, big-endian, 1 to [`RESERVE_IDS_MAX`]); the result (an `Any`
+/// value) is the first id (i64, big-endian), and the run is that id and the `count - 1` after it.
+pub const RESERVE_IDS_ACTION: &str = "kalamdb.ReserveIds";
+
+/// Most ids one [`RESERVE_IDS_ACTION`] reserves (16 milliseconds of one node's ids).
+pub const RESERVE_IDS_MAX: u32 = 65_536;
+
+/// Schema metadata key in a GetTables answer (with schemas) naming a table's KalamDB kind:
+/// `SHARED`, `USER` or `STREAM`. The table type itself stays Flight SQL's `TABLE`.
+pub const TABLE_KIND_METADATA: &str = "kalamdb.table_kind";

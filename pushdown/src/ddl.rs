@@ -7,8 +7,8 @@
 //! nothing a user names or writes can change the statement: keywords are the only text here.
 
 use datafusion_sql::sqlparser::ast::{
-    AlterTableOperation, ColumnDef, ColumnOption, ColumnOptionDef, CreateTableOptions, DataType, Expr,
-    Ident, IndexColumn, ObjectName, SqlOption, Statement, TableConstraint, Value,
+    AlterTableOperation, ColumnDef, ColumnOption, ColumnOptionDef, CreateTableOptions, DataType, Expr, Ident,
+    IndexColumn, ObjectName, SqlOption, Statement, TableConstraint, Value,
 };
 use datafusion_sql::sqlparser::dialect::GenericDialect;
 use datafusion_sql::sqlparser::parser::Parser;
@@ -199,11 +199,12 @@ impl RemoteTable {
         Ok(statement.to_string())
     }
 
-    /// `ALTER TABLE "ns"."t" ADD COLUMN ...`.
-    pub fn add_column_sql(&self, column: &Column) -> Result<String, Error> {
+    /// `ALTER TABLE "ns"."t" ADD COLUMN [IF NOT EXISTS] ...`.
+    pub fn add_column_sql(&self, column: &Column, if_not_exists: bool) -> Result<String, Error> {
         self.alter(r#"ALTER TABLE "t" ADD COLUMN "c" INT"#, |op| {
-            if let AlterTableOperation::AddColumn { column_def, .. } = op {
+            if let AlterTableOperation::AddColumn { column_def, if_not_exists: exists, .. } = op {
                 *column_def = column.def()?;
+                *exists = if_not_exists;
             }
             Ok(())
         })
@@ -230,7 +231,8 @@ impl RemoteTable {
             return Err(Error::Internal("template is not ALTER TABLE".into()));
         };
         alter.name = self.name();
-        let op = alter.operations.first_mut().ok_or_else(|| Error::Internal("ALTER without operation".into()))?;
+        let op =
+            alter.operations.first_mut().ok_or_else(|| Error::Internal("ALTER without operation".into()))?;
         edit(op)?;
         Ok(statement.to_string())
     }
@@ -301,7 +303,12 @@ mod tests {
                     table: table("we\"ird", "a b"),
                     kind: TableKind::Stream,
                     columns: vec![
-                        column("x\"); DROP", ColumnType::Decimal(10, 2), false, Some(Default::Number("-1.5".into()))),
+                        column(
+                            "x\"); DROP",
+                            ColumnType::Decimal(10, 2),
+                            false,
+                            Some(Default::Number("-1.5".into())),
+                        ),
                         column("f", ColumnType::File, false, None),
                         column("e", ColumnType::Embedding(3), false, None),
                         column("l", ColumnType::List(Box::new(ColumnType::BigInt)), false, None),
@@ -324,7 +331,7 @@ mod tests {
     #[test]
     fn numbers_are_numbers() {
         let c = column("x", ColumnType::Int, false, Some(Default::Number("1) ; DROP".into())));
-        assert!(table("a", "b").add_column_sql(&c).is_err());
+        assert!(table("a", "b").add_column_sql(&c, false).is_err());
     }
 
     // Goal: DROP TABLE and ALTER TABLE ADD/DROP COLUMN quote the names.
@@ -335,11 +342,17 @@ mod tests {
             (t.drop_sql(false).unwrap(), r#"DROP TABLE "app"."o""rders""#),
             (t.drop_sql(true).unwrap(), r#"DROP TABLE IF EXISTS "app"."o""rders""#),
             (
-                t.add_column_sql(&column("priority", ColumnType::Int, false, Some(Default::Number("0".into()))))
-                    .unwrap(),
-                r#"ALTER TABLE "app"."o""rders" ADD COLUMN "priority" INT DEFAULT 0"#,
+                t.add_column_sql(
+                    &column("priority", ColumnType::Int, false, Some(Default::Number("0".into()))),
+                    true,
+                )
+                .unwrap(),
+                r#"ALTER TABLE "app"."o""rders" ADD COLUMN IF NOT EXISTS "priority" INT DEFAULT 0"#,
             ),
-            (t.drop_column_sql("pri\"ority", false).unwrap(), r#"ALTER TABLE "app"."o""rders" DROP COLUMN "pri""ority""#),
+            (
+                t.drop_column_sql("pri\"ority", false).unwrap(),
+                r#"ALTER TABLE "app"."o""rders" DROP COLUMN "pri""ority""#,
+            ),
             (create_namespace_sql("a\"pp", true), r#"CREATE NAMESPACE IF NOT EXISTS "a""pp""#),
             (drop_namespace_sql("app"), r#"DROP NAMESPACE IF EXISTS "app""#),
         ];

@@ -141,6 +141,8 @@ pub struct TableEntry {
     pub is_view: bool,
     pub schema: SchemaRef,
     pub primary_key: Vec<String>,
+    /// SHARED, USER or STREAM (`None` for views and system tables).
+    pub kind: Option<TableKind>,
 }
 
 impl Engine {
@@ -783,7 +785,8 @@ impl Engine {
                     .insert(name.clone(), crate::storage::NamespaceEntry { created_ms: now_ms() });
                 self.store.persist(&catalog).map_err(EngineError::Internal)?;
                 self.register_namespace(&name);
-                Ok(0)
+                // 1: made now (0 above: it was there), so a client knows whether to undo it.
+                Ok(1)
             }
             Command::DropNamespace { name, if_exists, cascade } => {
                 require_admin(request, "drop namespaces")?;
@@ -1086,8 +1089,9 @@ impl Engine {
             for name in schema.table_names() {
                 // A table dropped since it was listed is simply left out.
                 let Ok(Some(table)) = schema.table(&name).await else { continue };
-                let primary_key =
-                    table.downcast_ref::<KalamTable>().map(|t| t.def.primary_key.clone()).unwrap_or_default();
+                let kalam = table.downcast_ref::<KalamTable>();
+                let primary_key = kalam.map(|t| t.def.primary_key.clone()).unwrap_or_default();
+                let kind = kalam.map(|t| t.def.kind);
                 tables.push(TableEntry {
                     catalog: CATALOG.to_string(),
                     namespace: namespace.clone(),
@@ -1095,6 +1099,7 @@ impl Engine {
                     schema: table.schema(),
                     name,
                     primary_key,
+                    kind,
                 });
             }
         }

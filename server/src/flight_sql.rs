@@ -52,7 +52,7 @@ use datafusion::error::DataFusionError;
 use futures::{Stream, StreamExt, TryStreamExt};
 use kalam_flight::protocol::{
     END_SAVEPOINT_RELEASE, END_SAVEPOINT_ROLLBACK, FLIGHT_DATA_BYTES_TARGET, MESSAGE_BYTES_MAX,
-    SESSION_LEASE_HEADER, USER_ID_HEADER,
+    RESERVE_IDS_ACTION, RESERVE_IDS_MAX, SESSION_LEASE_HEADER, USER_ID_HEADER,
 };
 use prost::Message;
 use tonic::metadata::MetadataMap;
@@ -814,6 +814,46 @@ impl FlightSqlService for KalamFlightSql {
             dataset_schema: schema_bytes(&dataset)?,
             parameter_schema: schema_bytes(&parameters)?,
         })
+    }
+
+    /// KalamDB's own actions: [`RESERVE_IDS_ACTION`].
+    async fn do_action_fallback(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
+        self.principal(request.metadata())?;
+        let action = request.into_inner();
+        if action.r#type != RESERVE_IDS_ACTION {
+            return Err(Status::invalid_argument(format!(
+                "unknown action {}: this server's actions are Flight SQL's and {RESERVE_IDS_ACTION}",
+                action.r#type
+            )));
+        }
+        let count = <[u8; 4]>::try_from(action.body.as_ref())
+            .map(u32::from_be_bytes)
+            .ok()
+            .filter(|n| (1..=RESERVE_IDS_MAX).contains(n))
+            .ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "{RESERVE_IDS_ACTION} takes the number of ids (a big-endian u32 from 1 to {RESERVE_IDS_MAX})"
+                ))
+            })?;
+        let first = crate::snowflake::next_ids(count as usize);
+        let any = arrow_flight::sql::Any {
+            type_url: format!("type.googleapis.com/{RESERVE_IDS_ACTION}"),
+            value: first.to_be_bytes().to_vec().into(),
+        };
+        let result = arrow_flight::Result { body: any.encode_to_vec().into() };
+        Ok(Response::new(Box::pin(futures::stream::iter([Ok(result)]))))
+    }
+
+    async fn list_custom_actions(&self) -> Option<Vec<Result<arrow_flight::ActionType, Status>>> {
+        Some(vec![Ok(arrow_flight::ActionType {
+            r#type: RESERVE_IDS_ACTION.into(),
+            description: "reserve a run of SNOWFLAKE_ID() values: body = count (u32 big-endian), \
+                          result = first id (i64 big-endian)"
+                .into(),
+        })])
     }
 
     async fn do_action_close_prepared_statement(

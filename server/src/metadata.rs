@@ -16,6 +16,8 @@ use arrow_schema::Schema;
 use prost::Message;
 use tonic::Status;
 
+use kalam_flight::protocol::TABLE_KIND_METADATA;
+
 use crate::engine::Engine;
 
 /// Table types the server reports.
@@ -81,8 +83,16 @@ pub async fn tables(engine: &Engine, command: CommandGetTables) -> Result<Record
     let mut builder = command.into_builder();
     for table in engine.tables().await {
         let table_type = if table.is_view { "VIEW" } else { "TABLE" };
+        // Flight SQL's table types are TABLE and VIEW; KalamDB's kind rides in the schema.
+        let schema = match table.kind {
+            Some(kind) => {
+                let metadata = [(TABLE_KIND_METADATA.to_string(), kind.name().to_string())].into();
+                Schema::new_with_metadata(table.schema.fields().clone(), metadata)
+            }
+            None => table.schema.as_ref().clone(),
+        };
         builder
-            .append(&table.catalog, &table.namespace, &table.name, table_type, &table.schema)
+            .append(&table.catalog, &table.namespace, &table.name, table_type, &schema)
             .map_err(|e| Status::internal(format!("cannot encode the schema of {}: {e}", table.name)))?;
     }
     built(builder.build())

@@ -1,0 +1,964 @@
+//! The DDL hook: `CREATE TABLE ... USING kalamdb` authors a KalamDB table from PostgreSQL, and
+//! the foreign tables made that way own their remote tables (`DROP` drops it, `ALTER TABLE ...
+//! ADD/DROP COLUMN` is mirrored). A plain `CREATE FOREIGN TABLE` is never touched remotely.
+//!
+//! The statement is read from PostgreSQL's parse tree (column definitions, type names,
+//! constraints, defaults, `WITH` options), never from its text, and checked whole before
+//! anything is made. Then, in order: the namespace (when missing) and the table on the server,
+//! the local schema (when missing), and a foreign table with the declared columns plus `_seq`
+//! (and `_userid` on user and stream tables). The remote steps are undone if the statement or
+//! its transaction aborts; remote drops wait for the commit ([`transactions`]).
+//!
+//! A session that had not loaded pg_kalam when the statement began reaches the `kalamdb`
+//! table access method instead, whose handler ([`kalamdb_am_handler`]) says what to do.
+
+use std::ffi::{CStr, CString, c_char};
+
+use kalam_pushdown::RemoteTable;
+use kalam_pushdown::ddl::{
+    self as remote, Column, ColumnType, CreateTable, Default as RemoteDefault, TableKind,
+};
+use pgrx::pg_sys::{self, NodeTag, Oid};
+use pgrx::prelude::*;
+use pgrx::{PgList, PgSqlErrorCode};
+
+use crate::connection::{self, Server};
+use crate::error::{KalamError, Result};
+use crate::modify::SYSTEM_COLUMNS;
+use crate::options::{self, TableOptions};
+use crate::{runtime, transactions};
+
+/// The access method name that marks a KalamDB table.
+const ACCESS_METHOD: &str = "kalamdb";
+
+static mut PREVIOUS: pg_sys::ProcessUtility_hook_type = None;
+/// When the library was loaded (the statement start time of that moment).
+static mut LOADED_AT: pg_sys::TimestampTz = 0;
+
+/// Installs the hook (from `_PG_init`), chained to the one installed before.
+pub fn init() {
+    // SAFETY: _PG_init runs once per process, before any statement uses the hook.
+    unsafe {
+        PREVIOUS = pg_sys::ProcessUtility_hook;
+        pg_sys::ProcessUtility_hook = Some(process_utility);
+        if pg_sys::IsUnderPostmaster {
+            LOADED_AT = pg_sys::GetCurrentStatementStartTimestamp();
+        }
+    }
+}
+
+#[pg_guard]
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C-unwind" fn process_utility(
+    pstmt: *mut pg_sys::PlannedStmt,
+    query_string: *const c_char,
+    read_only_tree: bool,
+    context: pg_sys::ProcessUtilityContext::Type,
+    params: pg_sys::ParamListInfo,
+    query_env: *mut pg_sys::QueryEnvironment,
+    dest: *mut pg_sys::DestReceiver,
+    qc: *mut pg_sys::QueryCompletion,
+) {
+    // SAFETY: PostgreSQL passes a planned utility statement; the parse tree is only read, and
+    // statements we change are copies.
+    unsafe {
+        let call = Call { pstmt, query_string, read_only_tree, context, params, query_env, dest, qc };
+        let stmt = (*pstmt).utilityStmt;
+        let handled = match (*stmt).type_ {
+            NodeTag::T_CreateStmt if is_kalamdb(stmt.cast()) && extension_installed() => {
+                create_table(&call, stmt.cast()).unwrap_or_else(|e| e.report());
+                true
+            }
+            NodeTag::T_CreateTableAsStmt if creates_kalamdb(stmt.cast()) => KalamError::new(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "CREATE TABLE ... USING kalamdb AS SELECT is not supported",
+            )
+            .with_hint("Create the table with its columns, then INSERT INTO it ... SELECT.")
+            .report(),
+            NodeTag::T_DropStmt if extension_installed() => {
+                drop_tables(&call, stmt.cast()).unwrap_or_else(|e| e.report());
+                true
+            }
+            NodeTag::T_AlterTableStmt if extension_installed() => {
+                alter_table(&call, stmt.cast()).unwrap_or_else(|e| e.report());
+                true
+            }
+            _ => false,
+        };
+        if !handled {
+            call.pass(pstmt);
+        }
+    }
+}
+
+/// The arguments of one ProcessUtility call.
+struct Call {
+    pstmt: *mut pg_sys::PlannedStmt,
+    query_string: *const c_char,
+    read_only_tree: bool,
+    context: pg_sys::ProcessUtilityContext::Type,
+    params: pg_sys::ParamListInfo,
+    query_env: *mut pg_sys::QueryEnvironment,
+    dest: *mut pg_sys::DestReceiver,
+    qc: *mut pg_sys::QueryCompletion,
+}
+
+impl Call {
+    /// Runs `pstmt` (this call's statement, or a changed copy) as PostgreSQL would have.
+    unsafe fn pass(&self, pstmt: *mut pg_sys::PlannedStmt) {
+        let read_only = self.read_only_tree && pstmt == self.pstmt;
+        // SAFETY: the arguments PostgreSQL gave this call.
+        unsafe {
+            let (q, c, p, e, d, qc) =
+                (self.query_string, self.context, self.params, self.query_env, self.dest, self.qc);
+            match PREVIOUS {
+                Some(previous) => previous(pstmt, q, read_only, c, p, e, d, qc),
+                None => pg_sys::standard_ProcessUtility(pstmt, q, read_only, c, p, e, d, qc),
+            }
+        }
+    }
+
+    /// Runs another utility statement as part of this one (as PostgreSQL runs the pieces of a
+    /// CREATE TABLE): through every hook, event triggers included, sending no result.
+    unsafe fn sub(&self, stmt: *mut pg_sys::Node) {
+        // SAFETY: a fresh PlannedStmt wrapping a utility node of the current memory context.
+        unsafe {
+            let wrapper = pgrx::PgBox::<pg_sys::PlannedStmt>::alloc_node(NodeTag::T_PlannedStmt).into_pg();
+            (*wrapper).commandType = pg_sys::CmdType::CMD_UTILITY;
+            (*wrapper).canSetTag = false;
+            (*wrapper).utilityStmt = stmt;
+            (*wrapper).stmt_location = (*self.pstmt).stmt_location;
+            (*wrapper).stmt_len = (*self.pstmt).stmt_len;
+            pg_sys::ProcessUtility(
+                wrapper,
+                self.query_string,
+                false,
+                pg_sys::ProcessUtilityContext::PROCESS_UTILITY_SUBCOMMAND,
+                self.params,
+                std::ptr::null_mut(),
+                pg_sys::None_Receiver,
+                std::ptr::null_mut(),
+            );
+            pg_sys::CommandCounterIncrement();
+        }
+    }
+
+    /// A copy of this call's statement, to change.
+    unsafe fn copy(&self) -> *mut pg_sys::PlannedStmt {
+        // SAFETY: copyObject of a node tree.
+        unsafe { pg_sys::copyObjectImpl(self.pstmt.cast()).cast() }
+    }
+}
+
+/// The handler of the `kalamdb` table access method. A table is never stored with it: the
+/// hook takes `CREATE TABLE ... USING kalamdb` first, so PostgreSQL reaches this only when the
+/// hook was not there yet, or for a statement the access method cannot serve.
+#[pg_extern(sql = r#"
+CREATE FUNCTION kalamdb_am_handler(internal) RETURNS table_am_handler
+    LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'kalamdb_am_handler_wrapper';
+COMMENT ON FUNCTION kalamdb_am_handler(internal) IS
+    'Marks KalamDB tables in CREATE TABLE ... USING kalamdb; stores nothing itself.';
+"#)]
+fn kalamdb_am_handler(_internal: pgrx::Internal) -> pgrx::Internal {
+    // SAFETY: reads backend globals.
+    let loaded_now = unsafe { LOADED_AT == pg_sys::GetCurrentStatementStartTimestamp() };
+    let error = if loaded_now {
+        KalamError::new(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "pg_kalam was not loaded in this session when the statement began, so it could not create the KalamDB table",
+        )
+        .with_hint(
+            "Run the statement again (pg_kalam is loaded now), or add pg_kalam to shared_preload_libraries \
+             (or session_preload_libraries) so that every session has it from the start.",
+        )
+    } else {
+        KalamError::new(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "the kalamdb access method only marks KalamDB tables in CREATE TABLE ... USING kalamdb",
+        )
+        .with_hint("Materialized views and other relations cannot be stored in KalamDB.")
+    };
+    error.report()
+}
+
+pgrx::extension_sql!(
+    r#"
+CREATE ACCESS METHOD kalamdb TYPE TABLE HANDLER kalamdb_am_handler;
+COMMENT ON ACCESS METHOD kalamdb IS 'CREATE TABLE ... USING kalamdb creates the table in KalamDB (pg_kalam)';
+"#,
+    name = "kalamdb_access_method",
+    requires = [kalamdb_am_handler]
+);
+
+fn extension_installed() -> bool {
+    // SAFETY: a catalog lookup; missing_ok.
+    unsafe { pg_sys::get_extension_oid(c"pg_kalam".as_ptr(), true) != pg_sys::InvalidOid }
+}
+
+unsafe fn cstr(ptr: *const c_char) -> Option<String> {
+    // SAFETY: a NUL-terminated string or NULL.
+    unsafe { ptr.as_ref().map(|_| CStr::from_ptr(ptr).to_string_lossy().into_owned()) }
+}
+
+fn pstrdup(text: &str) -> *mut c_char {
+    let c = CString::new(text).expect("names have no NUL");
+    // SAFETY: copies into the current memory context.
+    unsafe { pg_sys::pstrdup(c.as_ptr()) }
+}
+
+/// Whether a CREATE TABLE names the kalamdb access method (or leaves it to a
+/// `default_table_access_method` of kalamdb).
+unsafe fn is_kalamdb(create: *mut pg_sys::CreateStmt) -> bool {
+    // SAFETY: a CreateStmt node (not a CREATE FOREIGN TABLE: its tag differs).
+    unsafe {
+        match cstr((*create).accessMethod) {
+            Some(method) => method == ACCESS_METHOD,
+            None => {
+                (*create).partbound.is_null()
+                    && cstr(pg_sys::default_table_access_method).as_deref() == Some(ACCESS_METHOD)
+            }
+        }
+    }
+}
+
+unsafe fn creates_kalamdb(create: *mut pg_sys::CreateTableAsStmt) -> bool {
+    // SAFETY: a CreateTableAsStmt node.
+    unsafe {
+        let into = (*create).into;
+        !into.is_null() && cstr((*into).accessMethod).as_deref() == Some(ACCESS_METHOD)
+    }
+}
+
+fn unsupported(message: impl Into<String>, hint: impl Into<String>) -> KalamError {
+    KalamError::new(PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED, message).with_hint(hint)
+}
+
+/// The types a KalamDB column can have, for messages.
+const TYPES: &str = "boolean, smallint, integer, bigint, real, double precision, numeric(p,s) with p <= 38, \
+     text, varchar, char, bytea, date, time, timestamp, timestamptz, uuid, json, jsonb, FILE, EMBEDDING(n), \
+     or a one-dimensional array of boolean, smallint, integer, bigint, real or double precision";
+
+/// A CREATE TABLE ... USING kalamdb, read and checked.
+struct Authored {
+    server: Server,
+    server_name: String,
+    /// The local schema (and remote namespace), and whether it exists here.
+    schema: String,
+    schema_oid: Option<Oid>,
+    remote: CreateTable,
+    /// The local statement's column list (copied column definitions, system columns added).
+    local_columns: *mut pg_sys::List,
+}
+
+unsafe fn create_table(call: &Call, create: *mut pg_sys::CreateStmt) -> Result<()> {
+    // SAFETY: the parse tree of a CREATE TABLE; the changed copy is ours.
+    unsafe {
+        let relation = (*create).relation;
+        let name = cstr((*relation).relname).expect("a relation has a name");
+        let schema = match cstr((*relation).schemaname) {
+            Some(schema) => schema,
+            None => {
+                let oid = pg_sys::RangeVarGetCreationNamespace(relation);
+                cstr(pg_sys::get_namespace_name(oid)).expect("the creation namespace exists")
+            }
+        };
+        let c_schema = CString::new(schema.clone()).expect("names have no NUL");
+        let schema_oid =
+            Some(pg_sys::get_namespace_oid(c_schema.as_ptr(), true)).filter(|o| *o != pg_sys::InvalidOid);
+        let c_name = CString::new(name.clone()).expect("names have no NUL");
+        if let Some(oid) = schema_oid
+            && pg_sys::get_relname_relid(c_name.as_ptr(), oid) != pg_sys::InvalidOid
+        {
+            if (*create).if_not_exists {
+                pgrx::ereport!(
+                    PgLogLevel::NOTICE,
+                    PgSqlErrorCode::ERRCODE_DUPLICATE_TABLE,
+                    format!("relation \"{name}\" already exists, skipping")
+                );
+                set_completion(call.qc);
+                return Ok(());
+            }
+            return Err(KalamError::new(
+                PgSqlErrorCode::ERRCODE_DUPLICATE_TABLE,
+                format!("relation \"{name}\" already exists"),
+            ));
+        }
+        let copy: *mut pg_sys::CreateStmt = pg_sys::copyObjectImpl(create.cast()).cast();
+        let authored = read_create(copy, schema, schema_oid, name)?;
+        let Authored { server, server_name, schema, schema_oid, remote, local_columns } = authored;
+
+        // The server: the namespace when missing, then the table; each undone if this aborts.
+        let client = server.client()?;
+        let namespace_sql = remote::create_namespace_sql(&remote.table.namespace, true);
+        let created = run(&client, namespace_sql, &remote.table, "create the namespace of")?;
+        if created > 0 {
+            transactions::undo_at_abort(&server, remote::drop_namespace_sql(&remote.table.namespace))?;
+        }
+        let sql = remote.to_sql().map_err(internal)?;
+        run(&client, sql, &remote.table, "create").map_err(|e| {
+            if e.message.contains("already exists") {
+                e.with_hint(
+                    "The KalamDB table exists already: map it with CREATE FOREIGN TABLE or IMPORT FOREIGN SCHEMA, \
+                     or choose another name.",
+                )
+            } else {
+                e
+            }
+        })?;
+        transactions::undo_at_abort(&server, remote.table.drop_sql(true).map_err(internal)?)?;
+
+        // Here: the schema when missing, then the foreign table.
+        if schema_oid.is_none() {
+            let stmt =
+                pgrx::PgBox::<pg_sys::CreateSchemaStmt>::alloc_node(NodeTag::T_CreateSchemaStmt).into_pg();
+            (*stmt).schemaname = pstrdup(&schema);
+            (*stmt).if_not_exists = true;
+            call.sub(stmt.cast());
+        }
+        let foreign =
+            pgrx::PgBox::<pg_sys::CreateForeignTableStmt>::alloc_node(NodeTag::T_CreateForeignTableStmt)
+                .into_pg();
+        (*foreign).base = *copy;
+        (*foreign).base.type_ = NodeTag::T_CreateForeignTableStmt;
+        (*foreign).base.tableElts = local_columns;
+        (*foreign).base.options = std::ptr::null_mut();
+        (*foreign).base.accessMethod = std::ptr::null_mut();
+        (*foreign).base.if_not_exists = false;
+        if (*(*foreign).base.relation).schemaname.is_null() {
+            (*(*foreign).base.relation).schemaname = pstrdup(&schema);
+        }
+        (*foreign).servername = pstrdup(&server_name);
+        let mut options = PgList::<pg_sys::DefElem>::new();
+        let kind = remote.kind.name();
+        for (option, value) in [
+            ("namespace", remote.table.namespace.as_str()),
+            ("table", remote.table.table.as_str()),
+            ("table_type", kind),
+            ("owns_remote", "true"),
+        ] {
+            options.push(pg_sys::makeDefElem(pstrdup(option), pg_sys::makeString(pstrdup(value)).cast(), -1));
+        }
+        (*foreign).options = options.into_pg();
+        call.sub(foreign.cast());
+        set_completion(call.qc);
+        Ok(())
+    }
+}
+
+fn set_completion(qc: *mut pg_sys::QueryCompletion) {
+    // SAFETY: NULL or the caller's completion record.
+    if let Some(qc) = unsafe { qc.as_mut() } {
+        qc.commandTag = pg_sys::CommandTag::CMDTAG_CREATE_TABLE;
+        qc.nprocessed = 0;
+    }
+}
+
+/// Runs a remote schema statement now; the rows it reports (1 when it made something).
+fn run(client: &kalam_flight::KalamClient, sql: String, table: &RemoteTable, what: &str) -> Result<i64> {
+    let client = client.clone();
+    runtime::call(async move { client.execute_update(&sql, None).await }).map_err(|e| {
+        let error = KalamError::from(e);
+        let message =
+            format!("cannot {what} KalamDB table {}.{}: {}", table.namespace, table.table, error.message);
+        KalamError { message, ..error }
+    })
+}
+
+fn internal(e: kalam_pushdown::Error) -> KalamError {
+    KalamError::new(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        format!("cannot build the KalamDB statement: {e}"),
+    )
+}
+
+/// Reads and checks a CREATE TABLE ... USING kalamdb (a copy: its column definitions are
+/// changed into the local ones).
+unsafe fn read_create(
+    create: *mut pg_sys::CreateStmt,
+    schema: String,
+    schema_oid: Option<Oid>,
+    name: String,
+) -> Result<Authored> {
+    // SAFETY: a copied CreateStmt parse tree.
+    unsafe {
+        let relation = (*create).relation;
+        if (*relation).relpersistence == pg_sys::RELPERSISTENCE_TEMP as c_char {
+            return Err(unsupported("a KalamDB table cannot be temporary", "Leave out TEMPORARY."));
+        }
+        if (*relation).relpersistence == pg_sys::RELPERSISTENCE_UNLOGGED as c_char {
+            return Err(unsupported(
+                "a KalamDB table cannot be UNLOGGED",
+                "Leave out UNLOGGED: KalamDB logs every acknowledged write.",
+            ));
+        }
+        for (present, what) in [
+            (!(*create).inhRelations.is_null(), "INHERITS"),
+            (!(*create).partbound.is_null(), "PARTITION OF"),
+            (!(*create).partspec.is_null(), "PARTITION BY"),
+            (!(*create).ofTypename.is_null(), "OF type"),
+            (!(*create).tablespacename.is_null(), "TABLESPACE"),
+            ((*create).oncommit != pg_sys::OnCommitAction::ONCOMMIT_NOOP, "ON COMMIT"),
+        ] {
+            if present {
+                return Err(unsupported(
+                    format!("CREATE TABLE ... USING kalamdb does not take {what}"),
+                    "Declare the columns and KalamDB's options only.",
+                ));
+            }
+        }
+        // WITH options: the server to use, the table kind, the rest forwarded.
+        let mut server_name = None;
+        let mut kind = TableKind::Shared;
+        let mut forwarded = Vec::new();
+        for option in PgList::<pg_sys::DefElem>::from_pg((*create).options).iter_ptr() {
+            let key = cstr((*option).defname).unwrap_or_default();
+            if !(*option).defnamespace.is_null() {
+                return Err(unsupported(
+                    format!(
+                        "option {}.{key} is not a KalamDB table option",
+                        cstr((*option).defnamespace).unwrap_or_default()
+                    ),
+                    "Give KalamDB's options without a prefix, e.g. WITH (type = 'shared', flush_policy = 'rows:1000').",
+                ));
+            }
+            if (*option).arg.is_null() {
+                return Err(KalamError::new(
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    format!("option \"{key}\" needs a value"),
+                ));
+            }
+            let value = cstr(pg_sys::defGetString(option)).unwrap_or_default();
+            match key.as_str() {
+                "server" => server_name = Some(value),
+                "type" => {
+                    kind = TableKind::parse(&value).ok_or_else(|| {
+                        KalamError::new(
+                            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                            format!("invalid value for option \"type\": \"{value}\""),
+                        )
+                        .with_hint("\"type\" is 'shared', 'user' or 'stream'.")
+                    })?
+                }
+                _ => forwarded.push((key, value)),
+            }
+        }
+        let server_oid = connection::pg_kalam_server(server_name.as_deref())?;
+        let server_name = cstr((*pg_sys::GetForeignServer(server_oid)).servername).unwrap_or_default();
+        let usage =
+            pg_sys::pg_foreign_server_aclcheck(server_oid, pg_sys::GetUserId(), pg_sys::ACL_USAGE as _);
+        if usage != pg_sys::AclResult::ACLCHECK_OK {
+            return Err(KalamError::new(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("permission denied for foreign server {server_name}"),
+            )
+            .with_hint(format!(
+                "GRANT USAGE ON FOREIGN SERVER {server_name} TO the role creating the table."
+            )));
+        }
+        if let Some(oid) = schema_oid {
+            let create_right =
+                pg_sys::pg_namespace_aclcheck(oid, pg_sys::GetUserId(), pg_sys::ACL_CREATE as _);
+            if create_right != pg_sys::AclResult::ACLCHECK_OK {
+                return Err(KalamError::new(
+                    PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    format!("permission denied for schema {schema}"),
+                ));
+            }
+        }
+        let server = Server::lookup(server_oid)?;
+
+        let mut columns = Vec::new();
+        let mut defs = Vec::new();
+        let mut primary_key = Vec::new();
+        let mut local = PgList::<pg_sys::Node>::new();
+        for element in PgList::<pg_sys::Node>::from_pg((*create).tableElts).iter_ptr() {
+            match (*element).type_ {
+                NodeTag::T_ColumnDef => {
+                    let def = element as *mut pg_sys::ColumnDef;
+                    let (column, key) = read_column(def)?;
+                    if key {
+                        primary_key.push(column.name.clone());
+                    }
+                    columns.push(column);
+                    defs.push(def);
+                    local.push(def.cast());
+                }
+                NodeTag::T_Constraint => {
+                    let constraint = element as *mut pg_sys::Constraint;
+                    if (*constraint).contype != pg_sys::ConstrType::CONSTR_PRIMARY {
+                        return Err(refused_constraint((*constraint).contype, None));
+                    }
+                    if !primary_key.is_empty() {
+                        return Err(KalamError::new(
+                            PgSqlErrorCode::ERRCODE_INVALID_TABLE_DEFINITION,
+                            format!("multiple primary keys for table \"{name}\" are not allowed"),
+                        ));
+                    }
+                    for key in PgList::<pg_sys::String>::from_pg((*constraint).keys).iter_ptr() {
+                        primary_key.push(cstr((*key).sval).unwrap_or_default());
+                    }
+                }
+                _ => {
+                    return Err(unsupported(
+                        "CREATE TABLE ... USING kalamdb takes column definitions and a PRIMARY KEY only",
+                        "List the columns (LIKE is not supported).",
+                    ));
+                }
+            }
+        }
+        if columns.is_empty() {
+            return Err(KalamError::new(
+                PgSqlErrorCode::ERRCODE_INVALID_TABLE_DEFINITION,
+                "a KalamDB table needs at least one column",
+            ));
+        }
+        for (i, column) in columns.iter().enumerate() {
+            if columns[..i].iter().any(|c| c.name == column.name) {
+                return Err(KalamError::new(
+                    PgSqlErrorCode::ERRCODE_DUPLICATE_COLUMN,
+                    format!("column \"{}\" specified more than once", column.name),
+                ));
+            }
+        }
+        for key in &primary_key {
+            match columns.iter().position(|c| &c.name == key) {
+                Some(at) => {
+                    columns[at].not_null = true;
+                    (*defs[at]).is_not_null = true;
+                }
+                None => {
+                    return Err(KalamError::new(
+                        PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+                        format!("column \"{key}\" named in key does not exist"),
+                    ));
+                }
+            }
+        }
+        local.push(pg_sys::makeColumnDef(c"_seq".as_ptr(), pg_sys::INT8OID, -1, pg_sys::InvalidOid).cast());
+        if kind != TableKind::Shared {
+            local.push(
+                pg_sys::makeColumnDef(c"_userid".as_ptr(), pg_sys::TEXTOID, -1, pg_sys::InvalidOid).cast(),
+            );
+        }
+        Ok(Authored {
+            server,
+            server_name,
+            schema: schema.clone(),
+            schema_oid,
+            remote: CreateTable {
+                table: RemoteTable { namespace: schema, table: name },
+                kind,
+                columns,
+                primary_key,
+                options: forwarded,
+            },
+            local_columns: local.into_pg(),
+        })
+    }
+}
+
+/// Reads one column definition into its KalamDB column (and whether it declares itself the
+/// primary key), changing the definition into the local one: a FILE column becomes jsonb, an
+/// EMBEDDING(n) real[], BIGSERIAL and identity columns bigint with `DEFAULT snowflake_id()`,
+/// and constraints PostgreSQL does not allow on foreign tables are left to the server.
+unsafe fn read_column(def: *mut pg_sys::ColumnDef) -> Result<(Column, bool)> {
+    // SAFETY: a copied ColumnDef of the parse tree.
+    unsafe {
+        let name = cstr((*def).colname).unwrap_or_default();
+        if SYSTEM_COLUMNS.contains(&name.as_str()) {
+            return Err(KalamError::new(
+                PgSqlErrorCode::ERRCODE_RESERVED_NAME,
+                format!("column \"{name}\" is a KalamDB system column and cannot be declared"),
+            )
+            .with_hint("pg_kalam adds _seq to every KalamDB table and _userid to user and stream tables; leave them out."));
+        }
+        let type_name = (*def).typeName;
+        let mut data_type = None;
+        let mut serial = false;
+        let names = PgList::<pg_sys::String>::from_pg((*type_name).names);
+        if names.len() == 1 && (*type_name).arrayBounds.is_null() {
+            let word = cstr((*names.get_ptr(0).expect("one name")).sval).unwrap_or_default();
+            match word.as_str() {
+                "file" => {
+                    data_type = Some(ColumnType::File);
+                    (*def).typeName = pg_sys::makeTypeNameFromOid(pg_sys::JSONBOID, -1);
+                }
+                "embedding" => {
+                    let modifiers = PgList::<pg_sys::Node>::from_pg((*type_name).typmods);
+                    let dimensions = match (modifiers.len(), modifiers.get_ptr(0)) {
+                        (1, Some(m)) if (*m).type_ == NodeTag::T_A_Const => {
+                            let value = m as *mut pg_sys::A_Const;
+                            ((*value).val.node.type_ == NodeTag::T_Integer).then(|| (*value).val.ival.ival)
+                        }
+                        _ => None,
+                    };
+                    let dimensions = dimensions.filter(|n| (1..=16_000).contains(n)).ok_or_else(|| {
+                        KalamError::new(
+                            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                            format!(
+                                "column \"{name}\": EMBEDDING needs its number of dimensions, 1 to 16000"
+                            ),
+                        )
+                        .with_hint("Write EMBEDDING(384), for example.")
+                    })?;
+                    data_type = Some(ColumnType::Embedding(dimensions as u32));
+                    (*def).typeName = pg_sys::makeTypeNameFromOid(pg_sys::FLOAT4ARRAYOID, -1);
+                }
+                "bigserial" | "serial8" => {
+                    serial = true;
+                    data_type = Some(ColumnType::BigInt);
+                    (*def).typeName = pg_sys::makeTypeNameFromOid(pg_sys::INT8OID, -1);
+                }
+                "serial" | "serial4" | "smallserial" | "serial2" => {
+                    return Err(unsupported(
+                        format!("column \"{name}\": {word} is not supported by KalamDB tables"),
+                        "KalamDB makes 64-bit ids: declare BIGINT DEFAULT SNOWFLAKE_ID() (or BIGSERIAL).",
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let data_type = match data_type {
+            Some(t) => t,
+            None => {
+                let (mut oid, mut typmod) = (pg_sys::InvalidOid, -1);
+                pg_sys::typenameTypeIdAndMod(std::ptr::null_mut(), type_name, &mut oid, &mut typmod);
+                column_type(oid, typmod).map_err(|why| {
+                    let shown = cstr(pg_sys::format_type_be(oid)).unwrap_or_default();
+                    unsupported(
+                        format!("column \"{name}\": type {shown} {why}"),
+                        format!("KalamDB tables take {TYPES}."),
+                    )
+                })?
+            }
+        };
+        let mut column =
+            Column { name: name.clone(), data_type, not_null: (*def).is_not_null, default: None };
+        let mut key = false;
+        let mut local = PgList::<pg_sys::Node>::new();
+        let mut snowflake = serial;
+        for element in PgList::<pg_sys::Node>::from_pg((*def).constraints).iter_ptr() {
+            let constraint = element as *mut pg_sys::Constraint;
+            match (*constraint).contype {
+                pg_sys::ConstrType::CONSTR_NOTNULL => {
+                    column.not_null = true;
+                    local.push(element);
+                }
+                pg_sys::ConstrType::CONSTR_NULL => local.push(element),
+                pg_sys::ConstrType::CONSTR_DEFAULT => {
+                    column.default = Some(remote_default((*constraint).raw_expr, &name)?);
+                    local.push(element);
+                }
+                // PostgreSQL keeps no key on a foreign table; the key's columns are NOT NULL.
+                pg_sys::ConstrType::CONSTR_PRIMARY => {
+                    key = true;
+                    (*def).is_not_null = true;
+                }
+                pg_sys::ConstrType::CONSTR_IDENTITY => {
+                    if column.data_type != ColumnType::BigInt {
+                        return Err(unsupported(
+                            format!(
+                                "column \"{name}\": an identity column of a KalamDB table must be bigint"
+                            ),
+                            "KalamDB makes 64-bit ids: declare BIGINT GENERATED ... AS IDENTITY or BIGINT DEFAULT SNOWFLAKE_ID().",
+                        ));
+                    }
+                    snowflake = true;
+                }
+                // Computed here, from the row's other values, and stored remotely as a value.
+                pg_sys::ConstrType::CONSTR_GENERATED => local.push(element),
+                other => return Err(refused_constraint(other, Some(&name))),
+            }
+        }
+        if snowflake {
+            if column.default.is_some() {
+                return Err(KalamError::new(
+                    PgSqlErrorCode::ERRCODE_SYNTAX_ERROR,
+                    format!("multiple default values specified for column \"{name}\""),
+                ));
+            }
+            column.default = Some(RemoteDefault::SnowflakeId);
+            column.not_null = true;
+            (*def).is_not_null = true;
+            let default = pgrx::PgBox::<pg_sys::Constraint>::alloc_node(NodeTag::T_Constraint).into_pg();
+            (*default).contype = pg_sys::ConstrType::CONSTR_DEFAULT;
+            (*default).location = -1;
+            let mut function = PgList::<pg_sys::Node>::new();
+            function.push(pg_sys::makeString(pstrdup("snowflake_id")).cast());
+            (*default).raw_expr = pg_sys::makeFuncCall(
+                function.into_pg(),
+                std::ptr::null_mut(),
+                pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
+                -1,
+            )
+            .cast();
+            local.push(default.cast());
+        }
+        (*def).constraints = local.into_pg();
+        Ok((column, key))
+    }
+}
+
+fn refused_constraint(contype: pg_sys::ConstrType::Type, column: Option<&str>) -> KalamError {
+    let what = match contype {
+        pg_sys::ConstrType::CONSTR_CHECK => "CHECK constraints",
+        pg_sys::ConstrType::CONSTR_UNIQUE => "UNIQUE constraints",
+        pg_sys::ConstrType::CONSTR_EXCLUSION => "EXCLUDE constraints",
+        pg_sys::ConstrType::CONSTR_FOREIGN => "FOREIGN KEY constraints",
+        _ => "constraint attributes (DEFERRABLE, NOT VALID, ...)",
+    };
+    let place = column.map(|c| format!(" (column \"{c}\")")).unwrap_or_default();
+    unsupported(
+        format!("KalamDB tables do not enforce {what}{place}"),
+        "Leave the constraint out: a KalamDB table takes a PRIMARY KEY, NOT NULL and DEFAULT.",
+    )
+}
+
+/// The KalamDB type of a PostgreSQL type, or why there is none.
+fn column_type(oid: Oid, typmod: i32) -> std::result::Result<ColumnType, &'static str> {
+    const HAS_NO_COUNTERPART: &str = "has no KalamDB counterpart";
+    Ok(match oid {
+        pg_sys::BOOLOID => ColumnType::Boolean,
+        pg_sys::INT2OID => ColumnType::SmallInt,
+        pg_sys::INT4OID => ColumnType::Int,
+        pg_sys::INT8OID => ColumnType::BigInt,
+        pg_sys::FLOAT4OID => ColumnType::Real,
+        pg_sys::FLOAT8OID => ColumnType::Double,
+        pg_sys::NUMERICOID => {
+            if typmod < pg_sys::VARHDRSZ as i32 {
+                return Err(
+                    "needs a precision and scale here: numeric(p,s) with p <= 38 (KalamDB stores DECIMAL(p,s))",
+                );
+            }
+            let precision = ((typmod - pg_sys::VARHDRSZ as i32) >> 16) & 0xffff;
+            let scale = (((typmod - pg_sys::VARHDRSZ as i32) & 0x7ff) ^ 1024) - 1024;
+            if precision > 38 {
+                return Err("holds more digits than KalamDB's DECIMAL (at most 38)");
+            }
+            if scale < 0 || scale > precision {
+                return Err("has a scale KalamDB's DECIMAL cannot keep (0 to the precision)");
+            }
+            ColumnType::Decimal(precision as u8, scale as i8)
+        }
+        pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BPCHAROID => ColumnType::Text,
+        pg_sys::BYTEAOID => ColumnType::Bytes,
+        pg_sys::DATEOID => ColumnType::Date,
+        pg_sys::TIMEOID => ColumnType::Time,
+        pg_sys::TIMESTAMPOID => ColumnType::Timestamp,
+        pg_sys::TIMESTAMPTZOID => ColumnType::TimestampTz,
+        pg_sys::UUIDOID => ColumnType::Uuid,
+        pg_sys::JSONOID | pg_sys::JSONBOID => ColumnType::Json,
+        _ => {
+            // SAFETY: a syscache lookup.
+            let element = unsafe { pg_sys::get_element_type(oid) };
+            let item = match element {
+                pg_sys::BOOLOID => ColumnType::Boolean,
+                pg_sys::INT2OID => ColumnType::SmallInt,
+                pg_sys::INT4OID => ColumnType::Int,
+                pg_sys::INT8OID => ColumnType::BigInt,
+                pg_sys::FLOAT4OID => ColumnType::Real,
+                pg_sys::FLOAT8OID => ColumnType::Double,
+                _ => return Err(HAS_NO_COUNTERPART),
+            };
+            ColumnType::List(Box::new(item))
+        }
+    })
+}
+
+/// A column DEFAULT the server can compute: a constant (possibly cast), `now()`,
+/// `CURRENT_TIMESTAMP`, `LOCALTIMESTAMP` or `snowflake_id()`.
+unsafe fn remote_default(expr: *mut pg_sys::Node, column: &str) -> Result<RemoteDefault> {
+    let refused = || {
+        unsupported(
+            format!("the DEFAULT of column \"{column}\" cannot be computed by KalamDB"),
+            "Use a constant, NOW(), CURRENT_TIMESTAMP or SNOWFLAKE_ID().",
+        )
+    };
+    // SAFETY: a raw expression of the parse tree.
+    unsafe {
+        match (*expr).type_ {
+            NodeTag::T_A_Const => {
+                let value = expr as *mut pg_sys::A_Const;
+                if (*value).isnull {
+                    return Ok(RemoteDefault::Null);
+                }
+                Ok(match (*value).val.node.type_ {
+                    NodeTag::T_Integer => RemoteDefault::Number((*value).val.ival.ival.to_string()),
+                    NodeTag::T_Float => {
+                        RemoteDefault::Number(cstr((*value).val.fval.fval).unwrap_or_default())
+                    }
+                    NodeTag::T_Boolean => RemoteDefault::Boolean((*value).val.boolval.boolval),
+                    NodeTag::T_String => {
+                        RemoteDefault::Text(cstr((*value).val.sval.sval).unwrap_or_default())
+                    }
+                    _ => return Err(refused()),
+                })
+            }
+            NodeTag::T_TypeCast => remote_default((*(expr as *mut pg_sys::TypeCast)).arg, column),
+            NodeTag::T_FuncCall => {
+                let call = expr as *mut pg_sys::FuncCall;
+                let names = PgList::<pg_sys::String>::from_pg((*call).funcname);
+                let last = names.get_ptr(names.len().saturating_sub(1)).and_then(|n| cstr((*n).sval));
+                if !(*call).args.is_null() || (*call).agg_star || !(*call).over.is_null() {
+                    return Err(refused());
+                }
+                match last.as_deref() {
+                    Some("snowflake_id") => Ok(RemoteDefault::SnowflakeId),
+                    Some("now") => Ok(RemoteDefault::Now),
+                    _ => Err(refused()),
+                }
+            }
+            NodeTag::T_SQLValueFunction => {
+                use pg_sys::SQLValueFunctionOp::*;
+                match (*(expr as *mut pg_sys::SQLValueFunction)).op {
+                    SVFOP_CURRENT_TIMESTAMP | SVFOP_LOCALTIMESTAMP => Ok(RemoteDefault::Now),
+                    _ => Err(refused()),
+                }
+            }
+            _ => Err(refused()),
+        }
+    }
+}
+
+/// A foreign table of pg_kalam that owns its remote table: its server and the remote table.
+unsafe fn owned_table(relid: Oid) -> Result<Option<(Oid, RemoteTable)>> {
+    // SAFETY: catalog lookups of an existing relation.
+    unsafe {
+        if relid == pg_sys::InvalidOid
+            || pg_sys::get_rel_relkind(relid) as u8 != pg_sys::RELKIND_FOREIGN_TABLE
+        {
+            return Ok(None);
+        }
+        let table = pg_sys::GetForeignTable(relid);
+        let server = pg_sys::GetForeignServer((*table).serverid);
+        let fdw = pg_sys::GetForeignDataWrapper((*server).fdwid);
+        if cstr((*fdw).fdwname).as_deref() != Some("pg_kalam") {
+            return Ok(None);
+        }
+        let options = TableOptions::parse(&options::from_pg_list((*table).options))?;
+        if !options.owns_remote {
+            return Ok(None);
+        }
+        let relation = pgrx::PgRelation::open(relid);
+        let remote = crate::scan::remote_table(&relation, &options);
+        Ok(Some(((*table).serverid, remote)))
+    }
+}
+
+unsafe fn relation_oid(relation: *mut pg_sys::RangeVar) -> Oid {
+    // SAFETY: a RangeVar of the parse tree; no lock (PostgreSQL locks when it runs the statement).
+    unsafe {
+        pg_sys::RangeVarGetRelidExtended(
+            relation,
+            pg_sys::NoLock as _,
+            pg_sys::RVROption::RVR_MISSING_OK,
+            None,
+            std::ptr::null_mut(),
+        )
+    }
+}
+
+/// DROP TABLE / DROP FOREIGN TABLE: the remote tables of owned foreign tables are dropped when
+/// the transaction commits. `DROP TABLE` of owned foreign tables (only) is run as `DROP
+/// FOREIGN TABLE`, since that is how they were created.
+unsafe fn drop_tables(call: &Call, drop: *mut pg_sys::DropStmt) -> Result<()> {
+    // SAFETY: a DropStmt parse tree.
+    unsafe {
+        let kind = (*drop).removeType;
+        if kind != pg_sys::ObjectType::OBJECT_TABLE && kind != pg_sys::ObjectType::OBJECT_FOREIGN_TABLE {
+            call.pass(call.pstmt);
+            return Ok(());
+        }
+        let objects = PgList::<pg_sys::List>::from_pg((*drop).objects);
+        let mut owned = Vec::new();
+        for names in objects.iter_ptr() {
+            let relation = pg_sys::makeRangeVarFromNameList(names);
+            if let Some(table) = owned_table(relation_oid(relation))? {
+                owned.push(table);
+            }
+        }
+        if kind == pg_sys::ObjectType::OBJECT_TABLE && !owned.is_empty() && owned.len() == objects.len() {
+            let copy = call.copy();
+            (*((*copy).utilityStmt as *mut pg_sys::DropStmt)).removeType =
+                pg_sys::ObjectType::OBJECT_FOREIGN_TABLE;
+            call.pass(copy);
+        } else {
+            call.pass(call.pstmt);
+        }
+        for (server, table) in owned {
+            let server = Server::lookup(server)?;
+            transactions::at_commit(&server, table.drop_sql(true).map_err(internal)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// ALTER TABLE of an owned foreign table: ADD COLUMN is made on the server at once (and undone
+/// if the transaction aborts), DROP COLUMN when the transaction commits. Other subcommands
+/// change only the local table.
+unsafe fn alter_table(call: &Call, alter: *mut pg_sys::AlterTableStmt) -> Result<()> {
+    // SAFETY: an AlterTableStmt parse tree; the changed copy is ours.
+    unsafe {
+        let Some((server_oid, table)) = owned_table(relation_oid((*alter).relation))? else {
+            call.pass(call.pstmt);
+            return Ok(());
+        };
+        let copy = call.copy();
+        let changed = (*copy).utilityStmt as *mut pg_sys::AlterTableStmt;
+        let mut added = Vec::new();
+        let mut dropped = Vec::new();
+        for cmd in PgList::<pg_sys::AlterTableCmd>::from_pg((*changed).cmds).iter_ptr() {
+            match (*cmd).subtype {
+                pg_sys::AlterTableType::AT_AddColumn => {
+                    let def = (*cmd).def as *mut pg_sys::ColumnDef;
+                    let (column, key) = read_column(def)?;
+                    if key {
+                        return Err(unsupported(
+                            "a KalamDB table's primary key cannot be changed",
+                            "Add the column without PRIMARY KEY.",
+                        ));
+                    }
+                    if column.not_null {
+                        return Err(unsupported(
+                            format!("column \"{}\" cannot be added as NOT NULL", column.name),
+                            "The rows already stored have no value for it: add it without NOT NULL.",
+                        ));
+                    }
+                    added.push((column, (*cmd).missing_ok));
+                }
+                pg_sys::AlterTableType::AT_DropColumn => {
+                    let name = cstr((*cmd).name).unwrap_or_default();
+                    if SYSTEM_COLUMNS.contains(&name.as_str()) {
+                        return Err(KalamError::new(
+                            PgSqlErrorCode::ERRCODE_RESERVED_NAME,
+                            format!("column \"{name}\" is a KalamDB system column and cannot be dropped"),
+                        ));
+                    }
+                    dropped.push((name, (*cmd).missing_ok));
+                }
+                _ => {}
+            }
+        }
+        call.pass(copy);
+        if added.is_empty() && dropped.is_empty() {
+            return Ok(());
+        }
+        let server = Server::lookup(server_oid)?;
+        let client = server.client()?;
+        for (column, if_not_exists) in added {
+            let sql = table.add_column_sql(&column, if_not_exists).map_err(internal)?;
+            run(&client, sql, &table, "add a column to")?;
+            // With IF NOT EXISTS the column may have been there before: it is not undone.
+            if !if_not_exists {
+                transactions::undo_at_abort(
+                    &server,
+                    table.drop_column_sql(&column.name, true).map_err(internal)?,
+                )?;
+            }
+        }
+        for (name, if_exists) in dropped {
+            transactions::at_commit(&server, table.drop_column_sql(&name, if_exists).map_err(internal)?)?;
+        }
+        Ok(())
+    }
+}
