@@ -289,9 +289,13 @@ unsafe fn create_table(call: &Call, create: *mut pg_sys::CreateStmt) -> Result<(
 
         // The server: the namespace when missing, then the table; each undone if this aborts.
         let client = server.client()?;
-        let namespace_sql = remote::create_namespace_sql(&remote.table.namespace, true);
-        let created = run(&client, namespace_sql, &remote.table, "create the namespace of")?;
-        if created > 0 {
+        let listing = client.clone();
+        let namespaces =
+            runtime::call(async move { listing.namespaces().await }).map_err(KalamError::from)?;
+        if !namespaces.contains(&remote.table.namespace) {
+            let namespace_sql = remote::create_namespace_sql(&remote.table.namespace, true);
+            run(&client, namespace_sql, &remote.table, "create the namespace of")?;
+            // Dropped again only while empty: DROP NAMESPACE without CASCADE.
             transactions::undo_at_abort(&server, remote::drop_namespace_sql(&remote.table.namespace))?;
         }
         let sql = remote.to_sql().map_err(internal)?;
@@ -353,7 +357,7 @@ fn set_completion(qc: *mut pg_sys::QueryCompletion) {
     }
 }
 
-/// Runs a remote schema statement now; the rows it reports (1 when it made something).
+/// Runs a remote schema statement now.
 fn run(client: &kalam_flight::KalamClient, sql: String, table: &RemoteTable, what: &str) -> Result<i64> {
     let client = client.clone();
     runtime::call(async move { client.execute_update(&sql, None).await }).map_err(|e| {
@@ -498,10 +502,16 @@ unsafe fn read_create(
                         primary_key.push(cstr((*key).sval).unwrap_or_default());
                     }
                 }
+                NodeTag::T_TableLikeClause => {
+                    return Err(unsupported(
+                        "CREATE TABLE ... USING kalamdb does not take LIKE",
+                        "List the columns and their types.",
+                    ));
+                }
                 _ => {
                     return Err(unsupported(
                         "CREATE TABLE ... USING kalamdb takes column definitions and a PRIMARY KEY only",
-                        "List the columns (LIKE is not supported).",
+                        "List the columns and their types.",
                     ));
                 }
             }

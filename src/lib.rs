@@ -11,6 +11,7 @@
 //! - [`modify`]: INSERT, COPY, UPDATE and DELETE through foreign tables, in batches of Arrow rows.
 //! - [`direct`]: an UPDATE or DELETE the server runs whole, as one remote statement.
 //! - [`ddl`]: the DDL hook: `CREATE TABLE ... USING kalamdb`, and DROP/ALTER of the tables it made.
+//! - [`import`]: IMPORT FOREIGN SCHEMA, from the server's table listing.
 //! - [`transactions`]: the remote transaction (and savepoints) of the PostgreSQL transaction.
 //! - [`stream`]: a query's result, fetched and decoded ahead on the I/O thread (bounded queue).
 //! - [`convert`]: Arrow columns into PostgreSQL datums, a column at a time (`numeric`, `array`).
@@ -36,6 +37,7 @@ mod error;
 mod functions;
 mod guc;
 mod handler;
+mod import;
 mod modify;
 mod options;
 mod runtime;

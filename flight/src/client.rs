@@ -20,9 +20,10 @@ use arrow_flight::sql::{
     ActionBeginSavepointRequest, ActionBeginSavepointResult, ActionBeginTransactionRequest,
     ActionBeginTransactionResult, ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
     ActionCreatePreparedStatementResult, ActionEndSavepointRequest, ActionEndTransactionRequest,
-    CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTables, CommandPreparedStatementUpdate,
-    CommandStatementIngest, CommandStatementQuery, CommandStatementUpdate, DoPutUpdateResult, EndTransaction,
-    ProstMessageExt, TableDefinitionOptions, TableExistsOption, TableNotExistOption,
+    CommandGetDbSchemas, CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTables,
+    CommandPreparedStatementUpdate, CommandStatementIngest, CommandStatementQuery, CommandStatementUpdate,
+    DoPutUpdateResult, EndTransaction, ProstMessageExt, TableDefinitionOptions, TableExistsOption,
+    TableNotExistOption,
 };
 use arrow_flight::{FlightClient, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, Ticket};
 use arrow_schema::SchemaRef;
@@ -473,6 +474,21 @@ impl KalamClient {
             }
         })
         .await
+    }
+
+    /// The namespaces (Flight SQL db schemas) of the server.
+    pub async fn namespaces(&self) -> Result<Vec<String>, Error> {
+        let command = CommandGetDbSchemas { catalog: None, db_schema_filter_pattern: None };
+        let mut namespaces = Vec::new();
+        for batch in self.metadata(command.as_any().encode_to_vec(), None).await? {
+            let names = batch
+                .column_by_name("db_schema_name")
+                .and_then(|c| c.as_string_opt::<i32>())
+                .ok_or_else(|| Error::Protocol("GetDbSchemas answered without db_schema_name".into()))?;
+            namespaces.extend(names.iter().flatten().map(str::to_string));
+        }
+        namespaces.sort();
+        Ok(namespaces)
     }
 
     /// The tables of `namespace` with their Arrow schemas (Flight SQL GetTables), by name.

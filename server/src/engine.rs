@@ -785,8 +785,7 @@ impl Engine {
                     .insert(name.clone(), crate::storage::NamespaceEntry { created_ms: now_ms() });
                 self.store.persist(&catalog).map_err(EngineError::Internal)?;
                 self.register_namespace(&name);
-                // 1: made now (0 above: it was there), so a client knows whether to undo it.
-                Ok(1)
+                Ok(0)
             }
             Command::DropNamespace { name, if_exists, cascade } => {
                 require_admin(request, "drop namespaces")?;

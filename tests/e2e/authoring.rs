@@ -197,3 +197,527 @@ fn getting_started_guide_runs_as_written() {
     // Removing the bridge keeps the data.
     assert_eq!(remote_tables(&env, "app"), ["profiles", "shared_items"]);
 }
+
+// Goal: the README's JSON example (a jsonb payload, `->>` and `?` pushed to the server) and its
+// FILE example (remote FILE, local jsonb holding a FileRef) work as written.
+#[test]
+fn json_and_file_examples() {
+    let env = TestEnv::start();
+    let mut pg = env.pg_with_server();
+    pg.batch_execute(
+        "CREATE TABLE app.events (
+           id BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID(),
+           payload JSONB NOT NULL
+         ) USING kalamdb WITH (
+           type = 'shared'
+         );
+         INSERT INTO app.events (payload) VALUES ('{\"kind\": \"click\", \"x\": 1}'), ('{\"x\": 2}'), ('{\"kind\": \"view\"}');",
+    )
+    .unwrap();
+    let sql = "SELECT payload->>'kind' AS kind FROM app.events WHERE payload ? 'kind' ORDER BY 1";
+    assert_eq!(rows(&mut pg, sql), ["click", "view"]);
+    let plan = rows(&mut pg, &format!("EXPLAIN (VERBOSE, COSTS OFF) {sql}")).join("\n");
+    assert!(plan.contains("Remote SQL") && plan.contains("pg_json") && !plan.contains("Filter:"), "{plan}");
+    assert_eq!(
+        rows(
+            &mut pg,
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'app.events'::regclass AND attname = 'payload'"
+        ),
+        ["jsonb"]
+    );
+
+    pg.batch_execute(
+        "CREATE TABLE app.docs (id BIGINT PRIMARY KEY, attachment FILE, notes JSON) USING kalamdb;
+         INSERT INTO app.docs VALUES (1, '{\"id\": \"f1\", \"name\": \"a.pdf\", \"size\": 10}', '{\"b\": 1, \"a\": 2}');",
+    )
+    .unwrap();
+    assert_eq!(
+        rows(
+            &mut pg,
+            "SELECT attname || ' ' || format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'app.docs'::regclass AND attnum > 0 ORDER BY attnum"
+        ),
+        ["id bigint", "attachment jsonb", "notes json", "_seq bigint"]
+    );
+    assert_eq!(
+        rows(&mut pg, "SELECT attachment->>'name', notes FROM app.docs"),
+        ["a.pdf|{\"b\": 1, \"a\": 2}"]
+    );
+    let described = remote_rows(&env, "DESCRIBE TABLE app.docs");
+    assert_eq!(described[1]["data_type"], "FILE", "{described:?}");
+    // A FILE value is a FileRef object: the server refuses anything else.
+    let error =
+        expect_pg_error(pg.batch_execute("INSERT INTO app.docs VALUES (2, '[1]', NULL)"), &["FileRef"]);
+    assert!(!error.code.is_empty());
+}
+
+/// The statement's error, and then that nothing was made: no local relation `app.bad`, no
+/// remote table, no remote namespace `app` left behind.
+fn refused(env: &TestEnv, pg: &mut postgres::Client, sql: &str, needles: &[&str], code: &str) {
+    let error = expect_pg_error(pg.batch_execute(sql), needles);
+    assert_eq!(error.code, code, "{sql}: {error:?}");
+    assert_eq!(rows(pg, "SELECT count(*) FROM pg_class WHERE relname = 'bad'"), ["0"], "{sql}");
+    let namespaces =
+        remote_rows(env, "SELECT namespace_id FROM system.namespaces WHERE namespace_id = 'app'");
+    assert!(namespaces.is_empty(), "{sql}: namespace left behind");
+}
+
+// Goal: bad input is an error with a fitting SQLSTATE before anything is made, here or on the
+// server (the namespace the statement would have created included).
+#[test]
+fn bad_input_creates_nothing() {
+    let env = TestEnv::start();
+    let mut pg = env.pg_with_server();
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("CREATE TABLE app.bad (id bigint, _seq bigint) USING kalamdb", &["_seq", "system column"], "42939"),
+        (
+            "CREATE TABLE app.bad (id bigint, _userid text) USING kalamdb WITH (type = 'user')",
+            &["_userid"],
+            "42939",
+        ),
+        ("CREATE TABLE app.bad (id bigint, _deleted boolean) USING kalamdb", &["_deleted"], "42939"),
+        ("CREATE TABLE app.bad (id bigint) USING kalamdb WITH (type = 'table')", &["type", "table"], "22023"),
+        (
+            "CREATE TABLE app.bad (id bigint) USING kalamdb WITH (flush_policy = 'sometimes')",
+            &["FLUSH_POLICY"],
+            "HV000",
+        ),
+        ("CREATE TABLE app.bad (id bigint) USING kalamdb WITH (colour = 'red')", &["COLOUR"], "HV000"),
+        (
+            "CREATE TABLE app.bad (id bigint, d interval) USING kalamdb",
+            &["interval", "no KalamDB counterpart"],
+            "0A000",
+        ),
+        ("CREATE TABLE app.bad (id bigint, n numeric) USING kalamdb", &["numeric", "precision"], "0A000"),
+        ("CREATE TABLE app.bad (id bigint, n numeric(50,2)) USING kalamdb", &["38"], "0A000"),
+        ("CREATE TABLE app.bad (id bigint, t text[]) USING kalamdb", &["text[]"], "0A000"),
+        ("CREATE TABLE app.bad (id serial) USING kalamdb", &["serial", "not supported"], "0A000"),
+        (
+            "CREATE TABLE app.bad (id integer GENERATED ALWAYS AS IDENTITY) USING kalamdb",
+            &["identity", "bigint"],
+            "0A000",
+        ),
+        ("CREATE TABLE app.bad (id bigint CHECK (id > 0)) USING kalamdb", &["CHECK"], "0A000"),
+        ("CREATE TABLE app.bad (id bigint UNIQUE) USING kalamdb", &["UNIQUE"], "0A000"),
+        ("CREATE TABLE app.bad (id bigint DEFAULT random()) USING kalamdb", &["DEFAULT", "id"], "0A000"),
+        (
+            "CREATE TABLE app.bad (id bigint PRIMARY KEY, PRIMARY KEY (id)) USING kalamdb",
+            &["multiple primary keys"],
+            "42P16",
+        ),
+        ("CREATE TABLE app.bad (id bigint, PRIMARY KEY (nope)) USING kalamdb", &["nope"], "42703"),
+        ("CREATE TABLE app.bad (e EMBEDDING) USING kalamdb", &["EMBEDDING", "dimensions"], "22023"),
+        ("CREATE TEMP TABLE bad (id bigint) USING kalamdb", &["temporary"], "0A000"),
+        ("CREATE TABLE app.bad (LIKE pg_class) USING kalamdb", &["LIKE"], "0A000"),
+        (
+            "CREATE TABLE app.bad (id bigint) USING kalamdb WITH (server = 'nope')",
+            &["nope", "does not exist"],
+            "42704",
+        ),
+        ("CREATE TABLE app.bad USING kalamdb AS SELECT 1 AS id", &["AS SELECT"], "0A000"),
+        ("CREATE TABLE app.bad (id bigint) USING kalamdb WITH (type = 'stream')", &["TTL_SECONDS"], "HV000"),
+    ];
+    for (sql, needles, code) in cases {
+        refused(&env, &mut pg, sql, needles, code);
+    }
+    // With two pg_kalam servers, the statement must name one.
+    pg.batch_execute(&format!(
+        "CREATE SERVER other FOREIGN DATA WRAPPER pg_kalam OPTIONS (host '127.0.0.1', port '{}')",
+        env.kalam.flight_port
+    ))
+    .unwrap();
+    refused(
+        &env,
+        &mut pg,
+        "CREATE TABLE app.bad (id bigint) USING kalamdb",
+        &["2 pg_kalam servers", "kalam_server, other"],
+        "42P08",
+    );
+    pg.batch_execute("CREATE TABLE app.named (id bigint) USING kalamdb WITH (server = 'other')").unwrap();
+    assert_eq!(remote_tables(&env, "app"), ["named"]);
+    // A table that exists already, here or there.
+    let error = expect_pg_error(
+        pg.batch_execute("CREATE TABLE app.named (id bigint) USING kalamdb WITH (server = 'other')"),
+        &["already exists"],
+    );
+    assert_eq!(error.code, "42P07");
+    pg.batch_execute(
+        "CREATE TABLE IF NOT EXISTS app.named (id bigint) USING kalamdb WITH (server = 'other')",
+    )
+    .unwrap();
+    env.kalam_sql("CREATE TABLE app.theirs (id BIGINT)");
+    let error = expect_pg_error(
+        pg.batch_execute("CREATE TABLE app.theirs (id bigint) USING kalamdb WITH (server = 'other')"),
+        &["already exists"],
+    );
+    assert!(error.hint.as_deref().unwrap_or("").contains("IMPORT FOREIGN SCHEMA"), "{error:?}");
+    assert_eq!(rows(&mut pg, "SELECT count(*) FROM pg_class WHERE relname = 'theirs'"), ["0"]);
+    assert_eq!(remote_tables(&env, "app"), ["named", "theirs"]);
+}
+
+// Goal: nothing is orphaned. A CREATE whose transaction rolls back (or whose savepoint does)
+// leaves no remote table and no namespace it made; a CREATE whose local part fails is undone
+// remotely; a DROP whose transaction rolls back keeps the remote table.
+#[test]
+fn rollbacks_and_failures_leave_no_orphans() {
+    let env = TestEnv::start();
+    let mut pg = env.pg_with_server();
+    pg.batch_execute("BEGIN; CREATE TABLE app.t1 (id bigint PRIMARY KEY, v text) USING kalamdb; INSERT INTO app.t1 VALUES (1, 'a');")
+        .unwrap();
+    assert_eq!(remote_tables(&env, "app"), ["t1"]);
+    assert_eq!(rows(&mut pg, "SELECT v FROM app.t1"), ["a"]);
+    pg.batch_execute("ROLLBACK").unwrap();
+    assert!(
+        remote_rows(&env, "SELECT namespace_id FROM system.namespaces WHERE namespace_id = 'app'").is_empty()
+    );
+    assert_eq!(rows(&mut pg, "SELECT count(*) FROM pg_class WHERE relname = 't1'"), ["0"]);
+
+    // A savepoint rolled back undoes only what was made inside it.
+    pg.batch_execute(
+        "BEGIN; CREATE TABLE app.keep (id bigint) USING kalamdb;
+         SAVEPOINT s; CREATE TABLE app.gone (id bigint) USING kalamdb; ROLLBACK TO SAVEPOINT s;
+         SAVEPOINT s2; CREATE TABLE app.kept_too (id bigint) USING kalamdb; RELEASE SAVEPOINT s2;
+         COMMIT;",
+    )
+    .unwrap();
+    assert_eq!(remote_tables(&env, "app"), ["keep", "kept_too"]);
+
+    // The local part fails after the remote table was made: a type of that name exists.
+    pg.batch_execute("CREATE TYPE app.clash AS (a int)").unwrap();
+    expect_pg_error(pg.batch_execute("CREATE TABLE app.clash (id bigint) USING kalamdb"), &["clash"]);
+    assert_eq!(remote_tables(&env, "app"), ["keep", "kept_too"]);
+
+    // A DROP rolled back keeps the remote table (and its rows); a committed one drops it.
+    pg.batch_execute("INSERT INTO app.keep VALUES (7)").unwrap();
+    pg.batch_execute("BEGIN; DROP TABLE app.keep; ROLLBACK;").unwrap();
+    assert_eq!(rows(&mut pg, "SELECT id FROM app.keep"), ["7"]);
+    pg.batch_execute("DROP TABLE app.keep").unwrap();
+    assert_eq!(remote_tables(&env, "app"), ["kept_too"]);
+    pg.batch_execute("DROP FOREIGN TABLE app.kept_too").unwrap();
+    assert!(remote_tables(&env, "app").is_empty());
+
+    // A plain foreign table never drops its remote table.
+    env.kalam_sql("CREATE TABLE app.mapped (id BIGINT)");
+    pg.batch_execute(
+        "CREATE FOREIGN TABLE app.mapped (id bigint) SERVER kalam_server; DROP FOREIGN TABLE app.mapped;",
+    )
+    .unwrap();
+    assert_eq!(remote_tables(&env, "app"), ["mapped"]);
+}
+
+// Goal: ALTER TABLE ... ADD/DROP COLUMN of an authored table is mirrored on the server (and
+// undone with a rolled-back transaction); other subcommands stay local.
+#[test]
+fn alter_table_is_mirrored() {
+    let env = TestEnv::start();
+    let mut pg = env.pg_with_server();
+    pg.batch_execute(
+        "CREATE TABLE app.o (id bigint PRIMARY KEY, a text) USING kalamdb;
+         INSERT INTO app.o VALUES (1, 'x');
+         ALTER TABLE app.o ADD COLUMN priority integer DEFAULT 0, ADD COLUMN doc FILE;",
+    )
+    .unwrap();
+    let columns = |env: &TestEnv| -> Vec<String> {
+        remote_rows(env, "DESCRIBE TABLE app.o")
+            .iter()
+            .map(|c| format!("{} {}", c["column_name"].as_str().unwrap(), c["data_type"].as_str().unwrap()))
+            .filter(|c| !c.starts_with('_'))
+            .collect()
+    };
+    assert_eq!(columns(&env), ["id BIGINT", "a TEXT", "priority INT", "doc FILE"]);
+    pg.batch_execute("INSERT INTO app.o (id, a) VALUES (2, 'y')").unwrap();
+    assert_eq!(rows(&mut pg, "SELECT id, priority FROM app.o ORDER BY id"), ["1|NULL", "2|0"]);
+    pg.batch_execute("BEGIN; ALTER TABLE app.o ADD COLUMN tmp text; ROLLBACK;").unwrap();
+    assert_eq!(columns(&env), ["id BIGINT", "a TEXT", "priority INT", "doc FILE"]);
+    pg.batch_execute("BEGIN; ALTER TABLE app.o DROP COLUMN a; ROLLBACK;").unwrap();
+    assert_eq!(rows(&mut pg, "SELECT a FROM app.o ORDER BY id"), ["x", "y"]);
+    pg.batch_execute("ALTER TABLE app.o DROP COLUMN a").unwrap();
+    assert_eq!(columns(&env), ["id BIGINT", "priority INT", "doc FILE"]);
+    expect_pg_error(pg.batch_execute("ALTER TABLE app.o ADD COLUMN n text NOT NULL"), &["NOT NULL"]);
+    expect_pg_error(pg.batch_execute("ALTER TABLE app.o DROP COLUMN _seq"), &["system column"]);
+    expect_pg_error(pg.batch_execute("ALTER TABLE app.o ADD COLUMN w interval"), &["interval"]);
+    assert_eq!(columns(&env), ["id BIGINT", "priority INT", "doc FILE"]);
+    // Local-only changes work and leave the server alone.
+    pg.batch_execute(
+        "ALTER TABLE app.o ALTER COLUMN priority SET DEFAULT 5; ALTER TABLE app.o RENAME TO orders;",
+    )
+    .unwrap();
+    pg.batch_execute("INSERT INTO app.orders (id) VALUES (3)").unwrap();
+    assert_eq!(rows(&mut pg, "SELECT id, priority FROM app.orders ORDER BY id"), ["1|NULL", "2|0", "3|5"]);
+    assert_eq!(remote_tables(&env, "app"), ["o"]);
+}
+
+// Goal: user tables keep tenants apart on every path (scan, pushed filter, insert, update,
+// delete), follow the _userid rules, and choosing the tenant is a privilege.
+#[test]
+fn user_tables_keep_tenants_apart() {
+    let env = TestEnv::start();
+    let mut pg = env.pg_with_server();
+    pg.batch_execute(
+        "CREATE TABLE app.notes (id bigint PRIMARY KEY, body text) USING kalamdb WITH (type = 'user');
+         SET kalam.user_id = 'alice';
+         INSERT INTO app.notes VALUES (1, 'a1'), (2, 'a2');
+         SET kalam.user_id = 'bob';
+         INSERT INTO app.notes VALUES (1, 'b1'), (3, 'b3');",
+    )
+    .unwrap();
+    let as_user = |pg: &mut postgres::Client, user: &str, sql: &str| {
+        pg.batch_execute(&format!("SET kalam.user_id = '{user}'")).unwrap();
+        rows(pg, sql)
+    };
+    assert_eq!(
+        as_user(&mut pg, "alice", "SELECT id, body, _userid FROM app.notes ORDER BY id"),
+        ["1|a1|alice", "2|a2|alice"]
+    );
+    assert_eq!(as_user(&mut pg, "bob", "SELECT id, body FROM app.notes WHERE id = 1"), ["1|b1"]);
+    assert_eq!(as_user(&mut pg, "bob", "SELECT count(*) FROM app.notes WHERE body LIKE 'a%'"), ["0"]);
+    // UPDATE and DELETE act in the session's scope only, pushed or row by row.
+    assert_eq!(as_user(&mut pg, "bob", "UPDATE app.notes SET body = 'B' WHERE id = 1 RETURNING body"), ["B"]);
+    pg.batch_execute("SET kalam.user_id = 'bob'; DELETE FROM app.notes WHERE id < 10;").unwrap();
+    assert_eq!(as_user(&mut pg, "alice", "SELECT id, body FROM app.notes ORDER BY id"), ["1|a1", "2|a2"]);
+    assert!(as_user(&mut pg, "bob", "SELECT id FROM app.notes").is_empty());
+    // An explicit _userid writes for that user; one INSERT has one owner.
+    pg.batch_execute(
+        "SET kalam.user_id = 'alice'; INSERT INTO app.notes (id, body, _userid) VALUES (5, 'c5', 'carol');",
+    )
+    .unwrap();
+    assert_eq!(as_user(&mut pg, "carol", "SELECT id, body FROM app.notes"), ["5|c5"]);
+    let error = expect_pg_error(
+        pg.batch_execute(
+            "INSERT INTO app.notes (id, body, _userid) VALUES (6, 'x', 'carol'), (7, 'y', 'dave')",
+        ),
+        &["same _userid", "carol", "dave"],
+    );
+    assert_eq!(error.code, "22023");
+    let error = expect_pg_error(
+        pg.batch_execute("INSERT INTO app.notes (id, body, _userid) VALUES (6, 'x', NULL), (7, 'y', 'dave')"),
+        &["same _userid"],
+    );
+    assert_eq!(error.code, "22023");
+    assert_eq!(as_user(&mut pg, "carol", "SELECT id FROM app.notes"), ["5"]);
+    assert!(as_user(&mut pg, "dave", "SELECT id FROM app.notes").is_empty());
+    // The server's columns are not the client's to set.
+    let error = expect_pg_error(pg.batch_execute("UPDATE app.notes SET _userid = 'eve'"), &["_userid"]);
+    assert_eq!(error.code, "428C9");
+    let error = expect_pg_error(
+        pg.batch_execute("INSERT INTO app.notes (id, body, _seq) VALUES (9, 'x', 5)"),
+        &["_seq"],
+    );
+    assert_eq!(error.code, "428C9");
+    pg.batch_execute("RESET kalam.user_id").unwrap();
+    let error = expect_pg_error(pg.query("SELECT * FROM app.notes", &[]), &["kalam.user_id"]);
+    assert!(!error.code.is_empty());
+    expect_pg_error(pg.batch_execute("INSERT INTO app.notes VALUES (10, 'x')"), &["kalam.user_id"]);
+
+    // Choosing the tenant is a privilege: an ordinary role is refused until granted SET.
+    pg.batch_execute(
+        "CREATE ROLE app_role LOGIN; GRANT USAGE ON SCHEMA app TO app_role; GRANT ALL ON app.notes TO app_role;
+         GRANT USAGE ON FOREIGN SERVER kalam_server TO app_role; CREATE USER MAPPING FOR app_role SERVER kalam_server;
+         SET ROLE app_role;",
+    )
+    .unwrap();
+    let error = expect_pg_error(pg.batch_execute("SET kalam.user_id = 'alice'"), &["kalam.user_id"]);
+    assert_eq!(error.code, "42501");
+    pg.batch_execute("RESET ROLE; GRANT SET ON PARAMETER kalam.user_id TO app_role; SET ROLE app_role; SET kalam.user_id = 'alice';")
+        .unwrap();
+    assert_eq!(rows(&mut pg, "SELECT id FROM app.notes ORDER BY id"), ["1", "2"]);
+}
+
+// Goal: snowflake_id() never repeats across backends (32 of them, 100,000 ids each, at once),
+// is strictly increasing within each, and carries the server's layout (time in the high bits).
+#[test]
+fn snowflake_ids_are_unique_across_backends() {
+    let env = TestEnv::start();
+    drop(env.pg_with_server());
+    let per_backend = 100_000;
+    let ids: Vec<Vec<i64>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..32)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut pg = env.pg();
+                    pg.query(
+                        "SELECT snowflake_id() FROM generate_series(1, $1::int) ORDER BY generate_series",
+                        &[&per_backend],
+                    )
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.get::<_, i64>(0))
+                    .collect()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    for backend in &ids {
+        assert_eq!(backend.len(), per_backend as usize);
+        assert!(backend.windows(2).all(|w| w[0] < w[1]), "ids of one backend are not increasing");
+    }
+    let mut all: Vec<i64> = ids.into_iter().flatten().collect();
+    let total = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), total, "{} duplicate ids", total - all.len());
+    // 41 bits of milliseconds since 2024-01-01 on top: the time of now, give or take.
+    let now_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let id_ms = (all[0] >> 22) + 1_704_067_200_000;
+    assert!((now_ms - id_ms).abs() < 600_000, "id time {id_ms} vs now {now_ms}");
+    // The server's own SNOWFLAKE_ID() shares the sequence: no collision with its ids either.
+    let mut pg = env.pg();
+    let local = rows(&mut pg, "SELECT snowflake_id()")[0].parse::<i64>().unwrap();
+    let remote = remote_rows(&env, "SELECT SNOWFLAKE_ID() AS id")[0]["id"].as_i64().unwrap();
+    assert_ne!(local, remote);
+    assert!(all.binary_search(&remote).is_err());
+}
+
+// Goal: kalam_exec renders every Arrow type as a JSON value (exact decimals, ISO 8601 times,
+// canonical uuids, hex binary, JSON as JSON, lists as arrays), reports statements' rows,
+// surfaces the server's error text, stops at its size limit, and is not granted to PUBLIC.
+#[test]
+fn kalam_exec_renders_json() {
+    let env = TestEnv::start();
+    let mut pg = env.pg_with_server();
+    pg.batch_execute(
+        "CREATE TABLE app.typed (id bigint PRIMARY KEY, d numeric(20,4), ts timestamp, tz timestamptz, dt date, t time,
+            u uuid, b bytea, j jsonb, l bigint[], f double precision, ok boolean, s text) USING kalamdb;
+         SET TIME ZONE 'UTC';
+         INSERT INTO app.typed VALUES
+           (1, 12345678901234.5678, '2024-02-29 12:34:56.789', '2024-01-01 00:00:00+02', '2024-12-31', '23:59:59.5',
+            'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '\\x00ff', '{\"k\": [1, \"two\"]}', '{1,NULL,3}', 0.1, true, 'quote \" and \\ backslash'),
+           (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);",
+    )
+    .unwrap();
+    let text = rows(
+        &mut pg,
+        "SELECT kalam_exec('SELECT id, d, ts, tz, dt, t, u, b, j, l, f, ok, s FROM app.typed ORDER BY id')",
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&text[0]).unwrap_or_else(|e| panic!("{e}: {}", text[0]));
+    let first = &json[0];
+    assert_eq!(first["id"], 1);
+    // Exact in the text (serde_json itself would read it as a float).
+    assert!(text[0].contains(r#""d":12345678901234.5678,"#), "decimal exact: {}", text[0]);
+    assert_eq!(first["ts"], "2024-02-29T12:34:56.789");
+    assert!(first["tz"].as_str().unwrap().starts_with("2023-12-31T22:00:00"), "{first}");
+    assert_eq!(first["dt"], "2024-12-31");
+    assert_eq!(first["t"], "23:59:59.500");
+    assert_eq!(first["u"], "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+    assert_eq!(first["b"], "00ff");
+    assert_eq!(first["j"], serde_json::json!({"k": [1, "two"]}));
+    assert_eq!(first["l"], serde_json::json!([1, null, 3]));
+    assert_eq!(first["f"], 0.1);
+    assert_eq!(first["ok"], true);
+    assert_eq!(first["s"], "quote \" and \\ backslash");
+    let second = json[1].as_object().unwrap();
+    assert_eq!(second.len(), 13, "NULLs are kept as null: {second:?}");
+    assert!(second.iter().filter(|(k, _)| *k != "id").all(|(_, v)| v.is_null()));
+    // A statement reports its rows; an empty result is an empty array.
+    let status = rows(&mut pg, "SELECT kalam_exec('DELETE FROM app.typed WHERE id = 2')");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&status[0]).unwrap(),
+        serde_json::json!({"status": "ok", "rows_affected": 1})
+    );
+    assert_eq!(rows(&mut pg, "SELECT kalam_exec('SELECT * FROM app.typed WHERE id > 100')"), ["[]"]);
+    // The server's error text is in the PostgreSQL error.
+    let error = expect_pg_error(
+        pg.query("SELECT kalam_exec('SELECT nope FROM app.typed')", &[]),
+        &["kalam_exec", "nope"],
+    );
+    assert!(!error.code.is_empty());
+    // Past the limit (64 MiB of JSON), a clear error.
+    let error = expect_pg_error(
+        pg.query("SELECT kalam_exec('SELECT repeat(''x'', 1000) AS s FROM generate_series(1, 100000)')", &[]),
+        &["larger than 64 MiB"],
+    );
+    assert_eq!(error.code, "54000");
+    // Not for PUBLIC.
+    pg.batch_execute("CREATE ROLE plain; SET ROLE plain;").unwrap();
+    let error = expect_pg_error(pg.query("SELECT kalam_exec('SELECT 1')", &[]), &["permission denied"]);
+    assert_eq!(error.code, "42501");
+}
+
+// Goal: IMPORT FOREIGN SCHEMA maps every table kind of a namespace (types, NOT NULL, _seq and
+// _userid, table_type), honours LIMIT TO and EXCEPT, and refuses a namespace that is not there.
+#[test]
+fn import_foreign_schema_maps_every_kind() {
+    let env = TestEnv::start();
+    env.kalam_sql("CREATE NAMESPACE shop");
+    env.kalam_sql(
+        "CREATE SHARED TABLE shop.items (id BIGINT PRIMARY KEY, name TEXT NOT NULL, price DECIMAL(10,2), tags BIGINT[], \
+         meta JSON, doc FILE, vec EMBEDDING(3), u UUID, at TIMESTAMPTZ, day DATE, raw BYTEA)",
+    );
+    env.kalam_sql("CREATE USER TABLE shop.carts (id BIGINT PRIMARY KEY, qty INT)");
+    env.kalam_sql("CREATE STREAM TABLE shop.clicks (id BIGINT, at TIMESTAMP) WITH (TTL_SECONDS = 60)");
+    let mut pg = env.pg_with_server();
+    pg.batch_execute("CREATE SCHEMA local; IMPORT FOREIGN SCHEMA shop FROM SERVER kalam_server INTO local;")
+        .unwrap();
+    let columns = |pg: &mut postgres::Client, table: &str| {
+        rows(
+            pg,
+            &format!(
+                "SELECT attname || ' ' || format_type(atttypid, atttypmod) || CASE WHEN attnotnull THEN ' not null' ELSE '' END \
+                 FROM pg_attribute WHERE attrelid = 'local.{table}'::regclass AND attnum > 0 ORDER BY attnum"
+            ),
+        )
+    };
+    assert_eq!(
+        columns(&mut pg, "items"),
+        [
+            "id bigint not null",
+            "name text not null",
+            "price numeric(10,2)",
+            "tags bigint[]",
+            "meta jsonb",
+            "doc jsonb",
+            "vec real[]",
+            "u uuid",
+            "at timestamp with time zone",
+            "day date",
+            "raw bytea",
+            "_seq bigint"
+        ]
+    );
+    assert_eq!(
+        columns(&mut pg, "carts"),
+        ["id bigint not null", "qty integer", "_seq bigint", "_userid text"]
+    );
+    assert_eq!(
+        columns(&mut pg, "clicks"),
+        ["id bigint", "at timestamp without time zone", "_seq bigint", "_userid text"]
+    );
+    assert_eq!(
+        rows(
+            &mut pg,
+            "SELECT c.relname || ' ' || array_to_string(ftoptions, ',') FROM pg_foreign_table f JOIN pg_class c ON c.oid = f.ftrelid ORDER BY 1"
+        ),
+        [
+            "carts namespace=shop,table=carts,table_type=user",
+            "clicks namespace=shop,table=clicks,table_type=stream",
+            "items namespace=shop,table=items,table_type=shared"
+        ]
+    );
+    // The imported tables read and write.
+    pg.batch_execute("INSERT INTO local.items (id, name, price, tags) VALUES (1, 'pen', 2.50, '{1,2}')")
+        .unwrap();
+    assert_eq!(rows(&mut pg, "SELECT name, price, tags FROM local.items"), ["pen|2.50|{1,2}"]);
+    pg.batch_execute("SET kalam.user_id = 'alice'; INSERT INTO local.carts VALUES (1, 3);").unwrap();
+    assert_eq!(rows(&mut pg, "SELECT qty, _userid FROM local.carts"), ["3|alice"]);
+
+    pg.batch_execute(
+        "CREATE SCHEMA picked; IMPORT FOREIGN SCHEMA shop LIMIT TO (carts, nope) FROM SERVER kalam_server INTO picked;
+         CREATE SCHEMA rest; IMPORT FOREIGN SCHEMA shop EXCEPT (carts) FROM SERVER kalam_server INTO rest;",
+    )
+    .unwrap();
+    assert_eq!(
+        rows(&mut pg, "SELECT relname FROM pg_class WHERE relnamespace = 'picked'::regnamespace"),
+        ["carts"]
+    );
+    assert_eq!(
+        rows(&mut pg, "SELECT relname FROM pg_class WHERE relnamespace = 'rest'::regnamespace ORDER BY 1"),
+        ["clicks", "items"]
+    );
+    let error = expect_pg_error(
+        pg.batch_execute("IMPORT FOREIGN SCHEMA nowhere FROM SERVER kalam_server INTO local"),
+        &["nowhere", "does not exist"],
+    );
+    assert_eq!(error.code, "HV00Q");
+}

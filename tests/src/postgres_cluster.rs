@@ -48,7 +48,7 @@ impl PgCluster {
         for attempt in 1..=START_ATTEMPTS {
             cluster.port = free_port();
             let options = format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=20 \
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=40 \
                  -c shared_buffers=64MB",
                 cluster.port,
                 cluster.dir.path().display()
