@@ -57,7 +57,7 @@ fn bad_options_are_rejected_at_create_time() {
     assert_eq!(
         e.hint.as_deref(),
         Some(
-            "Valid options here are: scan_batch_rows, insert_batch_rows, prefetch_batches, use_remote_estimate, namespace, table, table_type"
+            "Valid options here are: scan_batch_rows, insert_batch_rows, prefetch_batches, use_remote_estimate, namespace, table, table_type, owns_remote"
         )
     );
     expect_pg_error(
