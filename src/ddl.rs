@@ -59,6 +59,7 @@ unsafe extern "C-unwind" fn process_utility(
     dest: *mut pg_sys::DestReceiver,
     qc: *mut pg_sys::QueryCompletion,
 ) {
+    let _active = HookActive::enter();
     // SAFETY: PostgreSQL passes a planned utility statement; the parse tree is only read, and
     // statements we change are copies.
     unsafe {
@@ -88,6 +89,27 @@ unsafe extern "C-unwind" fn process_utility(
         if !handled {
             call.pass(pstmt);
         }
+    }
+}
+
+thread_local! {
+    /// How many calls of the hook are under way (statements inside statements nest).
+    static HOOK_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts a hook call while it runs, also when it ends in an ERROR (which unwinds through it).
+struct HookActive;
+
+impl HookActive {
+    fn enter() -> Self {
+        HOOK_DEPTH.set(HOOK_DEPTH.get() + 1);
+        HookActive
+    }
+}
+
+impl Drop for HookActive {
+    fn drop(&mut self) {
+        HOOK_DEPTH.set(HOOK_DEPTH.get() - 1);
     }
 }
 
@@ -163,14 +185,7 @@ fn kalamdb_am_handler(_internal: pgrx::Internal) -> pgrx::Internal {
     // SAFETY: reads backend globals.
     let loaded_now = unsafe { LOADED_AT == pg_sys::GetCurrentStatementStartTimestamp() };
     let error = if loaded_now {
-        KalamError::new(
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            "pg_kalam was not loaded in this session when the statement began, so it could not create the KalamDB table",
-        )
-        .with_hint(
-            "Run the statement again (pg_kalam is loaded now), or add pg_kalam to shared_preload_libraries \
-             (or session_preload_libraries) so that every session has it from the start.",
-        )
+        not_loaded("it could not create the KalamDB table")
     } else {
         KalamError::new(
             PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
@@ -188,6 +203,97 @@ COMMENT ON ACCESS METHOD kalamdb IS 'CREATE TABLE ... USING kalamdb creates the 
 "#,
     name = "kalamdb_access_method",
     requires = [kalamdb_am_handler]
+);
+
+/// The `ddl_command_start` event trigger of CREATE, DROP and ALTER of tables. A session that had
+/// not loaded pg_kalam when such a statement began runs it without the hook: `USING kalamdb`
+/// would fail on a missing schema, and the remote table of an authored table would not follow. Calling this function
+/// loaded the library (so the hook is there from now on); the statement is refused, to be run
+/// again.
+#[unsafe(no_mangle)]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn kalam_ddl_guard(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    if HOOK_DEPTH.get() > 0 {
+        return pg_sys::Datum::from(0);
+    }
+    // SAFETY: PostgreSQL calls an event trigger with its EventTriggerData as the context.
+    unsafe {
+        let data = (*fcinfo).context as *mut pg_sys::EventTriggerData;
+        if data.is_null() || (*data).type_ != NodeTag::T_EventTriggerData {
+            KalamError::new(
+                PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+                "kalam_ddl_guard() runs only as an event trigger",
+            )
+            .report();
+        }
+        let tree = (*data).parsetree;
+        if (*tree).type_ == NodeTag::T_CreateStmt && is_kalamdb(tree.cast()) {
+            not_loaded("it could not create the KalamDB table").report();
+        }
+        let owned = match (*tree).type_ {
+            NodeTag::T_DropStmt => {
+                let drop = tree as *mut pg_sys::DropStmt;
+                let mut found = None;
+                for names in PgList::<pg_sys::List>::from_pg((*drop).objects).iter_ptr() {
+                    let relation = pg_sys::makeRangeVarFromNameList(names);
+                    if let Ok(Some((_, table))) = owned_table(relation_oid(relation)) {
+                        found = Some(table);
+                        break;
+                    }
+                }
+                found
+            }
+            NodeTag::T_AlterTableStmt => {
+                let alter = tree as *mut pg_sys::AlterTableStmt;
+                let columns = PgList::<pg_sys::AlterTableCmd>::from_pg((*alter).cmds).iter_ptr().any(|cmd| {
+                    matches!(
+                        (*cmd).subtype,
+                        pg_sys::AlterTableType::AT_AddColumn | pg_sys::AlterTableType::AT_DropColumn
+                    )
+                });
+                if columns {
+                    owned_table(relation_oid((*alter).relation)).ok().flatten().map(|(_, t)| t)
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+        if let Some(table) = owned {
+            not_loaded(&format!("the KalamDB table {}.{} could not follow it", table.namespace, table.table))
+                .report();
+        }
+    }
+    pg_sys::Datum::from(0)
+}
+
+/// The error of a statement that began before pg_kalam was loaded in the session.
+fn not_loaded(consequence: &str) -> KalamError {
+    KalamError::new(
+        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        format!("pg_kalam was not loaded in this session when the statement began, so {consequence}"),
+    )
+    .with_hint(
+        "Run the statement again (pg_kalam is loaded now), or add pg_kalam to shared_preload_libraries \
+         (or session_preload_libraries) so that every session has it from the start.",
+    )
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn pg_finfo_kalam_ddl_guard() -> &'static pg_sys::Pg_finfo_record {
+    static V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+pgrx::extension_sql!(
+    r#"
+CREATE FUNCTION kalam_ddl_guard() RETURNS event_trigger
+    LANGUAGE C AS 'MODULE_PATHNAME', 'kalam_ddl_guard';
+CREATE EVENT TRIGGER kalam_ddl_guard ON ddl_command_start
+    WHEN TAG IN ('CREATE TABLE', 'DROP TABLE', 'DROP FOREIGN TABLE', 'ALTER TABLE', 'ALTER FOREIGN TABLE')
+    EXECUTE FUNCTION kalam_ddl_guard();
+"#,
+    name = "ddl_guard"
 );
 
 fn extension_installed() -> bool {

@@ -721,3 +721,28 @@ fn import_foreign_schema_maps_every_kind() {
     );
     assert_eq!(error.code, "HV00Q");
 }
+
+// Goal: a session that had not loaded pg_kalam when its statement began (no preload, no
+// pg_kalam function called yet) is told to run it again rather than leaving the server behind:
+// CREATE TABLE ... USING kalamdb, DROP and ALTER of an authored table; the retry works.
+#[test]
+fn sessions_that_had_not_loaded_pg_kalam_are_told_to_retry() {
+    let env = TestEnv::start();
+    drop(env.pg_with_server());
+    let retried = |sql: &str| {
+        let mut fresh = env.pg();
+        let error = expect_pg_error(fresh.batch_execute(sql), &["was not loaded in this session"]);
+        assert_eq!(error.code, "55000", "{sql}");
+        assert!(error.hint.as_deref().unwrap_or("").contains("shared_preload_libraries"), "{error:?}");
+        fresh.batch_execute(sql).unwrap_or_else(|e| panic!("{sql} again: {e}"));
+    };
+    retried("CREATE TABLE app.later (id bigint PRIMARY KEY, a text) USING kalamdb");
+    assert_eq!(remote_tables(&env, "app"), ["later"]);
+    retried("ALTER TABLE app.later ADD COLUMN b text");
+    let described = remote_rows(&env, "DESCRIBE TABLE app.later");
+    assert!(described.iter().any(|c| c["column_name"] == "b"), "{described:?}");
+    // Unrelated DDL in a fresh session is not disturbed.
+    env.pg().batch_execute("CREATE TABLE plain_heap (a int); ALTER TABLE plain_heap ADD COLUMN b int; DROP TABLE plain_heap;").unwrap();
+    retried("DROP FOREIGN TABLE app.later");
+    assert!(remote_tables(&env, "app").is_empty());
+}
