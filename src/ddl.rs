@@ -1003,7 +1003,13 @@ unsafe fn drop_tables(call: &Call, drop: *mut pg_sys::DropStmt) -> Result<()> {
         }
         for (server, table) in owned {
             let server = Server::lookup(server)?;
-            transactions::at_commit(&server, table.drop_sql(true).map_err(internal)?)?;
+            transactions::at_commit(&server, table.drop_sql(true).map_err(internal)?).map_err(|e| {
+                e.with_hint(format!(
+                    "The KalamDB table {}.{} is dropped with the foreign table. To drop only the foreign table, \
+                     ALTER FOREIGN TABLE ... OPTIONS (SET owns_remote 'false') first.",
+                    table.namespace, table.table
+                ))
+            })?;
         }
         Ok(())
     }

@@ -134,7 +134,8 @@ fn run_at_commit() -> Result<()> {
         let SchemaChange { client, sql, .. } = change;
         runtime::call(async move { client.execute_update(&sql, None).await }).map_err(|e| {
             KalamError::from(e).with_hint(
-                "The transaction is rolled back; the KalamDB table (or column) it dropped is still there.",
+                "The transaction is rolled back; the KalamDB table (or column) it dropped is still there. \
+                 To drop only a foreign table, ALTER FOREIGN TABLE ... OPTIONS (SET owns_remote 'false') first.",
             )
         })?;
     }

@@ -746,3 +746,54 @@ fn sessions_that_had_not_loaded_pg_kalam_are_told_to_retry() {
     retried("DROP FOREIGN TABLE app.later");
     assert!(remote_tables(&env, "app").is_empty());
 }
+
+// Goal: ids made by BIGSERIAL and identity columns are snowflakes from both sides; a user
+// mapping changed in a session that cached a connection applies at once; a table whose server
+// is gone can still be dropped locally once it no longer owns the remote table.
+#[test]
+fn identities_mappings_and_unreachable_servers() {
+    let env = guarded_env();
+    let mut pg = env.pg();
+    pg.batch_execute(&format!(
+        "CREATE EXTENSION pg_kalam;
+         CREATE SERVER kalam_server FOREIGN DATA WRAPPER pg_kalam OPTIONS (host '127.0.0.1', port '{}');
+         CREATE USER MAPPING FOR CURRENT_USER SERVER kalam_server OPTIONS (auth_header 'Bearer {TOKEN}');
+         CREATE TABLE app.ids (a bigserial PRIMARY KEY, b bigint GENERATED ALWAYS AS IDENTITY, note text) USING kalamdb;
+         INSERT INTO app.ids (note) VALUES ('x'), ('y');",
+        env.kalam.flight_port
+    ))
+    .unwrap();
+    assert_eq!(
+        rows(
+            &mut pg,
+            "SELECT count(*), count(DISTINCT a), min(a) > 1000000000, min(b) > 1000000000 FROM app.ids"
+        ),
+        ["2|2|t|t"]
+    );
+    env.kalam_sql("INSERT INTO app.ids (note) VALUES ('from the server')");
+    assert_eq!(
+        rows(&mut pg, "SELECT a > 1000000000 AND b > 1000000000 FROM app.ids WHERE note = 'from the server'"),
+        ["t"]
+    );
+
+    pg.batch_execute(
+        "ALTER USER MAPPING FOR CURRENT_USER SERVER kalam_server OPTIONS (SET auth_header 'Bearer wrong')",
+    )
+    .unwrap();
+    let error = expect_pg_error(pg.query("SELECT * FROM app.ids", &[]), &[]);
+    assert!(!error.message.contains("wrong"), "credentials in a message: {error:?}");
+    pg.batch_execute(&format!(
+        "ALTER USER MAPPING FOR CURRENT_USER SERVER kalam_server OPTIONS (SET auth_header 'Bearer {TOKEN}')"
+    ))
+    .unwrap();
+    assert_eq!(rows(&mut pg, "SELECT count(*) FROM app.ids"), ["3"]);
+
+    pg.batch_execute("ALTER SERVER kalam_server OPTIONS (SET port '1')").unwrap();
+    let error = expect_pg_error(pg.batch_execute("DROP TABLE app.ids"), &["not running or unreachable"]);
+    assert!(error.hint.as_deref().unwrap_or("").contains("owns_remote"), "{error:?}");
+    pg.batch_execute(
+        "ALTER FOREIGN TABLE app.ids OPTIONS (SET owns_remote 'false'); DROP FOREIGN TABLE app.ids;",
+    )
+    .unwrap();
+    assert_eq!(remote_tables(&env, "app"), ["ids"]);
+}
