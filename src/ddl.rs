@@ -4,13 +4,16 @@
 //!
 //! The statement is read from PostgreSQL's parse tree (column definitions, type names,
 //! constraints, defaults, `WITH` options), never from its text, and checked whole before
-//! anything is made. Then, in order: the namespace (when missing) and the table on the server,
-//! the local schema (when missing), and a foreign table with the declared columns plus `_seq`
-//! (and `_userid` on user and stream tables). The remote steps are undone if the statement or
-//! its transaction aborts; remote drops wait for the commit ([`transactions`]).
+//! anything is made. Then, in order: the local schema (when missing) and a foreign table with
+//! the declared columns plus `_seq` (and `_userid` on user and stream tables), so that what
+//! fails locally makes nothing remotely; then the namespace (when missing) and the table on the
+//! server, undone if the statement or its transaction aborts. Remote drops wait until the
+//! transaction has committed ([`transactions`]).
 //!
-//! A session that had not loaded pg_kalam when the statement began reaches the `kalamdb`
-//! table access method instead, whose handler ([`kalamdb_am_handler`]) says what to do.
+//! A session that had not loaded pg_kalam when such a statement began runs it without the hook;
+//! the `ddl_command_start` event trigger [`kalam_ddl_guard`] loads the library and does the
+//! hook's work. Where event triggers do not fire, the `kalamdb` table access method's handler
+//! ([`kalamdb_am_handler`]) says what to do.
 
 use std::ffi::{CStr, CString, c_char};
 
@@ -67,7 +70,9 @@ unsafe extern "C-unwind" fn process_utility(
         let stmt = (*pstmt).utilityStmt;
         let handled = match (*stmt).type_ {
             NodeTag::T_CreateStmt if is_kalamdb(stmt.cast()) && extension_installed() => {
-                create_table(&call, stmt.cast()).unwrap_or_else(|e| e.report());
+                let copy: *mut pg_sys::CreateStmt = pg_sys::copyObjectImpl(stmt.cast()).cast();
+                create_table(copy, &call.pieces(), true).unwrap_or_else(|e| e.report());
+                set_completion(call.qc);
                 true
             }
             NodeTag::T_CreateTableAsStmt if creates_kalamdb(stmt.cast()) => KalamError::new(
@@ -83,6 +88,10 @@ unsafe extern "C-unwind" fn process_utility(
             NodeTag::T_AlterTableStmt if extension_installed() => {
                 alter_table(&call, stmt.cast()).unwrap_or_else(|e| e.report());
                 true
+            }
+            NodeTag::T_RenameStmt if extension_installed() => {
+                refuse_column_rename(stmt.cast()).unwrap_or_else(|e| e.report());
+                false
             }
             _ => false,
         };
@@ -134,28 +143,65 @@ impl Call {
             let (q, c, p, e, d, qc) =
                 (self.query_string, self.context, self.params, self.query_env, self.dest, self.qc);
             match PREVIOUS {
-                Some(previous) => previous(pstmt, q, read_only, c, p, e, d, qc),
+                // Another extension's hook: its ERRORs cross Rust frames only through the guard.
+                Some(previous) => {
+                    pg_sys::ffi::pg_guard_ffi_boundary(|| previous(pstmt, q, read_only, c, p, e, d, qc))
+                }
                 None => pg_sys::standard_ProcessUtility(pstmt, q, read_only, c, p, e, d, qc),
             }
         }
     }
 
-    /// Runs another utility statement as part of this one (as PostgreSQL runs the pieces of a
-    /// CREATE TABLE): through every hook, event triggers included, sending no result.
-    unsafe fn sub(&self, stmt: *mut pg_sys::Node) {
+    /// How this call runs the statements it is made of.
+    fn pieces(&self) -> Pieces {
+        // SAFETY: the call's planned statement.
+        let (location, len) = unsafe { ((*self.pstmt).stmt_location, (*self.pstmt).stmt_len) };
+        Pieces { query_string: self.query_string, params: self.params, location, len, context: self.context }
+    }
+
+    /// A copy of this call's statement, to change.
+    unsafe fn copy(&self) -> *mut pg_sys::PlannedStmt {
+        // SAFETY: copyObject of a node tree.
+        unsafe { pg_sys::copyObjectImpl(self.pstmt.cast()).cast() }
+    }
+}
+
+/// Runs the utility statements a statement is made of (as PostgreSQL runs the pieces of a
+/// CREATE TABLE): through every hook, sending no result; event triggers fire for the pieces run
+/// in the statement's own context.
+struct Pieces {
+    query_string: *const c_char,
+    params: pg_sys::ParamListInfo,
+    location: i32,
+    len: i32,
+    /// The context the statement itself runs in.
+    context: pg_sys::ProcessUtilityContext::Type,
+}
+
+impl Pieces {
+    /// For a statement PostgreSQL runs without the hook (from the event trigger).
+    fn of_current_statement() -> Self {
+        // SAFETY: reads a backend global (NULL outside a client statement).
+        let text = unsafe { pg_sys::debug_query_string };
+        let query_string = if text.is_null() { c"".as_ptr() } else { text };
+        let context = pg_sys::ProcessUtilityContext::PROCESS_UTILITY_SUBCOMMAND;
+        Pieces { query_string, params: std::ptr::null_mut(), location: -1, len: 0, context }
+    }
+
+    unsafe fn run(&self, stmt: *mut pg_sys::Node, context: pg_sys::ProcessUtilityContext::Type) {
         // SAFETY: a fresh PlannedStmt wrapping a utility node of the current memory context.
         unsafe {
             let wrapper = pgrx::PgBox::<pg_sys::PlannedStmt>::alloc_node(NodeTag::T_PlannedStmt).into_pg();
             (*wrapper).commandType = pg_sys::CmdType::CMD_UTILITY;
             (*wrapper).canSetTag = false;
             (*wrapper).utilityStmt = stmt;
-            (*wrapper).stmt_location = (*self.pstmt).stmt_location;
-            (*wrapper).stmt_len = (*self.pstmt).stmt_len;
+            (*wrapper).stmt_location = self.location;
+            (*wrapper).stmt_len = self.len;
             pg_sys::ProcessUtility(
                 wrapper,
                 self.query_string,
                 false,
-                pg_sys::ProcessUtilityContext::PROCESS_UTILITY_SUBCOMMAND,
+                context,
                 self.params,
                 std::ptr::null_mut(),
                 pg_sys::None_Receiver,
@@ -163,12 +209,6 @@ impl Call {
             );
             pg_sys::CommandCounterIncrement();
         }
-    }
-
-    /// A copy of this call's statement, to change.
-    unsafe fn copy(&self) -> *mut pg_sys::PlannedStmt {
-        // SAFETY: copyObject of a node tree.
-        unsafe { pg_sys::copyObjectImpl(self.pstmt.cast()).cast() }
     }
 }
 
@@ -206,17 +246,23 @@ COMMENT ON ACCESS METHOD kalamdb IS 'CREATE TABLE ... USING kalamdb creates the 
 );
 
 /// The `ddl_command_start` event trigger of CREATE, DROP and ALTER of tables. A session that had
-/// not loaded pg_kalam when such a statement began runs it without the hook: `USING kalamdb`
-/// would fail on a missing schema, and the remote table of an authored table would not follow. Calling this function
-/// loaded the library (so the hook is there from now on); the statement is refused, to be run
-/// again.
+/// not loaded pg_kalam when such a statement began runs it without the hook (calling this
+/// function loads the library, so the hook is there from the next statement on). For the
+/// statements the hook would have taken, the trigger does the hook's work itself, changing the
+/// statement PostgreSQL goes on to run (`standard_ProcessUtility` gives it a tree of its own):
+/// - `CREATE TABLE ... USING kalamdb`: the tables are made here, and the statement becomes
+///   `IF NOT EXISTS`, so PostgreSQL skips the relation made (its NOTICE muted, [`mute_notices`]);
+/// - `DROP TABLE` of authored tables runs as `DROP FOREIGN TABLE`, their remote tables dropped
+///   at commit;
+/// - `ALTER TABLE ... ADD/DROP COLUMN` is mirrored, the added columns' definitions made local.
 #[unsafe(no_mangle)]
 #[pg_guard]
 pub unsafe extern "C-unwind" fn kalam_ddl_guard(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     if HOOK_DEPTH.get() > 0 {
         return pg_sys::Datum::from(0);
     }
-    // SAFETY: PostgreSQL calls an event trigger with its EventTriggerData as the context.
+    // SAFETY: PostgreSQL calls an event trigger with its EventTriggerData as the context; the
+    // parse tree it carries is the statement's own copy.
     unsafe {
         let data = (*fcinfo).context as *mut pg_sys::EventTriggerData;
         if data.is_null() || (*data).type_ != NodeTag::T_EventTriggerData {
@@ -226,45 +272,115 @@ pub unsafe extern "C-unwind" fn kalam_ddl_guard(fcinfo: pg_sys::FunctionCallInfo
             )
             .report();
         }
-        let tree = (*data).parsetree;
-        if (*tree).type_ == NodeTag::T_CreateStmt && is_kalamdb(tree.cast()) {
-            not_loaded("it could not create the KalamDB table").report();
-        }
-        let owned = match (*tree).type_ {
-            NodeTag::T_DropStmt => {
-                let drop = tree as *mut pg_sys::DropStmt;
-                let mut found = None;
-                for names in PgList::<pg_sys::List>::from_pg((*drop).objects).iter_ptr() {
-                    let relation = pg_sys::makeRangeVarFromNameList(names);
-                    if let Ok(Some((_, table))) = owned_table(relation_oid(relation)) {
-                        found = Some(table);
-                        break;
-                    }
-                }
-                found
-            }
-            NodeTag::T_AlterTableStmt => {
-                let alter = tree as *mut pg_sys::AlterTableStmt;
-                let columns = PgList::<pg_sys::AlterTableCmd>::from_pg((*alter).cmds).iter_ptr().any(|cmd| {
-                    matches!(
-                        (*cmd).subtype,
-                        pg_sys::AlterTableType::AT_AddColumn | pg_sys::AlterTableType::AT_DropColumn
-                    )
-                });
-                if columns {
-                    owned_table(relation_oid((*alter).relation)).ok().flatten().map(|(_, t)| t)
-                } else {
-                    None
-                }
-            }
-            _ => None,
-        };
-        if let Some(table) = owned {
-            not_loaded(&format!("the KalamDB table {}.{} could not follow it", table.namespace, table.table))
-                .report();
+        if let Err(e) = without_hook((*data).parsetree) {
+            e.report();
         }
     }
     pg_sys::Datum::from(0)
+}
+
+/// The hook's work on a statement PostgreSQL runs without it (see [`kalam_ddl_guard`]).
+unsafe fn without_hook(tree: *mut pg_sys::Node) -> Result<()> {
+    // SAFETY: the statement's parse tree, ours to change.
+    unsafe {
+        match (*tree).type_ {
+            NodeTag::T_CreateStmt if is_kalamdb(tree.cast()) => {
+                let create = tree as *mut pg_sys::CreateStmt;
+                if create_table(create, &Pieces::of_current_statement(), false)? {
+                    mute_notices();
+                }
+                (*create).if_not_exists = true;
+            }
+            NodeTag::T_DropStmt => {
+                let drop = tree as *mut pg_sys::DropStmt;
+                let (owned, as_foreign) = owned_in_drop(drop)?;
+                if as_foreign {
+                    (*drop).removeType = pg_sys::ObjectType::OBJECT_FOREIGN_TABLE;
+                }
+                drop_at_commit(owned)?;
+            }
+            NodeTag::T_AlterTableStmt => {
+                if let Some(changes) = column_changes(tree.cast())? {
+                    changes.mirror()?;
+                }
+            }
+            NodeTag::T_RenameStmt => refuse_column_rename(tree.cast())?,
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+thread_local! {
+    /// The GUC nest level at which [`mute_notices`] raised `client_min_messages`, and the
+    /// start of the statement it did it for (one that ended in an ERROR was restored by the
+    /// abort, and is not restored again).
+    static MUTED_AT: std::cell::Cell<Option<(i32, pg_sys::TimestampTz)>> = const { std::cell::Cell::new(None) };
+}
+
+/// Raises `client_min_messages` to WARNING until the statement's `ddl_command_end`
+/// ([`kalam_ddl_end`]), so that PostgreSQL's "relation ... already exists, skipping" about the
+/// relation this statement itself made does not reach the client. Saved at a GUC nest level of
+/// its own (as a function's SET clause is): an ERROR before the end restores it as it aborts.
+fn mute_notices() {
+    // SAFETY: reads and sets a GUC of this backend.
+    unsafe {
+        if pg_sys::client_min_messages >= pg_sys::WARNING as i32 {
+            return;
+        }
+        let level = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"client_min_messages".as_ptr(),
+            c"warning".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        MUTED_AT.set(Some((level, pg_sys::GetCurrentStatementStartTimestamp())));
+    }
+}
+
+/// The `ddl_command_end` event trigger of CREATE TABLE: restores what [`mute_notices`] raised.
+#[unsafe(no_mangle)]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn kalam_ddl_end(_fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: reads a backend global; pops the GUC nest level mute_notices pushed in this
+    // very statement.
+    unsafe {
+        if let Some((level, statement)) = MUTED_AT.take()
+            && statement == pg_sys::GetCurrentStatementStartTimestamp()
+        {
+            pg_sys::AtEOXact_GUC(true, level);
+        }
+    }
+    pg_sys::Datum::from(0)
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn pg_finfo_kalam_ddl_end() -> &'static pg_sys::Pg_finfo_record {
+    static V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+/// `ALTER TABLE ... RENAME COLUMN` of an authored table: refused (the server has no rename,
+/// and the foreign table reads its columns by name).
+unsafe fn refuse_column_rename(rename: *mut pg_sys::RenameStmt) -> Result<()> {
+    // SAFETY: a RenameStmt parse tree.
+    unsafe {
+        if (*rename).renameType == pg_sys::ObjectType::OBJECT_COLUMN
+            && !(*rename).relation.is_null()
+            && owned_table(relation_oid((*rename).relation))?.is_some()
+        {
+            return Err(unsupported(
+                "a column of a KalamDB table cannot be renamed from PostgreSQL",
+                "Add a column with the new name and copy the values with UPDATE, then drop the old one.",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The error of a statement that began before pg_kalam was loaded in the session.
@@ -292,6 +408,11 @@ CREATE FUNCTION kalam_ddl_guard() RETURNS event_trigger
 CREATE EVENT TRIGGER kalam_ddl_guard ON ddl_command_start
     WHEN TAG IN ('CREATE TABLE', 'DROP TABLE', 'DROP FOREIGN TABLE', 'ALTER TABLE', 'ALTER FOREIGN TABLE')
     EXECUTE FUNCTION kalam_ddl_guard();
+CREATE FUNCTION kalam_ddl_end() RETURNS event_trigger
+    LANGUAGE C AS 'MODULE_PATHNAME', 'kalam_ddl_end';
+CREATE EVENT TRIGGER kalam_ddl_end ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE')
+    EXECUTE FUNCTION kalam_ddl_end();
 "#,
     name = "ddl_guard"
 );
@@ -356,8 +477,11 @@ struct Authored {
     local_columns: *mut pg_sys::List,
 }
 
-unsafe fn create_table(call: &Call, create: *mut pg_sys::CreateStmt) -> Result<()> {
-    // SAFETY: the parse tree of a CREATE TABLE; the changed copy is ours.
+/// Makes the table of a CREATE TABLE ... USING kalamdb, remotely and locally; `create` is
+/// changed (its column definitions become the local ones). `notice`: say so when IF NOT EXISTS
+/// skips an existing relation. Returns whether the table was made.
+unsafe fn create_table(create: *mut pg_sys::CreateStmt, pieces: &Pieces, notice: bool) -> Result<bool> {
+    // SAFETY: the parse tree of a CREATE TABLE, ours to change.
     unsafe {
         let relation = (*create).relation;
         let name = cstr((*relation).relname).expect("a relation has a name");
@@ -365,6 +489,12 @@ unsafe fn create_table(call: &Call, create: *mut pg_sys::CreateStmt) -> Result<(
             Some(schema) => schema,
             None => {
                 let oid = pg_sys::RangeVarGetCreationNamespace(relation);
+                if pg_sys::isAnyTempNamespace(oid) {
+                    return Err(unsupported(
+                        "a KalamDB table cannot be temporary",
+                        "Name the schema (CREATE TABLE app.t ...) or put a permanent schema first in search_path.",
+                    ));
+                }
                 cstr(pg_sys::get_namespace_name(oid)).expect("the creation namespace exists")
             }
         };
@@ -376,24 +506,72 @@ unsafe fn create_table(call: &Call, create: *mut pg_sys::CreateStmt) -> Result<(
             && pg_sys::get_relname_relid(c_name.as_ptr(), oid) != pg_sys::InvalidOid
         {
             if (*create).if_not_exists {
-                pgrx::ereport!(
-                    PgLogLevel::NOTICE,
-                    PgSqlErrorCode::ERRCODE_DUPLICATE_TABLE,
-                    format!("relation \"{name}\" already exists, skipping")
-                );
-                set_completion(call.qc);
-                return Ok(());
+                if notice {
+                    pgrx::ereport!(
+                        PgLogLevel::NOTICE,
+                        PgSqlErrorCode::ERRCODE_DUPLICATE_TABLE,
+                        format!("relation \"{name}\" already exists, skipping")
+                    );
+                }
+                return Ok(false);
             }
             return Err(KalamError::new(
                 PgSqlErrorCode::ERRCODE_DUPLICATE_TABLE,
                 format!("relation \"{name}\" already exists"),
             ));
         }
-        let copy: *mut pg_sys::CreateStmt = pg_sys::copyObjectImpl(create.cast()).cast();
-        let authored = read_create(copy, schema, schema_oid, name)?;
+        let authored = read_create(create, schema, schema_oid, name)?;
         let Authored { server, server_name, schema, schema_oid, remote, local_columns } = authored;
 
-        // The server: the namespace when missing, then the table; each undone if this aborts.
+        let drops =
+            [remote.table.drop_sql(true).map_err(internal)?, remote.table.drop_sql(false).map_err(internal)?];
+        if transactions::pending_at_commit(&drops) {
+            return Err(KalamError::new(
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!(
+                    "this transaction drops KalamDB table {}.{} when it commits; it cannot create it again before",
+                    remote.table.namespace, remote.table.table
+                ),
+            )
+            .with_hint("Commit the DROP first, then create the table."));
+        }
+        // Here first (what fails here makes nothing remotely): the schema when missing, then
+        // the foreign table.
+        if schema_oid.is_none() {
+            let stmt =
+                pgrx::PgBox::<pg_sys::CreateSchemaStmt>::alloc_node(NodeTag::T_CreateSchemaStmt).into_pg();
+            (*stmt).schemaname = pstrdup(&schema);
+            (*stmt).if_not_exists = true;
+            pieces.run(stmt.cast(), pg_sys::ProcessUtilityContext::PROCESS_UTILITY_SUBCOMMAND);
+        }
+        let foreign =
+            pgrx::PgBox::<pg_sys::CreateForeignTableStmt>::alloc_node(NodeTag::T_CreateForeignTableStmt)
+                .into_pg();
+        (*foreign).base = *create;
+        (*foreign).base.type_ = NodeTag::T_CreateForeignTableStmt;
+        (*foreign).base.tableElts = local_columns;
+        (*foreign).base.options = std::ptr::null_mut();
+        (*foreign).base.accessMethod = std::ptr::null_mut();
+        (*foreign).base.if_not_exists = false;
+        if (*(*foreign).base.relation).schemaname.is_null() {
+            (*(*foreign).base.relation).schemaname = pstrdup(&schema);
+        }
+        (*foreign).servername = pstrdup(&server_name);
+        let mut options = PgList::<pg_sys::DefElem>::new();
+        let kind = remote.kind.name();
+        for (option, value) in [
+            ("namespace", remote.table.namespace.as_str()),
+            ("table", remote.table.table.as_str()),
+            ("table_type", kind),
+            ("owns_remote", "true"),
+        ] {
+            options.push(pg_sys::makeDefElem(pstrdup(option), pg_sys::makeString(pstrdup(value)).cast(), -1));
+        }
+        (*foreign).options = options.into_pg();
+        // Run as the statement itself was, so that event triggers see it.
+        pieces.run(foreign.cast(), pieces.context);
+
+        // Then the server: the namespace when missing, then the table; each undone if this aborts.
         let client = server.client()?;
         let listing = client.clone();
         let namespaces =
@@ -417,41 +595,7 @@ unsafe fn create_table(call: &Call, create: *mut pg_sys::CreateStmt) -> Result<(
         })?;
         transactions::undo_at_abort(&server, remote.table.drop_sql(true).map_err(internal)?)?;
 
-        // Here: the schema when missing, then the foreign table.
-        if schema_oid.is_none() {
-            let stmt =
-                pgrx::PgBox::<pg_sys::CreateSchemaStmt>::alloc_node(NodeTag::T_CreateSchemaStmt).into_pg();
-            (*stmt).schemaname = pstrdup(&schema);
-            (*stmt).if_not_exists = true;
-            call.sub(stmt.cast());
-        }
-        let foreign =
-            pgrx::PgBox::<pg_sys::CreateForeignTableStmt>::alloc_node(NodeTag::T_CreateForeignTableStmt)
-                .into_pg();
-        (*foreign).base = *copy;
-        (*foreign).base.type_ = NodeTag::T_CreateForeignTableStmt;
-        (*foreign).base.tableElts = local_columns;
-        (*foreign).base.options = std::ptr::null_mut();
-        (*foreign).base.accessMethod = std::ptr::null_mut();
-        (*foreign).base.if_not_exists = false;
-        if (*(*foreign).base.relation).schemaname.is_null() {
-            (*(*foreign).base.relation).schemaname = pstrdup(&schema);
-        }
-        (*foreign).servername = pstrdup(&server_name);
-        let mut options = PgList::<pg_sys::DefElem>::new();
-        let kind = remote.kind.name();
-        for (option, value) in [
-            ("namespace", remote.table.namespace.as_str()),
-            ("table", remote.table.table.as_str()),
-            ("table_type", kind),
-            ("owns_remote", "true"),
-        ] {
-            options.push(pg_sys::makeDefElem(pstrdup(option), pg_sys::makeString(pstrdup(value)).cast(), -1));
-        }
-        (*foreign).options = options.into_pg();
-        call.sub(foreign.cast());
-        set_completion(call.qc);
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -549,6 +693,17 @@ unsafe fn read_create(
                         .with_hint("\"type\" is 'shared', 'user' or 'stream'.")
                     })?
                 }
+                _ if !key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                    || key.starts_with(|c: char| c.is_ascii_digit()) =>
+                {
+                    return Err(KalamError::new(
+                        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                        format!("\"{key}\" is not a KalamDB table option name"),
+                    )
+                    .with_hint(
+                        "KalamDB's option names are plain words such as flush_policy or ttl_seconds.",
+                    ));
+                }
                 _ => forwarded.push((key, value)),
             }
         }
@@ -587,6 +742,9 @@ unsafe fn read_create(
                     let def = element as *mut pg_sys::ColumnDef;
                     let (column, key) = read_column(def)?;
                     if key {
+                        if !primary_key.is_empty() {
+                            return Err(multiple_keys());
+                        }
                         primary_key.push(column.name.clone());
                     }
                     columns.push(column);
@@ -599,13 +757,27 @@ unsafe fn read_create(
                         return Err(refused_constraint((*constraint).contype, None));
                     }
                     if !primary_key.is_empty() {
-                        return Err(KalamError::new(
-                            PgSqlErrorCode::ERRCODE_INVALID_TABLE_DEFINITION,
-                            format!("multiple primary keys for table \"{name}\" are not allowed"),
+                        return Err(multiple_keys());
+                    }
+                    if (*constraint).deferrable
+                        || !(*constraint).including.is_null()
+                        || !(*constraint).options.is_null()
+                        || !(*constraint).indexspace.is_null()
+                    {
+                        return Err(unsupported(
+                            "a KalamDB table's PRIMARY KEY takes its columns only",
+                            "Leave out DEFERRABLE, INCLUDE, WITH and USING INDEX TABLESPACE.",
                         ));
                     }
                     for key in PgList::<pg_sys::String>::from_pg((*constraint).keys).iter_ptr() {
-                        primary_key.push(cstr((*key).sval).unwrap_or_default());
+                        let key = cstr((*key).sval).unwrap_or_default();
+                        if primary_key.contains(&key) {
+                            return Err(KalamError::new(
+                                PgSqlErrorCode::ERRCODE_DUPLICATE_COLUMN,
+                                format!("column \"{key}\" appears twice in primary key constraint"),
+                            ));
+                        }
+                        primary_key.push(key);
                     }
                 }
                 NodeTag::T_TableLikeClause => {
@@ -639,8 +811,10 @@ unsafe fn read_create(
         for key in &primary_key {
             match columns.iter().position(|c| &c.name == key) {
                 Some(at) => {
-                    columns[at].not_null = true;
-                    (*defs[at]).is_not_null = true;
+                    if !columns[at].not_null {
+                        columns[at].not_null = true;
+                        add_not_null(defs[at]);
+                    }
                 }
                 None => {
                     return Err(KalamError::new(
@@ -753,11 +927,13 @@ unsafe fn read_column(def: *mut pg_sys::ColumnDef) -> Result<(Column, bool)> {
         let mut key = false;
         let mut local = PgList::<pg_sys::Node>::new();
         let mut snowflake = serial;
+        let mut declared_not_null = (*def).is_not_null;
         for element in PgList::<pg_sys::Node>::from_pg((*def).constraints).iter_ptr() {
             let constraint = element as *mut pg_sys::Constraint;
             match (*constraint).contype {
                 pg_sys::ConstrType::CONSTR_NOTNULL => {
                     column.not_null = true;
+                    declared_not_null = true;
                     local.push(element);
                 }
                 pg_sys::ConstrType::CONSTR_NULL => local.push(element),
@@ -767,8 +943,10 @@ unsafe fn read_column(def: *mut pg_sys::ColumnDef) -> Result<(Column, bool)> {
                 }
                 // PostgreSQL keeps no key on a foreign table; the key's columns are NOT NULL.
                 pg_sys::ConstrType::CONSTR_PRIMARY => {
+                    if key {
+                        return Err(multiple_keys());
+                    }
                     key = true;
-                    (*def).is_not_null = true;
                 }
                 pg_sys::ConstrType::CONSTR_IDENTITY => {
                     if column.data_type != ColumnType::BigInt {
@@ -795,11 +973,13 @@ unsafe fn read_column(def: *mut pg_sys::ColumnDef) -> Result<(Column, bool)> {
             }
             column.default = Some(RemoteDefault::SnowflakeId);
             column.not_null = true;
-            (*def).is_not_null = true;
             let default = pgrx::PgBox::<pg_sys::Constraint>::alloc_node(NodeTag::T_Constraint).into_pg();
             (*default).contype = pg_sys::ConstrType::CONSTR_DEFAULT;
             (*default).location = -1;
             let mut function = PgList::<pg_sys::Node>::new();
+            if let Some(schema) = extension_schema() {
+                function.push(pg_sys::makeString(pstrdup(&schema)).cast());
+            }
             function.push(pg_sys::makeString(pstrdup("snowflake_id")).cast());
             (*default).raw_expr = pg_sys::makeFuncCall(
                 function.into_pg(),
@@ -811,8 +991,31 @@ unsafe fn read_column(def: *mut pg_sys::ColumnDef) -> Result<(Column, bool)> {
             local.push(default.cast());
         }
         (*def).constraints = local.into_pg();
+        if (key || snowflake) && !declared_not_null {
+            column.not_null = true;
+            add_not_null(def);
+        }
         Ok((column, key))
     }
+}
+
+/// Makes `def` NOT NULL locally the way the grammar would, with a NOT NULL constraint (so that
+/// a contradicting `NULL` is PostgreSQL's "conflicting NULL/NOT NULL declarations").
+unsafe fn add_not_null(def: *mut pg_sys::ColumnDef) {
+    // SAFETY: a ColumnDef of a parse tree that is ours to change.
+    unsafe {
+        let constraint = pgrx::PgBox::<pg_sys::Constraint>::alloc_node(NodeTag::T_Constraint).into_pg();
+        (*constraint).contype = pg_sys::ConstrType::CONSTR_NOTNULL;
+        (*constraint).location = -1;
+        let mut constraints = PgList::<pg_sys::Node>::from_pg((*def).constraints);
+        constraints.push(constraint.cast());
+        (*def).constraints = constraints.into_pg();
+    }
+}
+
+fn multiple_keys() -> KalamError {
+    KalamError::new(PgSqlErrorCode::ERRCODE_INVALID_TABLE_DEFINITION, "multiple primary keys are not allowed")
+        .with_hint("A KalamDB table has one PRIMARY KEY; list all its columns in PRIMARY KEY (a, b).")
 }
 
 fn refused_constraint(contype: pg_sys::ConstrType::Type, column: Option<&str>) -> KalamError {
@@ -910,17 +1113,40 @@ unsafe fn remote_default(expr: *mut pg_sys::Node, column: &str) -> Result<Remote
                     _ => return Err(refused()),
                 })
             }
-            NodeTag::T_TypeCast => remote_default((*(expr as *mut pg_sys::TypeCast)).arg, column),
-            NodeTag::T_FuncCall => {
-                let call = expr as *mut pg_sys::FuncCall;
-                let names = PgList::<pg_sys::String>::from_pg((*call).funcname);
-                let last = names.get_ptr(names.len().saturating_sub(1)).and_then(|n| cstr((*n).sval));
-                if !(*call).args.is_null() || (*call).agg_star || !(*call).over.is_null() {
+            NodeTag::T_TypeCast => {
+                let value = remote_default((*(expr as *mut pg_sys::TypeCast)).arg, column)?;
+                // PostgreSQL reads these when the default is made, not when a row is written:
+                // the server could not give them the same meaning.
+                if let RemoteDefault::Text(text) = &value
+                    && SPECIAL_TIMES.contains(&text.trim().to_ascii_lowercase().as_str())
+                {
                     return Err(refused());
                 }
-                match last.as_deref() {
-                    Some("snowflake_id") => Ok(RemoteDefault::SnowflakeId),
-                    Some("now") => Ok(RemoteDefault::Now),
+                Ok(value)
+            }
+            NodeTag::T_FuncCall => {
+                let call = expr as *mut pg_sys::FuncCall;
+                let names: Vec<String> = PgList::<pg_sys::String>::from_pg((*call).funcname)
+                    .iter_ptr()
+                    .map(|n| cstr((*n).sval).unwrap_or_default())
+                    .collect();
+                let plain = (*call).args.is_null()
+                    && (*call).agg_order.is_null()
+                    && (*call).agg_filter.is_null()
+                    && (*call).over.is_null()
+                    && !(*call).agg_within_group
+                    && !(*call).agg_star
+                    && !(*call).agg_distinct
+                    && !(*call).func_variadic;
+                if !plain {
+                    return Err(refused());
+                }
+                match names.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+                    ["now"] | ["pg_catalog", "now"] => Ok(RemoteDefault::Now),
+                    ["snowflake_id"] => Ok(RemoteDefault::SnowflakeId),
+                    [schema, "snowflake_id"] if Some(schema.to_string()) == extension_schema() => {
+                        Ok(RemoteDefault::SnowflakeId)
+                    }
                     _ => Err(refused()),
                 }
             }
@@ -934,6 +1160,20 @@ unsafe fn remote_default(expr: *mut pg_sys::Node, column: &str) -> Result<Remote
             _ => Err(refused()),
         }
     }
+}
+
+/// Date/time input strings PostgreSQL resolves when it reads them.
+const SPECIAL_TIMES: &[&str] =
+    &["now", "today", "tomorrow", "yesterday", "epoch", "infinity", "-infinity", "allballs"];
+
+/// The schema pg_kalam's objects are in.
+fn extension_schema() -> Option<String> {
+    pgrx::Spi::get_one::<String>(
+        "SELECT n.nspname::text FROM pg_catalog.pg_extension e \
+         JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_kalam'",
+    )
+    .ok()
+    .flatten()
 }
 
 /// A foreign table of pg_kalam that owns its remote table: its server and the remote table.
@@ -955,8 +1195,15 @@ unsafe fn owned_table(relid: Oid) -> Result<Option<(Oid, RemoteTable)>> {
         if !options.owns_remote {
             return Ok(None);
         }
-        let relation = pgrx::PgRelation::open(relid);
-        let remote = crate::scan::remote_table(&relation, &options);
+        let remote = RemoteTable {
+            namespace: options.namespace.clone().unwrap_or_else(|| {
+                cstr(pg_sys::get_namespace_name(pg_sys::get_rel_namespace(relid))).unwrap_or_default()
+            }),
+            table: options
+                .table
+                .clone()
+                .unwrap_or_else(|| cstr(pg_sys::get_rel_name(relid)).unwrap_or_default()),
+        };
         Ok(Some(((*table).serverid, remote)))
     }
 }
@@ -978,12 +1225,29 @@ unsafe fn relation_oid(relation: *mut pg_sys::RangeVar) -> Oid {
 /// the transaction commits. `DROP TABLE` of owned foreign tables (only) is run as `DROP
 /// FOREIGN TABLE`, since that is how they were created.
 unsafe fn drop_tables(call: &Call, drop: *mut pg_sys::DropStmt) -> Result<()> {
+    // SAFETY: a DropStmt parse tree; the changed one is a copy.
+    unsafe {
+        let (owned, as_foreign) = owned_in_drop(drop)?;
+        if as_foreign {
+            let copy = call.copy();
+            (*((*copy).utilityStmt as *mut pg_sys::DropStmt)).removeType =
+                pg_sys::ObjectType::OBJECT_FOREIGN_TABLE;
+            call.pass(copy);
+        } else {
+            call.pass(call.pstmt);
+        }
+        drop_at_commit(owned)
+    }
+}
+
+/// The owned tables a DROP TABLE / DROP FOREIGN TABLE names, and whether it is a DROP TABLE
+/// of owned tables only (run as DROP FOREIGN TABLE).
+unsafe fn owned_in_drop(drop: *mut pg_sys::DropStmt) -> Result<(Vec<(Oid, RemoteTable)>, bool)> {
     // SAFETY: a DropStmt parse tree.
     unsafe {
         let kind = (*drop).removeType;
         if kind != pg_sys::ObjectType::OBJECT_TABLE && kind != pg_sys::ObjectType::OBJECT_FOREIGN_TABLE {
-            call.pass(call.pstmt);
-            return Ok(());
+            return Ok((Vec::new(), false));
         }
         let objects = PgList::<pg_sys::List>::from_pg((*drop).objects);
         let mut owned = Vec::new();
@@ -993,14 +1257,15 @@ unsafe fn drop_tables(call: &Call, drop: *mut pg_sys::DropStmt) -> Result<()> {
                 owned.push(table);
             }
         }
-        if kind == pg_sys::ObjectType::OBJECT_TABLE && !owned.is_empty() && owned.len() == objects.len() {
-            let copy = call.copy();
-            (*((*copy).utilityStmt as *mut pg_sys::DropStmt)).removeType =
-                pg_sys::ObjectType::OBJECT_FOREIGN_TABLE;
-            call.pass(copy);
-        } else {
-            call.pass(call.pstmt);
-        }
+        let as_foreign =
+            kind == pg_sys::ObjectType::OBJECT_TABLE && !owned.is_empty() && owned.len() == objects.len();
+        Ok((owned, as_foreign))
+    }
+}
+
+/// Registers the drop of owned tables' remote tables at commit.
+fn drop_at_commit(owned: Vec<(Oid, RemoteTable)>) -> Result<()> {
+    {
         for (server, table) in owned {
             let server = Server::lookup(server)?;
             transactions::at_commit(&server, table.drop_sql(true).map_err(internal)?).map_err(|e| {
@@ -1019,14 +1284,39 @@ unsafe fn drop_tables(call: &Call, drop: *mut pg_sys::DropStmt) -> Result<()> {
 /// if the transaction aborts), DROP COLUMN when the transaction commits. Other subcommands
 /// change only the local table.
 unsafe fn alter_table(call: &Call, alter: *mut pg_sys::AlterTableStmt) -> Result<()> {
-    // SAFETY: an AlterTableStmt parse tree; the changed copy is ours.
+    // SAFETY: an AlterTableStmt parse tree; the changed one is a copy.
     unsafe {
-        let Some((server_oid, table)) = owned_table(relation_oid((*alter).relation))? else {
+        if owned_table(relation_oid((*alter).relation))?.is_none() {
             call.pass(call.pstmt);
             return Ok(());
-        };
+        }
         let copy = call.copy();
-        let changed = (*copy).utilityStmt as *mut pg_sys::AlterTableStmt;
+        let changes = column_changes((*copy).utilityStmt.cast())?;
+        call.pass(copy);
+        if let Some(changes) = changes {
+            changes.mirror()?;
+        }
+        Ok(())
+    }
+}
+
+/// The ADD/DROP COLUMN subcommands of an ALTER TABLE of an owned table, checked, to be made on
+/// the server.
+struct ColumnChanges {
+    server_oid: Oid,
+    table: RemoteTable,
+    added: Vec<(Column, bool)>,
+    dropped: Vec<(String, bool)>,
+}
+
+/// Reads (and changes into the local definitions) the column subcommands of `changed`, an
+/// ALTER TABLE that is ours to change; `None` when it is not about an owned table.
+unsafe fn column_changes(changed: *mut pg_sys::AlterTableStmt) -> Result<Option<ColumnChanges>> {
+    // SAFETY: an AlterTableStmt parse tree.
+    unsafe {
+        let Some((server_oid, table)) = owned_table(relation_oid((*changed).relation))? else {
+            return Ok(None);
+        };
         let mut added = Vec::new();
         let mut dropped = Vec::new();
         for cmd in PgList::<pg_sys::AlterTableCmd>::from_pg((*changed).cmds).iter_ptr() {
@@ -1038,6 +1328,12 @@ unsafe fn alter_table(call: &Call, alter: *mut pg_sys::AlterTableStmt) -> Result
                         return Err(unsupported(
                             "a KalamDB table's primary key cannot be changed",
                             "Add the column without PRIMARY KEY.",
+                        ));
+                    }
+                    if column.default == Some(RemoteDefault::SnowflakeId) && column.not_null {
+                        return Err(unsupported(
+                            format!("column \"{}\" cannot be added with generated ids", column.name),
+                            "The rows already stored have no value for it: add it as a nullable bigint.",
                         ));
                     }
                     if column.not_null {
@@ -1058,16 +1354,43 @@ unsafe fn alter_table(call: &Call, alter: *mut pg_sys::AlterTableStmt) -> Result
                     }
                     dropped.push((name, (*cmd).missing_ok));
                 }
+                pg_sys::AlterTableType::AT_AlterColumnType => {
+                    return Err(unsupported(
+                        "the type of a KalamDB table's column cannot be changed from PostgreSQL",
+                        "Add a column of the new type and copy the values with UPDATE.",
+                    ));
+                }
                 _ => {}
             }
         }
-        call.pass(copy);
+        Ok(Some(ColumnChanges { server_oid, table, added, dropped }))
+    }
+}
+
+impl ColumnChanges {
+    /// ADD COLUMN on the server now (undone at abort), DROP COLUMN at commit.
+    fn mirror(self) -> Result<()> {
+        let ColumnChanges { server_oid, table, added, dropped } = self;
         if added.is_empty() && dropped.is_empty() {
             return Ok(());
         }
         let server = Server::lookup(server_oid)?;
         let client = server.client()?;
         for (column, if_not_exists) in added {
+            let drops = [
+                table.drop_column_sql(&column.name, true).map_err(internal)?,
+                table.drop_column_sql(&column.name, false).map_err(internal)?,
+            ];
+            if transactions::pending_at_commit(&drops) {
+                return Err(KalamError::new(
+                    PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    format!(
+                        "this transaction drops column \"{}\" when it commits; it cannot add it again before",
+                        column.name
+                    ),
+                )
+                .with_hint("Commit the DROP COLUMN first, then add the column."));
+            }
             let sql = table.add_column_sql(&column, if_not_exists).map_err(internal)?;
             run(&client, sql, &table, "add a column to")?;
             // With IF NOT EXISTS the column may have been there before: it is not undone.

@@ -16,7 +16,9 @@
 //! are not transactional on the server, so they follow the PostgreSQL transaction by hand: what
 //! is made at once (a table, a namespace, a column) is undone if the transaction or
 //! subtransaction that made it aborts ([`undo_at_abort`]); what destroys data (dropping a table
-//! or a column) waits for the commit, after the remote writes have committed ([`at_commit`]).
+//! or a column) waits until the transaction has committed ([`at_commit`]), as PostgreSQL
+//! deletes a dropped table's files only then. A drop that fails then leaves the remote table
+//! (with a WARNING): never data dropped by a transaction that did not commit.
 
 use std::cell::RefCell;
 use std::time::Duration;
@@ -34,6 +36,8 @@ use crate::runtime;
 const ABORT_WAIT: Duration = Duration::from_secs(5);
 /// How long ending a savepoint may wait (interrupts are held meanwhile).
 const SAVEPOINT_WAIT: Duration = Duration::from_secs(30);
+/// How long a committed transaction's remote drop may wait.
+const COMMIT_DDL_WAIT: Duration = Duration::from_secs(30);
 /// How long a commit may wait, interrupts held: a cancel must not cut a commit the server may
 /// have received (the client's own request timeout ends it first).
 const COMMIT_WAIT: Duration = Duration::from_secs(3600);
@@ -113,7 +117,7 @@ pub fn undo_at_abort(server: &Server, sql: String) -> Result<()> {
     schema_change(server, sql, false)
 }
 
-/// Registers `sql` to run when the transaction commits, after its remote writes.
+/// Registers `sql` to run once the transaction has committed.
 pub fn at_commit(server: &Server, sql: String) -> Result<()> {
     schema_change(server, sql, true)
 }
@@ -127,19 +131,26 @@ fn schema_change(server: &Server, sql: String, at_commit: bool) -> Result<()> {
     Ok(())
 }
 
-/// Runs the schema changes waiting for the commit, in the order they were made.
-fn run_at_commit() -> Result<()> {
+/// Whether this transaction will run one of `statements` at commit (a drop it waits to make).
+pub fn pending_at_commit(statements: &[String]) -> bool {
+    SCHEMA_CHANGES.with_borrow(|changes| changes.iter().any(|c| c.at_commit && statements.contains(&c.sql)))
+}
+
+/// Runs the schema changes waiting for the commit, in the order they were made, once the
+/// transaction has committed: without raising errors (nothing can be undone now), each with a
+/// bounded wait; one that fails is a WARNING.
+fn run_at_commit() {
     let changes = SCHEMA_CHANGES.with_borrow_mut(std::mem::take);
-    for change in changes.into_iter().filter(|c| c.at_commit) {
-        let SchemaChange { client, sql, .. } = change;
-        runtime::call(async move { client.execute_update(&sql, None).await }).map_err(|e| {
-            KalamError::from(e).with_hint(
-                "The transaction is rolled back; the KalamDB table (or column) it dropped is still there. \
-                 To drop only a foreign table, ALTER FOREIGN TABLE ... OPTIONS (SET owns_remote 'false') first.",
-            )
-        })?;
+    for SchemaChange { client, sql, .. } in changes.into_iter().filter(|c| c.at_commit) {
+        let shown = sql.clone();
+        let done =
+            runtime::call_quietly(async move { client.execute_update(&sql, None).await }, COMMIT_DDL_WAIT);
+        if !matches!(done, Some(Ok(_))) {
+            pgrx::warning!(
+                "the KalamDB server did not make this change of the committed transaction; run it by hand: {shown}"
+            );
+        }
     }
-    Ok(())
 }
 
 /// Undoes, newest first, the schema changes of the aborting (sub)transaction at `level` and
@@ -200,7 +211,7 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
     use pg_sys::XactEvent::*;
     match event {
         XACT_EVENT_PRE_COMMIT | XACT_EVENT_PARALLEL_PRE_COMMIT => {
-            if let Err(e) = commit_all().and_then(|()| run_at_commit()) {
+            if let Err(e) = commit_all() {
                 e.report();
             }
         }
@@ -219,7 +230,11 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
             rollback_all();
             undo_from(0);
         }
-        XACT_EVENT_COMMIT | XACT_EVENT_PARALLEL_COMMIT | XACT_EVENT_PREPARE => {
+        XACT_EVENT_COMMIT | XACT_EVENT_PARALLEL_COMMIT => {
+            OPEN.with_borrow_mut(|open| open.clear());
+            run_at_commit();
+        }
+        XACT_EVENT_PREPARE => {
             OPEN.with_borrow_mut(|open| open.clear());
             SCHEMA_CHANGES.with_borrow_mut(|changes| changes.clear());
         }
@@ -306,9 +321,7 @@ unsafe extern "C-unwind" fn subxact_callback(
     };
     // SAFETY: reads a backend global.
     let level = unsafe { pg_sys::GetCurrentTransactionNestLevel() };
-    if rollback {
-        undo_from(level);
-    } else {
+    if !rollback {
         // What a released savepoint made belongs to its parent now.
         SCHEMA_CHANGES.with_borrow_mut(|changes| {
             changes.iter_mut().filter(|c| c.level >= level).for_each(|c| c.level = level - 1)
@@ -336,5 +349,9 @@ unsafe extern "C-unwind" fn subxact_callback(
                 open.iter_mut().filter(|o| o.key == key).for_each(|o| o.poisoned = true);
             });
         }
+    }
+    // After the savepoints: the writes they undo may be to a table made inside them.
+    if rollback {
+        undo_from(level);
     }
 }
