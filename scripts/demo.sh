@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The pg_kalam demo, from nothing: installs what is missing, builds, starts kalamdb-server on
 # its default ports (Flight SQL 2910, HTTP 2900) and a throwaway PostgreSQL 15 cluster, loads
-# one million taxi trips into KalamDB, and queries them from PostgreSQL through a foreign table.
+# one million taxi trips into KalamDB, queries them from PostgreSQL through a foreign table, and
+# authors a KalamDB table from PostgreSQL (CREATE TABLE ... USING kalamdb) to write and read.
 #
 #   bash scripts/demo.sh          # run, print the results, stop everything
 #   bash scripts/demo.sh --keep   # leave the server and the cluster running to explore
@@ -67,6 +68,17 @@ ORDER BY trips DESC, city;
 \echo '== what runs on the KalamDB server'
 EXPLAIN (VERBOSE, COSTS OFF)
 SELECT city, avg(fare) FROM demo.trips WHERE started_at >= '2025-03-01' GROUP BY city;
+
+\echo '== a KalamDB table authored from PostgreSQL, written and read through it'
+CREATE TABLE demo.ratings (
+  id BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID(),
+  city TEXT NOT NULL,
+  stars INTEGER,
+  rated_at TIMESTAMP DEFAULT NOW()
+) USING kalamdb WITH (type = 'shared', flush_policy = 'rows:1000,interval:60');
+INSERT INTO demo.ratings (city, stars) SELECT city, 1 + (id / 5 % 5)::int FROM demo.trips WHERE id <= 1000;
+SELECT city, count(*) AS ratings, round(avg(stars), 2) AS avg_stars FROM demo.ratings GROUP BY city ORDER BY city;
+SELECT kalam_exec('SELECT count(*) AS ratings, count(DISTINCT id) AS ids FROM demo.ratings') AS on_the_server;
 SQL
 
 if [ "$KEEP" -eq 1 ]; then
