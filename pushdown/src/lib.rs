@@ -10,6 +10,7 @@
 //!
 //! Nothing here depends on pgrx, so it is tested with plain `cargo test`.
 
+pub mod aggregate;
 pub mod ddl;
 mod dialect;
 mod modify;

@@ -71,7 +71,7 @@ impl RemoteScan {
         Ok(statement.to_string())
     }
 
-    fn statement(&self, parameters: Option<&[Literal]>) -> Result<Statement, Error> {
+    pub(crate) fn statement(&self, parameters: Option<&[Literal]>) -> Result<Statement, Error> {
         let mut statement = self.projection_statement()?;
         if !self.filters.is_empty() {
             let names: Vec<String> = self.columns.iter().map(|c| c.name.clone()).collect();
@@ -98,7 +98,7 @@ impl RemoteScan {
 }
 
 /// The SELECT of a scan's statement.
-fn select_of(statement: &mut Statement) -> Result<&mut Select, Error> {
+pub(crate) fn select_of(statement: &mut Statement) -> Result<&mut Select, Error> {
     let Statement::Query(query) = statement else {
         return Err(Error::Internal(format!("unexpected statement for a scan: {statement}")));
     };
