@@ -12,6 +12,7 @@
 //! - [`direct`]: an UPDATE or DELETE the server runs whole, as one remote statement.
 //! - [`ddl`]: the DDL hook: `CREATE TABLE ... USING kalamdb`, and DROP/ALTER of the tables it made.
 //! - [`import`]: IMPORT FOREIGN SCHEMA, from the server's table listing.
+//! - [`upper`]: grouped queries (GROUP BY and aggregates) the server computes.
 //! - [`transactions`]: the remote transaction (and savepoints) of the PostgreSQL transaction.
 //! - [`stream`]: a query's result, fetched and decoded ahead on the I/O thread (bounded queue).
 //! - [`convert`]: Arrow columns into PostgreSQL datums, a column at a time (`numeric`, `array`).
@@ -44,6 +45,7 @@ mod runtime;
 mod scan;
 mod stream;
 mod transactions;
+mod upper;
 
 /// Called when the library loads in a backend (or the postmaster, with shared_preload_libraries):
 /// registers settings only; no thread or connection is started here.

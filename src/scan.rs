@@ -17,7 +17,8 @@ use std::ffi::CString;
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
-use kalam_pushdown::{Qual, RemoteColumn, RemoteScan, RemoteTable};
+use kalam_pushdown::aggregate::{Function, Output, RemoteAggregate};
+use kalam_pushdown::{Literal, Qual, RemoteColumn, RemoteScan, RemoteTable};
 use pgrx::pg_sys::{self, Datum};
 use pgrx::{PgMemoryContexts, PgRelation, PgSqlErrorCode, PgTupleDesc, pg_guard};
 
@@ -33,23 +34,23 @@ use crate::stream::Prefetch;
 /// Rows assumed for a table the server did not describe.
 const ROWS_ESTIMATE_DEFAULT: f64 = 1000.0;
 /// Cost of starting a remote query (a round trip), in the planner's units.
-const STARTUP_COST: f64 = 100.0;
+pub(crate) const STARTUP_COST: f64 = 100.0;
 /// Cost per row fetched and converted.
-const ROW_COST: f64 = 0.01;
+pub(crate) const ROW_COST: f64 = 0.01;
 
 // ---------------------------------------------------------------------------------------------
 // Planner
 
 /// What planning learned of a foreign relation (its `RelOptInfo.fdw_private`).
-struct RelInfo {
+pub(crate) struct RelInfo {
     /// The clauses of `baserestrictinfo` the server runs.
-    remote: Vec<*mut pg_sys::RestrictInfo>,
+    pub(crate) remote: Vec<*mut pg_sys::RestrictInfo>,
     /// The table's columns as clauses may use them, by attribute number - 1.
-    columns: Vec<Option<QualColumn>>,
+    pub(crate) columns: Vec<Option<QualColumn>>,
     /// Rows the server is expected to send (after the remote clauses).
     fetched_rows: f64,
     /// Whether the server has the functions with PostgreSQL's float and JSON semantics.
-    pg_functions: bool,
+    pub(crate) pg_functions: bool,
 }
 
 #[pg_guard]
@@ -380,7 +381,7 @@ unsafe extern "C-unwind" fn ec_member_is(
 
 #[pg_guard]
 pub unsafe extern "C-unwind" fn get_foreign_plan(
-    _root: *mut pg_sys::PlannerInfo,
+    root: *mut pg_sys::PlannerInfo,
     baserel: *mut pg_sys::RelOptInfo,
     _foreigntableid: pg_sys::Oid,
     _best_path: *mut pg_sys::ForeignPath,
@@ -391,6 +392,9 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
     // SAFETY: planner-provided pointers; every list built here is palloc'd in the planner's
     // context and becomes part of the plan; fdw_private was set by get_foreign_rel_size.
     unsafe {
+        if (*baserel).reloptkind == pg_sys::RelOptKind::RELOPT_UPPER_REL {
+            return grouped_plan(root, baserel, tlist, outer_plan);
+        }
         let info = &*((*baserel).fdw_private as *const RelInfo);
         let relid = (*baserel).relid;
         // The clauses the server runs go to fdw_private (read again when the scan starts);
@@ -432,7 +436,57 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
     }
 }
 
-/// Positions in `ForeignScan.fdw_private`, a list of three lists.
+/// The plan of a grouped relation the server computes ([`crate::upper`]): a scan of no
+/// relation (`scanrelid` 0) whose output columns are the grouping target's expressions, with
+/// every clause of the grouped table run on the server.
+unsafe fn grouped_plan(
+    root: *mut pg_sys::PlannerInfo,
+    upper_rel: *mut pg_sys::RelOptInfo,
+    tlist: *mut pg_sys::List,
+    outer_plan: *mut pg_sys::Plan,
+) -> *mut pg_sys::ForeignScan {
+    // SAFETY: planner structures; fdw_private of both relations was set by pg_kalam.
+    unsafe {
+        let upper = &*((*upper_rel).fdw_private as *const crate::upper::UpperInfo);
+        let relid = upper.relid;
+        let input = *(*root).simple_rel_array.add(relid as usize);
+        let info = &*((*input).fdw_private as *const RelInfo);
+        let mut deparser = Deparser::new(relid, &info.columns, info.pg_functions);
+        let mut remote_exprs = std::ptr::null_mut();
+        for rinfo in deparse::list_nodes((*input).baserestrictinfo) {
+            let clause = (*(rinfo as *mut pg_sys::RestrictInfo)).clause;
+            if deparser.clause(clause).is_err() {
+                KalamError::new(
+                    PgSqlErrorCode::ERRCODE_FDW_ERROR,
+                    "a grouped scan's clause cannot be shipped",
+                )
+                .report();
+            }
+            remote_exprs = pg_sys::lappend(remote_exprs, clause.cast());
+        }
+        let mut fdw_exprs = std::ptr::null_mut();
+        for parameter in deparser.parameters {
+            fdw_exprs = pg_sys::lappend(fdw_exprs, parameter.cast());
+        }
+        let table = (**(*root).simple_rte_array.add(relid as usize)).relid;
+        let scan = FdwPrivate { attrs: None, remote_conds: Vec::new(), clause_relid: relid };
+        let fdw_private = crate::upper::encode(upper, table, scan.into_list(remote_exprs, relid));
+        let scan_tlist = pg_sys::add_to_flat_tlist(std::ptr::null_mut(), (*(*upper_rel).reltarget).exprs);
+        pg_sys::make_foreignscan(
+            tlist,
+            std::ptr::null_mut(),
+            0,
+            fdw_exprs,
+            fdw_private,
+            scan_tlist,
+            std::ptr::null_mut(),
+            outer_plan,
+        )
+    }
+}
+
+/// Positions in `ForeignScan.fdw_private`, a list of three lists (a grouped scan's has three
+/// more, [`crate::upper::encode`]).
 #[repr(usize)]
 enum FdwPrivateIndex {
     /// Integer list: the 0-based attribute indexes to fetch, or `[-1]` for every column.
@@ -645,7 +699,9 @@ pub(crate) struct ScanState {
     table_type: TableType,
     tuning: ScanTuning,
     /// What the server runs (the remote clauses with their parameters unbound).
-    remote: RemoteScan,
+    remote: RemoteQuery,
+    /// For EXPLAIN VERBOSE: what a scan of no relation computes (`Aggregate on (s.t)`).
+    relations: Option<String>,
     /// The values of the remote clauses' parameters, computed by PostgreSQL.
     parameters: Vec<Parameter>,
     /// Where parameters are evaluated (the plan node's expression context).
@@ -765,6 +821,9 @@ pub unsafe extern "C-unwind" fn explain_foreign_scan(
             let value = CString::new(value).unwrap_or_else(|_| c"(contains NUL)".into());
             pg_sys::ExplainPropertyText(label.as_ptr(), value.as_ptr(), es);
         };
+        if let Some(relations) = state.relations.as_deref().filter(|_| (*es).verbose) {
+            text(c"Relations", relations);
+        }
         text(c"Remote SQL", &state.sql);
         if (*es).verbose {
             let names: Vec<&str> = state.fetched.iter().map(|f| f.name.as_str()).collect();
@@ -793,12 +852,30 @@ pub unsafe extern "C-unwind" fn explain_foreign_scan(
     }
 }
 
+/// The statement a scan sends.
+enum RemoteQuery {
+    Scan(RemoteScan),
+    Aggregate(RemoteAggregate),
+}
+
+impl RemoteQuery {
+    fn to_sql(&self, parameters: Option<&[Literal]>) -> std::result::Result<String, kalam_pushdown::Error> {
+        match self {
+            RemoteQuery::Scan(scan) => scan.to_sql(parameters),
+            RemoteQuery::Aggregate(aggregate) => aggregate.to_sql(parameters),
+        }
+    }
+}
+
 impl ScanState {
     unsafe fn new(node: *mut pg_sys::ForeignScanState) -> Result<Self> {
         // SAFETY: see begin_foreign_scan.
         unsafe {
-            let relation = PgRelation::from_pg((*node).ss.ss_currentRelation);
             let plan = (*node).ss.ps.plan as *mut pg_sys::ForeignScan;
+            if (*plan).scan.scanrelid == 0 {
+                return Self::grouped(node, plan);
+            }
+            let relation = PgRelation::from_pg((*node).ss.ss_currentRelation);
             let wanted = FdwPrivate::from_list((*plan).fdw_private);
 
             // The live attributes the query reads, in attribute order. A query that reads none
@@ -869,9 +946,102 @@ impl ScanState {
             }
 
             let projection = fetched.iter().map(|f| f.attr).collect();
-            let remote = RemoteScan { table: remote, columns, projection, filters };
-            let sql = remote.to_sql(None).map_err(remote_sql_error)?;
+            let remote = RemoteQuery::Scan(RemoteScan { table: remote, columns, projection, filters });
             let unfetched = (0..natts).filter(|a| !fetched.iter().any(|f| f.attr == *a)).collect();
+            Self::assemble(
+                relation,
+                server,
+                table_options,
+                tuning,
+                remote,
+                None,
+                parameters,
+                econtext,
+                fetched,
+                unfetched,
+            )
+        }
+    }
+
+    /// The scan of a grouped query the server computes: its output columns are the scan
+    /// tuple's (the plan's `fdw_scan_tlist`).
+    unsafe fn grouped(node: *mut pg_sys::ForeignScanState, plan: *mut pg_sys::ForeignScan) -> Result<Self> {
+        // SAFETY: a grouped ForeignScan made by `grouped_plan`; its table is locked by the plan.
+        unsafe {
+            let (table, group_by, outputs) =
+                crate::upper::decode((*plan).fdw_private).expect("a grouped scan's fdw_private");
+            let relation = PgRelation::with_lock(table, pg_sys::NoLock as pg_sys::LOCKMODE);
+            let parameters = deparse::list_nodes((*plan).fdw_exprs).len();
+            let (filters, parameters) = remote_filters(&relation, plan, node, parameters)?;
+            let (server, table_options) = foreign_table(&relation)?;
+            let tuning = server.options.tuning.with_table(&table_options);
+            let tupdesc = PgTupleDesc::from_pg_unchecked((*(*node).ss.ss_ScanTupleSlot).tts_tupleDescriptor);
+            let mut fetched = Vec::with_capacity(tupdesc.len());
+            for (attr, output) in outputs.iter().copied().enumerate() {
+                let att = tupdesc.get(attr).expect("one scan column per output");
+                let columns = remote_columns(&relation);
+                let name = match output {
+                    Output::Group(column) => columns[column].name.clone(),
+                    Output::Aggregate { function, column, distinct } => {
+                        let column = &columns[column].name;
+                        let distinct = if distinct { "DISTINCT " } else { "" };
+                        match function {
+                            Function::CountRows => "count(*)".to_string(),
+                            Function::Count => format!("count({distinct}{column})"),
+                            Function::Sum | Function::SumAsDecimal => format!("sum({distinct}{column})"),
+                            Function::Min => format!("min({column})"),
+                            Function::Max => format!("max({column})"),
+                        }
+                    }
+                };
+                fetched.push(Fetched {
+                    attr,
+                    name,
+                    pg_type: att.type_oid().value(),
+                    typmod: att.type_mod(),
+                    converter: None,
+                    values: Vec::new(),
+                    nulls: Vec::new(),
+                    arena: Arena::default(),
+                });
+            }
+            let table = remote_table(&relation, &table_options);
+            let scan =
+                RemoteScan { table, columns: remote_columns(&relation), projection: Vec::new(), filters };
+            let remote = RemoteQuery::Aggregate(RemoteAggregate { scan, group_by, outputs });
+            let label = format!("Aggregate on ({}.{})", relation.namespace(), relation.name());
+            Self::assemble(
+                &relation,
+                server,
+                table_options,
+                tuning,
+                remote,
+                Some(label),
+                parameters,
+                (*node).ss.ps.ps_ExprContext,
+                fetched,
+                Vec::new(),
+            )
+        }
+    }
+
+    /// The state of a scan sending `remote`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn assemble(
+        relation: &PgRelation,
+        server: Server,
+        table_options: TableOptions,
+        tuning: ScanTuning,
+        remote: RemoteQuery,
+        relations: Option<String>,
+        parameters: Vec<Parameter>,
+        econtext: *mut pg_sys::ExprContext,
+        fetched: Vec<Fetched>,
+        unfetched: Vec<usize>,
+    ) -> Result<Self> {
+        // SAFETY: creates a memory context under the current (query) one.
+        unsafe {
+            let sql = remote.to_sql(None).map_err(remote_sql_error)?;
             let batch_context = pg_sys::AllocSetContextCreateInternal(
                 pg_sys::CurrentMemoryContext,
                 c"pg_kalam batch".as_ptr(),
@@ -885,6 +1055,7 @@ impl ScanState {
                 table_type: table_options.table_type,
                 tuning,
                 remote,
+                relations,
                 parameters,
                 econtext,
                 sql,

@@ -47,7 +47,7 @@ impl Function {
 }
 
 /// One output column of a grouped query.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Output {
     /// A grouping column (an index into the scan's columns).
     Group(usize),

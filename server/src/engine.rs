@@ -288,7 +288,9 @@ impl Engine {
     ) -> Result<SendableRecordBatchStream, EngineError> {
         let (ctx, plan) = self.plan_query(request, sql).await?;
         let plan = if params.is_empty() { plan } else { bind(plan, params)? };
-        Ok(ctx.execute_logical_plan(plan).await?.execute_stream().await?)
+        let frame = ctx.execute_logical_plan(plan).await?;
+        let announced = Arc::new(frame.schema().as_arrow().clone());
+        Ok(as_announced(frame.execute_stream().await?, announced))
     }
 
     /// The result schema and the parameter schema (`$1`, `$2`, ... in order) of a statement, for
@@ -1284,6 +1286,51 @@ fn old_keys(def: &TableDef, batch: &RecordBatch, is_update: bool) -> Result<Vec<
         })
         .collect::<Result<_, _>>()?;
     table::encode_keys(&columns).map_err(invalid)
+}
+
+/// The stream in the types of the logical plan's schema (`announced`: what GetFlightInfo told
+/// the client). DataFusion 55's physical plan can produce other types: `sum` of a decimal next
+/// to a DISTINCT aggregate is summed twice (per group of the distinct values, then overall),
+/// each time with ten more digits of precision, so a DECIMAL(22,3) arrives as DECIMAL(32,3).
+/// The cast cannot lose a value: the announced type is the one the plan computes them in.
+fn as_announced(stream: SendableRecordBatchStream, announced: SchemaRef) -> SendableRecordBatchStream {
+    let same = stream.schema().fields().len() == announced.fields().len()
+        && stream
+            .schema()
+            .fields()
+            .iter()
+            .zip(announced.fields())
+            .all(|(a, b)| a.data_type() == b.data_type());
+    if same {
+        return stream;
+    }
+    let schema = Arc::new(Schema::new_with_metadata(
+        stream
+            .schema()
+            .fields()
+            .iter()
+            .zip(announced.fields())
+            .map(|(physical, logical)| physical.as_ref().clone().with_data_type(logical.data_type().clone()))
+            .collect::<Vec<_>>(),
+        stream.schema().metadata().clone(),
+    ));
+    let target = schema.clone();
+    let batches = stream.map(move |batch| {
+        let batch = batch?;
+        if batch.schema().fields().iter().zip(target.fields()).all(|(a, b)| a.data_type() == b.data_type()) {
+            return Ok(batch);
+        }
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(target.fields())
+            .map(|(column, field)| arrow_cast::cast(column, field.data_type()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let options =
+            datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        Ok(RecordBatch::try_new_with_options(target.clone(), columns, &options)?)
+    });
+    Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, batches))
 }
 
 /// Splits rows by their `_userid` (per-user tables), keeping the row indices.

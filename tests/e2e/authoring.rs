@@ -787,7 +787,9 @@ fn sessions_that_had_not_loaded_pg_kalam_work_the_same() {
         ["id bigint", "a text", "doc jsonb", "_seq bigint"]
     );
     // What was muted for the statement is back after it.
-    let notices = fresh("CREATE TABLE app.later2 (id bigint) USING kalamdb; DO $$ BEGIN RAISE NOTICE 'still heard'; END $$;");
+    let notices = fresh(
+        "CREATE TABLE app.later2 (id bigint) USING kalamdb; DO $$ BEGIN RAISE NOTICE 'still heard'; END $$;",
+    );
     assert_eq!(notices, ["still heard"]);
     let notices = fresh("CREATE TABLE IF NOT EXISTS app.later (id bigint) USING kalamdb");
     assert_eq!(notices.len(), 1, "{notices:?}");

@@ -1,6 +1,7 @@
 //! End-to-end tests: PostgreSQL → pg_kalam → Arrow Flight SQL → kalamdb-server, all real.
 //! One module per area; each test starts its own server and cluster through `TestEnv`.
 
+mod aggregates;
 mod authoring;
 mod changes;
 mod connect;
