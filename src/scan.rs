@@ -471,10 +471,18 @@ unsafe fn grouped_plan(
         let table = (**(*root).simple_rte_array.add(relid as usize)).relid;
         let scan = FdwPrivate { attrs: None, remote_conds: Vec::new(), clause_relid: relid };
         let fdw_private = crate::upper::encode(upper, table, scan.into_list(remote_exprs, relid));
-        let scan_tlist = pg_sys::add_to_flat_tlist(std::ptr::null_mut(), (*(*upper_rel).reltarget).exprs);
+        let mut exprs = std::ptr::null_mut();
+        for &expr in &upper.scan_exprs {
+            exprs = pg_sys::lappend(exprs, expr.cast());
+        }
+        let scan_tlist = pg_sys::add_to_flat_tlist(std::ptr::null_mut(), exprs);
+        let mut having = std::ptr::null_mut();
+        for &cond in &upper.local_conds {
+            having = pg_sys::lappend(having, cond.cast());
+        }
         pg_sys::make_foreignscan(
             tlist,
-            std::ptr::null_mut(),
+            having,
             0,
             fdw_exprs,
             fdw_private,

@@ -3,20 +3,22 @@
 //!
 //! A grouped query is shipped when the server's answer is PostgreSQL's, exactly:
 //! - every WHERE clause of the table runs on the server (a local clause must see the rows
-//!   before they are grouped);
+//!   before they are grouped), none of them a pseudoconstant gate;
 //! - it groups by plain columns whose equality the server shares (integers, numeric(p,s),
 //!   boolean, date, time, timestamps, uuid, text under a deterministic collation; not floats,
-//!   whose -0 and NaN PostgreSQL groups its own way), with no grouping sets and no HAVING;
-//! - its outputs are those columns and aggregates of plain columns whose result type and value
-//!   are PostgreSQL's: `count(*)`, `count([DISTINCT] x)`, `sum([DISTINCT] x)` of smallint and
-//!   integer (bigint, as PostgreSQL), of bigint (numeric: summed as DECIMAL(38,0)) and of
-//!   numeric(p,s); `min`/`max` of integers, numeric(p,s), date, time and timestamps, and of text
-//!   under the C collation (or a database default that is C). No ORDER BY or FILTER inside an
-//!   aggregate.
+//!   whose -0 and NaN PostgreSQL groups its own way), with no grouping sets;
+//! - the aggregates it reads are of plain columns with PostgreSQL's result type and value:
+//!   `count(*)`, `count([DISTINCT] x)`, `sum([DISTINCT] x)` of smallint and integer (bigint, as
+//!   PostgreSQL), of bigint (numeric: summed as DECIMAL(38,0)) and of numeric(p,s); `min`/`max`
+//!   of integers, numeric(p,s), date, time and timestamps, and of text under the C collation (or
+//!   a database default that is C); no ORDER BY or FILTER inside an aggregate.
 //!
-//! Anything else is aggregated by PostgreSQL over the scan, as before. The plan is a foreign
-//! scan of the upper relation (`scanrelid` 0) whose output columns (`fdw_scan_tlist`) are the
-//! grouping target's expressions; `scan.rs` runs it like a table scan.
+//! The server returns the grouping columns and the aggregates; PostgreSQL computes from them
+//! whatever else the query says of a group (`max(i) - min(i)`, `round(sum(n) / 3, 2)`) and
+//! filters the groups by HAVING, so those need not be expressible remotely. Anything else is
+//! aggregated by PostgreSQL over the scan, as before. The plan is a foreign scan of the upper
+//! relation (`scanrelid` 0) whose scan target list (`fdw_scan_tlist`) is the server's outputs;
+//! `scan.rs` runs it like a table scan.
 
 use kalam_pushdown::aggregate::{Function, Output};
 use pgrx::pg_sys::{self, NodeTag, Oid};
@@ -31,8 +33,13 @@ pub(crate) struct UpperInfo {
     pub(crate) relid: pg_sys::Index,
     /// 0-based attribute indexes grouped by.
     pub(crate) group_by: Vec<usize>,
-    /// The grouping target's expressions, in order.
+    /// The columns the server returns, in order.
     pub(crate) outputs: Vec<Output>,
+    /// The expression of each output (a grouping column's Var, an Aggref): the plan's scan
+    /// target list, from which PostgreSQL computes the grouping target's expressions.
+    pub(crate) scan_exprs: Vec<*mut pg_sys::Node>,
+    /// HAVING, evaluated by PostgreSQL on the groups the server returns (implicit AND).
+    pub(crate) local_conds: Vec<*mut pg_sys::Node>,
 }
 
 #[pg_guard]
@@ -156,8 +163,7 @@ unsafe fn grouping(
         if !(*parse).groupingSets.is_null()
             || (*parse).hasTargetSRFs
             || (!extra.is_null()
-                && (!(*extra).havingQual.is_null()
-                    || (*extra).patype != pg_sys::PartitionwiseAggregateType::PARTITIONWISE_AGGREGATE_NONE))
+                && (*extra).patype != pg_sys::PartitionwiseAggregateType::PARTITIONWISE_AGGREGATE_NONE)
         {
             return None;
         }
@@ -181,27 +187,46 @@ unsafe fn grouping(
             group_by.push(attr);
         }
         // The outputs: grouping columns and aggregates of plain columns.
-        // One output per distinct expression: the plan's scan target list (add_to_flat_tlist)
-        // holds each once.
-        let mut outputs = Vec::new();
-        let mut seen: Vec<*mut pg_sys::Node> = Vec::new();
-        for node in deparse::list_nodes((*(*output_rel).reltarget).exprs) {
-            if seen.iter().any(|&s| pg_sys::equal(s.cast(), node.cast())) {
-                continue;
-            }
-            seen.push(node);
-            if let Some((attr, ..)) = column_of(node) {
-                if !group_by.contains(&attr) {
-                    return None;
-                }
-                outputs.push(Output::Group(attr));
-            } else if (*node).type_ == NodeTag::T_Aggref {
-                outputs.push(aggregate(node.cast(), &column_of)?);
+        // The outputs: grouping columns and aggregates of plain columns; of any other
+        // expression (`max(i) - min(i)`, `round(sum(n) / 3, 2)`), the grouping columns and
+        // aggregates it reads, PostgreSQL computing the rest from them. One output per distinct
+        // expression: the scan target list (add_to_flat_tlist) holds each once.
+        let mut upper = UpperInfo {
+            relid,
+            group_by,
+            outputs: Vec::new(),
+            scan_exprs: Vec::new(),
+            local_conds: Vec::new(),
+        };
+        let having = if extra.is_null() { std::ptr::null_mut() } else { (*extra).havingQual };
+        let having = deparse::list_nodes(having.cast());
+        let targets = deparse::list_nodes((*(*output_rel).reltarget).exprs);
+        for &node in targets.iter().chain(having.iter()) {
+            let pieces = if column_of(node).is_some() || (*node).type_ == NodeTag::T_Aggref {
+                vec![node]
             } else {
-                return None;
+                deparse::list_nodes(pg_sys::pull_var_clause(node, pg_sys::PVC_INCLUDE_AGGREGATES as i32))
+            };
+            for piece in pieces {
+                if upper.scan_exprs.iter().any(|&s| pg_sys::equal(s.cast(), piece.cast())) {
+                    continue;
+                }
+                let output = if let Some((attr, ..)) = column_of(piece) {
+                    if !upper.group_by.contains(&attr) {
+                        return None;
+                    }
+                    Output::Group(attr)
+                } else if (*piece).type_ == NodeTag::T_Aggref {
+                    aggregate(piece.cast(), &column_of)?
+                } else {
+                    return None;
+                };
+                upper.outputs.push(output);
+                upper.scan_exprs.push(piece);
             }
         }
-        Some(UpperInfo { relid, group_by, outputs })
+        upper.local_conds = having;
+        Some(upper)
     }
 }
 

@@ -98,6 +98,8 @@ fn generated_grouped_queries_match_the_heap_table() {
         "sum(f)",
         "bool_and(ok)",
         "max(i) - min(i)",
+        "round(sum(n) / 3, 2)",
+        "coalesce(max(t), 'none')",
     ];
     let filters = [
         "",
@@ -108,6 +110,8 @@ fn generated_grouped_queries_match_the_heap_table() {
         "WHERE n > 100.5 AND s IS NOT NULL",
         "WHERE md5(t) > 'a'",
     ];
+    let havings =
+        ["", "", "HAVING count(*) > 5", "HAVING sum(i) > 0 OR min(t) = 'k1'", "HAVING max(n) IS NULL"];
     let mut shipped = 0;
     for case in 0..300 {
         let group = *rng.pick(&groups);
@@ -118,7 +122,8 @@ fn generated_grouped_queries_match_the_heap_table() {
         }
         let filter = *rng.pick(&filters);
         let group_clause = if group.is_empty() { String::new() } else { format!("GROUP BY {group}") };
-        let sql = format!("SELECT {} FROM {{t}} {filter} {group_clause}", outputs.join(", "));
+        let having = *rng.pick(&havings);
+        let sql = format!("SELECT {} FROM {{t}} {filter} {group_clause} {having}", outputs.join(", "));
         let (foreign, heap) = both(&mut pg, &sql);
         assert_eq!(foreign, heap, "case {case} (seed {seed}): {sql}");
         if pushed(&mut pg, &sql) {
@@ -150,9 +155,8 @@ fn explain_shows_pushed_and_local_aggregates() {
         ("SELECT avg(i) FROM app.g", "avg: PostgreSQL's numeric scale"),
         ("SELECT f, count(*) FROM app.g GROUP BY f", "grouping floats: -0 and NaN"),
         ("SELECT sum(f) FROM app.g", "float sums"),
-        ("SELECT t, count(*) FROM app.g GROUP BY t HAVING count(*) > 1", "HAVING"),
         ("SELECT count(*) FROM app.g WHERE md5(t) > 'a'", "a local WHERE"),
-        ("SELECT max(i) - min(i) FROM app.g", "an expression over aggregates"),
+        ("SELECT t, count(*) FROM app.g GROUP BY t HAVING avg(i) > 1", "HAVING on an aggregate kept local"),
         ("SELECT count(*) FILTER (WHERE i > 0) FROM app.g", "FILTER"),
         ("SELECT t COLLATE \"C\", count(*) FROM app.g GROUP BY 1", "an expression as group key"),
     ] {
@@ -160,6 +164,15 @@ fn explain_shows_pushed_and_local_aggregates() {
         assert!(!local.contains("Relations: Aggregate"), "{why}: {local}");
         assert!(local.contains("Aggregate") && local.contains("Foreign Scan"), "{why}: {local}");
     }
+    // What PostgreSQL computes of a group (expressions, HAVING) it computes from what the server
+    // returns.
+    let computed = plan(&mut pg, "SELECT t, max(i) - min(i) FROM app.g GROUP BY t HAVING count(*) > 10");
+    assert!(computed.contains("Relations: Aggregate on (app.g)"), "{computed}");
+    assert!(computed.contains("Filter: ((count(*)) > 10)"), "{computed}");
+    assert!(
+        computed.contains(r#"SELECT "t" AS a0, max("i") AS a1, min("i") AS a2, count(*) AS a3"#),
+        "{computed}"
+    );
     // count(*) fetches one row, however many the table has.
     let analyzed = rows(
         &mut pg,
