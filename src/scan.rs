@@ -999,6 +999,8 @@ impl ScanState {
                             Function::Sum | Function::SumAsDecimal => format!("sum({distinct}{column})"),
                             Function::Min => format!("min({column})"),
                             Function::Max => format!("max({column})"),
+                            Function::BoolAnd => format!("bool_and({column})"),
+                            Function::BoolOr => format!("bool_or({column})"),
                         }
                     }
                 };

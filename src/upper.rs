@@ -11,7 +11,8 @@
 //!   `count(*)`, `count([DISTINCT] x)`, `sum([DISTINCT] x)` of smallint and integer (bigint, as
 //!   PostgreSQL), of bigint (numeric: summed as DECIMAL(38,0)) and of numeric(p,s); `min`/`max`
 //!   of integers, numeric(p,s), date, time and timestamps, and of text under the C collation (or
-//!   a database default that is C); no ORDER BY or FILTER inside an aggregate.
+//!   a database default that is C); `bool_and`/`bool_or`; no ORDER BY or FILTER inside an
+//!   aggregate.
 //!
 //! The server returns the grouping columns and the aggregates; PostgreSQL computes from them
 //! whatever else the query says of a group (`max(i) - min(i)`, `round(sum(n) / 3, 2)`) and
@@ -313,6 +314,8 @@ unsafe fn aggregate(
                     Function::Max
                 }
             }
+            "bool_and" if type_oid == pg_sys::BOOLOID => Function::BoolAnd,
+            "bool_or" if type_oid == pg_sys::BOOLOID => Function::BoolOr,
             _ => return None,
         };
         Some(Output::Aggregate { function, column, distinct })

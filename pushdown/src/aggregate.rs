@@ -25,6 +25,8 @@ pub enum Function {
     SumAsDecimal,
     Min,
     Max,
+    BoolAnd,
+    BoolOr,
 }
 
 impl Function {
@@ -40,6 +42,8 @@ impl Function {
             Function::SumAsDecimal,
             Function::Min,
             Function::Max,
+            Function::BoolAnd,
+            Function::BoolOr,
         ]
         .into_iter()
         .find(|f| f.code() == code)
@@ -96,6 +100,8 @@ impl RemoteAggregate {
                         }
                         Function::Min => format!("min({})", name(*column)?),
                         Function::Max => format!("max({})", name(*column)?),
+                        Function::BoolAnd => format!("bool_and({})", name(*column)?),
+                        Function::BoolOr => format!("bool_or({})", name(*column)?),
                     };
                     Parser::new(&GenericDialect {}).try_with_sql(&text)?.parse_expr()?
                 }
@@ -171,9 +177,9 @@ mod tests {
         for (aggregate, expected) in cases {
             assert_eq!(aggregate.to_sql(None).unwrap(), expected);
         }
-        for code in 0..6 {
+        for code in 0..8 {
             assert_eq!(Function::from_code(code).map(Function::code), Some(code));
         }
-        assert_eq!(Function::from_code(6), None);
+        assert_eq!(Function::from_code(8), None);
     }
 }

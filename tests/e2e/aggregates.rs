@@ -97,6 +97,7 @@ fn generated_grouped_queries_match_the_heap_table() {
         "avg(i)",
         "sum(f)",
         "bool_and(ok)",
+        "bool_or(ok)",
         "max(i) - min(i)",
         "round(sum(n) / 3, 2)",
         "coalesce(max(t), 'none')",
