@@ -586,6 +586,20 @@ struct Fetched {
     arena: Arena,
 }
 
+/// The `attr` of a fetched column that is no attribute of the scan tuple (what an average is
+/// computed from).
+const HIDDEN: usize = usize::MAX;
+
+/// An `avg` the server sent as its exact sum (`fetched[sum]`, numeric) and its count
+/// (`fetched[sum + 1]`, bigint): PostgreSQL's own `avg` of integers and numerics is
+/// `numeric_div(sum, count)`, which sets its scale from the values, so it is computed here.
+struct Average {
+    attr: usize,
+    sum: usize,
+    values: Vec<Datum>,
+    nulls: Vec<bool>,
+}
+
 /// A fetched column's converted values, read by [`ScanState::next_row`] for each row without
 /// bounds checks: pointers into [`Fetched::values`]/[`Fetched::nulls`], valid until the next
 /// conversion.
@@ -719,6 +733,8 @@ pub(crate) struct ScanState {
     /// The remote SQL last sent, with its parameters' values.
     sent_sql: String,
     fetched: Vec<Fetched>,
+    /// Averages computed from fetched sums and counts (grouped scans).
+    averages: Vec<Average>,
     /// Attributes never fetched; set to NULL in every row.
     unfetched: Vec<usize>,
     /// Holds the by-reference datums of the current batch; reset before each new batch.
@@ -985,9 +1001,33 @@ impl ScanState {
             let tuning = server.options.tuning.with_table(&table_options);
             let tupdesc = PgTupleDesc::from_pg_unchecked((*(*node).ss.ss_ScanTupleSlot).tts_tupleDescriptor);
             let mut fetched = Vec::with_capacity(tupdesc.len());
+            let mut averages = Vec::new();
+            let columns = remote_columns(&relation);
+            let column = |name: String, attr: usize, pg_type: pg_sys::Oid, typmod: i32| Fetched {
+                attr,
+                name,
+                pg_type,
+                typmod,
+                converter: None,
+                values: Vec::new(),
+                nulls: Vec::new(),
+                arena: Arena::default(),
+            };
             for (attr, output) in outputs.iter().copied().enumerate() {
                 let att = tupdesc.get(attr).expect("one scan column per output");
-                let columns = remote_columns(&relation);
+                // avg: the sum and the count arrive; the average is computed from them.
+                if let Output::Aggregate { function: Function::Avg, column: c, distinct } = output {
+                    let (name, distinct) = (&columns[c].name, if distinct { "DISTINCT " } else { "" });
+                    averages.push(Average {
+                        attr,
+                        sum: fetched.len(),
+                        values: Vec::new(),
+                        nulls: Vec::new(),
+                    });
+                    fetched.push(column(format!("sum({distinct}{name})"), HIDDEN, pg_sys::NUMERICOID, -1));
+                    fetched.push(column(format!("count({distinct}{name})"), HIDDEN, pg_sys::INT8OID, -1));
+                    continue;
+                }
                 let name = match output {
                     Output::Group(column) => columns[column].name.clone(),
                     Output::Aggregate { function, column, distinct } => {
@@ -1001,26 +1041,18 @@ impl ScanState {
                             Function::Max => format!("max({column})"),
                             Function::BoolAnd => format!("bool_and({column})"),
                             Function::BoolOr => format!("bool_or({column})"),
+                            Function::Avg => unreachable!("taken above"),
                         }
                     }
                 };
-                fetched.push(Fetched {
-                    attr,
-                    name,
-                    pg_type: att.type_oid().value(),
-                    typmod: att.type_mod(),
-                    converter: None,
-                    values: Vec::new(),
-                    nulls: Vec::new(),
-                    arena: Arena::default(),
-                });
+                fetched.push(column(name, attr, att.type_oid().value(), att.type_mod()));
             }
             let table = remote_table(&relation, &table_options);
             let scan =
                 RemoteScan { table, columns: remote_columns(&relation), projection: Vec::new(), filters };
             let remote = RemoteQuery::Aggregate(RemoteAggregate { scan, group_by, outputs });
             let label = format!("Aggregate on ({}.{})", relation.namespace(), relation.name());
-            Self::assemble(
+            let mut state = Self::assemble(
                 &relation,
                 server,
                 table_options,
@@ -1031,7 +1063,9 @@ impl ScanState {
                 (*node).ss.ps.ps_ExprContext,
                 fetched,
                 Vec::new(),
-            )
+            )?;
+            state.averages = averages;
+            Ok(state)
         }
     }
 
@@ -1069,6 +1103,7 @@ impl ScanState {
                 parameters,
                 econtext,
                 sql,
+                averages: Vec::new(),
                 sent_sql: String::new(),
                 fetched,
                 unfetched,
@@ -1305,17 +1340,42 @@ impl ScanState {
                     let target = (&mut column.values, &mut column.nulls, &mut column.arena);
                     converter.convert(array.as_ref(), &column.name, utf8, target)?;
                 }
+                for average in &mut self.averages {
+                    let (sum, count) = (&self.fetched[average.sum], &self.fetched[average.sum + 1]);
+                    average.values.clear();
+                    average.nulls.clear();
+                    for row in 0..batch.num_rows() {
+                        let n = count.values[row].value() as i64;
+                        if sum.nulls[row] || count.nulls[row] || n == 0 {
+                            average.values.push(Datum::from(0));
+                            average.nulls.push(true);
+                            continue;
+                        }
+                        let n = pgrx::direct_function_call_as_datum(
+                            pg_sys::int8_numeric,
+                            &[Some(Datum::from(n))],
+                        );
+                        let quotient = pgrx::direct_function_call_as_datum(
+                            pg_sys::numeric_div,
+                            &[Some(sum.values[row]), n],
+                        );
+                        average.values.push(quotient.expect("numeric_div of a count above 0"));
+                        average.nulls.push(false);
+                    }
+                }
                 Ok(())
             })?;
         }
-        self.rows = self
-            .fetched
-            .iter()
-            .map(|column| {
-                assert!(column.values.len() == batch.num_rows() && column.nulls.len() == batch.num_rows());
-                RowSource { attr: column.attr, values: column.values.as_ptr(), nulls: column.nulls.as_ptr() }
-            })
-            .collect();
+        let fetched = self.fetched.iter().filter(|column| column.attr != HIDDEN).map(|column| {
+            assert!(column.values.len() == batch.num_rows() && column.nulls.len() == batch.num_rows());
+            RowSource { attr: column.attr, values: column.values.as_ptr(), nulls: column.nulls.as_ptr() }
+        });
+        let averages = self.averages.iter().map(|average| RowSource {
+            attr: average.attr,
+            values: average.values.as_ptr(),
+            nulls: average.nulls.as_ptr(),
+        });
+        self.rows = fetched.chain(averages).collect();
         self.batch_rows = batch.num_rows();
         Ok(())
     }

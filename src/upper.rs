@@ -314,6 +314,11 @@ unsafe fn aggregate(
                     Function::Max
                 }
             }
+            "avg" => match type_oid {
+                pg_sys::INT2OID | pg_sys::INT4OID | pg_sys::INT8OID => Function::Avg,
+                pg_sys::NUMERICOID if typmod >= 0 => Function::Avg,
+                _ => return None,
+            },
             "bool_and" if type_oid == pg_sys::BOOLOID => Function::BoolAnd,
             "bool_or" if type_oid == pg_sys::BOOLOID => Function::BoolOr,
             _ => return None,

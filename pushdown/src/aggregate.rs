@@ -4,8 +4,9 @@
 //!
 //! The extension decides what may be shipped (PostgreSQL's result types and values exactly);
 //! this module renders it. Each aggregate is written so that the server's result has the type
-//! PostgreSQL's has: `sum(bigint)` is numeric in PostgreSQL, so its argument is cast to
-//! `DECIMAL(38,0)` first, and the server adds exactly, with no wrap-around.
+//! PostgreSQL's has: every sum adds the column as `DECIMAL(38, its scale)`, exactly, with no
+//! wrap-around (`sum(bigint)` is numeric in PostgreSQL; `sum(integer)` is bigint, so that one
+//! is cast back).
 
 use datafusion_sql::sqlparser::ast::{Expr, GroupByExpr, Ident, SelectItem};
 use datafusion_sql::sqlparser::dialect::GenericDialect;
@@ -27,6 +28,9 @@ pub enum Function {
     Max,
     BoolAnd,
     BoolOr,
+    /// `avg` of integers and numeric(p,s): the server sends the exact sum and the count (two
+    /// columns); PostgreSQL divides them, as its own `avg` does, for its numeric scale.
+    Avg,
 }
 
 impl Function {
@@ -44,6 +48,7 @@ impl Function {
             Function::Max,
             Function::BoolAnd,
             Function::BoolOr,
+            Function::Avg,
         ]
         .into_iter()
         .find(|f| f.code() == code)
@@ -70,6 +75,16 @@ pub struct RemoteAggregate {
     pub outputs: Vec<Output>,
 }
 
+impl Output {
+    /// How many columns of the server's result it takes: two for `avg` (sum and count).
+    pub fn width(&self) -> usize {
+        match self {
+            Output::Aggregate { function: Function::Avg, .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
 impl RemoteAggregate {
     /// The statement, with `parameters` as the values of the filters' parameters (`None`:
     /// shown as `$n`, for EXPLAIN). Output columns are named `a0`, `a1`, ... (read by position).
@@ -85,7 +100,30 @@ impl RemoteAggregate {
             Ok(Ident::with_quote('"', &column.name))
         };
         let mut projection = Vec::with_capacity(self.outputs.len());
-        for (i, output) in self.outputs.iter().enumerate() {
+        let parse = |text: &str| -> Result<Expr, Error> {
+            Ok(Parser::new(&GenericDialect {}).try_with_sql(text)?.parse_expr()?)
+        };
+        for output in &self.outputs {
+            let mut alias = |expr: Expr| {
+                let alias = Ident::new(format!("a{}", projection.len()));
+                projection.push(SelectItem::ExprWithAlias { expr, alias });
+            };
+            // Every sum is of the column as DECIMAL(38, its scale): exact, and one expression
+            // per column, so that a sum and an average of the same column share it (the server
+            // names a cast by its argument: two casts of one column would clash).
+            let exact_sum = |column: usize, distinct: &str| -> Result<String, Error> {
+                let scale = match self.scan.columns.get(column).map(|c| &c.data_type) {
+                    Some(arrow_schema::DataType::Decimal128(_, scale)) => *scale,
+                    _ => 0,
+                };
+                Ok(format!("sum({distinct}CAST({} AS DECIMAL(38,{scale})))", name(column)?))
+            };
+            if let Output::Aggregate { function: Function::Avg, column, distinct } = output {
+                let distinct = if *distinct { "DISTINCT " } else { "" };
+                alias(parse(&exact_sum(*column, distinct)?)?);
+                alias(parse(&format!("count({distinct}{})", name(*column)?))?);
+                continue;
+            }
             let expr = match output {
                 Output::Group(column) => Expr::Identifier(name(*column)?),
                 Output::Aggregate { function, column, distinct } => {
@@ -94,19 +132,26 @@ impl RemoteAggregate {
                     let text = match function {
                         Function::CountRows => "count(*)".to_string(),
                         Function::Count => format!("count({distinct}{})", name(*column)?),
-                        Function::Sum => format!("sum({distinct}{})", name(*column)?),
-                        Function::SumAsDecimal => {
-                            format!("sum({distinct}CAST({} AS DECIMAL(38,0)))", name(*column)?)
+                        // PostgreSQL's sum of smallint and integer is bigint.
+                        Function::Sum
+                            if !matches!(
+                                self.scan.columns.get(*column).map(|c| &c.data_type),
+                                Some(arrow_schema::DataType::Decimal128(..))
+                            ) =>
+                        {
+                            format!("CAST({} AS BIGINT)", exact_sum(*column, distinct)?)
                         }
+                        Function::Sum | Function::SumAsDecimal => exact_sum(*column, distinct)?,
                         Function::Min => format!("min({})", name(*column)?),
                         Function::Max => format!("max({})", name(*column)?),
                         Function::BoolAnd => format!("bool_and({})", name(*column)?),
                         Function::BoolOr => format!("bool_or({})", name(*column)?),
+                        Function::Avg => unreachable!("rendered above"),
                     };
-                    Parser::new(&GenericDialect {}).try_with_sql(&text)?.parse_expr()?
+                    parse(&text)?
                 }
             };
-            projection.push(SelectItem::ExprWithAlias { expr, alias: Ident::new(format!("a{i}")) });
+            alias(expr);
         }
         select.projection = projection;
         select.group_by = GroupByExpr::Expressions(
@@ -177,9 +222,21 @@ mod tests {
         for (aggregate, expected) in cases {
             assert_eq!(aggregate.to_sql(None).unwrap(), expected);
         }
-        for code in 0..8 {
+        for code in 0..9 {
             assert_eq!(Function::from_code(code).map(Function::code), Some(code));
         }
-        assert_eq!(Function::from_code(8), None);
+        assert_eq!(Function::from_code(9), None);
+        let avg = RemoteAggregate {
+            scan: scan(&["id"], vec![]),
+            group_by: vec![],
+            outputs: vec![
+                Output::Aggregate { function: Function::Avg, column: 0, distinct: true },
+                Output::Aggregate { function: Function::CountRows, column: 0, distinct: false },
+            ],
+        };
+        assert_eq!(
+            avg.to_sql(None).unwrap(),
+            r#"SELECT sum(DISTINCT CAST("id" AS DECIMAL(38,0))) AS a0, count(DISTINCT "id") AS a1, count(*) AS a2 FROM "app"."t""x""#
+        );
     }
 }

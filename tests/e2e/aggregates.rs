@@ -95,6 +95,9 @@ fn generated_grouped_queries_match_the_heap_table() {
         "max(t)",
         "min(id)",
         "avg(i)",
+        "avg(b)",
+        "avg(n)",
+        "avg(DISTINCT s)",
         "sum(f)",
         "bool_and(ok)",
         "bool_or(ok)",
@@ -153,11 +156,11 @@ fn explain_shows_pushed_and_local_aggregates() {
         "{pushed}"
     );
     for (sql, why) in [
-        ("SELECT avg(i) FROM app.g", "avg: PostgreSQL's numeric scale"),
+        ("SELECT avg(f) FROM app.g", "avg of floats"),
         ("SELECT f, count(*) FROM app.g GROUP BY f", "grouping floats: -0 and NaN"),
         ("SELECT sum(f) FROM app.g", "float sums"),
         ("SELECT count(*) FROM app.g WHERE md5(t) > 'a'", "a local WHERE"),
-        ("SELECT t, count(*) FROM app.g GROUP BY t HAVING avg(i) > 1", "HAVING on an aggregate kept local"),
+        ("SELECT t, count(*) FROM app.g GROUP BY t HAVING avg(f) > 1", "HAVING on an aggregate kept local"),
         ("SELECT count(*) FILTER (WHERE i > 0) FROM app.g", "FILTER"),
         ("SELECT t COLLATE \"C\", count(*) FROM app.g GROUP BY 1", "an expression as group key"),
     ] {
@@ -165,6 +168,17 @@ fn explain_shows_pushed_and_local_aggregates() {
         assert!(!local.contains("Relations: Aggregate"), "{why}: {local}");
         assert!(local.contains("Aggregate") && local.contains("Foreign Scan"), "{why}: {local}");
     }
+    // avg arrives as its exact sum and count; PostgreSQL's division gives its scale.
+    let average = plan(&mut pg, "SELECT s, avg(i), avg(b), avg(n) FROM app.g GROUP BY s");
+    assert!(average.contains(r#"sum(CAST("i" AS DECIMAL(38,0))) AS a1, count("i") AS a2"#), "{average}");
+    assert!(average.contains(r#"sum(CAST("n" AS DECIMAL(38,3))) AS a5, count("n") AS a6"#), "{average}");
+    assert_eq!(
+        rows(&mut pg, "SELECT s, avg(i), avg(b), avg(n), avg(DISTINCT s) FROM app.g GROUP BY s ORDER BY s"),
+        rows(
+            &mut pg,
+            "SELECT s, avg(i), avg(b), avg(n), avg(DISTINCT s) FROM app.g_heap GROUP BY s ORDER BY s"
+        )
+    );
     // What PostgreSQL computes of a group (expressions, HAVING) it computes from what the server
     // returns.
     let computed = plan(&mut pg, "SELECT t, max(i) - min(i) FROM app.g GROUP BY t HAVING count(*) > 10");
