@@ -660,12 +660,12 @@ impl InsertState {
         }
         let Some((attr, first)) = &mut self.owner else { return Ok(()) };
         let session = self.target.user_id.as_deref().expect("owner is checked on user tables only");
-        // SAFETY: a text datum of the row.
-        let given = if nulls[*attr] { None } else { unsafe { String::from_datum(values[*attr], false) } };
-        let owner = given.unwrap_or_else(|| session.to_string());
+        // SAFETY: a text datum of the row, read in place (no copy per row).
+        let given = if nulls[*attr] { None } else { unsafe { <&str>::from_datum(values[*attr], false) } };
+        let owner = given.unwrap_or(session);
         match first {
-            None => *first = Some(owner),
-            Some(first) if *first == owner => {}
+            None => *first = Some(owner.to_string()),
+            Some(first) if first == owner => {}
             Some(first) => {
                 return Err(KalamError::new(
                     PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,

@@ -1048,8 +1048,7 @@ impl ScanState {
                 fetched.push(column(name, attr, att.type_oid().value(), att.type_mod()));
             }
             let table = remote_table(&relation, &table_options);
-            let scan =
-                RemoteScan { table, columns: remote_columns(&relation), projection: Vec::new(), filters };
+            let scan = RemoteScan { table, columns, projection: Vec::new(), filters };
             let remote = RemoteQuery::Aggregate(RemoteAggregate { scan, group_by, outputs });
             let label = format!("Aggregate on ({}.{})", relation.namespace(), relation.name());
             let mut state = Self::assemble(

@@ -34,6 +34,8 @@ pub(crate) struct UpperInfo {
     pub(crate) relid: pg_sys::Index,
     /// 0-based attribute indexes grouped by.
     pub(crate) group_by: Vec<usize>,
+    /// The GROUP BY expressions themselves (their Vars), for the planner's estimate of groups.
+    pub(crate) group_exprs: Vec<*mut pg_sys::Node>,
     /// The columns the server returns, in order.
     pub(crate) outputs: Vec<Output>,
     /// The expression of each output (a grouping column's Var, an Aggref): the plan's scan
@@ -66,8 +68,8 @@ pub unsafe extern "C-unwind" fn get_foreign_upper_paths(
             1.0
         } else {
             let mut exprs = PgList::<pg_sys::Node>::new();
-            for &attr in &upper.group_by {
-                exprs.push(group_var(&upper, attr, input_rel).cast());
+            for &expr in &upper.group_exprs {
+                exprs.push(expr);
             }
             pg_sys::estimate_num_groups(
                 root,
@@ -126,22 +128,6 @@ pub unsafe extern "C-unwind" fn get_foreign_upper_paths(
     }
 }
 
-/// A Var of the grouped table's attribute `attr` (for the planner's group estimate).
-unsafe fn group_var(upper: &UpperInfo, attr: usize, input_rel: *mut pg_sys::RelOptInfo) -> *mut pg_sys::Var {
-    // SAFETY: the rel's target holds the Vars it returns; a fresh Var otherwise.
-    unsafe {
-        for node in deparse::list_nodes((*(*input_rel).reltarget).exprs) {
-            if (*node).type_ == NodeTag::T_Var {
-                let var = node as *mut pg_sys::Var;
-                if (*var).varno as pg_sys::Index == upper.relid && (*var).varattno as usize == attr + 1 {
-                    return var;
-                }
-            }
-        }
-        pg_sys::makeVar(upper.relid as _, (attr + 1) as _, pg_sys::INT4OID, -1, pg_sys::InvalidOid, 0)
-    }
-}
-
 /// The grouped query the server can compute for `output_rel`, if it can.
 unsafe fn grouping(
     root: *mut pg_sys::PlannerInfo,
@@ -178,7 +164,7 @@ unsafe fn grouping(
                 .then(|| ((*var).varattno as usize - 1, (*var).vartype, (*var).vartypmod, (*var).varcollid))
         };
         // GROUP BY: every clause a plain column of equality the server shares.
-        let mut group_by = Vec::new();
+        let (mut group_by, mut group_exprs) = (Vec::new(), Vec::new());
         for clause in deparse::list_nodes((*parse).groupClause) {
             let expr = pg_sys::get_sortgroupclause_expr(clause.cast(), (*parse).targetList);
             let (attr, type_oid, typmod, collation) = column_of(expr.cast())?;
@@ -186,8 +172,8 @@ unsafe fn grouping(
                 return None;
             }
             group_by.push(attr);
+            group_exprs.push(expr.cast());
         }
-        // The outputs: grouping columns and aggregates of plain columns.
         // The outputs: grouping columns and aggregates of plain columns; of any other
         // expression (`max(i) - min(i)`, `round(sum(n) / 3, 2)`), the grouping columns and
         // aggregates it reads, PostgreSQL computing the rest from them. One output per distinct
@@ -195,6 +181,7 @@ unsafe fn grouping(
         let mut upper = UpperInfo {
             relid,
             group_by,
+            group_exprs,
             outputs: Vec::new(),
             scan_exprs: Vec::new(),
             local_conds: Vec::new(),
