@@ -19,7 +19,7 @@ use crate::convert::write::RowBuffer;
 use crate::deparse::{int_list, list_nodes, make_int_list};
 use crate::error::Result;
 use crate::modify::{SYSTEM_COLUMNS, Target, remote_change, sql_error, write_column};
-use crate::scan::{Parameter, parameter_literals, remote_filters};
+use crate::scan::{Parameter, SCAN_PRIVATE_LEN, parameter_literals, remote_filters};
 use crate::{runtime, transactions};
 
 /// Positions in a direct modify's `fdw_private`, after the scan's own.
@@ -27,10 +27,10 @@ use crate::{runtime, transactions};
 enum DirectPrivateIndex {
     /// Integer list: the 0-based attributes set (UPDATE), whose value expressions follow the
     /// filters' values in `fdw_exprs`.
-    SetAttrs = 3,
+    SetAttrs = SCAN_PRIVATE_LEN,
     /// Integer list: how many `fdw_exprs` the filters need, and whether the statement sets
     /// the command's row count (`canSetTag`).
-    Counts = 4,
+    Counts = SCAN_PRIVATE_LEN + 1,
 }
 
 #[pg_guard]

@@ -162,6 +162,20 @@ pub const OPTIONS: &[OptionDef] = &[
         help: "true or false (default false): when planning, the server counts the rows its clauses keep",
     },
     OptionDef {
+        name: "fdw_startup_cost",
+        scopes: SERVER,
+        required: false,
+        secret: false,
+        help: "the planner's cost of starting a remote query, a number from 0 (default 100)",
+    },
+    OptionDef {
+        name: "fdw_tuple_cost",
+        scopes: SERVER,
+        required: false,
+        secret: false,
+        help: "the planner's cost of each row the server sends, a number from 0 (default 0.01)",
+    },
+    OptionDef {
         name: "namespace",
         scopes: TABLE,
         required: false,
@@ -238,7 +252,30 @@ pub struct ServerOptions {
     pub client_cert: Option<String>,
     pub client_key: Option<String>,
     pub tuning: ScanTuning,
+    pub costs: Costs,
 }
+
+/// What the planner charges for remote work, in its cost units (`fdw_startup_cost`,
+/// `fdw_tuple_cost`): a round trip, and each row sent and converted.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Costs {
+    pub startup: f64,
+    pub tuple: f64,
+}
+
+// Costs are finite and not negative (parse_cost): equality is total.
+impl Eq for Costs {}
+
+impl Default for Costs {
+    fn default() -> Self {
+        Self { startup: STARTUP_COST_DEFAULT, tuple: TUPLE_COST_DEFAULT }
+    }
+}
+
+/// Default `fdw_startup_cost`: a remote query costs about what reading 100 pages would.
+pub const STARTUP_COST_DEFAULT: f64 = 100.0;
+/// Default `fdw_tuple_cost`, on top of PostgreSQL's own per-row cost.
+pub const TUPLE_COST_DEFAULT: f64 = 0.01;
 
 /// Scan tuning; a foreign table's values override its server's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -360,6 +397,15 @@ fn parse_bool(name: &str, value: &str) -> Result<bool> {
         "false" | "off" | "no" | "0" => Ok(false),
         _ => Err(invalid_value(name, value, "a boolean (true or false)")),
     }
+}
+
+fn parse_cost(name: &str, value: &str) -> Result<f64> {
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .ok_or_else(|| invalid_value(name, value, "a number from 0, in the planner's cost units"))
 }
 
 fn parse_range(name: &str, value: &str, min: u64, max: u64, unit: &str) -> Result<u64> {
@@ -498,8 +544,11 @@ impl ServerOptions {
         let mut timeout_ms = TIMEOUT_MS_DEFAULT;
         let mut auth_mode = None;
         let (mut ca_cert, mut client_cert, mut client_key) = (None, None, None);
+        let mut costs = Costs::default();
         for (name, value) in options {
             match name.as_str() {
+                "fdw_startup_cost" => costs.startup = parse_cost(name, value)?,
+                "fdw_tuple_cost" => costs.tuple = parse_cost(name, value)?,
                 "host" => {
                     if value.trim().is_empty() || value.chars().any(|c| c.is_whitespace() || c == '/') {
                         return Err(invalid_value(name, value, "a host name or IP address"));
@@ -542,6 +591,7 @@ impl ServerOptions {
             client_cert,
             client_key,
             tuning,
+            costs,
         };
         parsed.check_consistent()?;
         Ok(parsed)

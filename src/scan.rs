@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use kalam_pushdown::aggregate::{Function, Output, RemoteAggregate};
-use kalam_pushdown::{Literal, Qual, RemoteColumn, RemoteScan, RemoteTable};
+use kalam_pushdown::{Literal, OrderLimit, Qual, RemoteColumn, RemoteScan, RemoteTable, SortKey};
 use pgrx::pg_sys::{self, Datum};
 use pgrx::{PgMemoryContexts, PgRelation, PgSqlErrorCode, PgTupleDesc, pg_guard};
 
@@ -27,16 +27,12 @@ use crate::convert::{Arena, Converter, SUPPORTED_TYPES_HINT, arrow_type_for, pg_
 use crate::deparse::{self, Class, Deparser, QualColumn};
 use crate::error::{KalamError, Result};
 use crate::guc;
-use crate::options::{self, ScanTuning, TableOptions, TableType};
+use crate::options::{self, Costs, ScanTuning, TableOptions, TableType};
 use crate::runtime;
 use crate::stream::Prefetch;
 
 /// Rows assumed for a table the server did not describe.
 const ROWS_ESTIMATE_DEFAULT: f64 = 1000.0;
-/// Cost of starting a remote query (a round trip), in the planner's units.
-pub(crate) const STARTUP_COST: f64 = 100.0;
-/// Cost per row fetched and converted.
-pub(crate) const ROW_COST: f64 = 0.01;
 
 // ---------------------------------------------------------------------------------------------
 // Planner
@@ -51,6 +47,8 @@ pub(crate) struct RelInfo {
     fetched_rows: f64,
     /// Whether the server has the functions with PostgreSQL's float and JSON semantics.
     pub(crate) pg_functions: bool,
+    /// The server's `fdw_startup_cost` and `fdw_tuple_cost`.
+    pub(crate) costs: Costs,
 }
 
 #[pg_guard]
@@ -156,6 +154,7 @@ unsafe fn plan_relation(
                 columns: remote_columns(&relation),
                 projection: Vec::new(),
                 filters: countable,
+                order: OrderLimit::default(),
             };
             // A count that fails (the server went away) leaves the estimate to PostgreSQL.
             count.count_sql().ok().and_then(|sql| server.count(sql, user_id.as_deref()).ok())
@@ -173,7 +172,7 @@ unsafe fn plan_relation(
         };
         (*baserel).rows = pg_sys::clamp_row_est(rows);
         let fetched_rows = pg_sys::clamp_row_est(fetched_rows);
-        Ok(RelInfo { remote, columns, fetched_rows, pg_functions })
+        Ok(RelInfo { remote, columns, fetched_rows, pg_functions, costs: server.options.costs })
     }
 }
 
@@ -241,26 +240,48 @@ pub unsafe extern "C-unwind" fn get_foreign_paths(
         // evaluated on each of them.
         let local_clauses = deparse::list_nodes((*baserel).baserestrictinfo).len() - info.remote.len();
         let cost = |fetched: f64| {
-            STARTUP_COST + fetched * (ROW_COST + local_clauses as f64 * pg_sys::cpu_operator_cost)
+            info.costs.startup
+                + fetched * (info.costs.tuple + local_clauses as f64 * pg_sys::cpu_operator_cost)
         };
-        add_foreign_path(root, baserel, (*baserel).rows, cost(info.fetched_rows), std::ptr::null_mut());
+        let (unordered, unparameterized) = (std::ptr::null_mut(), std::ptr::null_mut());
+        let unsorted = cost(info.fetched_rows);
+        let costs = (info.costs.startup, unsorted);
+        add_foreign_path(root, baserel, (*baserel).rows, costs, unordered, unparameterized);
+
+        // Sorted by the server, in the order the query wants next (ORDER BY, or the order of a
+        // grouping or merge): sorting next to the data costs a tenth of sending the rows.
+        let pathkeys = (*root).query_pathkeys;
+        if !pathkeys.is_null() && crate::upper::sort_keys(baserel, info, pathkeys).is_some() {
+            let sort = info.fetched_rows * info.costs.tuple * 0.1;
+            let (startup, total) = (info.costs.startup + sort, unsorted + sort);
+            add_foreign_path(root, baserel, (*baserel).rows, (startup, total), pathkeys, unparameterized);
+        }
 
         // Parameterized paths: a join clause the server can run with the outer row's values
         // (`f.k = h.k`), so that a nested loop over a small relation fetches only matching rows.
         for param_info in parameterized_paths(root, baserel, info) {
             let rows = (*param_info).ppi_rows;
-            add_foreign_path(root, baserel, rows, cost(rows), (*param_info).ppi_req_outer);
+            let path_costs = (info.costs.startup, cost(rows));
+            add_foreign_path(
+                root,
+                baserel,
+                rows,
+                path_costs,
+                std::ptr::null_mut(),
+                (*param_info).ppi_req_outer,
+            );
         }
     }
 }
 
-/// Adds a foreign scan path of `rows` rows and `total_cost`, parameterized by `required_outer`
-/// (NULL: none).
+/// Adds a foreign scan path of `rows` rows and (startup, total) costs, sorted by `pathkeys`
+/// (NIL: unsorted), parameterized by `required_outer` (NULL: none).
 unsafe fn add_foreign_path(
     root: *mut pg_sys::PlannerInfo,
     baserel: *mut pg_sys::RelOptInfo,
     rows: f64,
-    total_cost: f64,
+    (startup_cost, total_cost): (f64, f64),
+    pathkeys: *mut pg_sys::List,
     required_outer: pg_sys::Relids,
 ) {
     // SAFETY: planner structures; the path is allocated in the planner's context.
@@ -271,9 +292,9 @@ unsafe fn add_foreign_path(
             baserel,
             std::ptr::null_mut(),
             rows,
-            STARTUP_COST,
+            startup_cost,
             total_cost,
-            std::ptr::null_mut(),
+            pathkeys,
             required_outer,
             std::ptr::null_mut(),
             std::ptr::null_mut(),
@@ -284,9 +305,9 @@ unsafe fn add_foreign_path(
             baserel,
             std::ptr::null_mut(),
             rows,
-            STARTUP_COST,
+            startup_cost,
             total_cost,
-            std::ptr::null_mut(),
+            pathkeys,
             required_outer,
             std::ptr::null_mut(),
             std::ptr::null_mut(),
@@ -299,9 +320,9 @@ unsafe fn add_foreign_path(
             std::ptr::null_mut(),
             rows,
             0,
-            STARTUP_COST,
+            startup_cost,
             total_cost,
-            std::ptr::null_mut(),
+            pathkeys,
             required_outer,
             std::ptr::null_mut(),
             std::ptr::null_mut(),
@@ -384,7 +405,7 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
     root: *mut pg_sys::PlannerInfo,
     baserel: *mut pg_sys::RelOptInfo,
     _foreigntableid: pg_sys::Oid,
-    _best_path: *mut pg_sys::ForeignPath,
+    best_path: *mut pg_sys::ForeignPath,
     tlist: *mut pg_sys::List,
     scan_clauses: *mut pg_sys::List,
     outer_plan: *mut pg_sys::Plan,
@@ -393,9 +414,14 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
     // context and becomes part of the plan; fdw_private was set by get_foreign_rel_size.
     unsafe {
         if (*baserel).reloptkind == pg_sys::RelOptKind::RELOPT_UPPER_REL {
-            return grouped_plan(root, baserel, tlist, outer_plan);
+            return grouped_plan(root, baserel, best_path, tlist, outer_plan);
         }
         let info = &*((*baserel).fdw_private as *const RelInfo);
+        let Some(order_by) = crate::upper::sort_keys(baserel, info, (*best_path).path.pathkeys) else {
+            KalamError::new(PgSqlErrorCode::ERRCODE_FDW_ERROR, "a sorted scan's order cannot be shipped")
+                .report()
+        };
+        let order = order_limit(root, best_path, order_by);
         let relid = (*baserel).relid;
         // The clauses the server runs go to fdw_private (read again when the scan starts);
         // the values they need that PostgreSQL computes go to fdw_exprs, where the planner
@@ -422,7 +448,8 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
         let mut attrs: *mut pg_sys::Bitmapset = std::ptr::null_mut();
         pg_sys::pull_varattnos((*(*baserel).reltarget).exprs.cast(), relid, &mut attrs);
         pg_sys::pull_varattnos(local_exprs.cast(), relid, &mut attrs);
-        let fdw_private = FdwPrivate::from_attrs(attrs).into_list(remote_exprs, relid);
+        let fdw_private =
+            FdwPrivate { order, ..FdwPrivate::from_attrs(attrs) }.into_list(remote_exprs, relid);
         pg_sys::make_foreignscan(
             tlist,
             local_exprs,
@@ -442,12 +469,18 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
 unsafe fn grouped_plan(
     root: *mut pg_sys::PlannerInfo,
     upper_rel: *mut pg_sys::RelOptInfo,
+    best_path: *mut pg_sys::ForeignPath,
     tlist: *mut pg_sys::List,
     outer_plan: *mut pg_sys::Plan,
 ) -> *mut pg_sys::ForeignScan {
     // SAFETY: planner structures; fdw_private of both relations was set by pg_kalam.
     unsafe {
-        let upper = &*((*upper_rel).fdw_private as *const crate::upper::UpperInfo);
+        let upper = crate::upper::grouped_info(upper_rel).expect("a grouped relation of pg_kalam's");
+        let Some(order_by) = crate::upper::group_sort_keys(upper, (*best_path).path.pathkeys) else {
+            KalamError::new(PgSqlErrorCode::ERRCODE_FDW_ERROR, "a grouped scan's order cannot be shipped")
+                .report()
+        };
+        let order = order_limit(root, best_path, order_by);
         let relid = upper.relid;
         let input = *(*root).simple_rel_array.add(relid as usize);
         let info = &*((*input).fdw_private as *const RelInfo);
@@ -469,7 +502,7 @@ unsafe fn grouped_plan(
             fdw_exprs = pg_sys::lappend(fdw_exprs, parameter.cast());
         }
         let table = (**(*root).simple_rte_array.add(relid as usize)).relid;
-        let scan = FdwPrivate { attrs: None, remote_conds: Vec::new(), clause_relid: relid };
+        let scan = FdwPrivate { attrs: None, remote_conds: Vec::new(), clause_relid: relid, order };
         let fdw_private = crate::upper::encode(upper, table, scan.into_list(remote_exprs, relid));
         let mut exprs = std::ptr::null_mut();
         for &expr in &upper.scan_exprs {
@@ -493,7 +526,26 @@ unsafe fn grouped_plan(
     }
 }
 
-/// Positions in `ForeignScan.fdw_private`, a list of three lists (a grouped scan's has three
+/// The order and bounds a path promises: its pathkeys' `order_by`, and the query's LIMIT and
+/// OFFSET when the path is the one that applies them (its `fdw_private` set by
+/// [`crate::upper`]'s final path).
+unsafe fn order_limit(
+    root: *mut pg_sys::PlannerInfo,
+    best_path: *mut pg_sys::ForeignPath,
+    order_by: Vec<SortKey>,
+) -> OrderLimit {
+    // SAFETY: planner structures.
+    unsafe {
+        let (limit, offset) = if (*best_path).fdw_private.is_null() {
+            (None, 0)
+        } else {
+            crate::upper::limit_of((*root).parse).expect("bounds checked when the path was made")
+        };
+        OrderLimit { order_by, limit, offset }
+    }
+}
+
+/// Positions in `ForeignScan.fdw_private`, a list of four lists (a grouped scan's has three
 /// more, [`crate::upper::encode`]).
 #[repr(usize)]
 enum FdwPrivateIndex {
@@ -505,7 +557,14 @@ enum FdwPrivateIndex {
     /// not adjusted when the plan is finished, so in a subquery's plan this stays the
     /// subquery's index while `scanrelid` becomes the flattened one.
     ClauseRelid = 2,
+    /// Integer list: LIMIT (present, then its high and low 32 bits), OFFSET (high, low), then
+    /// a triple per sort key (column, descending, NULLS FIRST).
+    Order = 3,
 }
+
+/// How many entries of `fdw_private` are the scan's ([`FdwPrivateIndex`]); a grouped scan's
+/// and a direct modify's own follow.
+pub(crate) const SCAN_PRIVATE_LEN: usize = 4;
 
 /// What the planner tells the executor.
 struct FdwPrivate {
@@ -515,6 +574,8 @@ struct FdwPrivate {
     remote_conds: Vec<*mut pg_sys::Expr>,
     /// The range-table index their columns name.
     clause_relid: pg_sys::Index,
+    /// The order and bounds of the rows.
+    order: OrderLimit,
 }
 
 impl FdwPrivate {
@@ -525,7 +586,7 @@ impl FdwPrivate {
             let whole_row = pg_sys::bms_is_member(-pg_sys::FirstLowInvalidHeapAttributeNumber, attrs);
             (!whole_row).then(|| deparse::attribute_indexes(attrs))
         };
-        Self { attrs, remote_conds: Vec::new(), clause_relid: 0 }
+        Self { attrs, remote_conds: Vec::new(), clause_relid: 0, order: OrderLimit::default() }
     }
 
     /// Encoded as [`FdwPrivateIndex`] says.
@@ -542,7 +603,8 @@ impl FdwPrivate {
         unsafe {
             let list = pg_sys::lappend(std::ptr::null_mut(), deparse::make_int_list(values).cast());
             let list = pg_sys::lappend(list, remote_conds.cast());
-            pg_sys::lappend(list, deparse::make_int_list([clause_relid as i32]).cast())
+            let list = pg_sys::lappend(list, deparse::make_int_list([clause_relid as i32]).cast());
+            pg_sys::lappend(list, deparse::make_int_list(encode_order(&self.order)).cast())
         }
     }
 
@@ -563,8 +625,36 @@ impl FdwPrivate {
             };
             let clause_relid =
                 deparse::int_list(parts[FdwPrivateIndex::ClauseRelid as usize].cast())[0] as pg_sys::Index;
-            Self { attrs, remote_conds, clause_relid }
+            let order = decode_order(&deparse::int_list(parts[FdwPrivateIndex::Order as usize].cast()));
+            Self { attrs, remote_conds, clause_relid, order }
         }
+    }
+}
+
+/// [`FdwPrivateIndex::Order`]'s integers.
+fn encode_order(order: &OrderLimit) -> Vec<i32> {
+    let halves = |v: u64| [(v >> 32) as u32 as i32, v as u32 as i32];
+    let mut values = vec![order.limit.is_some() as i32];
+    values.extend(halves(order.limit.unwrap_or(0)));
+    values.extend(halves(order.offset));
+    for key in &order.order_by {
+        values.extend([key.key as i32, key.descending as i32, key.nulls_first as i32]);
+    }
+    values
+}
+
+fn decode_order(values: &[i32]) -> OrderLimit {
+    let whole = |high: i32, low: i32| (u64::from(high as u32) << 32) | u64::from(low as u32);
+    let [present, limit_high, limit_low, offset_high, offset_low, keys @ ..] = values else {
+        unreachable!("encoded by encode_order")
+    };
+    OrderLimit {
+        order_by: keys
+            .chunks(3)
+            .map(|k| SortKey { key: k[0] as usize, descending: k[1] != 0, nulls_first: k[2] != 0 })
+            .collect(),
+        limit: (*present != 0).then(|| whole(*limit_high, *limit_low)),
+        offset: whole(*offset_high, *offset_low),
     }
 }
 
@@ -912,7 +1002,12 @@ impl ScanState {
 
             let parameters = deparse::list_nodes((*plan).fdw_exprs).len();
             let (filters, parameters) = remote_filters(&relation, plan, node, parameters)?;
-            Self::build(&relation, reads, filters, parameters, (*node).ss.ps.ps_ExprContext)
+            let mut state = Self::build(&relation, reads, filters, parameters, (*node).ss.ps.ps_ExprContext)?;
+            if let RemoteQuery::Scan(scan) = &mut state.remote {
+                scan.order = wanted.order;
+                state.sql = state.remote.to_sql(None).map_err(remote_sql_error)?;
+            }
+            Ok(state)
         }
     }
 
@@ -970,7 +1065,8 @@ impl ScanState {
             }
 
             let projection = fetched.iter().map(|f| f.attr).collect();
-            let remote = RemoteQuery::Scan(RemoteScan { table: remote, columns, projection, filters });
+            let order = OrderLimit::default();
+            let remote = RemoteQuery::Scan(RemoteScan { table: remote, columns, projection, filters, order });
             let unfetched = (0..natts).filter(|a| !fetched.iter().any(|f| f.attr == *a)).collect();
             Self::assemble(
                 relation,
@@ -994,6 +1090,7 @@ impl ScanState {
         unsafe {
             let (table, group_by, outputs) =
                 crate::upper::decode((*plan).fdw_private).expect("a grouped scan's fdw_private");
+            let order = FdwPrivate::from_list((*plan).fdw_private).order;
             let relation = PgRelation::with_lock(table, pg_sys::NoLock as pg_sys::LOCKMODE);
             let parameters = deparse::list_nodes((*plan).fdw_exprs).len();
             let (filters, parameters) = remote_filters(&relation, plan, node, parameters)?;
@@ -1048,8 +1145,9 @@ impl ScanState {
                 fetched.push(column(name, attr, att.type_oid().value(), att.type_mod()));
             }
             let table = remote_table(&relation, &table_options);
-            let scan = RemoteScan { table, columns, projection: Vec::new(), filters };
-            let remote = RemoteQuery::Aggregate(RemoteAggregate { scan, group_by, outputs });
+            let scan =
+                RemoteScan { table, columns, projection: Vec::new(), filters, order: OrderLimit::default() };
+            let remote = RemoteQuery::Aggregate(RemoteAggregate { scan, group_by, outputs, order });
             let label = format!("Aggregate on ({}.{})", relation.namespace(), relation.name());
             let mut state = Self::assemble(
                 &relation,

@@ -21,12 +21,14 @@
 //! relation (`scanrelid` 0) whose scan target list (`fdw_scan_tlist`) is the server's outputs;
 //! `scan.rs` runs it like a table scan.
 
+use kalam_pushdown::SortKey;
 use kalam_pushdown::aggregate::{Function, Output};
 use pgrx::pg_sys::{self, NodeTag, Oid};
 use pgrx::{PgList, PgMemoryContexts, pg_guard};
 
 use crate::deparse;
-use crate::scan::{ROW_COST, RelInfo, STARTUP_COST};
+use crate::options::Costs;
+use crate::scan::{RelInfo, SCAN_PRIVATE_LEN};
 
 /// What planning decided for a grouped relation (its `RelOptInfo.fdw_private`).
 pub(crate) struct UpperInfo {
@@ -43,6 +45,37 @@ pub(crate) struct UpperInfo {
     pub(crate) scan_exprs: Vec<*mut pg_sys::Node>,
     /// HAVING, evaluated by PostgreSQL on the groups the server returns (implicit AND).
     pub(crate) local_conds: Vec<*mut pg_sys::Node>,
+    /// The server's costs (its foreign table's).
+    pub(crate) costs: Costs,
+}
+
+/// What pg_kalam keeps in an upper relation's `fdw_private`.
+pub(crate) enum UpperRel {
+    /// A grouped relation the server computes.
+    Grouped(UpperInfo),
+    /// The ordered relation over `input` (a foreign table or a grouped relation the server
+    /// computes): `pushed` when the server sorts it.
+    Ordered { input: *mut pg_sys::RelOptInfo, pushed: bool },
+}
+
+/// The grouped relation the server computes that `rel` is, if it is one.
+pub(crate) unsafe fn grouped_info<'a>(rel: *mut pg_sys::RelOptInfo) -> Option<&'a UpperInfo> {
+    // SAFETY: an upper relation's fdw_private is NULL or an UpperRel set here.
+    unsafe {
+        if (*rel).reloptkind != pg_sys::RelOptKind::RELOPT_UPPER_REL || (*rel).fdw_private.is_null() {
+            return None;
+        }
+        match &*((*rel).fdw_private as *const UpperRel) {
+            UpperRel::Grouped(info) => Some(info),
+            UpperRel::Ordered { .. } => None,
+        }
+    }
+}
+
+/// Whether `rel` is a foreign table pg_kalam plans (its `fdw_private` a [`RelInfo`]).
+unsafe fn is_foreign_table(rel: *mut pg_sys::RelOptInfo) -> bool {
+    // SAFETY: planner structures.
+    unsafe { (*rel).reloptkind == pg_sys::RelOptKind::RELOPT_BASEREL && !(*rel).fdw_private.is_null() }
 }
 
 #[pg_guard]
@@ -55,14 +88,99 @@ pub unsafe extern "C-unwind" fn get_foreign_upper_paths(
 ) {
     // SAFETY: the planner passes its structures; what is kept is allocated in its context.
     unsafe {
-        if stage != pg_sys::UpperRelationKind::UPPERREL_GROUP_AGG
-            || (*input_rel).reloptkind != pg_sys::RelOptKind::RELOPT_BASEREL
-            || (*input_rel).fdw_private.is_null()
-            || !(*output_rel).fdw_private.is_null()
-        {
+        if !(*output_rel).fdw_private.is_null() {
             return;
         }
-        let Some(upper) = grouping(root, input_rel, output_rel, extra.cast()) else { return };
+        match stage {
+            pg_sys::UpperRelationKind::UPPERREL_GROUP_AGG if is_foreign_table(input_rel) => {
+                add_grouped_path(root, input_rel, output_rel, extra.cast())
+            }
+            pg_sys::UpperRelationKind::UPPERREL_ORDERED => add_ordered_path(root, input_rel, output_rel),
+            pg_sys::UpperRelationKind::UPPERREL_FINAL => {
+                add_final_path(root, input_rel, output_rel, extra.cast())
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Keeps `upper` as `rel`'s `fdw_private`, in the planner's memory.
+unsafe fn keep(rel: *mut pg_sys::RelOptInfo, upper: UpperRel) {
+    // SAFETY: the planner's current context outlives the planning of the query.
+    unsafe {
+        let upper = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(upper);
+        (*rel).fdw_private = upper.cast();
+    }
+}
+
+/// A foreign path computing `rel` (a foreign table's or a grouped relation) for an upper
+/// relation, added to `output_rel`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn add_upper_path(
+    root: *mut pg_sys::PlannerInfo,
+    rel: *mut pg_sys::RelOptInfo,
+    output_rel: *mut pg_sys::RelOptInfo,
+    target: *mut pg_sys::PathTarget,
+    rows: f64,
+    (startup, total): (f64, f64),
+    pathkeys: *mut pg_sys::List,
+    fdw_private: *mut pg_sys::List,
+) {
+    // SAFETY: planner structures; the path is allocated in the planner's context.
+    unsafe {
+        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15", feature = "pg16"))]
+        let path = pg_sys::create_foreign_upper_path(
+            root,
+            rel,
+            target,
+            rows,
+            startup,
+            total,
+            pathkeys,
+            std::ptr::null_mut(),
+            fdw_private,
+        );
+        #[cfg(feature = "pg17")]
+        let path = pg_sys::create_foreign_upper_path(
+            root,
+            rel,
+            target,
+            rows,
+            startup,
+            total,
+            pathkeys,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            fdw_private,
+        );
+        #[cfg(feature = "pg18")]
+        let path = pg_sys::create_foreign_upper_path(
+            root,
+            rel,
+            target,
+            rows,
+            0,
+            startup,
+            total,
+            pathkeys,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            fdw_private,
+        );
+        pg_sys::add_path(output_rel, path.cast());
+    }
+}
+
+/// `UPPERREL_GROUP_AGG`: the server groups and aggregates the foreign table `input_rel`.
+unsafe fn add_grouped_path(
+    root: *mut pg_sys::PlannerInfo,
+    input_rel: *mut pg_sys::RelOptInfo,
+    output_rel: *mut pg_sys::RelOptInfo,
+    extra: *mut pg_sys::GroupPathExtraData,
+) {
+    // SAFETY: planner structures of the query being planned.
+    unsafe {
+        let Some(upper) = grouping(root, input_rel, output_rel, extra) else { return };
         let input_rows = (*input_rel).rows.max(1.0);
         let groups = if upper.group_by.is_empty() {
             1.0
@@ -81,50 +199,283 @@ pub unsafe extern "C-unwind" fn get_foreign_upper_paths(
             .clamp(1.0, input_rows)
         };
         // Only the groups travel; the server reads the rows where they are.
-        let total = STARTUP_COST + groups * ROW_COST + input_rows * ROW_COST * 0.01;
-        let upper = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(upper);
-        (*output_rel).fdw_private = upper.cast();
+        let Costs { startup, tuple } = upper.costs;
+        let total = startup + groups * tuple + input_rows * tuple * 0.01;
+        keep(output_rel, UpperRel::Grouped(upper));
         let target = (*output_rel).reltarget;
-        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15", feature = "pg16"))]
-        let path = pg_sys::create_foreign_upper_path(
+        let no_list = std::ptr::null_mut();
+        add_upper_path(root, output_rel, output_rel, target, groups, (startup, total), no_list, no_list);
+    }
+}
+
+/// `UPPERREL_ORDERED`: the server sorts the groups it computes. (A foreign table's rows were
+/// offered sorted already, as a path of the table: [`sort_keys`] of the query's pathkeys.)
+unsafe fn add_ordered_path(
+    root: *mut pg_sys::PlannerInfo,
+    input_rel: *mut pg_sys::RelOptInfo,
+    output_rel: *mut pg_sys::RelOptInfo,
+) {
+    // SAFETY: planner structures of the query being planned.
+    unsafe {
+        let pathkeys = (*root).sort_pathkeys;
+        if is_foreign_table(input_rel) {
+            let info = &*((*input_rel).fdw_private as *const RelInfo);
+            let pushed = sort_keys(input_rel, info, pathkeys).is_some();
+            keep(output_rel, UpperRel::Ordered { input: input_rel, pushed });
+            return;
+        }
+        let Some(upper) = grouped_info(input_rel) else { return };
+        let pushed = group_sort_keys(upper, pathkeys).is_some();
+        keep(output_rel, UpperRel::Ordered { input: input_rel, pushed });
+        if !pushed {
+            return;
+        }
+        // The server sorts the groups (few, next to the data): a little more than sending them.
+        let groups = (*input_rel).rows;
+        let Some(grouped) = cheapest_foreign_path(input_rel, std::ptr::null_mut()) else { return };
+        let startup = (*grouped).total_cost + groups * upper.costs.tuple * 0.1;
+        let total = startup + groups * upper.costs.tuple * 0.1;
+        let target = (*root).upper_targets[pg_sys::UpperRelationKind::UPPERREL_ORDERED as usize];
+        add_upper_path(
             root,
+            input_rel,
             output_rel,
             target,
             groups,
-            STARTUP_COST,
-            total,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
+            (startup, total),
+            pathkeys,
             std::ptr::null_mut(),
         );
-        #[cfg(feature = "pg17")]
-        let path = pg_sys::create_foreign_upper_path(
-            root,
-            output_rel,
-            target,
-            groups,
-            STARTUP_COST,
-            total,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-        );
+    }
+}
+
+/// The cheapest unparameterized path of `rel` that pg_kalam made (a foreign scan), sorted by
+/// `pathkeys` (NIL: in any order).
+unsafe fn cheapest_foreign_path(
+    rel: *mut pg_sys::RelOptInfo,
+    pathkeys: *mut pg_sys::List,
+) -> Option<*mut pg_sys::Path> {
+    // SAFETY: planner structures.
+    unsafe {
+        deparse::list_nodes((*rel).pathlist)
+            .into_iter()
+            .map(|p| p as *mut pg_sys::Path)
+            .filter(|&p| (*p).pathtype == NodeTag::T_ForeignScan && (*p).param_info.is_null())
+            .filter(|&p| pg_sys::pathkeys_contained_in(pathkeys, (*p).pathkeys))
+            .min_by(|&a, &b| (*a).total_cost.total_cmp(&(*b).total_cost))
+    }
+}
+
+/// `UPPERREL_FINAL`: the server applies LIMIT and OFFSET (after its ORDER BY, if the query's
+/// order is the server's), when every row it sends is a row of the result: no clause or HAVING
+/// left for PostgreSQL, constant bounds PostgreSQL would accept, no WITH TIES.
+unsafe fn add_final_path(
+    root: *mut pg_sys::PlannerInfo,
+    input_rel: *mut pg_sys::RelOptInfo,
+    output_rel: *mut pg_sys::RelOptInfo,
+    extra: *mut pg_sys::FinalPathExtraData,
+) {
+    // SAFETY: planner structures of the query being planned.
+    unsafe {
+        let parse = (*root).parse;
+        if extra.is_null()
+            || !(*extra).limit_needed
+            || (*parse).commandType != pg_sys::CmdType::CMD_SELECT
+            || !(*parse).rowMarks.is_null()
+            || (*parse).hasTargetSRFs
+            || (*parse).limitOption == pg_sys::LimitOption::LIMIT_OPTION_WITH_TIES
+        {
+            return;
+        }
+        let Some((limit, offset)) = limit_of(parse) else { return };
+        // An ordered relation stands for the relation the server sorts.
+        let (mut rel, mut pathkeys) = (input_rel, std::ptr::null_mut());
+        if (*rel).reloptkind == pg_sys::RelOptKind::RELOPT_UPPER_REL && !(*rel).fdw_private.is_null() {
+            if let UpperRel::Ordered { input, pushed } = &*((*rel).fdw_private as *const UpperRel) {
+                if !pushed {
+                    return;
+                }
+                (rel, pathkeys) = (*input, (*root).sort_pathkeys);
+            }
+        }
+        let (everything_remote, costs) = if is_foreign_table(rel) {
+            let info = &*((*rel).fdw_private as *const RelInfo);
+            (info.remote.len() == deparse::list_nodes((*rel).baserestrictinfo).len(), info.costs)
+        } else if let Some(upper) = grouped_info(rel) {
+            (upper.local_conds.is_empty(), upper.costs)
+        } else {
+            return;
+        };
+        if !everything_remote {
+            return;
+        }
+        // A foreign table's sorted rows are a path of the table; a grouped relation's groups are
+        // sorted over its one path.
+        let sorted_path = !pathkeys.is_null() && is_foreign_table(rel);
+        let wanted = if sorted_path { pathkeys } else { std::ptr::null_mut() };
+        let Some(input) = cheapest_foreign_path(rel, wanted) else { return };
+        let input_rows = (*input).rows.max(1.0);
+        let rows = match limit {
+            Some(limit) => (input_rows - offset as f64).clamp(0.0, limit as f64),
+            None => (input_rows - offset as f64).max(0.0),
+        };
+        let rows = pg_sys::clamp_row_est(rows);
+        // The server stops at the limit (past its sort, if any). Costed as PostgreSQL costs its
+        // own LIMIT over the same scan, less a share of what that scan would fetch beyond the
+        // limit (the batches in flight), so that the planner prefers cutting at the server.
+        let mut startup = (*input).startup_cost;
+        if !pathkeys.is_null() && !sorted_path {
+            startup += input_rows * costs.tuple * 0.1; // the server sorts the groups first
+        }
+        let run = ((*input).total_cost - (*input).startup_cost).max(0.0) * (rows / input_rows);
+        let total = startup + run * 0.95;
+        let target = (*root).upper_targets[pg_sys::UpperRelationKind::UPPERREL_FINAL as usize];
+        // fdw_private marks the path as the one that cuts (the plan reads the bounds again).
+        let marker = deparse::make_int_list([1]);
+        add_upper_path(root, rel, output_rel, target, rows, (startup, total), pathkeys, marker);
+    }
+}
+
+/// The query's LIMIT (`None`: every row) and OFFSET, when both are constants PostgreSQL would
+/// accept (not negative; NULL meaning no bound).
+pub(crate) unsafe fn limit_of(parse: *mut pg_sys::Query) -> Option<(Option<u64>, u64)> {
+    // SAFETY: a query's expressions, after the planner folded constants.
+    unsafe {
+        let bound = |expr: *mut pg_sys::Node| -> Option<Option<u64>> {
+            if expr.is_null() {
+                return Some(None);
+            }
+            if (*expr).type_ != NodeTag::T_Const {
+                return None;
+            }
+            let constant = expr as *mut pg_sys::Const;
+            if (*constant).constisnull {
+                return Some(None);
+            }
+            if (*constant).consttype != pg_sys::INT8OID {
+                return None;
+            }
+            u64::try_from((*constant).constvalue.value() as i64).ok().map(Some)
+        };
+        let limit = bound((*parse).limitCount)?;
+        let offset = bound((*parse).limitOffset)?.unwrap_or(0);
+        Some((limit, offset))
+    }
+}
+
+/// The server's sort keys (columns) for `pathkeys` over the foreign table `rel`, if the server
+/// orders every key as PostgreSQL does: a column of the table, of a type it orders alike,
+/// under the type's default ordering and (for text) the C collation. Empty pathkeys: no keys.
+pub(crate) unsafe fn sort_keys(
+    rel: *mut pg_sys::RelOptInfo,
+    info: &RelInfo,
+    pathkeys: *mut pg_sys::List,
+) -> Option<Vec<SortKey>> {
+    // SAFETY: planner structures.
+    unsafe {
+        let relid = (*rel).relid;
+        deparse::list_nodes(pathkeys)
+            .into_iter()
+            .map(|pathkey| {
+                let pathkey = pathkey as *mut pg_sys::PathKey;
+                key_of(pathkey, |expr| {
+                    if (*expr).type_ != NodeTag::T_Var {
+                        return None;
+                    }
+                    let var = expr as *mut pg_sys::Var;
+                    if (*var).varno as pg_sys::Index != relid
+                        || (*var).varlevelsup != 0
+                        || (*var).varattno <= 0
+                    {
+                        return None;
+                    }
+                    let column = (*var).varattno as usize - 1;
+                    info.columns.get(column)?.as_ref().filter(|c| c.remote_matches)?;
+                    Some((column, (*var).vartypmod))
+                })
+            })
+            .collect()
+    }
+}
+
+/// The server's sort keys (outputs) for `pathkeys` over the grouped relation `upper`: each an
+/// output the server orders as PostgreSQL does (not an average, computed here).
+pub(crate) unsafe fn group_sort_keys(upper: &UpperInfo, pathkeys: *mut pg_sys::List) -> Option<Vec<SortKey>> {
+    // SAFETY: planner structures.
+    unsafe {
+        deparse::list_nodes(pathkeys)
+            .into_iter()
+            .map(|pathkey| {
+                key_of(pathkey.cast(), |expr| {
+                    let position =
+                        upper.scan_exprs.iter().position(|&e| pg_sys::equal(e.cast(), expr.cast()))?;
+                    match upper.outputs[position] {
+                        Output::Aggregate { function: Function::Avg, .. } => None,
+                        // A sum of numerics is numeric(38, s) on the server: ordered exactly.
+                        Output::Aggregate { .. } => Some((position, 0)),
+                        Output::Group(_) => Some((position, pg_sys::exprTypmod(expr.cast()))),
+                    }
+                })
+            })
+            .collect()
+    }
+}
+
+/// The sort key of `pathkey`, from the first member of its equivalence class that `key`
+/// accepts (giving the key's index and the typmod of its values), if the server orders it as
+/// the pathkey says.
+unsafe fn key_of(
+    pathkey: *mut pg_sys::PathKey,
+    key: impl Fn(*mut pg_sys::Node) -> Option<(usize, i32)>,
+) -> Option<SortKey> {
+    // SAFETY: a pathkey of the query being planned.
+    unsafe {
+        let class = (*pathkey).pk_eclass;
+        if (*class).ec_has_volatile {
+            return None;
+        }
+        #[cfg(not(feature = "pg18"))]
+        let descending = match (*pathkey).pk_strategy as u32 {
+            pg_sys::BTLessStrategyNumber => false,
+            pg_sys::BTGreaterStrategyNumber => true,
+            _ => return None,
+        };
         #[cfg(feature = "pg18")]
-        let path = pg_sys::create_foreign_upper_path(
-            root,
-            output_rel,
-            target,
-            groups,
-            0,
-            STARTUP_COST,
-            total,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-        );
-        pg_sys::add_path(output_rel, path.cast());
+        let descending = match (*pathkey).pk_cmptype {
+            pg_sys::CompareType::COMPARE_LT => false,
+            pg_sys::CompareType::COMPARE_GT => true,
+            _ => return None,
+        };
+        for member in deparse::list_nodes((*class).ec_members) {
+            let member = member as *mut pg_sys::EquivalenceMember;
+            if (*member).em_is_child {
+                continue;
+            }
+            let expr = (*member).em_expr.cast::<pg_sys::Node>();
+            let Some((index, typmod)) = key(strip_relabel(expr)) else { continue };
+            let type_oid = pg_sys::exprType(expr);
+            // The type's own ordering (not `USING ~<~` or another operator class's).
+            let opclass = pg_sys::GetDefaultOpClass(type_oid, pg_sys::BTREE_AM_OID);
+            if opclass == pg_sys::InvalidOid
+                || pg_sys::get_opclass_family(opclass) != (*pathkey).pk_opfamily
+                || !orders_alike(type_oid, typmod, (*class).ec_collation, true)
+            {
+                return None;
+            }
+            return Some(SortKey { key: index, descending, nulls_first: (*pathkey).pk_nulls_first });
+        }
+        None
+    }
+}
+
+/// `expr` without the relabelings (binary-compatible casts: varchar as text) above it.
+unsafe fn strip_relabel(mut expr: *mut pg_sys::Node) -> *mut pg_sys::Node {
+    // SAFETY: an expression tree.
+    unsafe {
+        while (*expr).type_ == NodeTag::T_RelabelType {
+            expr = (*(expr as *mut pg_sys::RelabelType)).arg.cast();
+        }
+        expr
     }
 }
 
@@ -185,6 +536,7 @@ unsafe fn grouping(
             outputs: Vec::new(),
             scan_exprs: Vec::new(),
             local_conds: Vec::new(),
+            costs: info.costs,
         };
         let having = if extra.is_null() { std::ptr::null_mut() } else { (*extra).havingQual };
         let having = deparse::list_nodes(having.cast());
@@ -238,9 +590,12 @@ fn groups_alike(type_oid: Oid, typmod: i32, collation: Oid) -> bool {
     }
 }
 
-/// Whether the server orders values of this type as PostgreSQL does (for min and max).
-fn orders_alike(type_oid: Oid, typmod: i32, collation: Oid) -> bool {
+/// Whether the server orders values of this type as PostgreSQL does (for min and max; and
+/// `sorting` by them, which also takes booleans and uuids, with no min or max in PostgreSQL).
+/// Not floats: PostgreSQL puts every NaN above infinity, the server a negative NaN below.
+fn orders_alike(type_oid: Oid, typmod: i32, collation: Oid, sorting: bool) -> bool {
     match type_oid {
+        pg_sys::BOOLOID | pg_sys::UUIDOID => sorting,
         pg_sys::INT2OID | pg_sys::INT4OID | pg_sys::INT8OID | pg_sys::DATEOID | pg_sys::TIMEOID => true,
         pg_sys::TIMESTAMPOID | pg_sys::TIMESTAMPTZOID => true,
         pg_sys::NUMERICOID => typmod >= 0,
@@ -294,12 +649,8 @@ unsafe fn aggregate(
                 pg_sys::NUMERICOID if typmod >= 0 => Function::Sum,
                 _ => return None,
             },
-            "min" | "max" if !distinct && orders_alike(type_oid, typmod, collation) => {
-                if name == "min" {
-                    Function::Min
-                } else {
-                    Function::Max
-                }
+            "min" | "max" if !distinct && orders_alike(type_oid, typmod, collation, false) => {
+                if name == "min" { Function::Min } else { Function::Max }
             }
             "avg" => match type_oid {
                 pg_sys::INT2OID | pg_sys::INT4OID | pg_sys::INT8OID => Function::Avg,
@@ -315,7 +666,7 @@ unsafe fn aggregate(
 }
 
 /// `fdw_private` entries of a grouped scan, after the table scan's ([`crate::scan`]'s first
-/// three): the foreign table's OID, the attributes grouped by, and the outputs as quadruples
+/// four): the foreign table's OID, the attributes grouped by, and the outputs as quadruples
 /// (kind 0 = group column / 1 = aggregate, function code, column, distinct).
 pub(crate) unsafe fn encode(upper: &UpperInfo, table: Oid, list: *mut pg_sys::List) -> *mut pg_sys::List {
     let mut outputs = Vec::with_capacity(upper.outputs.len() * 4);
@@ -342,12 +693,12 @@ pub(crate) unsafe fn decode(list: *mut pg_sys::List) -> Option<(Oid, Vec<usize>,
     // SAFETY: a list made by scan.rs and `encode`.
     unsafe {
         let parts = deparse::list_nodes(list);
-        if parts.len() < 6 {
+        let Some([table, group_by, codes]) = parts.get(SCAN_PRIVATE_LEN..SCAN_PRIVATE_LEN + 3) else {
             return None;
-        }
-        let table = Oid::from(deparse::int_list(parts[3].cast())[0] as u32);
-        let group_by = deparse::int_list(parts[4].cast()).into_iter().map(|a| a as usize).collect();
-        let codes = deparse::int_list(parts[5].cast());
+        };
+        let table = Oid::from(deparse::int_list(table.cast())[0] as u32);
+        let group_by = deparse::int_list(group_by.cast()).into_iter().map(|a| a as usize).collect();
+        let codes = deparse::int_list(codes.cast());
         let outputs = codes
             .chunks(4)
             .map(|q| match q {

@@ -12,6 +12,7 @@ use datafusion_sql::sqlparser::ast::{Expr, GroupByExpr, Ident, SelectItem};
 use datafusion_sql::sqlparser::dialect::GenericDialect;
 use datafusion_sql::sqlparser::parser::Parser;
 
+use crate::order::OrderLimit;
 use crate::qual::Literal;
 use crate::{Error, RemoteScan};
 
@@ -73,6 +74,9 @@ pub struct RemoteAggregate {
     pub group_by: Vec<usize>,
     /// The columns of the result, in order.
     pub outputs: Vec<Output>,
+    /// The order and number of the groups sent (sort keys index `outputs`; an average is no
+    /// key).
+    pub order: OrderLimit,
 }
 
 impl Output {
@@ -158,6 +162,17 @@ impl RemoteAggregate {
             self.group_by.iter().map(|&c| name(c).map(Expr::Identifier)).collect::<Result<_, _>>()?,
             Vec::new(),
         );
+        // A key is its output's alias: the position of its first column.
+        self.order.apply(&mut statement, |key| {
+            match self.outputs.get(key) {
+                Some(Output::Aggregate { function: Function::Avg, .. }) | None => {
+                    return Err(Error::Internal(format!("output {key} is no sort key")));
+                }
+                Some(_) => {}
+            }
+            let position: usize = self.outputs[..key].iter().map(Output::width).sum();
+            Ok(Expr::Identifier(Ident::new(format!("a{position}"))))
+        })?;
         Ok(statement.to_string())
     }
 }
@@ -178,6 +193,7 @@ mod tests {
                 .collect(),
             projection: vec![],
             filters,
+            order: OrderLimit::default(),
         }
     }
 
@@ -195,6 +211,7 @@ mod tests {
                         column: 0,
                         distinct: false,
                     }],
+                    order: OrderLimit::default(),
                 },
                 r#"SELECT count(*) AS a0 FROM "app"."t""x""#,
             ),
@@ -215,6 +232,7 @@ mod tests {
                         Output::Aggregate { function: Function::Count, column: 2, distinct: true },
                         Output::Aggregate { function: Function::Max, column: 2, distinct: false },
                     ],
+                    order: OrderLimit::default(),
                 },
                 r#"SELECT "ci""ty" AS a0, sum(CAST("id" AS DECIMAL(38,0))) AS a1, count(DISTINCT "n") AS a2, max("n") AS a3 FROM "app"."t""x" WHERE ("id" > CAST('5' AS BIGINT)) GROUP BY "ci""ty""#,
             ),
@@ -233,6 +251,7 @@ mod tests {
                 Output::Aggregate { function: Function::Avg, column: 0, distinct: true },
                 Output::Aggregate { function: Function::CountRows, column: 0, distinct: false },
             ],
+            order: OrderLimit::default(),
         };
         assert_eq!(
             avg.to_sql(None).unwrap(),

@@ -14,11 +14,13 @@ pub mod aggregate;
 pub mod ddl;
 mod dialect;
 mod modify;
+pub mod order;
 pub mod qual;
 mod scan;
 
 pub use dialect::KalamDialect;
 pub use modify::{Change, RemoteChange, identity_filter};
+pub use order::{OrderLimit, SortKey};
 pub use qual::{Comparison, Literal, Qual};
 pub use scan::{RemoteColumn, RemoteScan, RemoteTable};
 

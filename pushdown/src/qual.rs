@@ -653,6 +653,7 @@ mod tests {
                     cmp(Comparison::Eq, col(1), val(Literal::Text("x".into()))),
                 ]),
             ],
+            order: crate::OrderLimit::default(),
         };
         assert_eq!(
             scan.to_sql(None).unwrap(),

@@ -6,11 +6,12 @@ use arrow_schema::{DataType, Field, Schema};
 use datafusion_common::TableReference;
 use datafusion_expr::logical_plan::builder::LogicalTableSource;
 use datafusion_expr::{LogicalPlanBuilder, col};
-use datafusion_sql::sqlparser::ast::{Select, SelectItem, SetExpr, Statement};
+use datafusion_sql::sqlparser::ast::{Expr, Ident, Select, SelectItem, SetExpr, Statement};
 use datafusion_sql::sqlparser::dialect::GenericDialect;
 use datafusion_sql::sqlparser::parser::Parser;
 use datafusion_sql::unparser::Unparser;
 
+use crate::order::OrderLimit;
 use crate::qual::{Literal, Qual, Renderer};
 use crate::{Error, KalamDialect};
 
@@ -49,6 +50,8 @@ pub struct RemoteScan {
     pub projection: Vec<usize>,
     /// Filters the server applies, all of them (AND).
     pub filters: Vec<Qual>,
+    /// The order and number of the rows sent (sort keys name `columns`).
+    pub order: OrderLimit,
 }
 
 impl RemoteScan {
@@ -59,7 +62,13 @@ impl RemoteScan {
     /// expression and set into that statement's syntax tree (DataFusion 55's plan-level
     /// unparsing of filters nests subqueries needlessly).
     pub fn to_sql(&self, parameters: Option<&[Literal]>) -> Result<String, Error> {
-        Ok(self.statement(parameters)?.to_string())
+        let mut statement = self.statement(parameters)?;
+        self.order.apply(&mut statement, |i| {
+            let column =
+                self.columns.get(i).ok_or_else(|| Error::Internal(format!("no column {i} to sort by")))?;
+            Ok(Expr::Identifier(Ident::with_quote('"', &column.name)))
+        })?;
+        Ok(statement.to_string())
     }
 
     /// `SELECT count(*) FROM ... WHERE ...`: the rows the scan's filters keep, counted by the
@@ -121,6 +130,7 @@ mod tests {
                 .collect(),
             projection,
             filters: Vec::new(),
+            order: OrderLimit::default(),
         }
     }
 

@@ -24,7 +24,8 @@ fn bad_options_are_rejected_at_create_time() {
         e.hint.as_deref(),
         Some(
             "Valid options here are: host, port, auth_mode, auth_header, login_user, login_password, timeout, \
-             ca_cert, client_cert, client_key, scan_batch_rows, insert_batch_rows, prefetch_batches, use_remote_estimate"
+             ca_cert, client_cert, client_key, scan_batch_rows, insert_batch_rows, prefetch_batches, use_remote_estimate, \
+             fdw_startup_cost, fdw_tuple_cost"
         )
     );
     expect_pg_error(
@@ -42,7 +43,20 @@ fn bad_options_are_rejected_at_create_time() {
         &["invalid value for option \"timeout\""],
     );
 
+    for bad in ["-1", "abc", "NaN", "inf"] {
+        expect_pg_error(
+            pg.batch_execute(&format!(
+                "CREATE SERVER s FOREIGN DATA WRAPPER pg_kalam OPTIONS (host 'h', port '1', fdw_tuple_cost '{bad}')"
+            )),
+            &["invalid value for option \"fdw_tuple_cost\""],
+        );
+    }
     pg.batch_execute("CREATE SERVER s FOREIGN DATA WRAPPER pg_kalam OPTIONS (host 'h', port '1')").unwrap();
+    expect_pg_error(
+        pg.batch_execute("CREATE FOREIGN TABLE t (a int) SERVER s OPTIONS (fdw_startup_cost '1')"),
+        &["invalid option \"fdw_startup_cost\" for a pg_kalam foreign table"],
+    );
+    pg.batch_execute("ALTER SERVER s OPTIONS (ADD fdw_startup_cost '25.5', ADD fdw_tuple_cost '0')").unwrap();
     expect_pg_error(
         pg.batch_execute("ALTER SERVER s OPTIONS (SET port 'abc')"),
         &["invalid value for option \"port\""],

@@ -7,6 +7,7 @@ mod changes;
 mod connect;
 mod errors;
 mod estimates;
+mod order_limit;
 mod peers;
 mod pushdown;
 mod scan;
