@@ -177,10 +177,10 @@ pub type Local = &'static str;
 
 /// Decides, clause by clause, what the server runs.
 pub struct Deparser<'a> {
-    /// Range-table index of the foreign table.
-    relid: pg_sys::Index,
-    /// By attribute number - 1.
-    columns: &'a [Option<QualColumn>],
+    /// The foreign tables whose columns clauses read: range-table index, columns (by attribute
+    /// number - 1), and the number of the first column among all (a join numbers the columns
+    /// of its tables one after another).
+    relations: Vec<(pg_sys::Index, &'a [Option<QualColumn>], usize)>,
     /// How the database's default collation compares and lowers text.
     default_locale: DefaultLocale,
     /// Whether the server has the functions with PostgreSQL's semantics (floats, JSON).
@@ -195,13 +195,23 @@ pub struct Deparser<'a> {
 impl<'a> Deparser<'a> {
     pub fn new(relid: pg_sys::Index, columns: &'a [Option<QualColumn>], pg_functions: bool) -> Self {
         Self {
-            relid,
-            columns,
+            relations: vec![(relid, columns, 0)],
             default_locale: default_locale(),
             pg_functions,
             outer_values: false,
             parameters: Vec::new(),
         }
+    }
+
+    /// Reads the columns of one more foreign table (of a join), numbered from `offset`.
+    pub fn with_relation(
+        mut self,
+        relid: pg_sys::Index,
+        columns: &'a [Option<QualColumn>],
+        offset: usize,
+    ) -> Self {
+        self.relations.push((relid, columns, offset));
+        self
     }
 
     /// Reads columns of other relations as values computed when the scan starts.
@@ -430,7 +440,8 @@ impl<'a> Deparser<'a> {
                 if (*var).varlevelsup != 0 {
                     return Err("a column of an outer query");
                 }
-                if (*var).varno as pg_sys::Index != self.relid {
+                let relation = self.relations.iter().find(|r| r.0 == (*var).varno as pg_sys::Index);
+                let Some(&(_, columns, offset)) = relation else {
                     if !self.outer_values {
                         return Err("a column of another relation");
                     }
@@ -446,11 +457,11 @@ impl<'a> Deparser<'a> {
                     }
                     self.parameters.push(node.cast());
                     return Ok((Qual::Parameter(self.parameters.len() - 1), Some(class)));
-                }
+                };
                 let attno = (*var).varattno;
                 let column = usize::try_from(attno - 1)
                     .ok()
-                    .and_then(|i| self.columns.get(i).cloned().flatten())
+                    .and_then(|i| columns.get(i).cloned().flatten())
                     .ok_or("a system or whole-row column")?;
                 if !column.remote_matches {
                     return Err("a column whose remote type is not of its declared class");
@@ -458,7 +469,7 @@ impl<'a> Deparser<'a> {
                 if column.class.is_none() && !any_column {
                     return Err("a column of a type comparisons are not shipped for");
                 }
-                return Ok((Qual::Column(column.index), column.class));
+                return Ok((Qual::Column(offset + column.index), column.class));
             }
             if is_a(node, NodeTag::T_FuncExpr) && pg_sys::contain_var_clause(node) {
                 return self.json_function(node as *mut pg_sys::FuncExpr);

@@ -6,7 +6,7 @@ use pgrx::prelude::*;
 use pgrx::{PgBox, pg_sys};
 
 use crate::options::{self, Scope};
-use crate::{analyze, direct, import, modify, scan, upper};
+use crate::{analyze, direct, import, join, modify, scan, upper};
 
 #[pg_extern(parallel_safe, strict)]
 fn pg_kalam_fdw_handler() -> PgBox<pg_sys::FdwRoutine> {
@@ -38,6 +38,7 @@ fn pg_kalam_fdw_handler() -> PgBox<pg_sys::FdwRoutine> {
     routine.EndForeignInsert = Some(modify::end_foreign_insert);
     routine.ImportForeignSchema = Some(import::import_foreign_schema);
     routine.GetForeignUpperPaths = Some(upper::get_foreign_upper_paths);
+    routine.GetForeignJoinPaths = Some(join::get_foreign_join_paths);
     routine.into_pg_boxed()
 }
 

@@ -39,6 +39,7 @@ mod functions;
 mod guc;
 mod handler;
 mod import;
+mod join;
 mod modify;
 mod options;
 mod runtime;

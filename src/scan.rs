@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use kalam_pushdown::aggregate::{Function, Output, RemoteAggregate};
+use kalam_pushdown::join::{JoinKind, JoinTree, JoinedTable, RemoteJoin};
 use kalam_pushdown::{Literal, OrderLimit, Qual, RemoteColumn, RemoteScan, RemoteTable, SortKey};
 use pgrx::pg_sys::{self, Datum};
 use pgrx::{PgMemoryContexts, PgRelation, PgSqlErrorCode, PgTupleDesc, pg_guard};
@@ -413,6 +414,9 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
     // SAFETY: planner-provided pointers; every list built here is palloc'd in the planner's
     // context and becomes part of the plan; fdw_private was set by get_foreign_rel_size.
     unsafe {
+        if (*baserel).reloptkind == pg_sys::RelOptKind::RELOPT_JOINREL {
+            return join_plan(root, baserel, tlist, outer_plan);
+        }
         if (*baserel).reloptkind == pg_sys::RelOptKind::RELOPT_UPPER_REL {
             return grouped_plan(root, baserel, best_path, tlist, outer_plan);
         }
@@ -523,6 +527,119 @@ unsafe fn grouped_plan(
             std::ptr::null_mut(),
             outer_plan,
         )
+    }
+}
+
+/// `fdw_private` of a join's scan: a marker (no table scan's attribute list is `[-2]`), the
+/// tables as (range-table index, OID) pairs, the tree (prefix: `[0, table]` or `[1, kind, ON
+/// clauses, left..., right...]`), the clauses (each join's ON in tree order, then the WHERE),
+/// the outputs as (table, attribute) pairs, and the order ([`encode_order`]).
+const JOIN_MARKER: i32 = -2;
+
+/// The plan of a join the server computes ([`crate::join`]): a scan of no relation whose
+/// output columns are the join's columns.
+unsafe fn join_plan(
+    root: *mut pg_sys::PlannerInfo,
+    joinrel: *mut pg_sys::RelOptInfo,
+    tlist: *mut pg_sys::List,
+    outer_plan: *mut pg_sys::Plan,
+) -> *mut pg_sys::ForeignScan {
+    // SAFETY: planner structures; fdw_private of the join was set by pg_kalam.
+    unsafe {
+        let info = crate::join::join_info(joinrel).expect("a join planned by pg_kalam");
+        let (mut shape, mut clauses) = (Vec::new(), Vec::new());
+        encode_tree(&info.tree, &mut shape, &mut clauses);
+        clauses.extend(info.filters.iter().copied());
+        let mut deparser = info.deparser();
+        let mut clause_list = std::ptr::null_mut();
+        for &clause in &clauses {
+            if deparser.clause(clause).is_err() {
+                KalamError::new(PgSqlErrorCode::ERRCODE_FDW_ERROR, "a join's clause cannot be shipped")
+                    .report();
+            }
+            clause_list = pg_sys::lappend(clause_list, clause.cast());
+        }
+        let mut fdw_exprs = std::ptr::null_mut();
+        for parameter in deparser.parameters {
+            fdw_exprs = pg_sys::lappend(fdw_exprs, parameter.cast());
+        }
+        let scan_tlist = pg_sys::add_to_flat_tlist(std::ptr::null_mut(), (*(*joinrel).reltarget).exprs);
+        let mut outputs = Vec::new();
+        for entry in deparse::list_nodes(scan_tlist) {
+            let var = (*(entry as *mut pg_sys::TargetEntry)).expr as *mut pg_sys::Var;
+            let table = info
+                .tables
+                .iter()
+                .position(|&(relid, _)| relid == (*var).varno as pg_sys::Index)
+                .expect("a column of the join's tables");
+            outputs.extend([table as i32, (*var).varattno as i32 - 1]);
+        }
+        let mut tables = Vec::new();
+        for &(relid, _) in &info.tables {
+            let oid = (**(*root).simple_rte_array.add(relid as usize)).relid;
+            tables.extend([relid as i32, u32::from(oid) as i32]);
+        }
+        let mut fdw_private =
+            pg_sys::lappend(std::ptr::null_mut(), deparse::make_int_list([JOIN_MARKER]).cast());
+        for part in [deparse::make_int_list(tables), deparse::make_int_list(shape)] {
+            fdw_private = pg_sys::lappend(fdw_private, part.cast());
+        }
+        fdw_private = pg_sys::lappend(fdw_private, clause_list.cast());
+        fdw_private = pg_sys::lappend(fdw_private, deparse::make_int_list(outputs).cast());
+        let order = encode_order(&OrderLimit::default());
+        fdw_private = pg_sys::lappend(fdw_private, deparse::make_int_list(order).cast());
+        pg_sys::make_foreignscan(
+            tlist,
+            std::ptr::null_mut(),
+            0,
+            fdw_exprs,
+            fdw_private,
+            scan_tlist,
+            std::ptr::null_mut(),
+            outer_plan,
+        )
+    }
+}
+
+/// Appends `tree` in prefix form to `shape`, and its ON clauses (in the same order) to
+/// `clauses`.
+fn encode_tree(tree: &crate::join::Tree, shape: &mut Vec<i32>, clauses: &mut Vec<*mut pg_sys::Expr>) {
+    match tree {
+        crate::join::Tree::Table(i) => shape.extend([0, *i as i32]),
+        crate::join::Tree::Join { kind, left, right, on } => {
+            shape.extend([1, join_kind_code(*kind), on.len() as i32]);
+            clauses.extend(on.iter().copied());
+            encode_tree(left, shape, clauses);
+            encode_tree(right, shape, clauses);
+        }
+    }
+}
+
+fn join_kind_code(kind: JoinKind) -> i32 {
+    match kind {
+        JoinKind::Inner => 0,
+        JoinKind::Left => 1,
+        JoinKind::Right => 2,
+        JoinKind::Full => 3,
+    }
+}
+
+/// The tree `encode_tree` wrote, its ON clauses taken from `quals` (in order); returns the
+/// tree, and how many of `shape` and of `quals` it took.
+fn decode_tree(shape: &[i32], quals: &[Qual]) -> (JoinTree, usize, usize) {
+    match shape {
+        [0, table, ..] => (JoinTree::Table(*table as usize), 2, 0),
+        [1, kind, count, rest @ ..] => {
+            let kind = [JoinKind::Inner, JoinKind::Left, JoinKind::Right, JoinKind::Full][*kind as usize];
+            let count = *count as usize;
+            let on = quals[..count].to_vec();
+            let (left, left_shape, left_quals) = decode_tree(rest, &quals[count..]);
+            let (right, right_shape, right_quals) =
+                decode_tree(&rest[left_shape..], &quals[count + left_quals..]);
+            let tree = JoinTree::Join { kind, left: Box::new(left), right: Box::new(right), on };
+            (tree, 3 + left_shape + right_shape, count + left_quals + right_quals)
+        }
+        _ => unreachable!("encoded by encode_tree"),
     }
 }
 
@@ -676,6 +793,21 @@ struct Fetched {
     arena: Arena,
 }
 
+impl Fetched {
+    fn new(name: String, attr: usize, pg_type: pg_sys::Oid, typmod: i32) -> Self {
+        Self {
+            attr,
+            name,
+            pg_type,
+            typmod,
+            converter: None,
+            values: Vec::new(),
+            nulls: Vec::new(),
+            arena: Arena::default(),
+        }
+    }
+}
+
 /// The `attr` of a fetched column that is no attribute of the scan tuple (what an average is
 /// computed from).
 const HIDDEN: usize = usize::MAX;
@@ -715,6 +847,20 @@ fn remote_sql_error(e: kalam_pushdown::Error) -> KalamError {
 ///
 /// # Safety
 /// `plan` must be a ForeignScan made by [`get_foreign_plan`] of `relation`, `node` its state.
+/// The columns of `relation` as the executor deparses planned clauses again (each was
+/// checked against the server's types when planned).
+fn executor_qual_columns(relation: &PgRelation) -> Vec<Option<QualColumn>> {
+    // SAFETY: an open relation's descriptor, read only.
+    let tupdesc = unsafe { PgTupleDesc::from_pg_unchecked(relation.rd_att) };
+    (0..tupdesc.len())
+        .map(|a| {
+            let att = tupdesc.get(a).expect("attr");
+            let class = Class::of(att.type_oid().value());
+            (!att.is_dropped()).then_some(QualColumn { index: a, class, remote_matches: true })
+        })
+        .collect()
+}
+
 pub(crate) unsafe fn remote_filters(
     relation: &PgRelation,
     plan: *mut pg_sys::ForeignScan,
@@ -724,14 +870,7 @@ pub(crate) unsafe fn remote_filters(
     // SAFETY: per the contract.
     unsafe {
         let wanted = FdwPrivate::from_list((*plan).fdw_private);
-        let tupdesc = PgTupleDesc::from_pg_unchecked(relation.rd_att);
-        let qual_columns: Vec<Option<QualColumn>> = (0..tupdesc.len())
-            .map(|a| {
-                let att = tupdesc.get(a).expect("attr");
-                let class = Class::of(att.type_oid().value());
-                (!att.is_dropped()).then_some(QualColumn { index: a, class, remote_matches: true })
-            })
-            .collect();
+        let qual_columns = executor_qual_columns(relation);
         let mut deparser = Deparser::new(wanted.clause_relid, &qual_columns, true).with_outer_values();
         let mut filters = Vec::with_capacity(wanted.remote_conds.len());
         for clause in &wanted.remote_conds {
@@ -970,6 +1109,7 @@ pub unsafe extern "C-unwind" fn explain_foreign_scan(
 enum RemoteQuery {
     Scan(RemoteScan),
     Aggregate(RemoteAggregate),
+    Join(RemoteJoin),
 }
 
 impl RemoteQuery {
@@ -977,6 +1117,7 @@ impl RemoteQuery {
         match self {
             RemoteQuery::Scan(scan) => scan.to_sql(parameters),
             RemoteQuery::Aggregate(aggregate) => aggregate.to_sql(parameters),
+            RemoteQuery::Join(join) => join.to_sql(parameters),
         }
     }
 }
@@ -987,6 +1128,10 @@ impl ScanState {
         unsafe {
             let plan = (*node).ss.ps.plan as *mut pg_sys::ForeignScan;
             if (*plan).scan.scanrelid == 0 {
+                let parts = deparse::list_nodes((*plan).fdw_private);
+                if deparse::int_list(parts[0].cast()) == [JOIN_MARKER] {
+                    return Self::joined(node, plan);
+                }
                 return Self::grouped(node, plan);
             }
             let relation = PgRelation::from_pg((*node).ss.ss_currentRelation);
@@ -1052,16 +1197,7 @@ impl ScanState {
                     )
                     .with_hint(SUPPORTED_TYPES_HINT));
                 }
-                fetched.push(Fetched {
-                    attr,
-                    name: att.name().to_string(),
-                    pg_type,
-                    typmod,
-                    converter: None,
-                    values: Vec::new(),
-                    nulls: Vec::new(),
-                    arena: Arena::default(),
-                });
+                fetched.push(Fetched::new(att.name().to_string(), attr, pg_type, typmod));
             }
 
             let projection = fetched.iter().map(|f| f.attr).collect();
@@ -1083,6 +1219,113 @@ impl ScanState {
         }
     }
 
+    /// The scan of a join the server computes ([`join_plan`]): its output columns are the
+    /// scan tuple's (the plan's `fdw_scan_tlist`).
+    unsafe fn joined(node: *mut pg_sys::ForeignScanState, plan: *mut pg_sys::ForeignScan) -> Result<Self> {
+        // SAFETY: a join's ForeignScan made by `join_plan`; its tables are locked by the plan.
+        unsafe {
+            let parts = deparse::list_nodes((*plan).fdw_private);
+            let ids = deparse::int_list(parts[1].cast());
+            let shape = deparse::int_list(parts[2].cast());
+            let clauses: Vec<*mut pg_sys::Node> = deparse::list_nodes(parts[3].cast());
+            let outputs: Vec<(usize, usize)> = deparse::int_list(parts[4].cast())
+                .chunks(2)
+                .map(|p| (p[0] as usize, p[1] as usize))
+                .collect();
+            let order = decode_order(&deparse::int_list(parts[5].cast()));
+            let relations: Vec<(pg_sys::Index, PgRelation)> = ids
+                .chunks(2)
+                .map(|p| {
+                    let oid = pg_sys::Oid::from(p[1] as u32);
+                    (p[0] as pg_sys::Index, PgRelation::with_lock(oid, pg_sys::NoLock as pg_sys::LOCKMODE))
+                })
+                .collect();
+            let qual_columns: Vec<Vec<Option<QualColumn>>> =
+                relations.iter().map(|(_, relation)| executor_qual_columns(relation)).collect();
+            let mut deparser = Deparser::new(relations[0].0, &qual_columns[0], true);
+            let mut offset = qual_columns[0].len();
+            for ((relid, _), columns) in relations.iter().zip(&qual_columns).skip(1) {
+                deparser = deparser.with_relation(*relid, columns, offset);
+                offset += columns.len();
+            }
+            let mut quals = Vec::with_capacity(clauses.len());
+            for &clause in &clauses {
+                quals.push(deparser.clause(clause.cast()).map_err(|why| {
+                    KalamError::new(
+                        PgSqlErrorCode::ERRCODE_FDW_ERROR,
+                        format!("a join clause planned for the server can no longer be sent: {why}"),
+                    )
+                })?);
+            }
+            let expressions = deparse::list_nodes((*plan).fdw_exprs);
+            if expressions.len() != deparser.parameters.len() {
+                return Err(KalamError::new(
+                    PgSqlErrorCode::ERRCODE_FDW_ERROR,
+                    "a join's plan computes other values than its clauses need",
+                ));
+            }
+            let parameters = expressions
+                .into_iter()
+                .map(|expr| Parameter {
+                    state: pg_sys::ExecInitExpr(expr.cast(), node.cast()),
+                    type_oid: pg_sys::exprType(expr),
+                })
+                .collect();
+            let (tree, _, used) = decode_tree(&shape, &quals);
+            let filters = quals[used..].to_vec();
+            let mut tables = Vec::with_capacity(relations.len());
+            let mut names = Vec::with_capacity(relations.len());
+            // The session's user id goes with the statement when any table is a user table.
+            let mut scoped = 0;
+            for (i, (_, relation)) in relations.iter().enumerate() {
+                let (_, options) = foreign_table(relation)?;
+                if options.table_type != TableType::Shared && scoped == 0 {
+                    scoped = i;
+                }
+                tables.push(JoinedTable {
+                    table: remote_table(relation, &options),
+                    columns: remote_columns(relation),
+                });
+                names.push(format!("{}.{} r{}", relation.namespace(), relation.name(), i + 1));
+            }
+            let relation = &relations[scoped].1;
+            let (server, table_options) = foreign_table(relation)?;
+            let tuning = server.options.tuning.with_table(&table_options);
+            let tupdesc = PgTupleDesc::from_pg_unchecked((*(*node).ss.ss_ScanTupleSlot).tts_tupleDescriptor);
+            let mut fetched = Vec::with_capacity(outputs.len());
+            for (attr, &(table, column)) in outputs.iter().enumerate() {
+                let att = tupdesc.get(attr).expect("one scan column per output");
+                let (pg_type, typmod) = (att.type_oid().value(), att.type_mod());
+                let name = format!("r{}.{}", table + 1, tables[table].columns[column].name);
+                if arrow_type_for(pg_type, typmod).is_none() {
+                    return Err(KalamError::new(
+                        PgSqlErrorCode::ERRCODE_FDW_INVALID_DATA_TYPE,
+                        format!(
+                            "column {name} of a join has type {}, which pg_kalam cannot read",
+                            pg_type_name(pg_type)
+                        ),
+                    )
+                    .with_hint(SUPPORTED_TYPES_HINT));
+                }
+                fetched.push(Fetched::new(name, attr, pg_type, typmod));
+            }
+            let label = crate::join::relations_label(&tree, &names);
+            let remote = RemoteQuery::Join(RemoteJoin { tables, tree, filters, outputs, order });
+            Self::assemble(
+                relation,
+                server,
+                table_options,
+                tuning,
+                remote,
+                Some(label),
+                parameters,
+                (*node).ss.ps.ps_ExprContext,
+                fetched,
+                Vec::new(),
+            )
+        }
+    }
+
     /// The scan of a grouped query the server computes: its output columns are the scan
     /// tuple's (the plan's `fdw_scan_tlist`).
     unsafe fn grouped(node: *mut pg_sys::ForeignScanState, plan: *mut pg_sys::ForeignScan) -> Result<Self> {
@@ -1100,16 +1343,7 @@ impl ScanState {
             let mut fetched = Vec::with_capacity(tupdesc.len());
             let mut averages = Vec::new();
             let columns = remote_columns(&relation);
-            let column = |name: String, attr: usize, pg_type: pg_sys::Oid, typmod: i32| Fetched {
-                attr,
-                name,
-                pg_type,
-                typmod,
-                converter: None,
-                values: Vec::new(),
-                nulls: Vec::new(),
-                arena: Arena::default(),
-            };
+            let column = Fetched::new;
             for (attr, output) in outputs.iter().copied().enumerate() {
                 let att = tupdesc.get(attr).expect("one scan column per output");
                 // avg: the sum and the count arrive; the average is computed from them.

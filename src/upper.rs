@@ -290,13 +290,14 @@ unsafe fn add_final_path(
         let Some((limit, offset)) = limit_of(parse) else { return };
         // An ordered relation stands for the relation the server sorts.
         let (mut rel, mut pathkeys) = (input_rel, std::ptr::null_mut());
-        if (*rel).reloptkind == pg_sys::RelOptKind::RELOPT_UPPER_REL && !(*rel).fdw_private.is_null() {
-            if let UpperRel::Ordered { input, pushed } = &*((*rel).fdw_private as *const UpperRel) {
-                if !pushed {
-                    return;
-                }
-                (rel, pathkeys) = (*input, (*root).sort_pathkeys);
+        if (*rel).reloptkind == pg_sys::RelOptKind::RELOPT_UPPER_REL
+            && !(*rel).fdw_private.is_null()
+            && let UpperRel::Ordered { input, pushed } = &*((*rel).fdw_private as *const UpperRel)
+        {
+            if !pushed {
+                return;
             }
+            (rel, pathkeys) = (*input, (*root).sort_pathkeys);
         }
         let (everything_remote, costs) = if is_foreign_table(rel) {
             let info = &*((*rel).fdw_private as *const RelInfo);

@@ -13,6 +13,7 @@
 pub mod aggregate;
 pub mod ddl;
 mod dialect;
+pub mod join;
 mod modify;
 pub mod order;
 pub mod qual;

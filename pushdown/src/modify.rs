@@ -46,7 +46,8 @@ impl RemoteChange {
     /// shown as `$n`, numbered after its placeholders, for EXPLAIN).
     pub fn to_sql(&self, parameters: Option<&[Literal]>) -> Result<String, Error> {
         let placeholders = self.placeholders();
-        let renderer = Renderer { columns: &self.columns, parameters, parameters_from: placeholders };
+        let renderer =
+            Renderer { columns: &self.columns, qualifiers: &[], parameters, parameters_from: placeholders };
         let selection = if self.filters.is_empty() {
             None
         } else {

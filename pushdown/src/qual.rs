@@ -146,6 +146,8 @@ pub enum Qual {
 /// only planned: parameters are shown as `$n`).
 pub struct Renderer<'a> {
     pub columns: &'a [String],
+    /// The table alias of each column (a join's); empty: columns are not qualified.
+    pub qualifiers: &'a [String],
     pub parameters: Option<&'a [Literal]>,
     /// Where the numbers of parameters shown as `$n` start after (the placeholders of the
     /// statement come first).
@@ -160,7 +162,10 @@ impl Renderer<'_> {
                 let name = self.columns.get(*i).ok_or_else(|| {
                     datafusion_common::DataFusionError::Internal(format!("no column {i} in the scan"))
                 })?;
-                Expr::Column(Column::new_unqualified(name))
+                match self.qualifiers.get(*i) {
+                    Some(alias) => Expr::Column(Column::new(Some(alias.as_str()), name)),
+                    None => Expr::Column(Column::new_unqualified(name)),
+                }
             }
             Qual::Literal(value) => literal(value),
             Qual::Placeholder(i) => {
@@ -436,7 +441,7 @@ mod tests {
 
     fn sql(qual: &Qual) -> String {
         let columns = ["id".to_string(), "name".to_string(), "ok".to_string()];
-        let renderer = Renderer { columns: &columns, parameters: None, parameters_from: 0 };
+        let renderer = Renderer { columns: &columns, qualifiers: &[], parameters: None, parameters_from: 0 };
         let expr = Unparser::new(&crate::KalamDialect).expr_to_sql(&renderer.expr(qual).unwrap()).unwrap();
         parenthesized(expr).to_string()
     }

@@ -84,7 +84,7 @@ impl RemoteScan {
         let mut statement = self.projection_statement()?;
         if !self.filters.is_empty() {
             let names: Vec<String> = self.columns.iter().map(|c| c.name.clone()).collect();
-            let renderer = Renderer { columns: &names, parameters, parameters_from: 0 };
+            let renderer = Renderer { columns: &names, qualifiers: &[], parameters, parameters_from: 0 };
             let filter = renderer.expr(&Qual::And(self.filters.clone()))?;
             let selection = crate::qual::parenthesized(Unparser::new(&KalamDialect).expr_to_sql(&filter)?);
             select_of(&mut statement)?.selection = Some(selection);

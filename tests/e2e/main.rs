@@ -7,6 +7,7 @@ mod changes;
 mod connect;
 mod errors;
 mod estimates;
+mod joins;
 mod order_limit;
 mod peers;
 mod pushdown;

@@ -140,19 +140,10 @@ const GOLDEN: &[(&str, &str)] = &[
 fn golden_order_and_limit_plans() {
     let env = TestEnv::start();
     let mut pg = fixture(&env);
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/e2e/explain");
-    let update = std::env::var("KALAM_UPDATE_GOLDEN").is_ok_and(|v| v == "1");
     let mut differ = BTreeMap::new();
     for (name, query) in GOLDEN {
-        let actual = format!("-- {query}\n{}\n", plan(&mut pg, query));
-        let path = format!("{dir}/{name}.out");
-        if update {
-            std::fs::write(&path, &actual).unwrap();
-        } else {
-            let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| format!("(no file {path})"));
-            if expected != actual {
-                differ.insert(*name, format!("expected:\n{expected}actual:\n{actual}"));
-            }
+        if let Err(difference) = kalam_e2e::golden_plan(&mut pg, name, query) {
+            differ.insert(*name, difference);
         }
         let heap = query.replace("app.g ", "app.g_heap ");
         if name.contains("with_ties") || !query.contains("ORDER BY") {

@@ -139,3 +139,19 @@ impl From<postgres::Error> for PgError {
 }
 
 pub use postgres_cluster::free_port;
+
+/// The plan of `query` (`EXPLAIN (VERBOSE, COSTS OFF)`, headed by the query), checked against
+/// the golden file `tests/e2e/explain/<name>.out`: `Err` says how they differ. With
+/// `KALAM_UPDATE_GOLDEN=1` the file is rewritten instead.
+pub fn golden_plan(pg: &mut postgres::Client, name: &str, query: &str) -> Result<String, String> {
+    let plan = query_text(pg, &format!("EXPLAIN (VERBOSE, COSTS OFF) {query}"))
+        .unwrap_or_else(|code| panic!("{name}: EXPLAIN failed: {code}"));
+    let actual = format!("-- {query}\n{}\n", plan.join("\n"));
+    let path = format!("{}/e2e/explain/{name}.out", env!("CARGO_MANIFEST_DIR"));
+    if std::env::var("KALAM_UPDATE_GOLDEN").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, &actual).unwrap();
+        return Ok(actual);
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| format!("(no file {path})\n"));
+    if expected == actual { Ok(actual) } else { Err(format!("expected:\n{expected}actual:\n{actual}")) }
+}

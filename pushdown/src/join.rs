@@ -1,0 +1,280 @@
+//! Joins the server computes: `SELECT <columns> FROM t1 AS r1 <kind> JOIN t2 AS r2 ON (...)
+//! ... WHERE ...`, for foreign tables of one server joined in PostgreSQL's plan.
+//!
+//! The extension decides which joins may be shipped and where each clause goes (a clause of
+//! the nullable side of an outer join belongs in its ON, one of the preserved side in WHERE);
+//! this module renders the tree. Columns are numbered across the tables, in order (table 0's
+//! columns, then table 1's, ...); every column is qualified by its table's alias `r<n>`, and
+//! the outputs are named `c0`, `c1`, ... (read by position).
+
+use std::sync::Arc;
+
+use arrow_schema::Schema;
+use datafusion_common::TableReference;
+use datafusion_expr::LogicalPlanBuilder;
+use datafusion_expr::logical_plan::builder::LogicalTableSource;
+use datafusion_sql::sqlparser::ast::{
+    Expr, Ident, Join, JoinConstraint, JoinOperator, SelectItem, Statement, TableFactor, TableWithJoins,
+};
+use datafusion_sql::unparser::Unparser;
+
+use crate::order::OrderLimit;
+use crate::qual::{Literal, Qual, Renderer};
+use crate::scan::select_of;
+use crate::{Error, KalamDialect, RemoteColumn, RemoteTable};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoinKind {
+    Inner,
+    Left,
+    Right,
+    Full,
+}
+
+/// How the tables are joined.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JoinTree {
+    /// `tables[i]`.
+    Table(usize),
+    Join {
+        kind: JoinKind,
+        left: Box<JoinTree>,
+        right: Box<JoinTree>,
+        on: Vec<Qual>,
+    },
+}
+
+/// A table of the join: its remote name and all its columns (by attribute index).
+#[derive(Clone, Debug)]
+pub struct JoinedTable {
+    pub table: RemoteTable,
+    pub columns: Vec<RemoteColumn>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RemoteJoin {
+    pub tables: Vec<JoinedTable>,
+    pub tree: JoinTree,
+    /// WHERE, over the numbered columns (ANDed).
+    pub filters: Vec<Qual>,
+    /// The columns sent, as (table, column).
+    pub outputs: Vec<(usize, usize)>,
+    /// Sort keys index `outputs`.
+    pub order: OrderLimit,
+}
+
+impl RemoteJoin {
+    /// The number of table `table`'s first column among all columns.
+    pub fn column_offset(&self, table: usize) -> usize {
+        self.tables[..table].iter().map(|t| t.columns.len()).sum()
+    }
+
+    fn alias(table: usize) -> String {
+        format!("r{}", table + 1)
+    }
+
+    /// The statement, with `parameters` as the values of the clauses' parameters (`None`:
+    /// shown as `$n`, for EXPLAIN).
+    pub fn to_sql(&self, parameters: Option<&[Literal]>) -> Result<String, Error> {
+        let names: Vec<String> =
+            self.tables.iter().flat_map(|t| t.columns.iter().map(|c| c.name.clone())).collect();
+        let qualifiers: Vec<String> = self
+            .tables
+            .iter()
+            .enumerate()
+            .flat_map(|(i, t)| std::iter::repeat_n(Self::alias(i), t.columns.len()))
+            .collect();
+        let renderer = Renderer { columns: &names, qualifiers: &qualifiers, parameters, parameters_from: 0 };
+        let condition = |quals: &[Qual]| -> Result<Expr, Error> {
+            let expr = renderer.expr(&Qual::And(quals.to_vec()))?;
+            Ok(crate::qual::parenthesized(Unparser::new(&KalamDialect).expr_to_sql(&expr)?))
+        };
+        let mut factors = Vec::with_capacity(self.tables.len());
+        for i in 0..self.tables.len() {
+            factors.push(self.table_factor(i)?);
+        }
+        let from = self.joined(&self.tree, &factors, &condition)?;
+        // The statement of the first table, whose FROM and projection are replaced.
+        let mut statement = self.table_statement(0)?;
+        let select = select_of(&mut statement)?;
+        select.from = vec![from];
+        select.projection = self
+            .outputs
+            .iter()
+            .enumerate()
+            .map(|(k, &(table, column))| {
+                let name = &self
+                    .tables
+                    .get(table)
+                    .and_then(|t| t.columns.get(column))
+                    .ok_or_else(|| {
+                        Error::Internal(format!("no column {column} in table {table} of the join"))
+                    })?
+                    .name;
+                Ok(SelectItem::ExprWithAlias {
+                    expr: Expr::CompoundIdentifier(vec![
+                        Ident::with_quote('"', Self::alias(table)),
+                        Ident::with_quote('"', name),
+                    ]),
+                    alias: Ident::new(format!("c{k}")),
+                })
+            })
+            .collect::<Result<_, Error>>()?;
+        if !self.filters.is_empty() {
+            select.selection = Some(condition(&self.filters)?);
+        }
+        self.order.apply(&mut statement, |key| {
+            if key >= self.outputs.len() {
+                return Err(Error::Internal(format!("output {key} is no sort key")));
+            }
+            Ok(Expr::Identifier(Ident::new(format!("c{key}"))))
+        })?;
+        Ok(statement.to_string())
+    }
+
+    /// `SELECT * FROM "namespace"."table" AS "r<n>"`, unparsed from a plan.
+    fn table_statement(&self, table: usize) -> Result<Statement, Error> {
+        let remote = &self.tables[table].table;
+        let source = Arc::new(LogicalTableSource::new(Arc::new(Schema::empty())));
+        let name = TableReference::partial(remote.namespace.as_str(), remote.table.as_str());
+        let plan = LogicalPlanBuilder::scan(name, source, None)?.alias(Self::alias(table))?.build()?;
+        Unparser::new(&KalamDialect).plan_to_sql(&plan)
+    }
+
+    fn table_factor(&self, table: usize) -> Result<TableFactor, Error> {
+        let mut statement = self.table_statement(table)?;
+        let select = select_of(&mut statement)?;
+        let from = select.from.pop().ok_or_else(|| Error::Internal("a table without FROM".into()))?;
+        Ok(from.relation)
+    }
+
+    /// The FROM item of `tree`: left-deep joins in one list, a join on the right nested in
+    /// parentheses.
+    fn joined(
+        &self,
+        tree: &JoinTree,
+        factors: &[TableFactor],
+        condition: &dyn Fn(&[Qual]) -> Result<Expr, Error>,
+    ) -> Result<TableWithJoins, Error> {
+        match tree {
+            JoinTree::Table(i) => Ok(TableWithJoins {
+                relation: factors.get(*i).cloned().ok_or_else(|| Error::Internal(format!("no table {i}")))?,
+                joins: Vec::new(),
+            }),
+            JoinTree::Join { kind, left, right, on } => {
+                let mut joined = self.joined(left, factors, condition)?;
+                let relation = match right.as_ref() {
+                    JoinTree::Table(i) => {
+                        factors.get(*i).cloned().ok_or_else(|| Error::Internal(format!("no table {i}")))?
+                    }
+                    nested => TableFactor::NestedJoin {
+                        table_with_joins: Box::new(self.joined(nested, factors, condition)?),
+                        alias: None,
+                    },
+                };
+                let constraint = JoinConstraint::On(if on.is_empty() {
+                    condition(&[Qual::And(Vec::new())])?
+                } else {
+                    condition(on)?
+                });
+                let join_operator = match kind {
+                    JoinKind::Inner => JoinOperator::Inner(constraint),
+                    JoinKind::Left => JoinOperator::LeftOuter(constraint),
+                    JoinKind::Right => JoinOperator::RightOuter(constraint),
+                    JoinKind::Full => JoinOperator::FullOuter(constraint),
+                };
+                joined.joins.push(Join { relation, global: false, join_operator });
+                Ok(joined)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_schema::DataType;
+
+    use super::*;
+    use crate::{Comparison, SortKey};
+
+    fn table(name: &str, columns: &[&str]) -> JoinedTable {
+        JoinedTable {
+            table: RemoteTable { namespace: "app".into(), table: name.into() },
+            columns: columns
+                .iter()
+                .map(|c| RemoteColumn { name: c.to_string(), data_type: DataType::Int64 })
+                .collect(),
+        }
+    }
+
+    fn eq(left: usize, right: usize) -> Qual {
+        Qual::Compare {
+            op: Comparison::Eq,
+            left: Box::new(Qual::Column(left)),
+            right: Box::new(Qual::Column(right)),
+        }
+    }
+
+    // Goal: every kind of join renders with qualified, quoted columns, its ON clause, the WHERE
+    // over the whole join, positional output names and the order asked for.
+    #[test]
+    fn joins_render() {
+        let tables = vec![table("orders", &["id", "cust"]), table("line\"items", &["order_id", "qty"])];
+        let mut join = RemoteJoin {
+            tables,
+            tree: JoinTree::Join {
+                kind: JoinKind::Inner,
+                left: Box::new(JoinTree::Table(0)),
+                right: Box::new(JoinTree::Table(1)),
+                on: vec![eq(0, 2)],
+            },
+            filters: vec![Qual::Compare {
+                op: Comparison::Gt,
+                left: Box::new(Qual::Column(3)),
+                right: Box::new(Qual::Parameter(0)),
+            }],
+            outputs: vec![(0, 1), (1, 1)],
+            order: OrderLimit {
+                order_by: vec![SortKey { key: 1, descending: true, nulls_first: false }],
+                limit: Some(2),
+                offset: 0,
+            },
+        };
+        assert_eq!(
+            join.to_sql(None).unwrap(),
+            r#"SELECT "r1"."cust" AS c0, "r2"."qty" AS c1 FROM "app"."orders" AS "r1" INNER JOIN "app"."line""items" AS "r2" ON ("r1"."id" = "r2"."order_id") WHERE ("r2"."qty" > $1) ORDER BY c1 DESC NULLS LAST LIMIT 2"#
+        );
+        assert_eq!(
+            join.to_sql(Some(&[Literal::Int64(4)])).unwrap(),
+            r#"SELECT "r1"."cust" AS c0, "r2"."qty" AS c1 FROM "app"."orders" AS "r1" INNER JOIN "app"."line""items" AS "r2" ON ("r1"."id" = "r2"."order_id") WHERE ("r2"."qty" > CAST('4' AS BIGINT)) ORDER BY c1 DESC NULLS LAST LIMIT 2"#
+        );
+        // A join of joins: (r1 LEFT r2) FULL (r3 RIGHT r4), the right one nested.
+        join.tables.push(table("c", &["k"]));
+        join.tables.push(table("d", &["k"]));
+        join.tree = JoinTree::Join {
+            kind: JoinKind::Full,
+            left: Box::new(JoinTree::Join {
+                kind: JoinKind::Left,
+                left: Box::new(JoinTree::Table(0)),
+                right: Box::new(JoinTree::Table(1)),
+                on: vec![eq(0, 2)],
+            }),
+            right: Box::new(JoinTree::Join {
+                kind: JoinKind::Right,
+                left: Box::new(JoinTree::Table(2)),
+                right: Box::new(JoinTree::Table(3)),
+                on: vec![],
+            }),
+            on: vec![eq(1, 4)],
+        };
+        join.filters.clear();
+        join.order = OrderLimit::default();
+        join.outputs = vec![(2, 0)];
+        assert_eq!(
+            join.to_sql(None).unwrap(),
+            r#"SELECT "r3"."k" AS c0 FROM "app"."orders" AS "r1" LEFT OUTER JOIN "app"."line""items" AS "r2" ON ("r1"."id" = "r2"."order_id") FULL JOIN ("app"."c" AS "r3" RIGHT OUTER JOIN "app"."d" AS "r4" ON true) ON ("r1"."cust" = "r3"."k")"#
+        );
+        join.outputs = vec![(3, 1)];
+        assert!(join.to_sql(None).is_err());
+    }
+}

@@ -1,0 +1,309 @@
+//! Joins the server computes: `GetForeignJoinPaths` for INNER, LEFT, RIGHT and FULL joins of
+//! foreign tables of one server (and joins of such joins), one remote statement for the whole
+//! tree.
+//!
+//! A join is shipped when the server's answer is PostgreSQL's, exactly:
+//! - PostgreSQL offers it only for relations of one server and one user mapping, and every
+//!   user table of a statement is read as the session's one `kalam.user_id`;
+//! - every clause of every table and of every join in the tree runs on the server (none is
+//!   left for PostgreSQL, none is a pseudoconstant gate);
+//! - the join needs only plain columns of its tables (no whole-row or system column, no
+//!   placeholder of a lower outer join);
+//! - it is a plain SELECT (no FOR UPDATE, which would need rows of each table rechecked).
+//!
+//! Where a clause goes: a join's own clauses in its ON; a table's (or a lower join's) WHERE
+//! clauses in the WHERE when its rows are preserved by the joins above (inner joins, the left
+//! side of a LEFT join), in the ON of the outer join that makes it nullable otherwise (the same
+//! rows: an outer join keeps a preserved row whatever its ON says of the other side); the
+//! clauses PostgreSQL applies above an outer join in the WHERE. A FULL join of tables with
+//! WHERE clauses of their own is left to PostgreSQL (neither side may be filtered after it).
+
+use kalam_pushdown::join::JoinKind;
+use pgrx::pg_sys::{self, NodeTag};
+use pgrx::{PgMemoryContexts, pg_guard};
+
+use crate::deparse::{self, Deparser, QualColumn};
+use crate::options::Costs;
+use crate::scan::RelInfo;
+
+/// How the tables of a join are joined, with the clauses of each join (planner expressions).
+pub(crate) enum Tree {
+    /// The join's `tables[i]`.
+    Table(usize),
+    Join {
+        kind: JoinKind,
+        left: Box<Tree>,
+        right: Box<Tree>,
+        on: Vec<*mut pg_sys::Expr>,
+    },
+}
+
+/// What planning decided for a join relation (its `RelOptInfo.fdw_private`).
+pub(crate) struct JoinInfo {
+    /// The foreign tables joined, in column-numbering order: range-table index and what planning
+    /// learned of each.
+    pub(crate) tables: Vec<(pg_sys::Index, *const RelInfo)>,
+    pub(crate) tree: Tree,
+    /// The clauses over the whole join, for the WHERE (or the ON of an outer join above).
+    pub(crate) filters: Vec<*mut pg_sys::Expr>,
+    pub(crate) costs: Costs,
+}
+
+impl JoinInfo {
+    /// A deparser of clauses over the join's tables, their columns numbered one table after
+    /// another.
+    pub(crate) fn deparser(&self) -> Deparser<'_> {
+        // SAFETY: RelInfos live as long as the planner's relations.
+        unsafe {
+            let (first, info) = self.tables[0];
+            let info = &*info;
+            let mut deparser = Deparser::new(first, &info.columns, info.pg_functions);
+            let mut offset = info.columns.len();
+            for &(relid, other) in &self.tables[1..] {
+                let other: &RelInfo = &*other;
+                let columns: &[Option<QualColumn>] = &other.columns;
+                deparser = deparser.with_relation(relid, columns, offset);
+                offset += columns.len();
+            }
+            deparser
+        }
+    }
+}
+
+/// The join planning saw for `rel`, if pg_kalam ships it.
+pub(crate) unsafe fn join_info<'a>(rel: *mut pg_sys::RelOptInfo) -> Option<&'a JoinInfo> {
+    // SAFETY: a join relation's fdw_private is NULL or a JoinInfo set here.
+    unsafe {
+        ((*rel).reloptkind == pg_sys::RelOptKind::RELOPT_JOINREL && !(*rel).fdw_private.is_null())
+            .then(|| &*((*rel).fdw_private as *const JoinInfo))
+    }
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn get_foreign_join_paths(
+    root: *mut pg_sys::PlannerInfo,
+    joinrel: *mut pg_sys::RelOptInfo,
+    outerrel: *mut pg_sys::RelOptInfo,
+    innerrel: *mut pg_sys::RelOptInfo,
+    jointype: pg_sys::JoinType::Type,
+    extra: *mut pg_sys::JoinPathExtraData,
+) {
+    // SAFETY: the planner passes its structures; what is kept is allocated in its context.
+    unsafe {
+        if !(*joinrel).fdw_private.is_null() {
+            return; // planned for an earlier pair of the same relations
+        }
+        let Some(info) = plan_join(root, joinrel, outerrel, innerrel, jointype, extra) else { return };
+        let (outer_rows, inner_rows) = ((*outerrel).rows, (*innerrel).rows);
+        let rows = (*joinrel).rows;
+        // One round trip; the server reads both inputs where they are, and sends the result.
+        let Costs { startup, tuple } = info.costs;
+        let total = startup + rows * tuple + (outer_rows + inner_rows) * tuple * 0.01;
+        let info = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(info);
+        (*joinrel).fdw_private = info.cast();
+        let (target, pathkeys, required_outer) =
+            (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+        let (outer_path, fdw_private) = (std::ptr::null_mut(), std::ptr::null_mut());
+        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15", feature = "pg16"))]
+        let path = pg_sys::create_foreign_join_path(
+            root,
+            joinrel,
+            target,
+            rows,
+            startup,
+            total,
+            pathkeys,
+            required_outer,
+            outer_path,
+            fdw_private,
+        );
+        #[cfg(feature = "pg17")]
+        let path = pg_sys::create_foreign_join_path(
+            root,
+            joinrel,
+            target,
+            rows,
+            startup,
+            total,
+            pathkeys,
+            required_outer,
+            outer_path,
+            std::ptr::null_mut(),
+            fdw_private,
+        );
+        #[cfg(feature = "pg18")]
+        let path = pg_sys::create_foreign_join_path(
+            root,
+            joinrel,
+            target,
+            rows,
+            0,
+            startup,
+            total,
+            pathkeys,
+            required_outer,
+            outer_path,
+            std::ptr::null_mut(),
+            fdw_private,
+        );
+        pg_sys::add_path(joinrel, path.cast());
+    }
+}
+
+/// One side of a join: a foreign table planned by pg_kalam, or a join pg_kalam ships.
+struct Side {
+    tables: Vec<(pg_sys::Index, *const RelInfo)>,
+    tree: Tree,
+    filters: Vec<*mut pg_sys::Expr>,
+    costs: Costs,
+}
+
+unsafe fn side(rel: *mut pg_sys::RelOptInfo) -> Option<Side> {
+    // SAFETY: planner structures.
+    unsafe {
+        if (*rel).reloptkind == pg_sys::RelOptKind::RELOPT_BASEREL && !(*rel).fdw_private.is_null() {
+            let info = (*rel).fdw_private as *const RelInfo;
+            let clauses = deparse::list_nodes((*rel).baserestrictinfo);
+            // Every clause of the table runs on the server (the remote ones exclude gates).
+            if clauses.len() != (*info).remote.len() {
+                return None;
+            }
+            let filters = (*info).remote.iter().map(|&r| (*r).clause).collect();
+            return Some(Side {
+                tables: vec![((*rel).relid, info)],
+                tree: Tree::Table(0),
+                filters,
+                costs: (*info).costs,
+            });
+        }
+        let join = join_info(rel)?;
+        Some(Side {
+            tables: join.tables.clone(),
+            tree: copy_tree(&join.tree, 0),
+            filters: join.filters.clone(),
+            costs: join.costs,
+        })
+    }
+}
+
+/// `tree` with its table numbers moved up by `shift`.
+fn copy_tree(tree: &Tree, shift: usize) -> Tree {
+    match tree {
+        Tree::Table(i) => Tree::Table(i + shift),
+        Tree::Join { kind, left, right, on } => Tree::Join {
+            kind: *kind,
+            left: Box::new(copy_tree(left, shift)),
+            right: Box::new(copy_tree(right, shift)),
+            on: on.clone(),
+        },
+    }
+}
+
+unsafe fn plan_join(
+    root: *mut pg_sys::PlannerInfo,
+    joinrel: *mut pg_sys::RelOptInfo,
+    outerrel: *mut pg_sys::RelOptInfo,
+    innerrel: *mut pg_sys::RelOptInfo,
+    jointype: pg_sys::JoinType::Type,
+    extra: *mut pg_sys::JoinPathExtraData,
+) -> Option<JoinInfo> {
+    // SAFETY: planner structures of the query being planned.
+    unsafe {
+        let parse = (*root).parse;
+        if (*parse).commandType != pg_sys::CmdType::CMD_SELECT || !(*parse).rowMarks.is_null() {
+            return None;
+        }
+        let kind = match jointype {
+            pg_sys::JoinType::JOIN_INNER => JoinKind::Inner,
+            pg_sys::JoinType::JOIN_LEFT => JoinKind::Left,
+            pg_sys::JoinType::JOIN_RIGHT => JoinKind::Right,
+            pg_sys::JoinType::JOIN_FULL => JoinKind::Full,
+            _ => return None,
+        };
+        let (outer, inner) = (side(outerrel)?, side(innerrel)?);
+        // The join reads plain columns of its tables only.
+        for expr in deparse::list_nodes((*(*joinrel).reltarget).exprs) {
+            if (*expr).type_ != NodeTag::T_Var || (*(expr as *mut pg_sys::Var)).varattno <= 0 {
+                return None;
+            }
+        }
+        let mut tables = outer.tables;
+        let shift = tables.len();
+        tables.extend(inner.tables);
+        let mut info = JoinInfo { tables, tree: Tree::Table(0), filters: Vec::new(), costs: outer.costs };
+        // The join's clauses: its own (ON), and, over an outer join, those PostgreSQL applies
+        // above it (WHERE).
+        let (mut own, mut above) = (Vec::new(), Vec::new());
+        let outer_join = matches!(kind, JoinKind::Left | JoinKind::Right | JoinKind::Full);
+        for rinfo in deparse::list_nodes((*extra).restrictlist) {
+            let rinfo = rinfo as *mut pg_sys::RestrictInfo;
+            if (*rinfo).pseudoconstant {
+                return None;
+            }
+            let pushed_down = (*rinfo).is_pushed_down
+                || !pg_sys::bms_is_subset((*rinfo).required_relids, (*joinrel).relids);
+            if outer_join && pushed_down {
+                above.push((*rinfo).clause);
+            } else {
+                own.push((*rinfo).clause);
+            }
+        }
+        let (outer_filters, inner_filters) = (outer.filters, inner.filters);
+        let (mut on, mut filters) = (own, above);
+        match kind {
+            JoinKind::Inner => {
+                filters.extend(outer_filters);
+                filters.extend(inner_filters);
+            }
+            JoinKind::Left => {
+                on.extend(inner_filters);
+                filters.extend(outer_filters);
+            }
+            JoinKind::Right => {
+                on.extend(outer_filters);
+                filters.extend(inner_filters);
+            }
+            JoinKind::Full => {
+                if !outer_filters.is_empty() || !inner_filters.is_empty() {
+                    return None;
+                }
+            }
+        }
+        // Every clause is the server's.
+        let mut deparser = info.deparser();
+        for &clause in on.iter().chain(filters.iter()) {
+            deparser.clause(clause).ok()?;
+        }
+        drop(deparser);
+        info.tree = Tree::Join {
+            kind,
+            left: Box::new(outer.tree),
+            right: Box::new(copy_tree(&inner.tree, shift)),
+            on,
+        };
+        info.filters = filters;
+        Some(info)
+    }
+}
+
+/// `(s.a r1) INNER JOIN (s.b r2)`, as EXPLAIN names the join's relations (with the aliases of
+/// the Remote SQL).
+pub(crate) fn relations_label(tree: &kalam_pushdown::join::JoinTree, names: &[String]) -> String {
+    use kalam_pushdown::join::JoinTree;
+    match tree {
+        JoinTree::Table(i) => format!("({})", names[*i]),
+        JoinTree::Join { kind, left, right, .. } => {
+            let kind = match kind {
+                JoinKind::Inner => "INNER JOIN",
+                JoinKind::Left => "LEFT JOIN",
+                JoinKind::Right => "RIGHT JOIN",
+                JoinKind::Full => "FULL JOIN",
+            };
+            let side = |t: &JoinTree| match t {
+                JoinTree::Table(_) => relations_label(t, names),
+                _ => format!("({})", relations_label(t, names)),
+            };
+            format!("{} {kind} {}", side(left), side(right))
+        }
+    }
+}
