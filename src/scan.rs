@@ -17,7 +17,7 @@ use std::ffi::CString;
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
-use kalam_pushdown::aggregate::{Function, Output, RemoteAggregate};
+use kalam_pushdown::aggregate::{AggregateInput, Function, Output, RemoteAggregate};
 use kalam_pushdown::join::{JoinKind, JoinTree, JoinedTable, RemoteJoin};
 use kalam_pushdown::{Literal, OrderLimit, Qual, RemoteColumn, RemoteScan, RemoteTable, SortKey};
 use pgrx::pg_sys::{self, Datum};
@@ -485,8 +485,47 @@ unsafe fn grouped_plan(
                 .report()
         };
         let order = order_limit(root, best_path, order_by);
-        let relid = upper.relid;
-        let input = *(*root).simple_rel_array.add(relid as usize);
+        let mut exprs = std::ptr::null_mut();
+        for &expr in &upper.scan_exprs {
+            exprs = pg_sys::lappend(exprs, expr.cast());
+        }
+        let scan_tlist = pg_sys::add_to_flat_tlist(std::ptr::null_mut(), exprs);
+        let mut having = std::ptr::null_mut();
+        for &cond in &upper.local_conds {
+            having = pg_sys::lappend(having, cond.cast());
+        }
+        let input = upper.input;
+        let (fdw_private, fdw_exprs) = if let Some(join) = crate::join::join_info(input) {
+            // The join sends no columns of its own: the grouped outputs follow its lists.
+            let (fdw_private, fdw_exprs) = encode_join(root, join, std::ptr::null_mut(), &order);
+            (crate::upper::encode(upper, pg_sys::InvalidOid, fdw_private), fdw_exprs)
+        } else {
+            table_grouping(root, upper, input, order)
+        };
+        pg_sys::make_foreignscan(
+            tlist,
+            having,
+            0,
+            fdw_exprs,
+            fdw_private,
+            scan_tlist,
+            std::ptr::null_mut(),
+            outer_plan,
+        )
+    }
+}
+
+/// The `fdw_private` and `fdw_exprs` of a grouped scan of the foreign table `input`: every
+/// clause of the table runs on the server.
+unsafe fn table_grouping(
+    root: *mut pg_sys::PlannerInfo,
+    upper: &crate::upper::UpperInfo,
+    input: *mut pg_sys::RelOptInfo,
+    order: OrderLimit,
+) -> (*mut pg_sys::List, *mut pg_sys::List) {
+    // SAFETY: planner structures; fdw_private of the table was set by pg_kalam.
+    unsafe {
+        let relid = (*input).relid;
         let info = &*((*input).fdw_private as *const RelInfo);
         let mut deparser = Deparser::new(relid, &info.columns, info.pg_functions);
         let mut remote_exprs = std::ptr::null_mut();
@@ -507,26 +546,7 @@ unsafe fn grouped_plan(
         }
         let table = (**(*root).simple_rte_array.add(relid as usize)).relid;
         let scan = FdwPrivate { attrs: None, remote_conds: Vec::new(), clause_relid: relid, order };
-        let fdw_private = crate::upper::encode(upper, table, scan.into_list(remote_exprs, relid));
-        let mut exprs = std::ptr::null_mut();
-        for &expr in &upper.scan_exprs {
-            exprs = pg_sys::lappend(exprs, expr.cast());
-        }
-        let scan_tlist = pg_sys::add_to_flat_tlist(std::ptr::null_mut(), exprs);
-        let mut having = std::ptr::null_mut();
-        for &cond in &upper.local_conds {
-            having = pg_sys::lappend(having, cond.cast());
-        }
-        pg_sys::make_foreignscan(
-            tlist,
-            having,
-            0,
-            fdw_exprs,
-            fdw_private,
-            scan_tlist,
-            std::ptr::null_mut(),
-            outer_plan,
-        )
+        (crate::upper::encode(upper, table, scan.into_list(remote_exprs, relid)), fdw_exprs)
     }
 }
 
@@ -535,6 +555,8 @@ unsafe fn grouped_plan(
 /// clauses, left..., right...]`), the clauses (each join's ON in tree order, then the WHERE),
 /// the outputs as (table, attribute) pairs, and the order ([`encode_order`]).
 const JOIN_MARKER: i32 = -2;
+/// How many entries of `fdw_private` are the join's; a grouped join's follow.
+pub(crate) const JOIN_PRIVATE_LEN: usize = 6;
 
 /// The plan of a join the server computes ([`crate::join`]): a scan of no relation whose
 /// output columns are the join's columns.
@@ -547,6 +569,31 @@ unsafe fn join_plan(
     // SAFETY: planner structures; fdw_private of the join was set by pg_kalam.
     unsafe {
         let info = crate::join::join_info(joinrel).expect("a join planned by pg_kalam");
+        let scan_tlist = pg_sys::add_to_flat_tlist(std::ptr::null_mut(), (*(*joinrel).reltarget).exprs);
+        let (fdw_private, fdw_exprs) = encode_join(root, info, scan_tlist, &OrderLimit::default());
+        pg_sys::make_foreignscan(
+            tlist,
+            std::ptr::null_mut(),
+            0,
+            fdw_exprs,
+            fdw_private,
+            scan_tlist,
+            std::ptr::null_mut(),
+            outer_plan,
+        )
+    }
+}
+
+/// The `fdw_private` and `fdw_exprs` of a scan of the join `info` (see [`JOIN_MARKER`]),
+/// sending the columns of `scan_tlist` (Vars of the join's tables; NIL: none) in `order`.
+unsafe fn encode_join(
+    root: *mut pg_sys::PlannerInfo,
+    info: &crate::join::JoinInfo,
+    scan_tlist: *mut pg_sys::List,
+    order: &OrderLimit,
+) -> (*mut pg_sys::List, *mut pg_sys::List) {
+    // SAFETY: planner structures; lists in the planner's memory.
+    unsafe {
         let (mut shape, mut clauses) = (Vec::new(), Vec::new());
         encode_tree(&info.tree, &mut shape, &mut clauses);
         clauses.extend(info.filters.iter().copied());
@@ -563,7 +610,6 @@ unsafe fn join_plan(
         for parameter in deparser.parameters {
             fdw_exprs = pg_sys::lappend(fdw_exprs, parameter.cast());
         }
-        let scan_tlist = pg_sys::add_to_flat_tlist(std::ptr::null_mut(), (*(*joinrel).reltarget).exprs);
         let mut outputs = Vec::new();
         for entry in deparse::list_nodes(scan_tlist) {
             let var = (*(entry as *mut pg_sys::TargetEntry)).expr as *mut pg_sys::Var;
@@ -586,18 +632,8 @@ unsafe fn join_plan(
         }
         fdw_private = pg_sys::lappend(fdw_private, clause_list.cast());
         fdw_private = pg_sys::lappend(fdw_private, deparse::make_int_list(outputs).cast());
-        let order = encode_order(&OrderLimit::default());
-        fdw_private = pg_sys::lappend(fdw_private, deparse::make_int_list(order).cast());
-        pg_sys::make_foreignscan(
-            tlist,
-            std::ptr::null_mut(),
-            0,
-            fdw_exprs,
-            fdw_private,
-            scan_tlist,
-            std::ptr::null_mut(),
-            outer_plan,
-        )
+        fdw_private = pg_sys::lappend(fdw_private, deparse::make_int_list(encode_order(order)).cast());
+        (fdw_private, fdw_exprs)
     }
 }
 
@@ -640,6 +676,100 @@ fn decode_tree(shape: &[i32], quals: &[Qual]) -> (JoinTree, usize, usize) {
             (tree, 3 + left_shape + right_shape, count + left_quals + right_quals)
         }
         _ => unreachable!("encoded by encode_tree"),
+    }
+}
+
+/// What a join's `fdw_private` ([`join_plan`]) describes, ready to run.
+struct JoinParts {
+    /// The join (its order is `order`, left for the caller to place).
+    join: RemoteJoin,
+    order: OrderLimit,
+    parameters: Vec<Parameter>,
+    /// The table whose options rule the scan: the first user table, if any (its statement
+    /// carries `kalam.user_id`), else the first.
+    relation: PgRelation,
+    server: Server,
+    table_options: TableOptions,
+    tuning: ScanTuning,
+    /// `(s.a r1) INNER JOIN (s.b r2)`.
+    label: String,
+}
+
+/// The join of a scan of no relation ([`join_plan`]'s encoding).
+unsafe fn decode_join(
+    node: *mut pg_sys::ForeignScanState,
+    plan: *mut pg_sys::ForeignScan,
+) -> Result<JoinParts> {
+    // SAFETY: a ForeignScan made by `join_plan` (or a grouped one over a join); its tables are
+    // locked by the plan.
+    unsafe {
+        let parts = deparse::list_nodes((*plan).fdw_private);
+        let ids = deparse::int_list(parts[1].cast());
+        let shape = deparse::int_list(parts[2].cast());
+        let clauses: Vec<*mut pg_sys::Node> = deparse::list_nodes(parts[3].cast());
+        let outputs: Vec<(usize, usize)> =
+            deparse::int_list(parts[4].cast()).chunks(2).map(|p| (p[0] as usize, p[1] as usize)).collect();
+        let order = decode_order(&deparse::int_list(parts[5].cast()));
+        let relations: Vec<(pg_sys::Index, PgRelation)> = ids
+            .chunks(2)
+            .map(|p| {
+                let oid = pg_sys::Oid::from(p[1] as u32);
+                (p[0] as pg_sys::Index, PgRelation::with_lock(oid, pg_sys::NoLock as pg_sys::LOCKMODE))
+            })
+            .collect();
+        let qual_columns: Vec<Vec<Option<QualColumn>>> =
+            relations.iter().map(|(_, relation)| executor_qual_columns(relation)).collect();
+        let mut deparser = Deparser::new(relations[0].0, &qual_columns[0], true);
+        let mut offset = qual_columns[0].len();
+        for ((relid, _), columns) in relations.iter().zip(&qual_columns).skip(1) {
+            deparser = deparser.with_relation(*relid, columns, offset);
+            offset += columns.len();
+        }
+        let mut quals = Vec::with_capacity(clauses.len());
+        for &clause in &clauses {
+            quals.push(deparser.clause(clause.cast()).map_err(|why| {
+                KalamError::new(
+                    PgSqlErrorCode::ERRCODE_FDW_ERROR,
+                    format!("a join clause planned for the server can no longer be sent: {why}"),
+                )
+            })?);
+        }
+        let expressions = deparse::list_nodes((*plan).fdw_exprs);
+        if expressions.len() != deparser.parameters.len() {
+            return Err(KalamError::new(
+                PgSqlErrorCode::ERRCODE_FDW_ERROR,
+                "a join's plan computes other values than its clauses need",
+            ));
+        }
+        let parameters = expressions
+            .into_iter()
+            .map(|expr| Parameter {
+                state: pg_sys::ExecInitExpr(expr.cast(), node.cast()),
+                type_oid: pg_sys::exprType(expr),
+            })
+            .collect();
+        let (tree, _, used) = decode_tree(&shape, &quals);
+        let filters = quals[used..].to_vec();
+        let mut tables = Vec::with_capacity(relations.len());
+        let mut names = Vec::with_capacity(relations.len());
+        let mut scoped = None;
+        for (i, (_, relation)) in relations.iter().enumerate() {
+            let (_, options) = foreign_table(relation)?;
+            if options.table_type != TableType::Shared && scoped.is_none() {
+                scoped = Some(i);
+            }
+            tables.push(JoinedTable {
+                table: remote_table(relation, &options),
+                columns: remote_columns(relation),
+            });
+            names.push(format!("{}.{} r{}", relation.namespace(), relation.name(), i + 1));
+        }
+        let label = crate::join::relations_label(&tree, &names);
+        let relation = relations.into_iter().nth(scoped.unwrap_or(0)).expect("a join has tables").1;
+        let (server, table_options) = foreign_table(&relation)?;
+        let tuning = server.options.tuning.with_table(&table_options);
+        let join = RemoteJoin { tables, tree, filters, outputs, order: OrderLimit::default() };
+        Ok(JoinParts { join, order, parameters, relation, server, table_options, tuning, label })
     }
 }
 
@@ -1129,10 +1259,13 @@ impl ScanState {
             let plan = (*node).ss.ps.plan as *mut pg_sys::ForeignScan;
             if (*plan).scan.scanrelid == 0 {
                 let parts = deparse::list_nodes((*plan).fdw_private);
-                if deparse::int_list(parts[0].cast()) == [JOIN_MARKER] {
-                    return Self::joined(node, plan);
+                if deparse::int_list(parts[0].cast()) != [JOIN_MARKER] {
+                    return Self::grouped(node, plan, false);
                 }
-                return Self::grouped(node, plan);
+                if parts.len() > JOIN_PRIVATE_LEN {
+                    return Self::grouped(node, plan, true);
+                }
+                return Self::joined(node, plan);
             }
             let relation = PgRelation::from_pg((*node).ss.ss_currentRelation);
             let wanted = FdwPrivate::from_list((*plan).fdw_private);
@@ -1222,81 +1355,16 @@ impl ScanState {
     /// The scan of a join the server computes ([`join_plan`]): its output columns are the
     /// scan tuple's (the plan's `fdw_scan_tlist`).
     unsafe fn joined(node: *mut pg_sys::ForeignScanState, plan: *mut pg_sys::ForeignScan) -> Result<Self> {
-        // SAFETY: a join's ForeignScan made by `join_plan`; its tables are locked by the plan.
+        // SAFETY: a join's ForeignScan made by `join_plan`.
         unsafe {
-            let parts = deparse::list_nodes((*plan).fdw_private);
-            let ids = deparse::int_list(parts[1].cast());
-            let shape = deparse::int_list(parts[2].cast());
-            let clauses: Vec<*mut pg_sys::Node> = deparse::list_nodes(parts[3].cast());
-            let outputs: Vec<(usize, usize)> = deparse::int_list(parts[4].cast())
-                .chunks(2)
-                .map(|p| (p[0] as usize, p[1] as usize))
-                .collect();
-            let order = decode_order(&deparse::int_list(parts[5].cast()));
-            let relations: Vec<(pg_sys::Index, PgRelation)> = ids
-                .chunks(2)
-                .map(|p| {
-                    let oid = pg_sys::Oid::from(p[1] as u32);
-                    (p[0] as pg_sys::Index, PgRelation::with_lock(oid, pg_sys::NoLock as pg_sys::LOCKMODE))
-                })
-                .collect();
-            let qual_columns: Vec<Vec<Option<QualColumn>>> =
-                relations.iter().map(|(_, relation)| executor_qual_columns(relation)).collect();
-            let mut deparser = Deparser::new(relations[0].0, &qual_columns[0], true);
-            let mut offset = qual_columns[0].len();
-            for ((relid, _), columns) in relations.iter().zip(&qual_columns).skip(1) {
-                deparser = deparser.with_relation(*relid, columns, offset);
-                offset += columns.len();
-            }
-            let mut quals = Vec::with_capacity(clauses.len());
-            for &clause in &clauses {
-                quals.push(deparser.clause(clause.cast()).map_err(|why| {
-                    KalamError::new(
-                        PgSqlErrorCode::ERRCODE_FDW_ERROR,
-                        format!("a join clause planned for the server can no longer be sent: {why}"),
-                    )
-                })?);
-            }
-            let expressions = deparse::list_nodes((*plan).fdw_exprs);
-            if expressions.len() != deparser.parameters.len() {
-                return Err(KalamError::new(
-                    PgSqlErrorCode::ERRCODE_FDW_ERROR,
-                    "a join's plan computes other values than its clauses need",
-                ));
-            }
-            let parameters = expressions
-                .into_iter()
-                .map(|expr| Parameter {
-                    state: pg_sys::ExecInitExpr(expr.cast(), node.cast()),
-                    type_oid: pg_sys::exprType(expr),
-                })
-                .collect();
-            let (tree, _, used) = decode_tree(&shape, &quals);
-            let filters = quals[used..].to_vec();
-            let mut tables = Vec::with_capacity(relations.len());
-            let mut names = Vec::with_capacity(relations.len());
-            // The session's user id goes with the statement when any table is a user table.
-            let mut scoped = 0;
-            for (i, (_, relation)) in relations.iter().enumerate() {
-                let (_, options) = foreign_table(relation)?;
-                if options.table_type != TableType::Shared && scoped == 0 {
-                    scoped = i;
-                }
-                tables.push(JoinedTable {
-                    table: remote_table(relation, &options),
-                    columns: remote_columns(relation),
-                });
-                names.push(format!("{}.{} r{}", relation.namespace(), relation.name(), i + 1));
-            }
-            let relation = &relations[scoped].1;
-            let (server, table_options) = foreign_table(relation)?;
-            let tuning = server.options.tuning.with_table(&table_options);
+            let parts = decode_join(node, plan)?;
+            let mut join = parts.join;
             let tupdesc = PgTupleDesc::from_pg_unchecked((*(*node).ss.ss_ScanTupleSlot).tts_tupleDescriptor);
-            let mut fetched = Vec::with_capacity(outputs.len());
-            for (attr, &(table, column)) in outputs.iter().enumerate() {
+            let mut fetched = Vec::with_capacity(join.outputs.len());
+            for (attr, &(table, column)) in join.outputs.iter().enumerate() {
                 let att = tupdesc.get(attr).expect("one scan column per output");
                 let (pg_type, typmod) = (att.type_oid().value(), att.type_mod());
-                let name = format!("r{}.{}", table + 1, tables[table].columns[column].name);
+                let name = format!("r{}.{}", table + 1, join.tables[table].columns[column].name);
                 if arrow_type_for(pg_type, typmod).is_none() {
                     return Err(KalamError::new(
                         PgSqlErrorCode::ERRCODE_FDW_INVALID_DATA_TYPE,
@@ -1309,16 +1377,15 @@ impl ScanState {
                 }
                 fetched.push(Fetched::new(name, attr, pg_type, typmod));
             }
-            let label = crate::join::relations_label(&tree, &names);
-            let remote = RemoteQuery::Join(RemoteJoin { tables, tree, filters, outputs, order });
+            join.order = parts.order;
             Self::assemble(
-                relation,
-                server,
-                table_options,
-                tuning,
-                remote,
-                Some(label),
-                parameters,
+                &parts.relation,
+                parts.server,
+                parts.table_options,
+                parts.tuning,
+                RemoteQuery::Join(join),
+                Some(parts.label),
+                parts.parameters,
                 (*node).ss.ps.ps_ExprContext,
                 fetched,
                 Vec::new(),
@@ -1328,27 +1395,69 @@ impl ScanState {
 
     /// The scan of a grouped query the server computes: its output columns are the scan
     /// tuple's (the plan's `fdw_scan_tlist`).
-    unsafe fn grouped(node: *mut pg_sys::ForeignScanState, plan: *mut pg_sys::ForeignScan) -> Result<Self> {
-        // SAFETY: a grouped ForeignScan made by `grouped_plan`; its table is locked by the plan.
+    unsafe fn grouped(
+        node: *mut pg_sys::ForeignScanState,
+        plan: *mut pg_sys::ForeignScan,
+        over_join: bool,
+    ) -> Result<Self> {
+        // SAFETY: a grouped ForeignScan made by `grouped_plan`; its tables are locked by the plan.
         unsafe {
+            let from = if over_join { JOIN_PRIVATE_LEN } else { SCAN_PRIVATE_LEN };
             let (table, group_by, outputs) =
-                crate::upper::decode((*plan).fdw_private).expect("a grouped scan's fdw_private");
-            let order = FdwPrivate::from_list((*plan).fdw_private).order;
-            let relation = PgRelation::with_lock(table, pg_sys::NoLock as pg_sys::LOCKMODE);
-            let parameters = deparse::list_nodes((*plan).fdw_exprs).len();
-            let (filters, parameters) = remote_filters(&relation, plan, node, parameters)?;
-            let (server, table_options) = foreign_table(&relation)?;
-            let tuning = server.options.tuning.with_table(&table_options);
+                crate::upper::decode((*plan).fdw_private, from).expect("a grouped scan's fdw_private");
+            let (input, order, parameters, relation, server, table_options, tuning, label) = if over_join {
+                let parts = decode_join(node, plan)?;
+                let label = format!("Aggregate on ({})", parts.label);
+                let input = AggregateInput::Join(parts.join);
+                let (relation, server) = (parts.relation, parts.server);
+                (
+                    input,
+                    parts.order,
+                    parts.parameters,
+                    relation,
+                    server,
+                    parts.table_options,
+                    parts.tuning,
+                    label,
+                )
+            } else {
+                let order = FdwPrivate::from_list((*plan).fdw_private).order;
+                let relation = PgRelation::with_lock(table, pg_sys::NoLock as pg_sys::LOCKMODE);
+                let parameters = deparse::list_nodes((*plan).fdw_exprs).len();
+                let (filters, parameters) = remote_filters(&relation, plan, node, parameters)?;
+                let (server, table_options) = foreign_table(&relation)?;
+                let tuning = server.options.tuning.with_table(&table_options);
+                let table = remote_table(&relation, &table_options);
+                let columns = remote_columns(&relation);
+                let scan = RemoteScan {
+                    table,
+                    columns,
+                    projection: Vec::new(),
+                    filters,
+                    order: OrderLimit::default(),
+                };
+                let label = format!("Aggregate on ({}.{})", relation.namespace(), relation.name());
+                (
+                    AggregateInput::Scan(scan),
+                    order,
+                    parameters,
+                    relation,
+                    server,
+                    table_options,
+                    tuning,
+                    label,
+                )
+            };
+            let column_name = |c: usize| input.column(c).map(|c| c.name.clone()).unwrap_or_default();
             let tupdesc = PgTupleDesc::from_pg_unchecked((*(*node).ss.ss_ScanTupleSlot).tts_tupleDescriptor);
             let mut fetched = Vec::with_capacity(tupdesc.len());
             let mut averages = Vec::new();
-            let columns = remote_columns(&relation);
             let column = Fetched::new;
             for (attr, output) in outputs.iter().copied().enumerate() {
                 let att = tupdesc.get(attr).expect("one scan column per output");
                 // avg: the sum and the count arrive; the average is computed from them.
                 if let Output::Aggregate { function: Function::Avg, column: c, distinct } = output {
-                    let (name, distinct) = (&columns[c].name, if distinct { "DISTINCT " } else { "" });
+                    let (name, distinct) = (column_name(c), if distinct { "DISTINCT " } else { "" });
                     averages.push(Average {
                         attr,
                         sum: fetched.len(),
@@ -1360,9 +1469,9 @@ impl ScanState {
                     continue;
                 }
                 let name = match output {
-                    Output::Group(column) => columns[column].name.clone(),
+                    Output::Group(column) => column_name(column),
                     Output::Aggregate { function, column, distinct } => {
-                        let column = &columns[column].name;
+                        let column = column_name(column);
                         let distinct = if distinct { "DISTINCT " } else { "" };
                         match function {
                             Function::CountRows => "count(*)".to_string(),
@@ -1378,11 +1487,7 @@ impl ScanState {
                 };
                 fetched.push(column(name, attr, att.type_oid().value(), att.type_mod()));
             }
-            let table = remote_table(&relation, &table_options);
-            let scan =
-                RemoteScan { table, columns, projection: Vec::new(), filters, order: OrderLimit::default() };
-            let remote = RemoteQuery::Aggregate(RemoteAggregate { scan, group_by, outputs, order });
-            let label = format!("Aggregate on ({}.{})", relation.namespace(), relation.name());
+            let remote = RemoteQuery::Aggregate(RemoteAggregate { input, group_by, outputs, order });
             let mut state = Self::assemble(
                 &relation,
                 server,

@@ -28,13 +28,14 @@ use pgrx::{PgList, PgMemoryContexts, pg_guard};
 
 use crate::deparse;
 use crate::options::Costs;
-use crate::scan::{RelInfo, SCAN_PRIVATE_LEN};
+use crate::scan::RelInfo;
 
 /// What planning decided for a grouped relation (its `RelOptInfo.fdw_private`).
 pub(crate) struct UpperInfo {
-    /// The range-table index of the foreign table grouped.
-    pub(crate) relid: pg_sys::Index,
-    /// 0-based attribute indexes grouped by.
+    /// The relation grouped: a foreign table, or a join the server computes.
+    pub(crate) input: *mut pg_sys::RelOptInfo,
+    /// The columns grouped by (numbered as the input numbers them: a table's attribute
+    /// indexes, a join's across its tables).
     pub(crate) group_by: Vec<usize>,
     /// The GROUP BY expressions themselves (their Vars), for the planner's estimate of groups.
     pub(crate) group_exprs: Vec<*mut pg_sys::Node>,
@@ -92,7 +93,9 @@ pub unsafe extern "C-unwind" fn get_foreign_upper_paths(
             return;
         }
         match stage {
-            pg_sys::UpperRelationKind::UPPERREL_GROUP_AGG if is_foreign_table(input_rel) => {
+            pg_sys::UpperRelationKind::UPPERREL_GROUP_AGG
+                if is_foreign_table(input_rel) || crate::join::join_info(input_rel).is_some() =>
+            {
                 add_grouped_path(root, input_rel, output_rel, extra.cast())
             }
             pg_sys::UpperRelationKind::UPPERREL_ORDERED => add_ordered_path(root, input_rel, output_rel),
@@ -489,15 +492,27 @@ unsafe fn grouping(
 ) -> Option<UpperInfo> {
     // SAFETY: planner structures of a query being planned.
     unsafe {
-        let info = &*((*input_rel).fdw_private as *const RelInfo);
-        // Every clause runs on the server; a pseudoconstant one (a gate PostgreSQL checks above
-        // the scan) would not gate the groups.
-        let clauses = deparse::list_nodes((*input_rel).baserestrictinfo);
-        if clauses.len() != info.remote.len()
-            || clauses.iter().any(|&r| (*(r as *mut pg_sys::RestrictInfo)).pseudoconstant)
-        {
-            return None;
-        }
+        // The input's tables (range-table index, number of the first column) and costs.
+        let (relations, costs) = if let Some(join) = crate::join::join_info(input_rel) {
+            let mut offset = 0;
+            let mut relations = Vec::new();
+            for &(relid, info) in &join.tables {
+                relations.push((relid, offset));
+                offset += (*info).columns.len();
+            }
+            (relations, join.costs)
+        } else {
+            let info = &*((*input_rel).fdw_private as *const RelInfo);
+            // Every clause runs on the server; a pseudoconstant one (a gate PostgreSQL checks
+            // above the scan) would not gate the groups.
+            let clauses = deparse::list_nodes((*input_rel).baserestrictinfo);
+            if clauses.len() != info.remote.len()
+                || clauses.iter().any(|&r| (*(r as *mut pg_sys::RestrictInfo)).pseudoconstant)
+            {
+                return None;
+            }
+            (vec![((*input_rel).relid, 0)], info.costs)
+        };
         let parse = (*root).parse;
         if !(*parse).groupingSets.is_null()
             || (*parse).hasTargetSRFs
@@ -506,14 +521,15 @@ unsafe fn grouping(
         {
             return None;
         }
-        let relid = (*input_rel).relid;
         let column_of = |node: *mut pg_sys::Node| -> Option<(usize, Oid, i32, Oid)> {
             if node.is_null() || (*node).type_ != NodeTag::T_Var {
                 return None;
             }
             let var = node as *mut pg_sys::Var;
-            ((*var).varno as pg_sys::Index == relid && (*var).varlevelsup == 0 && (*var).varattno > 0)
-                .then(|| ((*var).varattno as usize - 1, (*var).vartype, (*var).vartypmod, (*var).varcollid))
+            let &(_, offset) = relations.iter().find(|r| r.0 == (*var).varno as pg_sys::Index)?;
+            ((*var).varlevelsup == 0 && (*var).varattno > 0).then(|| {
+                (offset + (*var).varattno as usize - 1, (*var).vartype, (*var).vartypmod, (*var).varcollid)
+            })
         };
         // GROUP BY: every clause a plain column of equality the server shares.
         let (mut group_by, mut group_exprs) = (Vec::new(), Vec::new());
@@ -531,13 +547,13 @@ unsafe fn grouping(
         // aggregates it reads, PostgreSQL computing the rest from them. One output per distinct
         // expression: the scan target list (add_to_flat_tlist) holds each once.
         let mut upper = UpperInfo {
-            relid,
+            input: input_rel,
             group_by,
             group_exprs,
             outputs: Vec::new(),
             scan_exprs: Vec::new(),
             local_conds: Vec::new(),
-            costs: info.costs,
+            costs,
         };
         let having = if extra.is_null() { std::ptr::null_mut() } else { (*extra).havingQual };
         let having = deparse::list_nodes(having.cast());
@@ -690,11 +706,11 @@ pub(crate) unsafe fn encode(upper: &UpperInfo, table: Oid, list: *mut pg_sys::Li
 
 /// The grouped scan `encode` described: (foreign table, grouped attributes, outputs); `None`
 /// for a table scan's `fdw_private`.
-pub(crate) unsafe fn decode(list: *mut pg_sys::List) -> Option<(Oid, Vec<usize>, Vec<Output>)> {
+pub(crate) unsafe fn decode(list: *mut pg_sys::List, from: usize) -> Option<(Oid, Vec<usize>, Vec<Output>)> {
     // SAFETY: a list made by scan.rs and `encode`.
     unsafe {
         let parts = deparse::list_nodes(list);
-        let Some([table, group_by, codes]) = parts.get(SCAN_PRIVATE_LEN..SCAN_PRIVATE_LEN + 3) else {
+        let Some([table, group_by, codes]) = parts.get(from..from + 3) else {
             return None;
         };
         let table = Oid::from(deparse::int_list(table.cast())[0] as u32);

@@ -12,9 +12,10 @@ use datafusion_sql::sqlparser::ast::{Expr, GroupByExpr, Ident, SelectItem};
 use datafusion_sql::sqlparser::dialect::GenericDialect;
 use datafusion_sql::sqlparser::parser::Parser;
 
+use crate::join::RemoteJoin;
 use crate::order::OrderLimit;
 use crate::qual::Literal;
-use crate::{Error, RemoteScan};
+use crate::{Error, RemoteColumn, RemoteScan};
 
 /// An aggregate function the server computes as PostgreSQL does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,11 +66,52 @@ pub enum Output {
     Aggregate { function: Function, column: usize, distinct: bool },
 }
 
-/// A grouped query over a scan's rows (its table, columns and filters; its projection is not
-/// used).
+/// The rows a grouped query groups: a table's (its columns and filters; the projection is not
+/// used), or a join's (its columns numbered across its tables; its outputs are not used).
+#[derive(Clone, Debug)]
+pub enum AggregateInput {
+    Scan(RemoteScan),
+    Join(RemoteJoin),
+}
+
+impl AggregateInput {
+    /// Column number `i` of the rows.
+    pub fn column(&self, i: usize) -> Option<&RemoteColumn> {
+        match self {
+            AggregateInput::Scan(scan) => scan.columns.get(i),
+            AggregateInput::Join(join) => join.column(i).map(|(_, column)| column),
+        }
+    }
+
+    /// Column number `i` as the statement names it.
+    fn column_expr(&self, i: usize) -> Result<Expr, Error> {
+        match self {
+            AggregateInput::Scan(scan) => {
+                let column = scan
+                    .columns
+                    .get(i)
+                    .ok_or_else(|| Error::Internal(format!("no column {i} for the aggregate")))?;
+                Ok(Expr::Identifier(Ident::with_quote('"', &column.name)))
+            }
+            AggregateInput::Join(join) => join.column_expr(i),
+        }
+    }
+
+    fn statement(
+        &self,
+        parameters: Option<&[Literal]>,
+    ) -> Result<datafusion_sql::sqlparser::ast::Statement, Error> {
+        match self {
+            AggregateInput::Scan(scan) => scan.statement(parameters),
+            AggregateInput::Join(join) => join.statement(parameters),
+        }
+    }
+}
+
+/// A grouped query over a table's or a join's rows.
 #[derive(Clone, Debug)]
 pub struct RemoteAggregate {
-    pub scan: RemoteScan,
+    pub input: AggregateInput,
     /// Indexes into the scan's columns; empty: one group of every row.
     pub group_by: Vec<usize>,
     /// The columns of the result, in order.
@@ -93,16 +135,9 @@ impl RemoteAggregate {
     /// The statement, with `parameters` as the values of the filters' parameters (`None`:
     /// shown as `$n`, for EXPLAIN). Output columns are named `a0`, `a1`, ... (read by position).
     pub fn to_sql(&self, parameters: Option<&[Literal]>) -> Result<String, Error> {
-        let mut statement = self.scan.statement(parameters)?;
+        let mut statement = self.input.statement(parameters)?;
         let select = crate::scan::select_of(&mut statement)?;
-        let name = |i: usize| -> Result<Ident, Error> {
-            let column = self
-                .scan
-                .columns
-                .get(i)
-                .ok_or_else(|| Error::Internal(format!("no column {i} for the aggregate")))?;
-            Ok(Ident::with_quote('"', &column.name))
-        };
+        let name = |i: usize| self.input.column_expr(i);
         let mut projection = Vec::with_capacity(self.outputs.len());
         let parse = |text: &str| -> Result<Expr, Error> {
             Ok(Parser::new(&GenericDialect {}).try_with_sql(text)?.parse_expr()?)
@@ -116,7 +151,7 @@ impl RemoteAggregate {
             // per column, so that a sum and an average of the same column share it (the server
             // names a cast by its argument: two casts of one column would clash).
             let exact_sum = |column: usize, distinct: &str| -> Result<String, Error> {
-                let scale = match self.scan.columns.get(column).map(|c| &c.data_type) {
+                let scale = match self.input.column(column).map(|c| &c.data_type) {
                     Some(arrow_schema::DataType::Decimal128(_, scale)) => *scale,
                     _ => 0,
                 };
@@ -129,7 +164,7 @@ impl RemoteAggregate {
                 continue;
             }
             let expr = match output {
-                Output::Group(column) => Expr::Identifier(name(*column)?),
+                Output::Group(column) => name(*column)?,
                 Output::Aggregate { function, column, distinct } => {
                     let distinct = if *distinct { "DISTINCT " } else { "" };
                     // The column is printed by the syntax tree (quoted), then read back.
@@ -139,7 +174,7 @@ impl RemoteAggregate {
                         // PostgreSQL's sum of smallint and integer is bigint.
                         Function::Sum
                             if !matches!(
-                                self.scan.columns.get(*column).map(|c| &c.data_type),
+                                self.input.column(*column).map(|c| &c.data_type),
                                 Some(arrow_schema::DataType::Decimal128(..))
                             ) =>
                         {
@@ -159,7 +194,7 @@ impl RemoteAggregate {
         }
         select.projection = projection;
         select.group_by = GroupByExpr::Expressions(
-            self.group_by.iter().map(|&c| name(c).map(Expr::Identifier)).collect::<Result<_, _>>()?,
+            self.group_by.iter().map(|&c| name(c)).collect::<Result<_, _>>()?,
             Vec::new(),
         );
         // A key is its output's alias: the position of its first column.
@@ -204,7 +239,7 @@ mod tests {
         let cases = [
             (
                 RemoteAggregate {
-                    scan: scan(&["id", "city"], vec![]),
+                    input: AggregateInput::Scan(scan(&["id", "city"], vec![])),
                     group_by: vec![],
                     outputs: vec![Output::Aggregate {
                         function: Function::CountRows,
@@ -217,14 +252,14 @@ mod tests {
             ),
             (
                 RemoteAggregate {
-                    scan: scan(
+                    input: AggregateInput::Scan(scan(
                         &["id", "ci\"ty", "n"],
                         vec![Qual::Compare {
                             op: Comparison::Gt,
                             left: Box::new(Qual::Column(0)),
                             right: Box::new(Qual::Literal(crate::Literal::Int64(5))),
                         }],
-                    ),
+                    )),
                     group_by: vec![1],
                     outputs: vec![
                         Output::Group(1),
@@ -245,7 +280,7 @@ mod tests {
         }
         assert_eq!(Function::from_code(9), None);
         let avg = RemoteAggregate {
-            scan: scan(&["id"], vec![]),
+            input: AggregateInput::Scan(scan(&["id"], vec![])),
             group_by: vec![],
             outputs: vec![
                 Output::Aggregate { function: Function::Avg, column: 0, distinct: true },
@@ -256,6 +291,56 @@ mod tests {
         assert_eq!(
             avg.to_sql(None).unwrap(),
             r#"SELECT sum(DISTINCT CAST("id" AS DECIMAL(38,0))) AS a0, count(DISTINCT "id") AS a1, count(*) AS a2 FROM "app"."t""x""#
+        );
+    }
+
+    // Goal: a grouped join names its columns by table alias, sums exactly and groups by
+    // columns of either table.
+    #[test]
+    fn grouped_joins_render() {
+        use crate::join::{JoinKind, JoinTree, JoinedTable, RemoteJoin};
+        let table = |name: &str, columns: &[(&str, DataType)]| JoinedTable {
+            table: RemoteTable { namespace: "tpch".into(), table: name.into() },
+            columns: columns
+                .iter()
+                .map(|(n, t)| RemoteColumn { name: n.to_string(), data_type: t.clone() })
+                .collect(),
+        };
+        let join = RemoteJoin {
+            tables: vec![
+                table("orders", &[("o_orderkey", DataType::Int64), ("o_status", DataType::Utf8)]),
+                table(
+                    "lineitem",
+                    &[("l_orderkey", DataType::Int64), ("l_price", DataType::Decimal128(15, 2))],
+                ),
+            ],
+            tree: JoinTree::Join {
+                kind: JoinKind::Inner,
+                left: Box::new(JoinTree::Table(0)),
+                right: Box::new(JoinTree::Table(1)),
+                on: vec![Qual::Compare {
+                    op: Comparison::Eq,
+                    left: Box::new(Qual::Column(0)),
+                    right: Box::new(Qual::Column(2)),
+                }],
+            },
+            filters: Vec::new(),
+            outputs: Vec::new(),
+            order: OrderLimit::default(),
+        };
+        let aggregate = RemoteAggregate {
+            input: AggregateInput::Join(join),
+            group_by: vec![1],
+            outputs: vec![
+                Output::Group(1),
+                Output::Aggregate { function: Function::Sum, column: 3, distinct: false },
+                Output::Aggregate { function: Function::CountRows, column: 0, distinct: false },
+            ],
+            order: OrderLimit::default(),
+        };
+        assert_eq!(
+            aggregate.to_sql(None).unwrap(),
+            r#"SELECT "r1"."o_status" AS a0, sum(CAST("r2"."l_price" AS DECIMAL(38,2))) AS a1, count(*) AS a2 FROM "tpch"."orders" AS "r1" INNER JOIN "tpch"."lineitem" AS "r2" ON ("r1"."o_orderkey" = "r2"."l_orderkey") GROUP BY "r1"."o_status""#
         );
     }
 }

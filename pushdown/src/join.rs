@@ -73,9 +73,43 @@ impl RemoteJoin {
         format!("r{}", table + 1)
     }
 
+    /// The table and the column that column number `i` is.
+    pub fn column(&self, i: usize) -> Option<(usize, &RemoteColumn)> {
+        let mut first = 0;
+        for (table, joined) in self.tables.iter().enumerate() {
+            if i < first + joined.columns.len() {
+                return Some((table, &joined.columns[i - first]));
+            }
+            first += joined.columns.len();
+        }
+        None
+    }
+
+    /// Column number `i`, qualified by its table's alias.
+    pub(crate) fn column_expr(&self, i: usize) -> Result<Expr, Error> {
+        let (table, column) =
+            self.column(i).ok_or_else(|| Error::Internal(format!("no column {i} in the join")))?;
+        Ok(Expr::CompoundIdentifier(vec![
+            Ident::with_quote('"', Self::alias(table)),
+            Ident::with_quote('"', &column.name),
+        ]))
+    }
+
     /// The statement, with `parameters` as the values of the clauses' parameters (`None`:
     /// shown as `$n`, for EXPLAIN).
     pub fn to_sql(&self, parameters: Option<&[Literal]>) -> Result<String, Error> {
+        let mut statement = self.statement(parameters)?;
+        self.order.apply(&mut statement, |key| {
+            if key >= self.outputs.len() {
+                return Err(Error::Internal(format!("output {key} is no sort key")));
+            }
+            Ok(Expr::Identifier(Ident::new(format!("c{key}"))))
+        })?;
+        Ok(statement.to_string())
+    }
+
+    /// The statement without its order: the join, its WHERE and its outputs.
+    pub(crate) fn statement(&self, parameters: Option<&[Literal]>) -> Result<Statement, Error> {
         let names: Vec<String> =
             self.tables.iter().flat_map(|t| t.columns.iter().map(|c| c.name.clone())).collect();
         let qualifiers: Vec<String> = self
@@ -123,13 +157,7 @@ impl RemoteJoin {
         if !self.filters.is_empty() {
             select.selection = Some(condition(&self.filters)?);
         }
-        self.order.apply(&mut statement, |key| {
-            if key >= self.outputs.len() {
-                return Err(Error::Internal(format!("output {key} is no sort key")));
-            }
-            Ok(Expr::Identifier(Ident::new(format!("c{key}"))))
-        })?;
-        Ok(statement.to_string())
+        Ok(statement)
     }
 
     /// `SELECT * FROM "namespace"."table" AS "r<n>"`, unparsed from a plan.

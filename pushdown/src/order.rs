@@ -82,7 +82,7 @@ mod tests {
     use arrow_schema::DataType;
 
     use super::*;
-    use crate::aggregate::{Function, Output, RemoteAggregate};
+    use crate::aggregate::{AggregateInput, Function, Output, RemoteAggregate};
     use crate::{RemoteColumn, RemoteScan, RemoteTable};
 
     fn scan(order: OrderLimit) -> RemoteScan {
@@ -139,7 +139,7 @@ mod tests {
     #[test]
     fn grouped_queries_order_by_aliases() {
         let aggregate = RemoteAggregate {
-            scan: scan(OrderLimit::default()),
+            input: AggregateInput::Scan(scan(OrderLimit::default())),
             group_by: vec![1],
             outputs: vec![
                 Output::Aggregate { function: Function::Avg, column: 0, distinct: false },

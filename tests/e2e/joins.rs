@@ -93,6 +93,51 @@ fn generated_joins_match_the_heap_tables() {
     assert!(whole >= 100, "only {whole} of 300 joins ran on the server");
 }
 
+// Goal: 150 generated grouped queries over joins (seeded): group keys of either table,
+// aggregates of either, filters, HAVING, ORDER BY and LIMIT, give the heap tables' groups; the
+// shippable shapes are one remote statement.
+#[test]
+fn generated_grouped_joins_match_the_heap_tables() {
+    let env = TestEnv::start();
+    let mut pg = join_fixture(&env);
+    let seed: u64 = std::env::var("KALAM_JOIN_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let mut rng = Rng(seed.wrapping_add(7));
+    let kinds = ["JOIN", "LEFT JOIN", "JOIN"];
+    let groups = ["g.t", "h.k", "g.s, h.k", "g.ok"];
+    let aggregates = [
+        "count(*)",
+        "count(h.id)",
+        "sum(h.w)",
+        "sum(g.i)",
+        "avg(h.w)",
+        "max(g.n)",
+        "min(h.k)",
+        "count(DISTINCT g.id)",
+    ];
+    let filters = ["", "WHERE g.id > 100", "WHERE h.w > 20 OR h.w IS NULL"];
+    let tails = ["", "HAVING count(*) > 3", "ORDER BY 1, 2 LIMIT 4"];
+    let mut whole = 0;
+    for case in 0..150 {
+        let group = *rng.pick(&groups);
+        let aggregate = *rng.pick(&aggregates);
+        let sql = format!(
+            "SELECT {group}, {aggregate} FROM {{g}} g {} {{h}} h ON g.id = h.g_id {} GROUP BY {group} {}",
+            rng.pick(&kinds),
+            rng.pick(&filters),
+            rng.pick(&tails)
+        );
+        let (foreign, heap) = both(&mut pg, &sql);
+        assert_eq!(foreign, heap, "case {case} (seed {seed}): {sql}");
+        let plan = plan(&mut pg, &sql.replace("{g}", "app.g").replace("{h}", "app.h"));
+        if plan.contains("Relations: Aggregate on ((app.g r1)")
+            || plan.contains("Relations: Aggregate on ((app.h r1)")
+        {
+            whole += 1;
+        }
+    }
+    assert!(whole >= 50, "only {whole} of 150 grouped joins ran on the server");
+}
+
 /// Shapes whose plans are pinned in `tests/e2e/explain/<name>.out`.
 const GOLDEN: &[(&str, &str)] = &[
     ("join_inner", "SELECT g.id, h.k FROM app.g g JOIN app.h h ON g.id = h.g_id WHERE g.s = 1 AND h.w > 5"),
@@ -108,6 +153,11 @@ const GOLDEN: &[(&str, &str)] = &[
     (
         "join_of_joins",
         "SELECT g.id, h.k, h2.w FROM app.g g JOIN app.h h ON g.id = h.g_id LEFT JOIN app.h h2 ON h2.g_id = g.id AND h2.w > 1",
+    ),
+    (
+        "join_aggregate",
+        "SELECT h.k, count(*), sum(h.w), avg(g.i) FROM app.g g JOIN app.h h ON g.id = h.g_id WHERE g.s > 0 \
+         GROUP BY h.k ORDER BY 2 DESC, 1 LIMIT 3",
     ),
     ("join_computed_key_stays_local", "SELECT g.id, h.k FROM app.g g JOIN app.h h ON g.id = h.g_id + 0"),
     (
