@@ -56,4 +56,10 @@ if ! python3 -c "import adbc_driver_flightsql.dbapi, pyarrow, pandas" >/dev/null
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "${PY_PEERS[@]}"
 fi
 
+# TPC-H data (the test suite's SF0.01 and benches/tpch.sh): Apache DataFusion's tpchgen-cli.
+if ! command -v tpchgen-cli >/dev/null 2>&1; then
+  log "installing tpchgen-cli (TPC-H data generator)"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore tpchgen-cli==4.0.0
+fi
+
 log "setup complete"

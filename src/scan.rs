@@ -569,7 +569,14 @@ unsafe fn join_plan(
     // SAFETY: planner structures; fdw_private of the join was set by pg_kalam.
     unsafe {
         let info = crate::join::join_info(joinrel).expect("a join planned by pg_kalam");
-        let scan_tlist = pg_sys::add_to_flat_tlist(std::ptr::null_mut(), (*(*joinrel).reltarget).exprs);
+        // The columns the join's target reads: the topmost join's target may compute
+        // expressions of them (the query's scan/join target, applied after the join was planned),
+        // which the plan's projection computes from the scan tuple.
+        let vars = pg_sys::pull_var_clause(
+            (*(*joinrel).reltarget).exprs.cast(),
+            pg_sys::PVC_RECURSE_PLACEHOLDERS as i32,
+        );
+        let scan_tlist = pg_sys::add_to_flat_tlist(std::ptr::null_mut(), vars);
         let (fdw_private, fdw_exprs) = encode_join(root, info, scan_tlist, &OrderLimit::default());
         pg_sys::make_foreignscan(
             tlist,

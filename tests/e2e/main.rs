@@ -14,6 +14,7 @@ mod pushdown;
 mod scan;
 mod server;
 mod stream;
+mod tpch;
 mod types;
 mod write_failures;
 mod writes;
