@@ -62,6 +62,7 @@ use pgrx::{FromDatum, is_a};
 
 /// The server functions the shipped expressions call; a server must have all of them.
 pub const PG_FUNCTIONS_USED: &[&str] = &[
+    "pg_numeric_sum",
     "pg_float",
     "pg_ascii_lower",
     "pg_json_field",

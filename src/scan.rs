@@ -700,6 +700,9 @@ struct JoinParts {
     tuning: ScanTuning,
     /// `(s.a r1) INNER JOIN (s.b r2)`.
     label: String,
+    /// Each table's range-table index (as the plan's clauses name it) and the number of its
+    /// first column.
+    relations: Vec<(pg_sys::Index, usize)>,
 }
 
 /// The join of a scan of no relation ([`join_plan`]'s encoding).
@@ -772,11 +775,27 @@ unsafe fn decode_join(
             names.push(format!("{}.{} r{}", relation.namespace(), relation.name(), i + 1));
         }
         let label = crate::join::relations_label(&tree, &names);
+        let mut numbering = Vec::with_capacity(relations.len());
+        let mut first = 0;
+        for ((relid, _), table) in relations.iter().zip(&tables) {
+            numbering.push((*relid, first));
+            first += table.columns.len();
+        }
         let relation = relations.into_iter().nth(scoped.unwrap_or(0)).expect("a join has tables").1;
         let (server, table_options) = foreign_table(&relation)?;
         let tuning = server.options.tuning.with_table(&table_options);
         let join = RemoteJoin { tables, tree, filters, outputs, order: OrderLimit::default() };
-        Ok(JoinParts { join, order, parameters, relation, server, table_options, tuning, label })
+        Ok(JoinParts {
+            join,
+            order,
+            parameters,
+            relation,
+            server,
+            table_options,
+            tuning,
+            label,
+            relations: numbering,
+        })
     }
 }
 
@@ -1410,10 +1429,13 @@ impl ScanState {
         // SAFETY: a grouped ForeignScan made by `grouped_plan`; its tables are locked by the plan.
         unsafe {
             let from = if over_join { JOIN_PRIVATE_LEN } else { SCAN_PRIVATE_LEN };
-            let (table, group_by, outputs) =
+            let (table, group_by, outputs, computed) =
                 crate::upper::decode((*plan).fdw_private, from).expect("a grouped scan's fdw_private");
+            // Where the columns of each table are numbered from (range-table index, first column).
+            let mut relations = Vec::new();
             let (input, order, parameters, relation, server, table_options, tuning, label) = if over_join {
                 let parts = decode_join(node, plan)?;
+                relations = parts.relations;
                 let label = format!("Aggregate on ({})", parts.label);
                 let input = AggregateInput::Join(parts.join);
                 let (relation, server) = (parts.relation, parts.server);
@@ -1428,7 +1450,9 @@ impl ScanState {
                     label,
                 )
             } else {
-                let order = FdwPrivate::from_list((*plan).fdw_private).order;
+                let private = FdwPrivate::from_list((*plan).fdw_private);
+                relations.push((private.clause_relid, 0));
+                let order = private.order;
                 let relation = PgRelation::with_lock(table, pg_sys::NoLock as pg_sys::LOCKMODE);
                 let parameters = deparse::list_nodes((*plan).fdw_exprs).len();
                 let (filters, parameters) = remote_filters(&relation, plan, node, parameters)?;
@@ -1455,7 +1479,37 @@ impl ScanState {
                     label,
                 )
             };
-            let column_name = |c: usize| input.column(c).map(|c| c.name.clone()).unwrap_or_default();
+            let columns = input.column_count();
+            let column_of = |node: *mut pg_sys::Node| -> Option<(usize, pg_sys::Oid, i32, pg_sys::Oid)> {
+                if (*node).type_ != pg_sys::NodeTag::T_Var {
+                    return None;
+                }
+                let var = node as *mut pg_sys::Var;
+                let &(_, offset) = relations.iter().find(|r| r.0 == (*var).varno as pg_sys::Index)?;
+                ((*var).varattno > 0).then(|| {
+                    (
+                        offset + (*var).varattno as usize - 1,
+                        (*var).vartype,
+                        (*var).vartypmod,
+                        (*var).varcollid,
+                    )
+                })
+            };
+            let mut arithmetic = Vec::with_capacity(computed.len());
+            for &expr in &computed {
+                let (arith, precision, scale) =
+                    crate::upper::arithmetic(expr, &column_of).ok_or_else(|| {
+                        KalamError::new(
+                            PgSqlErrorCode::ERRCODE_FDW_ERROR,
+                            "an expression planned for the server can no longer be sent",
+                        )
+                    })?;
+                arithmetic.push((arith, arrow_schema::DataType::Decimal128(precision, scale)));
+            }
+            let column_name = |c: usize| match input.column(c) {
+                Some(column) => column.name.clone(),
+                None => format!("expression {}", c + 1 - columns),
+            };
             let tupdesc = PgTupleDesc::from_pg_unchecked((*(*node).ss.ss_ScanTupleSlot).tts_tupleDescriptor);
             let mut fetched = Vec::with_capacity(tupdesc.len());
             let mut averages = Vec::new();
@@ -1494,7 +1548,13 @@ impl ScanState {
                 };
                 fetched.push(column(name, attr, att.type_oid().value(), att.type_mod()));
             }
-            let remote = RemoteQuery::Aggregate(RemoteAggregate { input, group_by, outputs, order });
+            let remote = RemoteQuery::Aggregate(RemoteAggregate {
+                input,
+                computed: arithmetic,
+                group_by,
+                outputs,
+                order,
+            });
             let mut state = Self::assemble(
                 &relation,
                 server,

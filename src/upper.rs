@@ -21,8 +21,9 @@
 //! relation (`scanrelid` 0) whose scan target list (`fdw_scan_tlist`) is the server's outputs;
 //! `scan.rs` runs it like a table scan.
 
+use kalam_pushdown::Literal;
 use kalam_pushdown::SortKey;
-use kalam_pushdown::aggregate::{Function, Output};
+use kalam_pushdown::aggregate::{Arith, Function, Output, SUM_PRECISION_MAX};
 use pgrx::pg_sys::{self, NodeTag, Oid};
 use pgrx::{PgList, PgMemoryContexts, pg_guard};
 
@@ -48,6 +49,9 @@ pub(crate) struct UpperInfo {
     pub(crate) local_conds: Vec<*mut pg_sys::Node>,
     /// The server's costs (its foreign table's).
     pub(crate) costs: Costs,
+    /// The numeric expressions aggregated ([`arithmetic`]): an aggregate's column `n + k`, `n`
+    /// being the number of the input's columns, is `computed[k]`.
+    pub(crate) computed: Vec<*mut pg_sys::Node>,
 }
 
 /// What pg_kalam keeps in an upper relation's `fdw_private`.
@@ -493,14 +497,15 @@ unsafe fn grouping(
     // SAFETY: planner structures of a query being planned.
     unsafe {
         // The input's tables (range-table index, number of the first column) and costs.
-        let (relations, costs) = if let Some(join) = crate::join::join_info(input_rel) {
+        let (relations, costs, columns, pg_functions) = if let Some(join) = crate::join::join_info(input_rel)
+        {
             let mut offset = 0;
             let mut relations = Vec::new();
             for &(relid, info) in &join.tables {
                 relations.push((relid, offset));
                 offset += (*info).columns.len();
             }
-            (relations, join.costs)
+            (relations, join.costs, offset, (*join.tables[0].1).pg_functions)
         } else {
             let info = &*((*input_rel).fdw_private as *const RelInfo);
             // Every clause runs on the server; a pseudoconstant one (a gate PostgreSQL checks
@@ -511,7 +516,7 @@ unsafe fn grouping(
             {
                 return None;
             }
-            (vec![((*input_rel).relid, 0)], info.costs)
+            (vec![((*input_rel).relid, 0)], info.costs, info.columns.len(), info.pg_functions)
         };
         let parse = (*root).parse;
         if !(*parse).groupingSets.is_null()
@@ -554,6 +559,7 @@ unsafe fn grouping(
             scan_exprs: Vec::new(),
             local_conds: Vec::new(),
             costs,
+            computed: Vec::new(),
         };
         let having = if extra.is_null() { std::ptr::null_mut() } else { (*extra).havingQual };
         let having = deparse::list_nodes(having.cast());
@@ -574,7 +580,7 @@ unsafe fn grouping(
                     }
                     Output::Group(attr)
                 } else if (*piece).type_ == NodeTag::T_Aggref {
-                    aggregate(piece.cast(), &column_of)?
+                    aggregate(piece.cast(), &column_of, &mut upper.computed, columns, pg_functions)?
                 } else {
                     return None;
                 };
@@ -629,6 +635,9 @@ fn orders_alike(type_oid: Oid, typmod: i32, collation: Oid, sorting: bool) -> bo
 unsafe fn aggregate(
     aggref: *mut pg_sys::Aggref,
     column_of: &dyn Fn(*mut pg_sys::Node) -> Option<(usize, Oid, i32, Oid)>,
+    computed: &mut Vec<*mut pg_sys::Node>,
+    columns: usize,
+    checked_sums: bool,
 ) -> Option<Output> {
     // SAFETY: an Aggref of the grouping target.
     unsafe {
@@ -657,13 +666,39 @@ unsafe fn aggregate(
         }
         let [arg] = args.as_slice() else { return None };
         let entry = *arg as *mut pg_sys::TargetEntry;
-        let (column, type_oid, typmod, collation) = column_of((*entry).expr.cast())?;
+        let argument = (*entry).expr.cast::<pg_sys::Node>();
+        if column_of(argument).is_none() {
+            // sum and avg of a numeric expression the server computes exactly (and sums with
+            // overflow checks).
+            if !checked_sums || distinct {
+                return None;
+            }
+            arithmetic(argument, column_of)?;
+            let function = match name.as_str() {
+                "sum" => Function::Sum,
+                "avg" => Function::Avg,
+                _ => return None,
+            };
+            let k = match computed.iter().position(|&c| pg_sys::equal(c.cast(), argument.cast())) {
+                Some(k) => k,
+                None => {
+                    computed.push(argument);
+                    computed.len() - 1
+                }
+            };
+            return Some(Output::Aggregate { function, column: columns + k, distinct });
+        }
+        let (column, type_oid, typmod, collation) = column_of(argument)?;
         let function = match name.as_str() {
             "count" if !distinct || groups_alike(type_oid, typmod, collation) => Function::Count,
             "sum" => match type_oid {
                 pg_sys::INT2OID | pg_sys::INT4OID => Function::Sum,
                 pg_sys::INT8OID => Function::SumAsDecimal,
-                pg_sys::NUMERICOID if typmod >= 0 => Function::Sum,
+                pg_sys::NUMERICOID
+                    if typmod >= 0 && (checked_sums || numeric_digits(typmod) <= SUM_PRECISION_MAX) =>
+                {
+                    Function::Sum
+                }
                 _ => return None,
             },
             "min" | "max" if !distinct && orders_alike(type_oid, typmod, collation, false) => {
@@ -671,7 +706,11 @@ unsafe fn aggregate(
             }
             "avg" => match type_oid {
                 pg_sys::INT2OID | pg_sys::INT4OID | pg_sys::INT8OID => Function::Avg,
-                pg_sys::NUMERICOID if typmod >= 0 => Function::Avg,
+                pg_sys::NUMERICOID
+                    if typmod >= 0 && (checked_sums || numeric_digits(typmod) <= SUM_PRECISION_MAX) =>
+                {
+                    Function::Avg
+                }
                 _ => return None,
             },
             "bool_and" if type_oid == pg_sys::BOOLOID => Function::BoolAnd,
@@ -682,9 +721,87 @@ unsafe fn aggregate(
     }
 }
 
+/// A grouped scan's plan as [`encode`] wrote it: the foreign table (of a table's grouping), the
+/// columns grouped by, the outputs, and the computed expressions.
+pub(crate) type Grouping = (Oid, Vec<usize>, Vec<Output>, Vec<*mut pg_sys::Node>);
+
+/// Digits a computed expression may have: every value fits the server's 38-digit decimals,
+/// computed without rounding (and summed by its checked `pg_numeric_sum`).
+const COMPUTED_PRECISION_MAX: u8 = 38;
+
+/// The precision of a numeric(p,s) typmod.
+fn numeric_digits(typmod: i32) -> u8 {
+    (((typmod - pg_sys::VARHDRSZ as i32) >> 16) & 0xffff) as u8
+}
+
+/// `expr` as arithmetic the server computes exactly as PostgreSQL's numeric does, with its
+/// precision and scale: numeric `+`, `-` and `*` of numeric(p,s) columns and finite numeric
+/// constants, within [`COMPUTED_PRECISION_MAX`] digits (the scale of `a * b` is the sum of
+/// theirs, of `a + b` the larger, in PostgreSQL as on the server).
+pub(crate) unsafe fn arithmetic(
+    expr: *mut pg_sys::Node,
+    column_of: &dyn Fn(*mut pg_sys::Node) -> Option<(usize, Oid, i32, Oid)>,
+) -> Option<(Arith, u8, i8)> {
+    // SAFETY: an expression of the query being planned (or of its plan).
+    unsafe {
+        let (arith, precision, scale) = match (*expr).type_ {
+            NodeTag::T_Var => {
+                let (column, type_oid, typmod, _) = column_of(expr)?;
+                if type_oid != pg_sys::NUMERICOID || typmod < 0 {
+                    return None;
+                }
+                let precision = numeric_digits(typmod);
+                let scale = i8::try_from(((typmod - pg_sys::VARHDRSZ as i32) & 0xffff) as i16).ok()?;
+                (scale >= 0).then_some((Arith::Column(column), precision, scale))?
+            }
+            NodeTag::T_Const => {
+                let constant = expr as *mut pg_sys::Const;
+                if (*constant).consttype != pg_sys::NUMERICOID || (*constant).constisnull {
+                    return None;
+                }
+                let text = <pgrx::AnyNumeric as pgrx::FromDatum>::from_polymorphic_datum(
+                    (*constant).constvalue,
+                    false,
+                    pg_sys::NUMERICOID,
+                )?
+                .to_string();
+                match Literal::decimal(&text)? {
+                    Literal::Decimal { unscaled, precision, scale } if scale >= 0 => {
+                        (Arith::Number(Literal::Decimal { unscaled, precision, scale }), precision, scale)
+                    }
+                    _ => return None,
+                }
+            }
+            NodeTag::T_OpExpr => {
+                let op = expr as *mut pg_sys::OpExpr;
+                let args = deparse::list_nodes((*op).args);
+                let [left, right] = args.as_slice() else { return None };
+                let (a, p1, s1) = arithmetic(*left, column_of)?;
+                let (b, p2, s2) = arithmetic(*right, column_of)?;
+                let (a, b) = (Box::new(a), Box::new(b));
+                let whole = (p1 as i16 - s1 as i16).max(p2 as i16 - s2 as i16);
+                match u32::from((*op).opfuncid) {
+                    pg_sys::F_NUMERIC_ADD => {
+                        (Arith::Add(a, b), (whole + s1.max(s2) as i16 + 1) as u8, s1.max(s2))
+                    }
+                    pg_sys::F_NUMERIC_SUB => {
+                        (Arith::Sub(a, b), (whole + s1.max(s2) as i16 + 1) as u8, s1.max(s2))
+                    }
+                    pg_sys::F_NUMERIC_MUL => (Arith::Mul(a, b), p1 + p2, s1.checked_add(s2)?),
+                    _ => return None,
+                }
+            }
+            _ => return None,
+        };
+        (precision <= COMPUTED_PRECISION_MAX).then_some((arith, precision, scale))
+    }
+}
+
 /// `fdw_private` entries of a grouped scan, after the table scan's ([`crate::scan`]'s first
-/// four): the foreign table's OID, the attributes grouped by, and the outputs as quadruples
-/// (kind 0 = group column / 1 = aggregate, function code, column, distinct).
+/// four, or a join's six): the foreign table's OID, the attributes grouped by, the outputs as
+/// quadruples (kind 0 = group column / 1 = aggregate, function code, column, distinct), and the
+/// computed expressions aggregated (their Vars name the plan's range-table indexes, as the
+/// scan's clauses do).
 pub(crate) unsafe fn encode(upper: &UpperInfo, table: Oid, list: *mut pg_sys::List) -> *mut pg_sys::List {
     let mut outputs = Vec::with_capacity(upper.outputs.len() * 4);
     for output in &upper.outputs {
@@ -700,17 +817,22 @@ pub(crate) unsafe fn encode(upper: &UpperInfo, table: Oid, list: *mut pg_sys::Li
         let list = pg_sys::lappend(list, deparse::make_int_list([u32::from(table) as i32]).cast());
         let list =
             pg_sys::lappend(list, deparse::make_int_list(upper.group_by.iter().map(|&a| a as i32)).cast());
-        pg_sys::lappend(list, deparse::make_int_list(outputs).cast())
+        let list = pg_sys::lappend(list, deparse::make_int_list(outputs).cast());
+        let mut computed = std::ptr::null_mut();
+        for &expr in &upper.computed {
+            computed = pg_sys::lappend(computed, expr.cast());
+        }
+        pg_sys::lappend(list, computed.cast())
     }
 }
 
 /// The grouped scan `encode` described: (foreign table, grouped attributes, outputs); `None`
 /// for a table scan's `fdw_private`.
-pub(crate) unsafe fn decode(list: *mut pg_sys::List, from: usize) -> Option<(Oid, Vec<usize>, Vec<Output>)> {
+pub(crate) unsafe fn decode(list: *mut pg_sys::List, from: usize) -> Option<Grouping> {
     // SAFETY: a list made by scan.rs and `encode`.
     unsafe {
         let parts = deparse::list_nodes(list);
-        let Some([table, group_by, codes]) = parts.get(from..from + 3) else {
+        let Some([table, group_by, codes, computed]) = parts.get(from..from + 4) else {
             return None;
         };
         let table = Oid::from(deparse::int_list(table.cast())[0] as u32);
@@ -728,6 +850,6 @@ pub(crate) unsafe fn decode(list: *mut pg_sys::List, from: usize) -> Option<(Oid
                 _ => unreachable!("outputs are quadruples"),
             })
             .collect();
-        Some((table, group_by, outputs))
+        Some((table, group_by, outputs, deparse::list_nodes((*computed).cast())))
     }
 }

@@ -12,10 +12,13 @@ use datafusion_sql::sqlparser::ast::{Expr, GroupByExpr, Ident, SelectItem};
 use datafusion_sql::sqlparser::dialect::GenericDialect;
 use datafusion_sql::sqlparser::parser::Parser;
 
+use arrow_schema::DataType;
+use datafusion_sql::unparser::Unparser;
+
 use crate::join::RemoteJoin;
 use crate::order::OrderLimit;
 use crate::qual::Literal;
-use crate::{Error, RemoteColumn, RemoteScan};
+use crate::{Error, KalamDialect, RemoteColumn, RemoteScan};
 
 /// An aggregate function the server computes as PostgreSQL does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +60,23 @@ impl Function {
     }
 }
 
+/// An exact numeric expression of a row, an aggregate's argument (`sum(l_price * (1 - l_discount))`):
+/// PostgreSQL's numeric `+`, `-` and `*`, exact on the server's decimals too (the extension
+/// only ships expressions whose digits fit: no rounding, no overflow).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Arith {
+    /// A column of the rows (a decimal).
+    Column(usize),
+    /// A [`Literal::Decimal`].
+    Number(Literal),
+    Add(Box<Arith>, Box<Arith>),
+    Sub(Box<Arith>, Box<Arith>),
+    Mul(Box<Arith>, Box<Arith>),
+}
+
+/// Digits of the decimals DataFusion's `sum` may add: 10^10 of them still fit its 38 digits.
+pub const SUM_PRECISION_MAX: u8 = 28;
+
 /// One output column of a grouped query.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Output {
@@ -81,6 +101,31 @@ impl AggregateInput {
             AggregateInput::Scan(scan) => scan.columns.get(i),
             AggregateInput::Join(join) => join.column(i).map(|(_, column)| column),
         }
+    }
+
+    /// How many columns the rows have.
+    pub fn column_count(&self) -> usize {
+        match self {
+            AggregateInput::Scan(scan) => scan.columns.len(),
+            AggregateInput::Join(join) => join.tables.iter().map(|t| t.columns.len()).sum(),
+        }
+    }
+
+    /// Column number `i` as a DataFusion expression (qualified in a join).
+    fn column_df(&self, i: usize) -> Result<datafusion_expr::Expr, Error> {
+        let missing = || Error::Internal(format!("no column {i} for the aggregate"));
+        Ok(match self {
+            AggregateInput::Scan(scan) => datafusion_expr::Expr::Column(
+                datafusion_common::Column::new_unqualified(&scan.columns.get(i).ok_or_else(missing)?.name),
+            ),
+            AggregateInput::Join(join) => {
+                let (table, column) = join.column(i).ok_or_else(missing)?;
+                datafusion_expr::Expr::Column(datafusion_common::Column::new(
+                    Some(format!("r{}", table + 1)),
+                    &column.name,
+                ))
+            }
+        })
     }
 
     /// Column number `i` as the statement names it.
@@ -112,6 +157,10 @@ impl AggregateInput {
 #[derive(Clone, Debug)]
 pub struct RemoteAggregate {
     pub input: AggregateInput,
+    /// Expressions aggregated, each with its type (a decimal's precision and scale, as
+    /// PostgreSQL's numeric arithmetic gives them): an output's column `n + k`, `n` being the
+    /// number of the input's columns, is `computed[k]`.
+    pub computed: Vec<(Arith, DataType)>,
     /// Indexes into the scan's columns; empty: one group of every row.
     pub group_by: Vec<usize>,
     /// The columns of the result, in order.
@@ -137,7 +186,25 @@ impl RemoteAggregate {
     pub fn to_sql(&self, parameters: Option<&[Literal]>) -> Result<String, Error> {
         let mut statement = self.input.statement(parameters)?;
         let select = crate::scan::select_of(&mut statement)?;
-        let name = |i: usize| self.input.column_expr(i);
+        let columns = self.input.column_count();
+        let name = |i: usize| -> Result<Expr, Error> {
+            if i < columns {
+                return self.input.column_expr(i);
+            }
+            let (arith, _) = self
+                .computed
+                .get(i - columns)
+                .ok_or_else(|| Error::Internal(format!("no computed column {i}")))?;
+            let expr = self.arith(arith)?;
+            Ok(crate::qual::parenthesized(Unparser::new(&KalamDialect).expr_to_sql(&expr)?))
+        };
+        let data_type = |i: usize| -> Option<&DataType> {
+            if i < columns {
+                self.input.column(i).map(|c| &c.data_type)
+            } else {
+                self.computed.get(i - columns).map(|(_, t)| t)
+            }
+        };
         let mut projection = Vec::with_capacity(self.outputs.len());
         let parse = |text: &str| -> Result<Expr, Error> {
             Ok(Parser::new(&GenericDialect {}).try_with_sql(text)?.parse_expr()?)
@@ -150,12 +217,17 @@ impl RemoteAggregate {
             // Every sum is of the column as DECIMAL(38, its scale): exact, and one expression
             // per column, so that a sum and an average of the same column share it (the server
             // names a cast by its argument: two casts of one column would clash).
+            // A sum that could leave 38 digits (of a computed expression, or of decimals of
+            // more than 28 digits) is the server's checked `pg_numeric_sum`: DataFusion's own
+            // wraps around.
             let exact_sum = |column: usize, distinct: &str| -> Result<String, Error> {
-                let scale = match self.input.column(column).map(|c| &c.data_type) {
-                    Some(arrow_schema::DataType::Decimal128(_, scale)) => *scale,
-                    _ => 0,
+                let (precision, scale) = match data_type(column) {
+                    Some(arrow_schema::DataType::Decimal128(precision, scale)) => (*precision, *scale),
+                    _ => (19, 0),
                 };
-                Ok(format!("sum({distinct}CAST({} AS DECIMAL(38,{scale})))", name(column)?))
+                let function =
+                    if column >= columns || precision > SUM_PRECISION_MAX { "pg_numeric_sum" } else { "sum" };
+                Ok(format!("{function}({distinct}CAST({} AS DECIMAL(38,{scale})))", name(column)?))
             };
             if let Output::Aggregate { function: Function::Avg, column, distinct } = output {
                 let distinct = if *distinct { "DISTINCT " } else { "" };
@@ -174,7 +246,7 @@ impl RemoteAggregate {
                         // PostgreSQL's sum of smallint and integer is bigint.
                         Function::Sum
                             if !matches!(
-                                self.input.column(*column).map(|c| &c.data_type),
+                                data_type(*column),
                                 Some(arrow_schema::DataType::Decimal128(..))
                             ) =>
                         {
@@ -212,6 +284,30 @@ impl RemoteAggregate {
     }
 }
 
+impl RemoteAggregate {
+    /// `arith` as a DataFusion expression over the input's columns.
+    fn arith(&self, arith: &Arith) -> Result<datafusion_expr::Expr, Error> {
+        use datafusion_expr::{Operator, binary_expr};
+        let pair = |a: &Arith, b: &Arith| -> Result<_, Error> { Ok((self.arith(a)?, self.arith(b)?)) };
+        Ok(match arith {
+            Arith::Column(i) => self.input.column_df(*i)?,
+            Arith::Number(value) => crate::qual::literal(value),
+            Arith::Add(a, b) => {
+                let (a, b) = pair(a, b)?;
+                binary_expr(a, Operator::Plus, b)
+            }
+            Arith::Sub(a, b) => {
+                let (a, b) = pair(a, b)?;
+                binary_expr(a, Operator::Minus, b)
+            }
+            Arith::Mul(a, b) => {
+                let (a, b) = pair(a, b)?;
+                binary_expr(a, Operator::Multiply, b)
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use arrow_schema::DataType;
@@ -240,6 +336,7 @@ mod tests {
             (
                 RemoteAggregate {
                     input: AggregateInput::Scan(scan(&["id", "city"], vec![])),
+                    computed: Vec::new(),
                     group_by: vec![],
                     outputs: vec![Output::Aggregate {
                         function: Function::CountRows,
@@ -260,6 +357,7 @@ mod tests {
                             right: Box::new(Qual::Literal(crate::Literal::Int64(5))),
                         }],
                     )),
+                    computed: Vec::new(),
                     group_by: vec![1],
                     outputs: vec![
                         Output::Group(1),
@@ -281,6 +379,7 @@ mod tests {
         assert_eq!(Function::from_code(9), None);
         let avg = RemoteAggregate {
             input: AggregateInput::Scan(scan(&["id"], vec![])),
+            computed: Vec::new(),
             group_by: vec![],
             outputs: vec![
                 Output::Aggregate { function: Function::Avg, column: 0, distinct: true },
@@ -330,6 +429,7 @@ mod tests {
         };
         let aggregate = RemoteAggregate {
             input: AggregateInput::Join(join),
+            computed: Vec::new(),
             group_by: vec![1],
             outputs: vec![
                 Output::Group(1),
@@ -341,6 +441,35 @@ mod tests {
         assert_eq!(
             aggregate.to_sql(None).unwrap(),
             r#"SELECT "r1"."o_status" AS a0, sum(CAST("r2"."l_price" AS DECIMAL(38,2))) AS a1, count(*) AS a2 FROM "tpch"."orders" AS "r1" INNER JOIN "tpch"."lineitem" AS "r2" ON ("r1"."o_orderkey" = "r2"."l_orderkey") GROUP BY "r1"."o_status""#
+        );
+    }
+
+    // Goal: an aggregate of a computed expression renders the arithmetic over quoted columns
+    // and typed literals, summed exactly at the expression's scale.
+    #[test]
+    fn computed_arguments_render() {
+        let mut input = scan(&["price", "discount"], vec![]);
+        for column in &mut input.columns {
+            column.data_type = DataType::Decimal128(15, 2);
+        }
+        let one = Literal::Decimal { unscaled: 1, precision: 1, scale: 0 };
+        let revenue = Arith::Mul(
+            Box::new(Arith::Column(0)),
+            Box::new(Arith::Sub(Box::new(Arith::Number(one)), Box::new(Arith::Column(1)))),
+        );
+        let aggregate = RemoteAggregate {
+            input: AggregateInput::Scan(input),
+            computed: vec![(revenue, DataType::Decimal128(32, 4))],
+            group_by: vec![],
+            outputs: vec![
+                Output::Aggregate { function: Function::Sum, column: 2, distinct: false },
+                Output::Aggregate { function: Function::Avg, column: 2, distinct: false },
+            ],
+            order: OrderLimit::default(),
+        };
+        assert_eq!(
+            aggregate.to_sql(None).unwrap(),
+            r#"SELECT pg_numeric_sum(CAST(("price" * (CAST('1' AS DECIMAL(1,0)) - "discount")) AS DECIMAL(38,4))) AS a0, pg_numeric_sum(CAST(("price" * (CAST('1' AS DECIMAL(1,0)) - "discount")) AS DECIMAL(38,4))) AS a1, count(("price" * (CAST('1' AS DECIMAL(1,0)) - "discount"))) AS a2 FROM "app"."t""x""#
         );
     }
 }

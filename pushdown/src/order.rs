@@ -140,6 +140,7 @@ mod tests {
     fn grouped_queries_order_by_aliases() {
         let aggregate = RemoteAggregate {
             input: AggregateInput::Scan(scan(OrderLimit::default())),
+            computed: Vec::new(),
             group_by: vec![1],
             outputs: vec![
                 Output::Aggregate { function: Function::Avg, column: 0, distinct: false },

@@ -271,7 +271,7 @@ pub fn parenthesized(expr: ast::Expr) -> ast::Expr {
 }
 
 /// A literal whose SQL reads back on the server as exactly this value and type.
-fn literal(value: &Literal) -> Expr {
+pub(crate) fn literal(value: &Literal) -> Expr {
     let typed = |text: String, data_type: DataType| cast(lit(text), data_type);
     match value {
         Literal::Null => lit(ScalarValue::Null),

@@ -172,6 +172,7 @@ impl Engine {
         for function in crate::pg_functions::all() {
             ctx.register_udf(function);
         }
+        ctx.register_udaf(crate::pg_sum::udaf());
 
         let store = Arc::new(Store::open(&config.server.data_dir)?);
         let catalog = Arc::new(MemoryCatalogProvider::new());

@@ -30,6 +30,7 @@ pub mod http;
 pub mod kalamsql;
 pub mod metadata;
 pub mod pg_functions;
+pub mod pg_sum;
 pub mod pgjson;
 pub mod rewrite;
 pub mod session;

@@ -42,7 +42,9 @@ pub fn all() -> Vec<ScalarUDF> {
 
 /// Their names, as GetSqlInfo lists them.
 pub fn names() -> Vec<String> {
-    all().iter().map(|f| f.name().to_string()).collect()
+    let mut names: Vec<String> = all().iter().map(|f| f.name().to_string()).collect();
+    names.push(crate::pg_sum::NAME.to_string());
+    names
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
