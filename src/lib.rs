@@ -12,7 +12,8 @@
 //! - [`direct`]: an UPDATE or DELETE the server runs whole, as one remote statement.
 //! - [`ddl`]: the DDL hook: `CREATE TABLE ... USING kalamdb`, and DROP/ALTER of the tables it made.
 //! - [`import`]: IMPORT FOREIGN SCHEMA, from the server's table listing.
-//! - [`upper`]: grouped queries (GROUP BY and aggregates) the server computes.
+//! - [`upper`]: grouped queries (GROUP BY and aggregates), ORDER BY and LIMIT the server computes.
+//! - [`join`]: joins of foreign tables (and of such joins) the server computes.
 //! - [`transactions`]: the remote transaction (and savepoints) of the PostgreSQL transaction.
 //! - [`stream`]: a query's result, fetched and decoded ahead on the I/O thread (bounded queue).
 //! - [`convert`]: Arrow columns into PostgreSQL datums, a column at a time (`numeric`, `array`).

@@ -14,7 +14,8 @@
 //! - [`metadata`]: Flight SQL catalog, schema, table and SQL-info answers.
 //! - [`snowflake`]: `SNOWFLAKE_ID()` and `_seq` values.
 //! - [`pg_functions`], [`pgjson`]: functions with PostgreSQL's semantics (float order, the JSON
-//!   operators) that pg_kalam ships filters to.
+//!   operators) that pg_kalam ships filters to; [`pg_sum`]: `pg_numeric_sum`, the exact decimal
+//!   sum that fails rather than wraps.
 //! - [`types`]: KalamDB column types (UUID, JSON, FILE, EMBEDDING, ...) and how writes are
 //!   converted to them.
 //!
