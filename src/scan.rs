@@ -1480,21 +1480,7 @@ impl ScanState {
                 )
             };
             let columns = input.column_count();
-            let column_of = |node: *mut pg_sys::Node| -> Option<(usize, pg_sys::Oid, i32, pg_sys::Oid)> {
-                if (*node).type_ != pg_sys::NodeTag::T_Var {
-                    return None;
-                }
-                let var = node as *mut pg_sys::Var;
-                let &(_, offset) = relations.iter().find(|r| r.0 == (*var).varno as pg_sys::Index)?;
-                ((*var).varattno > 0).then(|| {
-                    (
-                        offset + (*var).varattno as usize - 1,
-                        (*var).vartype,
-                        (*var).vartypmod,
-                        (*var).varcollid,
-                    )
-                })
-            };
+            let column_of = |node: *mut pg_sys::Node| crate::upper::numbered_column(&relations, node);
             let mut arithmetic = Vec::with_capacity(computed.len());
             for &expr in &computed {
                 let (arith, precision, scale) =

@@ -526,16 +526,7 @@ unsafe fn grouping(
         {
             return None;
         }
-        let column_of = |node: *mut pg_sys::Node| -> Option<(usize, Oid, i32, Oid)> {
-            if node.is_null() || (*node).type_ != NodeTag::T_Var {
-                return None;
-            }
-            let var = node as *mut pg_sys::Var;
-            let &(_, offset) = relations.iter().find(|r| r.0 == (*var).varno as pg_sys::Index)?;
-            ((*var).varlevelsup == 0 && (*var).varattno > 0).then(|| {
-                (offset + (*var).varattno as usize - 1, (*var).vartype, (*var).vartypmod, (*var).varcollid)
-            })
-        };
+        let column_of = |node: *mut pg_sys::Node| numbered_column(&relations, node);
         // GROUP BY: every clause a plain column of equality the server shares.
         let (mut group_by, mut group_exprs) = (Vec::new(), Vec::new());
         for clause in deparse::list_nodes((*parse).groupClause) {
@@ -590,6 +581,25 @@ unsafe fn grouping(
         }
         upper.local_conds = having;
         Some(upper)
+    }
+}
+
+/// The column `node` is, if it is a plain column of one of `relations` (range-table index,
+/// number of its first column): its number among all, type, typmod and collation.
+pub(crate) unsafe fn numbered_column(
+    relations: &[(pg_sys::Index, usize)],
+    node: *mut pg_sys::Node,
+) -> Option<(usize, Oid, i32, Oid)> {
+    // SAFETY: an expression node (or NULL).
+    unsafe {
+        if node.is_null() || (*node).type_ != NodeTag::T_Var {
+            return None;
+        }
+        let var = node as *mut pg_sys::Var;
+        let &(_, offset) = relations.iter().find(|r| r.0 == (*var).varno as pg_sys::Index)?;
+        ((*var).varlevelsup == 0 && (*var).varattno > 0).then(|| {
+            (offset + (*var).varattno as usize - 1, (*var).vartype, (*var).vartypmod, (*var).varcollid)
+        })
     }
 }
 
