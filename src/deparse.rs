@@ -842,6 +842,19 @@ pub unsafe fn make_int_list(values: impl IntoIterator<Item = i32>) -> *mut pg_sy
     list
 }
 
+/// A PostgreSQL list of the nodes `nodes`, in the current memory context.
+///
+/// # Safety
+/// As [`make_int_list`]; the nodes must live as long as the list.
+pub unsafe fn make_node_list<T>(nodes: impl IntoIterator<Item = *mut T>) -> *mut pg_sys::List {
+    let mut list = std::ptr::null_mut();
+    for node in nodes {
+        // SAFETY: per the contract.
+        list = unsafe { pg_sys::lappend(list, node.cast()) };
+    }
+    list
+}
+
 /// The 0-based attribute indexes in a set of attribute numbers offset by
 /// `FirstLowInvalidHeapAttributeNumber` (as `pull_varattnos` and `updatedCols` hold them),
 /// in order; system attributes and the whole row (0) are left out.

@@ -444,10 +444,7 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
                 local_exprs = pg_sys::lappend(local_exprs, (*rinfo).clause.cast());
             }
         }
-        let mut fdw_exprs = std::ptr::null_mut();
-        for parameter in deparser.parameters {
-            fdw_exprs = pg_sys::lappend(fdw_exprs, parameter.cast());
-        }
+        let fdw_exprs = deparse::make_node_list(deparser.parameters);
         // Only the columns the query returns or the local clauses read are fetched.
         let mut attrs: *mut pg_sys::Bitmapset = std::ptr::null_mut();
         pg_sys::pull_varattnos((*(*baserel).reltarget).exprs.cast(), relid, &mut attrs);
@@ -485,15 +482,9 @@ unsafe fn grouped_plan(
                 .report()
         };
         let order = order_limit(root, best_path, order_by);
-        let mut exprs = std::ptr::null_mut();
-        for &expr in &upper.scan_exprs {
-            exprs = pg_sys::lappend(exprs, expr.cast());
-        }
+        let exprs = deparse::make_node_list(upper.scan_exprs.iter().copied());
         let scan_tlist = pg_sys::add_to_flat_tlist(std::ptr::null_mut(), exprs);
-        let mut having = std::ptr::null_mut();
-        for &cond in &upper.local_conds {
-            having = pg_sys::lappend(having, cond.cast());
-        }
+        let having = deparse::make_node_list(upper.local_conds.iter().copied());
         let input = upper.input;
         let (fdw_private, fdw_exprs) = if let Some(join) = crate::join::join_info(input) {
             // The join sends no columns of its own: the grouped outputs follow its lists.
@@ -540,10 +531,7 @@ unsafe fn table_grouping(
             }
             remote_exprs = pg_sys::lappend(remote_exprs, clause.cast());
         }
-        let mut fdw_exprs = std::ptr::null_mut();
-        for parameter in deparser.parameters {
-            fdw_exprs = pg_sys::lappend(fdw_exprs, parameter.cast());
-        }
+        let fdw_exprs = deparse::make_node_list(deparser.parameters);
         let table = (**(*root).simple_rte_array.add(relid as usize)).relid;
         let scan = FdwPrivate { attrs: None, remote_conds: Vec::new(), clause_relid: relid, order };
         (crate::upper::encode(upper, table, scan.into_list(remote_exprs, relid)), fdw_exprs)
@@ -613,10 +601,7 @@ unsafe fn encode_join(
             }
             clause_list = pg_sys::lappend(clause_list, clause.cast());
         }
-        let mut fdw_exprs = std::ptr::null_mut();
-        for parameter in deparser.parameters {
-            fdw_exprs = pg_sys::lappend(fdw_exprs, parameter.cast());
-        }
+        let fdw_exprs = deparse::make_node_list(deparser.parameters);
         let mut outputs = Vec::new();
         for entry in deparse::list_nodes(scan_tlist) {
             let var = (*(entry as *mut pg_sys::TargetEntry)).expr as *mut pg_sys::Var;

@@ -828,11 +828,7 @@ pub(crate) unsafe fn encode(upper: &UpperInfo, table: Oid, list: *mut pg_sys::Li
         let list =
             pg_sys::lappend(list, deparse::make_int_list(upper.group_by.iter().map(|&a| a as i32)).cast());
         let list = pg_sys::lappend(list, deparse::make_int_list(outputs).cast());
-        let mut computed = std::ptr::null_mut();
-        for &expr in &upper.computed {
-            computed = pg_sys::lappend(computed, expr.cast());
-        }
-        pg_sys::lappend(list, computed.cast())
+        pg_sys::lappend(list, deparse::make_node_list(upper.computed.iter().copied()).cast())
     }
 }
 
