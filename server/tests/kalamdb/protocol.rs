@@ -229,7 +229,11 @@ async fn streams_and_metadata() {
     update(&mut c, "CREATE NAMESPACE app").await;
     update(&mut c, "CREATE TABLE app.big (id BIGINT PRIMARY KEY, v TEXT) WITH (FLUSH_POLICY = 'rows:50000')")
         .await;
-    update(&mut c, "INSERT INTO app.big SELECT value, 'v' || value FROM generate_series(1, 300000)").await;
+    // Two statements: one INSERT may interleave its partitions' batches, so only the second
+    // statement's rows (ids past 280000) are sure to fill the last row group alone.
+    update(&mut c, "INSERT INTO app.big SELECT value, 'v' || value FROM generate_series(1, 280000)").await;
+    update(&mut c, "INSERT INTO app.big SELECT value, 'v' || value FROM generate_series(280001, 300000)")
+        .await;
 
     let info = c.execute("SELECT * FROM app.big".into(), None).await.unwrap();
     assert_eq!(info.total_records, 300_000);
