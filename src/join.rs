@@ -1,6 +1,7 @@
 //! Joins the server computes: `GetForeignJoinPaths` for INNER, LEFT, RIGHT and FULL joins of
-//! foreign tables of one server (and joins of such joins), one remote statement for the whole
-//! tree.
+//! foreign tables of one server (and joins of such joins), and the semi and anti joins
+//! PostgreSQL makes of `EXISTS`, `IN (subquery)` and `NOT EXISTS` (on kalamdb-server, as
+//! `LEFT SEMI JOIN` / `LEFT ANTI JOIN`), one remote statement for the whole tree.
 //!
 //! A join is shipped when the server's answer is PostgreSQL's, exactly:
 //! - PostgreSQL offers it only for relations of one server and one user mapping, and every
@@ -15,7 +16,8 @@
 //! clauses in the WHERE when its rows are preserved by the joins above (inner joins, the left
 //! side of a LEFT join), in the ON of the outer join that makes it nullable otherwise (the same
 //! rows: an outer join keeps a preserved row whatever its ON says of the other side); the
-//! clauses PostgreSQL applies above an outer join in the WHERE. A FULL join of tables with
+//! clauses PostgreSQL applies above an outer join in the WHERE. A semi or anti join keeps rows
+//! of its left side only, so its own clauses and its right side's go in its ON. A FULL join of tables with
 //! WHERE clauses of their own is left to PostgreSQL (neither side may be filtered after it).
 
 use kalam_pushdown::join::JoinKind;
@@ -47,6 +49,9 @@ pub(crate) struct JoinInfo {
     /// The clauses over the whole join, for the WHERE (or the ON of an outer join above).
     pub(crate) filters: Vec<*mut pg_sys::Expr>,
     pub(crate) costs: Costs,
+    /// The tables (range-table indexes) whose columns are not seen above the join: the right
+    /// sides of its semi and anti joins.
+    pub(crate) hidden: Vec<pg_sys::Index>,
 }
 
 impl JoinInfo {
@@ -156,6 +161,7 @@ struct Side {
     tree: Tree,
     filters: Vec<*mut pg_sys::Expr>,
     costs: Costs,
+    hidden: Vec<pg_sys::Index>,
 }
 
 unsafe fn side(rel: *mut pg_sys::RelOptInfo) -> Option<Side> {
@@ -174,6 +180,7 @@ unsafe fn side(rel: *mut pg_sys::RelOptInfo) -> Option<Side> {
                 tree: Tree::Table(0),
                 filters,
                 costs: (*info).costs,
+                hidden: Vec::new(),
             });
         }
         let join = join_info(rel)?;
@@ -182,6 +189,7 @@ unsafe fn side(rel: *mut pg_sys::RelOptInfo) -> Option<Side> {
             tree: copy_tree(&join.tree, 0),
             filters: join.filters.clone(),
             costs: join.costs,
+            hidden: join.hidden.clone(),
         })
     }
 }
@@ -218,23 +226,53 @@ unsafe fn plan_join(
             pg_sys::JoinType::JOIN_LEFT => JoinKind::Left,
             pg_sys::JoinType::JOIN_RIGHT => JoinKind::Right,
             pg_sys::JoinType::JOIN_FULL => JoinKind::Full,
+            pg_sys::JoinType::JOIN_SEMI => JoinKind::Semi,
+            pg_sys::JoinType::JOIN_ANTI => JoinKind::Anti,
             _ => return None,
         };
         let (outer, inner) = (side(outerrel)?, side(innerrel)?);
+        // LEFT SEMI / LEFT ANTI JOIN are the syntax of DataFusion's SQL: servers that list
+        // PostgreSQL's functions (kalamdb-server) take them.
+        if matches!(kind, JoinKind::Semi | JoinKind::Anti) && !(*outer.tables[0].1).pg_functions {
+            return None;
+        }
         // The join reads plain columns of its tables only.
         for expr in deparse::list_nodes((*(*joinrel).reltarget).exprs) {
             if (*expr).type_ != NodeTag::T_Var || (*(expr as *mut pg_sys::Var)).varattno <= 0 {
                 return None;
             }
         }
+        // Tables whose columns nothing may read from here on: those hidden below, and the right
+        // side of a semi or anti join (PostgreSQL may still name its columns, as NULLs, over a
+        // LEFT JOIN it turned into an anti join; the server's LEFT ANTI JOIN has no such columns).
+        let mut hidden: Vec<pg_sys::Index> = outer.hidden.iter().chain(&inner.hidden).copied().collect();
+        let below = hidden.len();
+        if matches!(kind, JoinKind::Semi | JoinKind::Anti) {
+            hidden.extend(inner.tables.iter().map(|&(relid, _)| relid));
+        }
+        let reads_hidden = |node: *mut pg_sys::Node, hidden: &[pg_sys::Index]| {
+            let flags = pg_sys::PVC_RECURSE_AGGREGATES
+                | pg_sys::PVC_RECURSE_WINDOWFUNCS
+                | pg_sys::PVC_RECURSE_PLACEHOLDERS;
+            deparse::list_nodes(pg_sys::pull_var_clause(node, flags as i32)).into_iter().any(|var| {
+                (*var).type_ == NodeTag::T_Var
+                    && hidden.contains(&((*(var as *mut pg_sys::Var)).varno as pg_sys::Index))
+            })
+        };
+        if reads_hidden((*(*joinrel).reltarget).exprs.cast(), &hidden) {
+            return None;
+        }
         let mut tables = outer.tables;
         let shift = tables.len();
         tables.extend(inner.tables);
-        let mut info = JoinInfo { tables, tree: Tree::Table(0), filters: Vec::new(), costs: outer.costs };
+        let mut info =
+            JoinInfo { tables, tree: Tree::Table(0), filters: Vec::new(), costs: outer.costs, hidden: Vec::new() };
         // The join's clauses: its own (ON), and, over an outer join, those PostgreSQL applies
         // above it (WHERE).
         let (mut own, mut above) = (Vec::new(), Vec::new());
-        let outer_join = matches!(kind, JoinKind::Left | JoinKind::Right | JoinKind::Full);
+        // A semi join's clauses are all its own (PostgreSQL marks them pushed down, as an inner
+        // join's): they read the inner side, so they go in its ON.
+        let outer_join = matches!(kind, JoinKind::Left | JoinKind::Right | JoinKind::Full | JoinKind::Anti);
         for rinfo in deparse::list_nodes((*extra).restrictlist) {
             let rinfo = rinfo as *mut pg_sys::RestrictInfo;
             if (*rinfo).pseudoconstant {
@@ -255,7 +293,8 @@ unsafe fn plan_join(
                 filters.extend(outer_filters);
                 filters.extend(inner_filters);
             }
-            JoinKind::Left => {
+            // The inner side of a semi or anti join is not seen above it: its filters go in the ON.
+            JoinKind::Left | JoinKind::Semi | JoinKind::Anti => {
                 on.extend(inner_filters);
                 filters.extend(outer_filters);
             }
@@ -269,12 +308,20 @@ unsafe fn plan_join(
                 }
             }
         }
+        // No clause reads a table hidden below it (nor, in the WHERE, the right side of this
+        // semi or anti join).
+        if on.iter().any(|&c| reads_hidden(c.cast(), &hidden[..below]))
+            || filters.iter().any(|&c| reads_hidden(c.cast(), &hidden))
+        {
+            return None;
+        }
         // Every clause is the server's.
         let mut deparser = info.deparser();
         for &clause in on.iter().chain(filters.iter()) {
             deparser.clause(clause).ok()?;
         }
         drop(deparser);
+        info.hidden = hidden;
         info.tree = Tree::Join {
             kind,
             left: Box::new(outer.tree),
@@ -298,6 +345,8 @@ pub(crate) fn relations_label(tree: &kalam_pushdown::join::JoinTree, names: &[St
                 JoinKind::Left => "LEFT JOIN",
                 JoinKind::Right => "RIGHT JOIN",
                 JoinKind::Full => "FULL JOIN",
+                JoinKind::Semi => "SEMI JOIN",
+                JoinKind::Anti => "ANTI JOIN",
             };
             let side = |t: &JoinTree| match t {
                 JoinTree::Table(_) => relations_label(t, names),

@@ -649,6 +649,8 @@ fn join_kind_code(kind: JoinKind) -> i32 {
         JoinKind::Left => 1,
         JoinKind::Right => 2,
         JoinKind::Full => 3,
+        JoinKind::Semi => 4,
+        JoinKind::Anti => 5,
     }
 }
 
@@ -658,7 +660,8 @@ fn decode_tree(shape: &[i32], quals: &[Qual]) -> (JoinTree, usize, usize) {
     match shape {
         [0, table, ..] => (JoinTree::Table(*table as usize), 2, 0),
         [1, kind, count, rest @ ..] => {
-            let kind = [JoinKind::Inner, JoinKind::Left, JoinKind::Right, JoinKind::Full][*kind as usize];
+            let kind = [JoinKind::Inner, JoinKind::Left, JoinKind::Right, JoinKind::Full, JoinKind::Semi, JoinKind::Anti]
+                [*kind as usize];
             let count = *count as usize;
             let on = quals[..count].to_vec();
             let (left, left_shape, left_quals) = decode_tree(rest, &quals[count..]);
@@ -688,6 +691,8 @@ struct JoinParts {
     /// Each table's range-table index (as the plan's clauses name it) and the number of its
     /// first column.
     relations: Vec<(pg_sys::Index, usize)>,
+    /// Each table's columns as clauses use them (in `relations`' order).
+    qual_columns: Vec<Vec<Option<QualColumn>>>,
 }
 
 /// The join of a scan of no relation ([`join_plan`]'s encoding).
@@ -780,6 +785,7 @@ unsafe fn decode_join(
             tuning,
             label,
             relations: numbering,
+            qual_columns,
         })
     }
 }
@@ -953,12 +959,17 @@ impl Fetched {
 /// computed from).
 const HIDDEN: usize = usize::MAX;
 
-/// An `avg` the server sent as its exact sum (`fetched[sum]`, numeric) and its count
-/// (`fetched[sum + 1]`, bigint): PostgreSQL's own `avg` of integers and numerics is
-/// `numeric_div(sum, count)`, which sets its scale from the values, so it is computed here.
+/// An aggregate computed here from what the server sent: an `avg` sent as its exact sum
+/// (`fetched[sum]`, numeric) and its count (`fetched[count]`, bigint), since PostgreSQL's own
+/// `avg` of integers and numerics is `numeric_div(sum, count)`, which sets its scale from the
+/// values; a sum of values of several scales, sent with the largest scale of them
+/// (`fetched[scale]`, bigint), to which PostgreSQL's sum would show it (rounding to it is
+/// exact: no value added had more digits).
 struct Average {
     attr: usize,
     sum: usize,
+    count: Option<usize>,
+    scale: Option<usize>,
     values: Vec<Datum>,
     nulls: Vec<bool>,
 }
@@ -1417,10 +1428,11 @@ impl ScanState {
             let (table, group_by, outputs, computed) =
                 crate::upper::decode((*plan).fdw_private, from).expect("a grouped scan's fdw_private");
             // Where the columns of each table are numbered from (range-table index, first column).
-            let mut relations = Vec::new();
+            let (mut relations, mut qual_columns) = (Vec::new(), Vec::new());
             let (input, order, parameters, relation, server, table_options, tuning, label) = if over_join {
                 let parts = decode_join(node, plan)?;
                 relations = parts.relations;
+                qual_columns = parts.qual_columns;
                 let label = format!("Aggregate on ({})", parts.label);
                 let input = AggregateInput::Join(parts.join);
                 let (relation, server) = (parts.relation, parts.server);
@@ -1439,6 +1451,7 @@ impl ScanState {
                 relations.push((private.clause_relid, 0));
                 let order = private.order;
                 let relation = PgRelation::with_lock(table, pg_sys::NoLock as pg_sys::LOCKMODE);
+                qual_columns.push(executor_qual_columns(&relation));
                 let parameters = deparse::list_nodes((*plan).fdw_exprs).len();
                 let (filters, parameters) = remote_filters(&relation, plan, node, parameters)?;
                 let (server, table_options) = foreign_table(&relation)?;
@@ -1466,16 +1479,20 @@ impl ScanState {
             };
             let columns = input.column_count();
             let column_of = |node: *mut pg_sys::Node| crate::upper::numbered_column(&relations, node);
-            let mut arithmetic = Vec::with_capacity(computed.len());
+            // CASE conditions: the tables' columns numbered as the join (or the table) numbers them.
+            let mut deparser = Deparser::new(relations[0].0, &qual_columns[0], true);
+            for (&(relid, offset), columns) in relations.iter().zip(&qual_columns).skip(1) {
+                deparser = deparser.with_relation(relid, columns, offset);
+            }
+            let mut row_exprs = Vec::with_capacity(computed.len());
             for &expr in &computed {
-                let (arith, precision, scale) =
-                    crate::upper::arithmetic(expr, &column_of).ok_or_else(|| {
-                        KalamError::new(
-                            PgSqlErrorCode::ERRCODE_FDW_ERROR,
-                            "an expression planned for the server can no longer be sent",
-                        )
-                    })?;
-                arithmetic.push((arith, arrow_schema::DataType::Decimal128(precision, scale)));
+                let value = crate::upper::row_expr(expr, &column_of, &mut deparser).ok_or_else(|| {
+                    KalamError::new(
+                        PgSqlErrorCode::ERRCODE_FDW_ERROR,
+                        "an expression planned for the server can no longer be sent",
+                    )
+                })?;
+                row_exprs.push((value.expr, value.data_type));
             }
             let column_name = |c: usize| match input.column(c) {
                 Some(column) => column.name.clone(),
@@ -1487,17 +1504,26 @@ impl ScanState {
             let column = Fetched::new;
             for (attr, output) in outputs.iter().copied().enumerate() {
                 let att = tupdesc.get(attr).expect("one scan column per output");
-                // avg: the sum and the count arrive; the average is computed from them.
-                if let Output::Aggregate { function: Function::Avg, column: c, distinct } = output {
+                // avg: the sum and the count arrive; the average is computed from them. A sum
+                // of values of several scales arrives with the largest scale.
+                if let Output::Aggregate {
+                    function: function @ (Function::Avg | Function::SumRescaled | Function::AvgRescaled),
+                    column: c,
+                    distinct,
+                } = output
+                {
                     let (name, distinct) = (column_name(c), if distinct { "DISTINCT " } else { "" });
-                    averages.push(Average {
-                        attr,
-                        sum: fetched.len(),
-                        values: Vec::new(),
-                        nulls: Vec::new(),
-                    });
+                    let sum = fetched.len();
                     fetched.push(column(format!("sum({distinct}{name})"), HIDDEN, pg_sys::NUMERICOID, -1));
-                    fetched.push(column(format!("count({distinct}{name})"), HIDDEN, pg_sys::INT8OID, -1));
+                    let count = (function != Function::SumRescaled).then(|| {
+                        fetched.push(column(format!("count({distinct}{name})"), HIDDEN, pg_sys::INT8OID, -1));
+                        fetched.len() - 1
+                    });
+                    let scale = (function != Function::Avg).then(|| {
+                        fetched.push(column(format!("scale of {name}"), HIDDEN, pg_sys::INT8OID, -1));
+                        fetched.len() - 1
+                    });
+                    averages.push(Average { attr, sum, count, scale, values: Vec::new(), nulls: Vec::new() });
                     continue;
                 }
                 let name = match output {
@@ -1513,7 +1539,9 @@ impl ScanState {
                             Function::Max => format!("max({column})"),
                             Function::BoolAnd => format!("bool_and({column})"),
                             Function::BoolOr => format!("bool_or({column})"),
-                            Function::Avg => unreachable!("taken above"),
+                            Function::Avg | Function::SumRescaled | Function::AvgRescaled => {
+                                unreachable!("taken above")
+                            }
                         }
                     }
                 };
@@ -1521,7 +1549,7 @@ impl ScanState {
             }
             let remote = RemoteQuery::Aggregate(RemoteAggregate {
                 input,
-                computed: arithmetic,
+                computed: row_exprs,
                 group_by,
                 outputs,
                 order,
@@ -1815,25 +1843,35 @@ impl ScanState {
                     converter.convert(array.as_ref(), &column.name, utf8, target)?;
                 }
                 for average in &mut self.averages {
-                    let (sum, count) = (&self.fetched[average.sum], &self.fetched[average.sum + 1]);
+                    let sum = &self.fetched[average.sum];
+                    let count = average.count.map(|c| &self.fetched[c]);
+                    let scale = average.scale.map(|c| &self.fetched[c]);
                     average.values.clear();
                     average.nulls.clear();
                     for row in 0..batch.num_rows() {
-                        let n = count.values[row].value() as i64;
-                        if sum.nulls[row] || count.nulls[row] || n == 0 {
+                        let n = count.map(|count| (count.nulls[row], count.values[row].value() as i64));
+                        if sum.nulls[row] || matches!(n, Some((true, _) | (_, 0))) {
                             average.values.push(Datum::from(0));
                             average.nulls.push(true);
                             continue;
                         }
-                        let n = pgrx::direct_function_call_as_datum(
-                            pg_sys::int8_numeric,
-                            &[Some(Datum::from(n))],
-                        );
-                        let quotient = pgrx::direct_function_call_as_datum(
-                            pg_sys::numeric_div,
-                            &[Some(sum.values[row]), n],
-                        );
-                        average.values.push(quotient.expect("numeric_div of a count above 0"));
+                        let mut value = sum.values[row];
+                        if let Some(scale) = scale.filter(|scale| !scale.nulls[row]) {
+                            value = pgrx::direct_function_call_as_datum(
+                                pg_sys::numeric_round,
+                                &[Some(value), Some(Datum::from(scale.values[row].value() as i64 as i32))],
+                            )
+                            .expect("numeric_round of a number");
+                        }
+                        if let Some((_, n)) = n {
+                            let n = pgrx::direct_function_call_as_datum(
+                                pg_sys::int8_numeric,
+                                &[Some(Datum::from(n))],
+                            );
+                            value = pgrx::direct_function_call_as_datum(pg_sys::numeric_div, &[Some(value), n])
+                                .expect("numeric_div of a count above 0");
+                        }
+                        average.values.push(value);
                         average.nulls.push(false);
                     }
                 }

@@ -23,11 +23,12 @@
 
 use kalam_pushdown::Literal;
 use kalam_pushdown::SortKey;
-use kalam_pushdown::aggregate::{Arith, Function, Output, SUM_PRECISION_MAX};
+use arrow_schema::DataType;
+use kalam_pushdown::aggregate::{Function, Output, RowExpr, SUM_PRECISION_MAX, YEAR_PRECISION};
 use pgrx::pg_sys::{self, NodeTag, Oid};
 use pgrx::{PgList, PgMemoryContexts, pg_guard};
 
-use crate::deparse;
+use crate::deparse::{self, Deparser};
 use crate::options::Costs;
 use crate::scan::RelInfo;
 
@@ -49,8 +50,8 @@ pub(crate) struct UpperInfo {
     pub(crate) local_conds: Vec<*mut pg_sys::Node>,
     /// The server's costs (its foreign table's).
     pub(crate) costs: Costs,
-    /// The numeric expressions aggregated ([`arithmetic`]): an aggregate's column `n + k`, `n`
-    /// being the number of the input's columns, is `computed[k]`.
+    /// The expressions aggregated or grouped by ([`row_expr`]): an aggregate's or a grouping
+    /// key's column `n + k`, `n` being the number of the input's columns, is `computed[k]`.
     pub(crate) computed: Vec<*mut pg_sys::Node>,
 }
 
@@ -418,7 +419,12 @@ pub(crate) unsafe fn group_sort_keys(upper: &UpperInfo, pathkeys: *mut pg_sys::L
                     let position =
                         upper.scan_exprs.iter().position(|&e| pg_sys::equal(e.cast(), expr.cast()))?;
                     match upper.outputs[position] {
-                        Output::Aggregate { function: Function::Avg, .. } => None,
+                        Output::Aggregate {
+                            function: Function::Avg | Function::SumRescaled | Function::AvgRescaled,
+                            ..
+                        } => None,
+                        // A computed key is a decimal or an integer on the server: ordered exactly.
+                        Output::Group(_) if (*expr).type_ != NodeTag::T_Var => Some((position, 0)),
                         // A sum of numerics is numeric(38, s) on the server: ordered exactly.
                         Output::Aggregate { .. } => Some((position, 0)),
                         Output::Group(_) => Some((position, pg_sys::exprTypmod(expr.cast()))),
@@ -527,14 +533,36 @@ unsafe fn grouping(
             return None;
         }
         let column_of = |node: *mut pg_sys::Node| numbered_column(&relations, node);
-        // GROUP BY: every clause a plain column of equality the server shares.
+        // The conditions of CASEs, over the input's columns.
+        let mut deparser = match crate::join::join_info(input_rel) {
+            Some(join) => join.deparser(),
+            None => {
+                let info = &*((*input_rel).fdw_private as *const RelInfo);
+                Deparser::new((*input_rel).relid, &info.columns, info.pg_functions)
+            }
+        };
+        let mut computed = Vec::new();
+        // GROUP BY: every clause a plain column of equality the server shares, or an expression
+        // it computes exactly, whose values have one scale (PostgreSQL's numeric equality is
+        // by value: 1.0 and 1.00 would be one group, shown as whichever came first).
         let (mut group_by, mut group_exprs) = (Vec::new(), Vec::new());
         for clause in deparse::list_nodes((*parse).groupClause) {
             let expr = pg_sys::get_sortgroupclause_expr(clause.cast(), (*parse).targetList);
-            let (attr, type_oid, typmod, collation) = column_of(expr.cast())?;
-            if !groups_alike(type_oid, typmod, collation) {
-                return None;
-            }
+            let attr = if let Some((attr, type_oid, typmod, collation)) = column_of(expr.cast()) {
+                if !groups_alike(type_oid, typmod, collation) {
+                    return None;
+                }
+                attr
+            } else {
+                if !pg_functions {
+                    return None;
+                }
+                let value = row_expr(expr.cast(), &column_of, &mut deparser)?;
+                if !value.one_scale {
+                    return None;
+                }
+                columns + computed_index(&mut computed, expr.cast())
+            };
             group_by.push(attr);
             group_exprs.push(expr.cast());
         }
@@ -550,13 +578,14 @@ unsafe fn grouping(
             scan_exprs: Vec::new(),
             local_conds: Vec::new(),
             costs,
-            computed: Vec::new(),
+            computed,
         };
         let having = if extra.is_null() { std::ptr::null_mut() } else { (*extra).havingQual };
         let having = deparse::list_nodes(having.cast());
         let targets = deparse::list_nodes((*(*output_rel).reltarget).exprs);
         for &node in targets.iter().chain(having.iter()) {
-            let pieces = if column_of(node).is_some() || (*node).type_ == NodeTag::T_Aggref {
+            let grouped = upper.group_exprs.iter().any(|&g| pg_sys::equal(g.cast(), node.cast()));
+            let pieces = if grouped || column_of(node).is_some() || (*node).type_ == NodeTag::T_Aggref {
                 vec![node]
             } else {
                 deparse::list_nodes(pg_sys::pull_var_clause(node, pg_sys::PVC_INCLUDE_AGGREGATES as i32))
@@ -565,13 +594,22 @@ unsafe fn grouping(
                 if upper.scan_exprs.iter().any(|&s| pg_sys::equal(s.cast(), piece.cast())) {
                     continue;
                 }
-                let output = if let Some((attr, ..)) = column_of(piece) {
+                let group = upper.group_exprs.iter().position(|&g| pg_sys::equal(g.cast(), piece.cast()));
+                let output = if let Some(key) = group {
+                    Output::Group(upper.group_by[key])
+                } else if let Some((attr, ..)) = column_of(piece) {
                     if !upper.group_by.contains(&attr) {
                         return None;
                     }
                     Output::Group(attr)
                 } else if (*piece).type_ == NodeTag::T_Aggref {
-                    aggregate(piece.cast(), &column_of, &mut upper.computed, columns, pg_functions)?
+                    let mut arguments = Arguments {
+                        column_of: &column_of,
+                        deparser: &mut deparser,
+                        computed: &mut upper.computed,
+                        columns,
+                    };
+                    aggregate(piece.cast(), &mut arguments, pg_functions)?
                 } else {
                     return None;
                 };
@@ -641,14 +679,30 @@ fn orders_alike(type_oid: Oid, typmod: i32, collation: Oid, sorting: bool) -> bo
     }
 }
 
-/// The server's aggregate for `aggref`, if its result is PostgreSQL's.
-unsafe fn aggregate(
-    aggref: *mut pg_sys::Aggref,
-    column_of: &dyn Fn(*mut pg_sys::Node) -> Option<(usize, Oid, i32, Oid)>,
-    computed: &mut Vec<*mut pg_sys::Node>,
+/// What an aggregate's argument is read with: the input's columns, a deparser of CASE
+/// conditions, and the expressions computed so far (after the input's `columns`).
+struct Arguments<'a, 'd> {
+    column_of: &'a dyn Fn(*mut pg_sys::Node) -> Option<(usize, Oid, i32, Oid)>,
+    deparser: &'a mut Deparser<'d>,
+    computed: &'a mut Vec<*mut pg_sys::Node>,
     columns: usize,
-    checked_sums: bool,
-) -> Option<Output> {
+}
+
+/// The index of `expr` among the `computed` expressions, added if it is not one yet.
+unsafe fn computed_index(computed: &mut Vec<*mut pg_sys::Node>, expr: *mut pg_sys::Node) -> usize {
+    // SAFETY: expression trees of the query being planned.
+    match computed.iter().position(|&c| unsafe { pg_sys::equal(c.cast(), expr.cast()) }) {
+        Some(k) => k,
+        None => {
+            computed.push(expr);
+            computed.len() - 1
+        }
+    }
+}
+
+/// The server's aggregate for `aggref`, if its result is PostgreSQL's.
+unsafe fn aggregate(aggref: *mut pg_sys::Aggref, arguments: &mut Arguments, checked_sums: bool) -> Option<Output> {
+    let column_of = arguments.column_of;
     // SAFETY: an Aggref of the grouping target.
     unsafe {
         if !(*aggref).aggorder.is_null()
@@ -678,25 +732,23 @@ unsafe fn aggregate(
         let entry = *arg as *mut pg_sys::TargetEntry;
         let argument = (*entry).expr.cast::<pg_sys::Node>();
         if column_of(argument).is_none() {
-            // sum and avg of a numeric expression the server computes exactly (and sums with
-            // overflow checks).
+            // sum and avg of an expression the server computes exactly (and sums with overflow
+            // checks); PostgreSQL's sum of integers is bigint, of bigints numeric.
             if !checked_sums || distinct {
                 return None;
             }
-            arithmetic(argument, column_of)?;
-            let function = match name.as_str() {
-                "sum" => Function::Sum,
-                "avg" => Function::Avg,
+            let value = row_expr(argument, column_of, arguments.deparser)?;
+            let function = match (name.as_str(), &value.data_type) {
+                ("sum", DataType::Decimal128(..)) if value.one_scale => Function::Sum,
+                ("sum", DataType::Decimal128(..)) => Function::SumRescaled,
+                ("sum", DataType::Int32) => Function::Sum,
+                ("sum", _) => Function::SumAsDecimal,
+                ("avg", DataType::Decimal128(..)) if !value.one_scale => Function::AvgRescaled,
+                ("avg", _) => Function::Avg,
                 _ => return None,
             };
-            let k = match computed.iter().position(|&c| pg_sys::equal(c.cast(), argument.cast())) {
-                Some(k) => k,
-                None => {
-                    computed.push(argument);
-                    computed.len() - 1
-                }
-            };
-            return Some(Output::Aggregate { function, column: columns + k, distinct });
+            let column = arguments.columns + computed_index(arguments.computed, argument);
+            return Some(Output::Aggregate { function, column, distinct });
         }
         let (column, type_oid, typmod, collation) = column_of(argument)?;
         let function = match name.as_str() {
@@ -744,14 +796,151 @@ fn numeric_digits(typmod: i32) -> u8 {
     (((typmod - pg_sys::VARHDRSZ as i32) >> 16) & 0xffff) as u8
 }
 
+/// An expression the server computes per row as PostgreSQL does ([`row_expr`]).
+pub(crate) struct Computed {
+    pub(crate) expr: RowExpr,
+    /// Its type on the server: a decimal (numeric), Int32 (smallint or integer) or Int64.
+    pub(crate) data_type: DataType,
+    /// Whether every value has the same scale (not a CASE choosing between scales).
+    pub(crate) one_scale: bool,
+}
+
+/// `expr` as a value the server computes per row exactly as PostgreSQL does:
+/// - numeric arithmetic ([`numeric`]);
+/// - `extract(year FROM x)` of a date or timestamp column (numeric, as in PostgreSQL 14 on);
+/// - a searched CASE whose conditions the server runs as PostgreSQL does (the WHERE rules of
+///   [`Deparser`], with no value computed at scan start) and whose values are numeric
+///   arithmetic, or integer columns and constants of the CASE's type (`THEN 1 ELSE 0`).
+pub(crate) unsafe fn row_expr(
+    expr: *mut pg_sys::Node,
+    column_of: &dyn Fn(*mut pg_sys::Node) -> Option<(usize, Oid, i32, Oid)>,
+    deparser: &mut Deparser,
+) -> Option<Computed> {
+    // SAFETY: an expression of the query being planned (or of its plan).
+    unsafe {
+        match (*expr).type_ {
+            NodeTag::T_CaseExpr => case(expr.cast(), column_of, deparser),
+            NodeTag::T_FuncExpr => {
+                let call = expr as *mut pg_sys::FuncExpr;
+                let args = deparse::list_nodes((*call).args);
+                let [field, value] = args.as_slice() else { return None };
+                let date_or_timestamp = match u32::from((*call).funcid) {
+                    pg_sys::F_EXTRACT_TEXT_DATE => pg_sys::DATEOID,
+                    pg_sys::F_EXTRACT_TEXT_TIMESTAMP => pg_sys::TIMESTAMPOID,
+                    _ => return None,
+                };
+                if (**field).type_ != NodeTag::T_Const {
+                    return None;
+                }
+                let field = *field as *mut pg_sys::Const;
+                if (*field).constisnull || (*field).consttype != pg_sys::TEXTOID {
+                    return None;
+                }
+                let name = <String as pgrx::FromDatum>::from_datum((*field).constvalue, false)?;
+                let (column, type_oid, ..) = column_of(*value)?;
+                (name.eq_ignore_ascii_case("year") && type_oid == date_or_timestamp).then(|| Computed {
+                    expr: RowExpr::Year(Box::new(RowExpr::Column(column))),
+                    data_type: DataType::Decimal128(YEAR_PRECISION, 0),
+                    one_scale: true,
+                })
+            }
+            _ => {
+                let (expr, precision, scale) = numeric(expr, column_of)?;
+                Some(Computed { expr, data_type: DataType::Decimal128(precision, scale), one_scale: true })
+            }
+        }
+    }
+}
+
+/// A searched CASE ([`row_expr`]).
+unsafe fn case(
+    case: *mut pg_sys::CaseExpr,
+    column_of: &dyn Fn(*mut pg_sys::Node) -> Option<(usize, Oid, i32, Oid)>,
+    deparser: &mut Deparser,
+) -> Option<Computed> {
+    // SAFETY: a CaseExpr of the query being planned (or of its plan).
+    unsafe {
+        // `CASE x WHEN ...` compares with x's `=` operator: not shipped.
+        if !(*case).arg.is_null() {
+            return None;
+        }
+        let integer = match (*case).casetype {
+            pg_sys::NUMERICOID => false,
+            pg_sys::INT2OID | pg_sys::INT4OID | pg_sys::INT8OID => true,
+            _ => return None,
+        };
+        // A value of a branch, with its digits before the point and its scale.
+        let value = |node: *mut pg_sys::Node| -> Option<(RowExpr, i16, i8)> {
+            if !integer {
+                let (expr, precision, scale) = numeric(node, column_of)?;
+                return Some((expr, precision as i16 - scale as i16, scale));
+            }
+            if pg_sys::exprType(node) != (*case).casetype {
+                return None;
+            }
+            match (*node).type_ {
+                NodeTag::T_Var => Some((RowExpr::Column(column_of(node)?.0), 19, 0)),
+                NodeTag::T_Const => {
+                    let constant = node as *mut pg_sys::Const;
+                    let literal = deparse::literal((*constant).constvalue, (*constant).constisnull, (*case).casetype)?;
+                    (!matches!(literal, Literal::Null)).then_some((RowExpr::Number(literal), 19, 0))
+                }
+                _ => None,
+            }
+        };
+        let mut when = Vec::new();
+        let (mut whole, mut scales) = (0_i16, Vec::new());
+        for arm in deparse::list_nodes((*case).args) {
+            let arm = arm as *mut pg_sys::CaseWhen;
+            let before = deparser.parameters.len();
+            let condition = deparser.clause((*arm).expr).ok()?;
+            if deparser.parameters.len() != before {
+                // A value computed at scan start would need a parameter of the aggregate.
+                deparser.parameters.truncate(before);
+                return None;
+            }
+            let (result, digits, scale) = value((*arm).result.cast())?;
+            whole = whole.max(digits);
+            scales.push(scale);
+            when.push((condition, result));
+        }
+        let default = (*case).defresult.cast::<pg_sys::Node>();
+        let null_default = default.is_null()
+            || ((*default).type_ == NodeTag::T_Const && (*(default as *mut pg_sys::Const)).constisnull);
+        let otherwise = if null_default {
+            None
+        } else {
+            let (result, digits, scale) = value(default)?;
+            whole = whole.max(digits);
+            scales.push(scale);
+            Some(Box::new(result))
+        };
+        let scale = scales.iter().copied().max()?;
+        let data_type = match (*case).casetype {
+            _ if !integer => {
+                let precision = u8::try_from(whole + scale as i16).ok()?;
+                if precision > COMPUTED_PRECISION_MAX {
+                    return None;
+                }
+                DataType::Decimal128(precision, scale)
+            }
+            pg_sys::INT8OID => DataType::Int64,
+            _ => DataType::Int32,
+        };
+        let one_scale = scales.iter().all(|&s| s == scale);
+        Some(Computed { expr: RowExpr::Case { when, otherwise }, data_type, one_scale })
+    }
+}
+
 /// `expr` as arithmetic the server computes exactly as PostgreSQL's numeric does, with its
 /// precision and scale: numeric `+`, `-` and `*` of numeric(p,s) columns and finite numeric
 /// constants, within [`COMPUTED_PRECISION_MAX`] digits (the scale of `a * b` is the sum of
-/// theirs, of `a + b` the larger, in PostgreSQL as on the server).
-pub(crate) unsafe fn arithmetic(
+/// theirs, of `a + b` the larger, in PostgreSQL as on the server). Every value of it has that
+/// scale, as every value of a numeric(p,s) column has scale s.
+unsafe fn numeric(
     expr: *mut pg_sys::Node,
     column_of: &dyn Fn(*mut pg_sys::Node) -> Option<(usize, Oid, i32, Oid)>,
-) -> Option<(Arith, u8, i8)> {
+) -> Option<(RowExpr, u8, i8)> {
     // SAFETY: an expression of the query being planned (or of its plan).
     unsafe {
         let (arith, precision, scale) = match (*expr).type_ {
@@ -762,7 +951,7 @@ pub(crate) unsafe fn arithmetic(
                 }
                 let precision = numeric_digits(typmod);
                 let scale = i8::try_from(((typmod - pg_sys::VARHDRSZ as i32) & 0xffff) as i16).ok()?;
-                (scale >= 0).then_some((Arith::Column(column), precision, scale))?
+                (scale >= 0).then_some((RowExpr::Column(column), precision, scale))?
             }
             NodeTag::T_Const => {
                 let constant = expr as *mut pg_sys::Const;
@@ -777,7 +966,7 @@ pub(crate) unsafe fn arithmetic(
                 .to_string();
                 match Literal::decimal(&text)? {
                     Literal::Decimal { unscaled, precision, scale } if scale >= 0 => {
-                        (Arith::Number(Literal::Decimal { unscaled, precision, scale }), precision, scale)
+                        (RowExpr::Number(Literal::Decimal { unscaled, precision, scale }), precision, scale)
                     }
                     _ => return None,
                 }
@@ -786,18 +975,18 @@ pub(crate) unsafe fn arithmetic(
                 let op = expr as *mut pg_sys::OpExpr;
                 let args = deparse::list_nodes((*op).args);
                 let [left, right] = args.as_slice() else { return None };
-                let (a, p1, s1) = arithmetic(*left, column_of)?;
-                let (b, p2, s2) = arithmetic(*right, column_of)?;
+                let (a, p1, s1) = numeric(*left, column_of)?;
+                let (b, p2, s2) = numeric(*right, column_of)?;
                 let (a, b) = (Box::new(a), Box::new(b));
                 let whole = (p1 as i16 - s1 as i16).max(p2 as i16 - s2 as i16);
                 match u32::from((*op).opfuncid) {
                     pg_sys::F_NUMERIC_ADD => {
-                        (Arith::Add(a, b), (whole + s1.max(s2) as i16 + 1) as u8, s1.max(s2))
+                        (RowExpr::Add(a, b), (whole + s1.max(s2) as i16 + 1) as u8, s1.max(s2))
                     }
                     pg_sys::F_NUMERIC_SUB => {
-                        (Arith::Sub(a, b), (whole + s1.max(s2) as i16 + 1) as u8, s1.max(s2))
+                        (RowExpr::Sub(a, b), (whole + s1.max(s2) as i16 + 1) as u8, s1.max(s2))
                     }
-                    pg_sys::F_NUMERIC_MUL => (Arith::Mul(a, b), p1 + p2, s1.checked_add(s2)?),
+                    pg_sys::F_NUMERIC_MUL => (RowExpr::Mul(a, b), p1 + p2, s1.checked_add(s2)?),
                     _ => return None,
                 }
             }

@@ -13,12 +13,14 @@ use datafusion_sql::sqlparser::dialect::GenericDialect;
 use datafusion_sql::sqlparser::parser::Parser;
 
 use arrow_schema::DataType;
+use datafusion_common::ScalarValue;
+use datafusion_expr::lit;
 use datafusion_sql::unparser::Unparser;
 
 use crate::join::RemoteJoin;
 use crate::order::OrderLimit;
-use crate::qual::Literal;
-use crate::{Error, KalamDialect, RemoteColumn, RemoteScan};
+use crate::qual::{Literal, Renderer};
+use crate::{Error, KalamDialect, Qual, RemoteColumn, RemoteScan};
 
 /// An aggregate function the server computes as PostgreSQL does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +38,13 @@ pub enum Function {
     /// `avg` of integers and numeric(p,s): the server sends the exact sum and the count (two
     /// columns); PostgreSQL divides them, as its own `avg` does, for its numeric scale.
     Avg,
+    /// `sum` of a computed decimal whose values differ in scale (a CASE whose branches have
+    /// different scales): PostgreSQL's sum shows the largest scale of the values it added, so
+    /// the server sends the exact sum and that scale (two columns), and PostgreSQL rounds the
+    /// sum to it (exactly: no value added had more digits).
+    SumRescaled,
+    /// `avg` of such a decimal: the sum, the count and the largest scale (three columns).
+    AvgRescaled,
 }
 
 impl Function {
@@ -54,24 +63,36 @@ impl Function {
             Function::BoolAnd,
             Function::BoolOr,
             Function::Avg,
+            Function::SumRescaled,
+            Function::AvgRescaled,
         ]
         .into_iter()
         .find(|f| f.code() == code)
     }
 }
 
-/// An exact numeric expression of a row, an aggregate's argument (`sum(l_price * (1 - l_discount))`):
-/// PostgreSQL's numeric `+`, `-` and `*`, exact on the server's decimals too (the extension
-/// only ships expressions whose digits fit: no rounding, no overflow).
+/// A value computed from each row: an aggregate's argument (`sum(l_price * (1 - l_discount))`,
+/// `sum(CASE WHEN p_type LIKE 'PROMO%' THEN ... ELSE 0 END)`) or a grouping key
+/// (`extract(year FROM o_orderdate)`). Each is exactly PostgreSQL's value on the server's types:
+/// numeric `+`, `-` and `*` of decimals whose digits fit (no rounding, no overflow), integers
+/// only as they are (no integer arithmetic: PostgreSQL errors on overflow where DataFusion
+/// wraps).
 #[derive(Clone, Debug, PartialEq)]
-pub enum Arith {
-    /// A column of the rows (a decimal).
+pub enum RowExpr {
+    /// A column of the rows (a decimal or an integer).
     Column(usize),
-    /// A [`Literal::Decimal`].
+    /// A [`Literal::Decimal`] or an integer literal.
     Number(Literal),
-    Add(Box<Arith>, Box<Arith>),
-    Sub(Box<Arith>, Box<Arith>),
-    Mul(Box<Arith>, Box<Arith>),
+    Add(Box<RowExpr>, Box<RowExpr>),
+    Sub(Box<RowExpr>, Box<RowExpr>),
+    Mul(Box<RowExpr>, Box<RowExpr>),
+    /// `CASE WHEN c1 THEN v1 ... ELSE e END` (no ELSE: NULL): the first condition that is true
+    /// picks its value, as in PostgreSQL (a NULL condition is not true). The values are not
+    /// CASEs themselves, so that each has one scale.
+    Case { when: Vec<(Qual, RowExpr)>, otherwise: Option<Box<RowExpr>> },
+    /// PostgreSQL's `extract(year FROM x)` of a date or timestamp: a numeric with no year 0
+    /// (the year 1 BC is -1, where the server's calendar counts it as 0).
+    Year(Box<RowExpr>),
 }
 
 /// Digits of the decimals DataFusion's `sum` may add: 10^10 of them still fit its 38 digits.
@@ -128,6 +149,14 @@ impl AggregateInput {
         })
     }
 
+    /// The name of each column, and the alias of its table (a join's; none for a table's).
+    fn names(&self) -> (Vec<String>, Vec<String>) {
+        match self {
+            AggregateInput::Scan(scan) => (scan.columns.iter().map(|c| c.name.clone()).collect(), Vec::new()),
+            AggregateInput::Join(join) => join.names(),
+        }
+    }
+
     /// Column number `i` as the statement names it.
     fn column_expr(&self, i: usize) -> Result<Expr, Error> {
         match self {
@@ -157,10 +186,11 @@ impl AggregateInput {
 #[derive(Clone, Debug)]
 pub struct RemoteAggregate {
     pub input: AggregateInput,
-    /// Expressions aggregated, each with its type (a decimal's precision and scale, as
-    /// PostgreSQL's numeric arithmetic gives them): an output's column `n + k`, `n` being the
-    /// number of the input's columns, is `computed[k]`.
-    pub computed: Vec<(Arith, DataType)>,
+    /// Expressions aggregated or grouped by, each with its type (a decimal's precision and
+    /// scale, as PostgreSQL's numeric arithmetic gives them; an integer): an output's or a
+    /// grouping key's column `n + k`, `n` being the number of the input's columns, is
+    /// `computed[k]`.
+    pub computed: Vec<(RowExpr, DataType)>,
     /// Indexes into the scan's columns; empty: one group of every row.
     pub group_by: Vec<usize>,
     /// The columns of the result, in order.
@@ -171,10 +201,12 @@ pub struct RemoteAggregate {
 }
 
 impl Output {
-    /// How many columns of the server's result it takes: two for `avg` (sum and count).
+    /// How many columns of the server's result it takes: two for `avg` (sum and count) and
+    /// for a rescaled sum (sum and scale), three for a rescaled `avg`.
     pub fn width(&self) -> usize {
         match self {
-            Output::Aggregate { function: Function::Avg, .. } => 2,
+            Output::Aggregate { function: Function::Avg | Function::SumRescaled, .. } => 2,
+            Output::Aggregate { function: Function::AvgRescaled, .. } => 3,
             _ => 1,
         }
     }
@@ -191,11 +223,11 @@ impl RemoteAggregate {
             if i < columns {
                 return self.input.column_expr(i);
             }
-            let (arith, _) = self
+            let (computed, _) = self
                 .computed
                 .get(i - columns)
                 .ok_or_else(|| Error::Internal(format!("no computed column {i}")))?;
-            let expr = self.arith(arith)?;
+            let expr = self.row_expr(computed)?;
             Ok(crate::qual::parenthesized(Unparser::new(&KalamDialect).expr_to_sql(&expr)?))
         };
         let data_type = |i: usize| -> Option<&DataType> {
@@ -229,10 +261,29 @@ impl RemoteAggregate {
                     if column >= columns || precision > SUM_PRECISION_MAX { "pg_numeric_sum" } else { "sum" };
                 Ok(format!("{function}({distinct}CAST({} AS DECIMAL(38,{scale})))", name(column)?))
             };
-            if let Output::Aggregate { function: Function::Avg, column, distinct } = output {
+            // The largest scale of the values a rescaled sum adds.
+            let largest_scale = |column: usize| -> Result<Expr, Error> {
+                let (computed, _) = self
+                    .computed
+                    .get(column.wrapping_sub(columns))
+                    .ok_or_else(|| Error::Internal(format!("no computed column {column} to rescale")))?;
+                let scale = Unparser::new(&KalamDialect).expr_to_sql(&self.scale_expr(computed)?)?;
+                parse(&format!("max({})", crate::qual::parenthesized(scale)))
+            };
+            if let Output::Aggregate {
+                function: function @ (Function::Avg | Function::SumRescaled | Function::AvgRescaled),
+                column,
+                distinct,
+            } = output
+            {
                 let distinct = if *distinct { "DISTINCT " } else { "" };
                 alias(parse(&exact_sum(*column, distinct)?)?);
-                alias(parse(&format!("count({distinct}{})", name(*column)?))?);
+                if *function != Function::SumRescaled {
+                    alias(parse(&format!("count({distinct}{})", name(*column)?))?);
+                }
+                if *function != Function::Avg {
+                    alias(largest_scale(*column)?);
+                }
                 continue;
             }
             let expr = match output {
@@ -257,7 +308,9 @@ impl RemoteAggregate {
                         Function::Max => format!("max({})", name(*column)?),
                         Function::BoolAnd => format!("bool_and({})", name(*column)?),
                         Function::BoolOr => format!("bool_or({})", name(*column)?),
-                        Function::Avg => unreachable!("rendered above"),
+                        Function::Avg | Function::SumRescaled | Function::AvgRescaled => {
+                            unreachable!("rendered above")
+                        }
                     };
                     parse(&text)?
                 }
@@ -272,7 +325,11 @@ impl RemoteAggregate {
         // A key is its output's alias: the position of its first column.
         self.order.apply(&mut statement, |key| {
             match self.outputs.get(key) {
-                Some(Output::Aggregate { function: Function::Avg, .. }) | None => {
+                Some(Output::Aggregate {
+                    function: Function::Avg | Function::SumRescaled | Function::AvgRescaled,
+                    ..
+                })
+                | None => {
                     return Err(Error::Internal(format!("output {key} is no sort key")));
                 }
                 Some(_) => {}
@@ -285,28 +342,96 @@ impl RemoteAggregate {
 }
 
 impl RemoteAggregate {
-    /// `arith` as a DataFusion expression over the input's columns.
-    fn arith(&self, arith: &Arith) -> Result<datafusion_expr::Expr, Error> {
+    /// `expr` as a DataFusion expression over the input's columns.
+    fn row_expr(&self, expr: &RowExpr) -> Result<datafusion_expr::Expr, Error> {
         use datafusion_expr::{Operator, binary_expr};
-        let pair = |a: &Arith, b: &Arith| -> Result<_, Error> { Ok((self.arith(a)?, self.arith(b)?)) };
-        Ok(match arith {
-            Arith::Column(i) => self.input.column_df(*i)?,
-            Arith::Number(value) => crate::qual::literal(value),
-            Arith::Add(a, b) => {
+        let pair = |a: &RowExpr, b: &RowExpr| -> Result<_, Error> { Ok((self.row_expr(a)?, self.row_expr(b)?)) };
+        Ok(match expr {
+            RowExpr::Column(i) => self.input.column_df(*i)?,
+            RowExpr::Number(value) => crate::qual::literal(value),
+            RowExpr::Add(a, b) => {
                 let (a, b) = pair(a, b)?;
                 binary_expr(a, Operator::Plus, b)
             }
-            Arith::Sub(a, b) => {
+            RowExpr::Sub(a, b) => {
                 let (a, b) = pair(a, b)?;
                 binary_expr(a, Operator::Minus, b)
             }
-            Arith::Mul(a, b) => {
+            RowExpr::Mul(a, b) => {
                 let (a, b) = pair(a, b)?;
                 binary_expr(a, Operator::Multiply, b)
             }
+            RowExpr::Case { when, otherwise } => {
+                let (names, qualifiers) = self.input.names();
+                let renderer =
+                    Renderer { columns: &names, qualifiers: &qualifiers, parameters: None, parameters_from: 0 };
+                let when_then_expr = when
+                    .iter()
+                    .map(|(condition, value)| {
+                        Ok((Box::new(renderer.expr(condition)?), Box::new(self.row_expr(value)?)))
+                    })
+                    .collect::<Result<_, Error>>()?;
+                let else_expr = otherwise.as_deref().map(|e| self.row_expr(e)).transpose()?.map(Box::new);
+                datafusion_expr::Expr::Case(datafusion_expr::expr::Case {
+                    expr: None,
+                    when_then_expr,
+                    else_expr,
+                })
+            }
+            RowExpr::Year(date) => {
+                // The server's year of 1 BC is 0, PostgreSQL's -1: years before 1 are one less.
+                let year = datafusion_expr::cast(
+                    crate::qual::remote_call("date_part", vec![lit("year"), self.row_expr(date)?]),
+                    DataType::Int64,
+                );
+                let before_one = binary_expr(year.clone(), Operator::LtEq, lit(0_i64));
+                let shifted = binary_expr(year.clone(), Operator::Minus, lit(1_i64));
+                datafusion_expr::cast(
+                    datafusion_expr::when(before_one, shifted).otherwise(year)?,
+                    DataType::Decimal128(YEAR_PRECISION, 0),
+                )
+            }
         })
     }
+
+    /// The scale of every value of `expr`, which is no CASE (each has one scale).
+    fn fixed_scale(&self, expr: &RowExpr) -> Result<i8, Error> {
+        Ok(match expr {
+            RowExpr::Column(i) => match self.input.column(*i).map(|c| &c.data_type) {
+                Some(DataType::Decimal128(_, scale)) => *scale,
+                Some(_) => 0,
+                None => return Err(Error::Internal(format!("no column {i} for the aggregate"))),
+            },
+            RowExpr::Number(Literal::Decimal { scale, .. }) => *scale,
+            RowExpr::Number(_) | RowExpr::Year(_) => 0,
+            RowExpr::Add(a, b) | RowExpr::Sub(a, b) => self.fixed_scale(a)?.max(self.fixed_scale(b)?),
+            RowExpr::Mul(a, b) => self.fixed_scale(a)?.saturating_add(self.fixed_scale(b)?),
+            RowExpr::Case { .. } => return Err(Error::Internal("a CASE has no one scale".into())),
+        })
+    }
+
+    /// The scale of each row's value of `expr` (NULL where the value is NULL): the scale of
+    /// the CASE branch the row takes.
+    fn scale_expr(&self, expr: &RowExpr) -> Result<datafusion_expr::Expr, Error> {
+        let scale_of = |value: &RowExpr| -> Result<datafusion_expr::Expr, Error> {
+            let scale = i32::from(self.fixed_scale(value)?);
+            Ok(datafusion_expr::when(self.row_expr(value)?.is_null(), lit(ScalarValue::Int32(None)))
+                .otherwise(lit(scale))?)
+        };
+        let RowExpr::Case { when, otherwise } = expr else { return scale_of(expr) };
+        let (names, qualifiers) = self.input.names();
+        let renderer = Renderer { columns: &names, qualifiers: &qualifiers, parameters: None, parameters_from: 0 };
+        let when_then_expr = when
+            .iter()
+            .map(|(condition, value)| Ok((Box::new(renderer.expr(condition)?), Box::new(scale_of(value)?))))
+            .collect::<Result<_, Error>>()?;
+        let else_expr = otherwise.as_deref().map(scale_of).transpose()?.map(Box::new);
+        Ok(datafusion_expr::Expr::Case(datafusion_expr::expr::Case { expr: None, when_then_expr, else_expr }))
+    }
 }
+
+/// Digits of a year the server sends (PostgreSQL's timestamps end in the year 294276).
+pub const YEAR_PRECISION: u8 = 10;
 
 #[cfg(test)]
 mod tests {
@@ -373,10 +498,10 @@ mod tests {
         for (aggregate, expected) in cases {
             assert_eq!(aggregate.to_sql(None).unwrap(), expected);
         }
-        for code in 0..9 {
+        for code in 0..11 {
             assert_eq!(Function::from_code(code).map(Function::code), Some(code));
         }
-        assert_eq!(Function::from_code(9), None);
+        assert_eq!(Function::from_code(11), None);
         let avg = RemoteAggregate {
             input: AggregateInput::Scan(scan(&["id"], vec![])),
             computed: Vec::new(),
@@ -453,9 +578,9 @@ mod tests {
             column.data_type = DataType::Decimal128(15, 2);
         }
         let one = Literal::Decimal { unscaled: 1, precision: 1, scale: 0 };
-        let revenue = Arith::Mul(
-            Box::new(Arith::Column(0)),
-            Box::new(Arith::Sub(Box::new(Arith::Number(one)), Box::new(Arith::Column(1)))),
+        let revenue = RowExpr::Mul(
+            Box::new(RowExpr::Column(0)),
+            Box::new(RowExpr::Sub(Box::new(RowExpr::Number(one)), Box::new(RowExpr::Column(1)))),
         );
         let aggregate = RemoteAggregate {
             input: AggregateInput::Scan(input),
@@ -471,5 +596,68 @@ mod tests {
             aggregate.to_sql(None).unwrap(),
             r#"SELECT pg_numeric_sum(CAST(("price" * (CAST('1' AS DECIMAL(1,0)) - "discount")) AS DECIMAL(38,4))) AS a0, pg_numeric_sum(CAST(("price" * (CAST('1' AS DECIMAL(1,0)) - "discount")) AS DECIMAL(38,4))) AS a1, count(("price" * (CAST('1' AS DECIMAL(1,0)) - "discount"))) AS a2 FROM "app"."t""x""#
         );
+    }
+
+    // Goal: CASE, years and sums of several scales render as the server computes them exactly:
+    // each case the table gives, its SQL.
+    #[test]
+    fn computed_values_render() {
+        let columns = [
+            ("price", DataType::Decimal128(15, 2)),
+            ("kind", DataType::Utf8),
+            ("shipped", DataType::Date32),
+            ("qty", DataType::Int32),
+        ];
+        let mut input = scan(&["price", "kind", "shipped", "qty"], vec![]);
+        for (column, (_, data_type)) in input.columns.iter_mut().zip(&columns) {
+            column.data_type = data_type.clone();
+        }
+        let zero = RowExpr::Number(Literal::Decimal { unscaled: 0, precision: 1, scale: 0 });
+        let promo = Qual::Like {
+            expr: Box::new(Qual::Column(1)),
+            pattern: Box::new(Qual::Literal(Literal::Text("PROMO%".into()))),
+            negated: false,
+        };
+        let price_squared = RowExpr::Mul(Box::new(RowExpr::Column(0)), Box::new(RowExpr::Column(0)));
+        let several_scales = RowExpr::Case {
+            when: vec![(promo.clone(), price_squared), (Qual::Not(Box::new(promo.clone())), RowExpr::Column(0))],
+            otherwise: Some(Box::new(zero)),
+        };
+        let counted = RowExpr::Case {
+            when: vec![(promo, RowExpr::Number(Literal::Int32(1)))],
+            otherwise: Some(Box::new(RowExpr::Number(Literal::Int32(0)))),
+        };
+        let year = RowExpr::Year(Box::new(RowExpr::Column(2)));
+        let aggregate = |outputs: Vec<Output>, group_by: Vec<usize>| RemoteAggregate {
+            input: AggregateInput::Scan(input.clone()),
+            computed: vec![
+                (several_scales.clone(), DataType::Decimal128(34, 4)),
+                (counted.clone(), DataType::Int32),
+                (year.clone(), DataType::Decimal128(YEAR_PRECISION, 0)),
+            ],
+            group_by,
+            outputs,
+            order: OrderLimit::default(),
+        };
+        let sum = |function, column| Output::Aggregate { function, column, distinct: false };
+        let cases = [
+            (
+                aggregate(vec![Output::Group(6), sum(Function::Sum, 5)], vec![6]),
+                r#"SELECT CAST(CASE WHEN (CAST(date_part('year', "shipped") AS BIGINT) <= 0) THEN (CAST(date_part('year', "shipped") AS BIGINT) - 1) ELSE CAST(date_part('year', "shipped") AS BIGINT) END AS DECIMAL(10,0)) AS a0, CAST(pg_numeric_sum(CAST(CASE WHEN "kind" LIKE 'PROMO%' THEN 1 ELSE 0 END AS DECIMAL(38,0))) AS BIGINT) AS a1 FROM "app"."t""x" GROUP BY CAST(CASE WHEN (CAST(date_part('year', "shipped") AS BIGINT) <= 0) THEN (CAST(date_part('year', "shipped") AS BIGINT) - 1) ELSE CAST(date_part('year', "shipped") AS BIGINT) END AS DECIMAL(10,0))"#,
+            ),
+            (
+                aggregate(vec![sum(Function::SumRescaled, 4), sum(Function::AvgRescaled, 4)], vec![]),
+                r#"SELECT pg_numeric_sum(CAST(CASE WHEN "kind" LIKE 'PROMO%' THEN ("price" * "price") WHEN NOT ("kind" LIKE 'PROMO%') THEN "price" ELSE CAST('0' AS DECIMAL(1,0)) END AS DECIMAL(38,4))) AS a0, max(CASE WHEN "kind" LIKE 'PROMO%' THEN CASE WHEN ("price" * "price") IS NULL THEN NULL ELSE 4 END WHEN NOT ("kind" LIKE 'PROMO%') THEN CASE WHEN "price" IS NULL THEN NULL ELSE 2 END ELSE CASE WHEN CAST('0' AS DECIMAL(1,0)) IS NULL THEN NULL ELSE 0 END END) AS a1, pg_numeric_sum(CAST(CASE WHEN "kind" LIKE 'PROMO%' THEN ("price" * "price") WHEN NOT ("kind" LIKE 'PROMO%') THEN "price" ELSE CAST('0' AS DECIMAL(1,0)) END AS DECIMAL(38,4))) AS a2, count(CASE WHEN "kind" LIKE 'PROMO%' THEN ("price" * "price") WHEN NOT ("kind" LIKE 'PROMO%') THEN "price" ELSE CAST('0' AS DECIMAL(1,0)) END) AS a3, max(CASE WHEN "kind" LIKE 'PROMO%' THEN CASE WHEN ("price" * "price") IS NULL THEN NULL ELSE 4 END WHEN NOT ("kind" LIKE 'PROMO%') THEN CASE WHEN "price" IS NULL THEN NULL ELSE 2 END ELSE CASE WHEN CAST('0' AS DECIMAL(1,0)) IS NULL THEN NULL ELSE 0 END END) AS a4 FROM "app"."t""x""#,
+            ),
+        ];
+        for (aggregate, expected) in cases {
+            assert_eq!(aggregate.to_sql(None).unwrap(), expected);
+        }
+        // A rescaled sum takes two columns, a rescaled average three: sort keys count them.
+        assert_eq!(sum(Function::SumRescaled, 4).width(), 2);
+        assert_eq!(sum(Function::AvgRescaled, 4).width(), 3);
+        for code in 0..11 {
+            assert_eq!(Function::from_code(code).map(Function::code), Some(code));
+        }
     }
 }

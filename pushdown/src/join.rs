@@ -29,6 +29,12 @@ pub enum JoinKind {
     Left,
     Right,
     Full,
+    /// The left side's rows for which some right row makes the ON true (`EXISTS`, `IN
+    /// (subquery)`), each once: `LEFT SEMI JOIN`. Only the left side's columns are seen above.
+    Semi,
+    /// The left side's rows for which no right row makes the ON true (`NOT EXISTS`):
+    /// `LEFT ANTI JOIN`. Only the left side's columns are seen above.
+    Anti,
 }
 
 /// How the tables are joined.
@@ -108,16 +114,21 @@ impl RemoteJoin {
         Ok(statement.to_string())
     }
 
-    /// The statement without its order: the join, its WHERE and its outputs.
-    pub(crate) fn statement(&self, parameters: Option<&[Literal]>) -> Result<Statement, Error> {
-        let names: Vec<String> =
-            self.tables.iter().flat_map(|t| t.columns.iter().map(|c| c.name.clone())).collect();
-        let qualifiers: Vec<String> = self
+    /// The name of each column, and the alias of its table, in the numbering of the join.
+    pub(crate) fn names(&self) -> (Vec<String>, Vec<String>) {
+        let names = self.tables.iter().flat_map(|t| t.columns.iter().map(|c| c.name.clone())).collect();
+        let qualifiers = self
             .tables
             .iter()
             .enumerate()
             .flat_map(|(i, t)| std::iter::repeat_n(Self::alias(i), t.columns.len()))
             .collect();
+        (names, qualifiers)
+    }
+
+    /// The statement without its order: the join, its WHERE and its outputs.
+    pub(crate) fn statement(&self, parameters: Option<&[Literal]>) -> Result<Statement, Error> {
+        let (names, qualifiers) = self.names();
         let renderer = Renderer { columns: &names, qualifiers: &qualifiers, parameters, parameters_from: 0 };
         let condition = |quals: &[Qual]| -> Result<Expr, Error> {
             let expr = renderer.expr(&Qual::And(quals.to_vec()))?;
@@ -210,6 +221,8 @@ impl RemoteJoin {
                     JoinKind::Left => JoinOperator::LeftOuter(constraint),
                     JoinKind::Right => JoinOperator::RightOuter(constraint),
                     JoinKind::Full => JoinOperator::FullOuter(constraint),
+                    JoinKind::Semi => JoinOperator::LeftSemi(constraint),
+                    JoinKind::Anti => JoinOperator::LeftAnti(constraint),
                 };
                 joined.joins.push(Join { relation, global: false, join_operator });
                 Ok(joined)
@@ -304,5 +317,52 @@ mod tests {
         );
         join.outputs = vec![(3, 1)];
         assert!(join.to_sql(None).is_err());
+    }
+
+    // Goal: semi and anti joins render as the server's LEFT SEMI / LEFT ANTI joins, the right
+    // side's filters in their ON, and joins above them reading the left side's columns.
+    #[test]
+    fn semi_and_anti_joins_render() {
+        let tables = vec![table("orders", &["id", "cust"]), table("lines", &["order_id", "qty"]), table("c", &["k"])];
+        let qty_over = |value: i64| Qual::Compare {
+            op: Comparison::Gt,
+            left: Box::new(Qual::Column(3)),
+            right: Box::new(Qual::Literal(Literal::Int64(value))),
+        };
+        let join = RemoteJoin {
+            tables,
+            tree: JoinTree::Join {
+                kind: JoinKind::Inner,
+                left: Box::new(JoinTree::Join {
+                    kind: JoinKind::Semi,
+                    left: Box::new(JoinTree::Table(0)),
+                    right: Box::new(JoinTree::Table(1)),
+                    on: vec![eq(0, 2), qty_over(5)],
+                }),
+                right: Box::new(JoinTree::Table(2)),
+                on: vec![eq(1, 4)],
+            },
+            filters: Vec::new(),
+            outputs: vec![(0, 0), (2, 0)],
+            order: OrderLimit::default(),
+        };
+        assert_eq!(
+            join.to_sql(None).unwrap(),
+            r#"SELECT "r1"."id" AS c0, "r3"."k" AS c1 FROM "app"."orders" AS "r1" LEFT SEMI JOIN "app"."lines" AS "r2" ON (("r1"."id" = "r2"."order_id") AND ("r2"."qty" > CAST('5' AS BIGINT))) INNER JOIN "app"."c" AS "r3" ON ("r1"."cust" = "r3"."k")"#
+        );
+        let anti = RemoteJoin {
+            tree: JoinTree::Join {
+                kind: JoinKind::Anti,
+                left: Box::new(JoinTree::Table(0)),
+                right: Box::new(JoinTree::Table(1)),
+                on: vec![eq(0, 2)],
+            },
+            outputs: vec![(0, 1)],
+            ..join
+        };
+        assert_eq!(
+            anti.to_sql(None).unwrap(),
+            r#"SELECT "r1"."cust" AS c0 FROM "app"."orders" AS "r1" LEFT ANTI JOIN "app"."lines" AS "r2" ON ("r1"."id" = "r2"."order_id")"#
+        );
     }
 }

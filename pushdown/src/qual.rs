@@ -266,6 +266,19 @@ pub fn parenthesized(expr: ast::Expr) -> ast::Expr {
             E::Like { negated, any, expr: operand(expr), pattern: operand(pattern), escape_char }
         }
         E::Nested(e) => E::Nested(Box::new(parenthesized(*e))),
+        E::Case { case_token, end_token, operand: subject, conditions, else_result } => E::Case {
+            case_token,
+            end_token,
+            operand: subject.map(operand),
+            conditions: conditions
+                .into_iter()
+                .map(|w| ast::CaseWhen { condition: parenthesized(w.condition), result: parenthesized(w.result) })
+                .collect(),
+            else_result: else_result.map(|e| Box::new(parenthesized(*e))),
+        },
+        E::Cast { kind, expr, data_type, array, format } => {
+            E::Cast { kind, expr: Box::new(parenthesized(*expr)), data_type, array, format }
+        }
         other => other,
     }
 }
@@ -377,7 +390,7 @@ fn in_iso_range(days: i64) -> bool {
 }
 
 /// A call of the server's function `name`.
-fn remote_call(name: &'static str, args: Vec<Expr>) -> Expr {
+pub(crate) fn remote_call(name: &'static str, args: Vec<Expr>) -> Expr {
     let function = datafusion_expr::ScalarUDF::new_from_impl(RemoteFunction::new(name));
     Expr::ScalarFunction(datafusion_expr::expr::ScalarFunction::new_udf(Arc::new(function), args))
 }

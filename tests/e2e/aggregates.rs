@@ -26,7 +26,8 @@ const COLUMNS: &str = "id bigint, s smallint, i integer, b bigint, n numeric(12,
      ts timestamp, tz timestamptz, ok boolean, f double precision";
 
 /// `app.g` (authored in KalamDB) and `app.g_heap` with the same 400 rows, NULLs in every column
-/// but the key, values near the edges (bigints whose sum leaves bigint's range).
+/// but the key, values near the edges (bigints whose sum leaves bigint's range, dates before
+/// the year 1).
 pub(crate) fn fixture(env: &TestEnv) -> postgres::Client {
     let mut pg = env.pg_with_server();
     let seed = "SELECT g, \
@@ -35,8 +36,9 @@ pub(crate) fn fixture(env: &TestEnv) -> postgres::Client {
          CASE WHEN g % 17 = 0 THEN NULL ELSE 9223372036854775807 - g END, \
          CASE WHEN g % 7 = 0 THEN NULL ELSE round((g * 1.237)::numeric, 3) END, \
          CASE WHEN g % 9 = 0 THEN NULL ELSE 'k' || (g % 6) END, \
-         CASE WHEN g % 10 = 0 THEN NULL ELSE date '2024-01-01' + g % 40 END, \
-         CASE WHEN g % 12 = 0 THEN NULL ELSE timestamp '2024-01-01' + g * interval '7 hours' END, \
+         CASE WHEN g % 10 = 0 THEN NULL WHEN g % 37 = 1 THEN date '0001-12-31 BC' - g \
+              ELSE date '2024-01-01' + g % 40 * 23 END, \
+         CASE WHEN g % 12 = 0 THEN NULL ELSE timestamp '2024-01-01' + g * interval '77 hours' END, \
          CASE WHEN g % 14 = 0 THEN NULL ELSE timestamptz '2024-01-01 00:00+00' + g * interval '5 hours' END, \
          CASE WHEN g % 8 = 0 THEN NULL ELSE g % 3 = 0 END, \
          CASE WHEN g % 15 = 0 THEN NULL ELSE g / 7.0 END \
@@ -74,7 +76,20 @@ fn generated_grouped_queries_match_the_heap_table() {
     let mut pg = fixture(&env);
     let seed: u64 = std::env::var("KALAM_AGGREGATE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(11);
     let mut rng = Rng(seed);
-    let groups = ["", "s", "t", "d", "ok", "s, t", "ts", "tz", "i, ok", "f"];
+    let groups = [
+        "",
+        "s",
+        "t",
+        "d",
+        "ok",
+        "s, t",
+        "ts",
+        "tz",
+        "i, ok",
+        "f",
+        "extract(year FROM d)",
+        "extract(year FROM ts), ok",
+    ];
     let aggregates = [
         "count(*)",
         "count(i)",
@@ -106,6 +121,18 @@ fn generated_grouped_queries_match_the_heap_table() {
         "max(i) - min(i)",
         "round(sum(n) / 3, 2)",
         "coalesce(max(t), 'none')",
+        // Computed per row by the server: numeric arithmetic, CASE (values of one scale, of
+        // several scales, integers), years.
+        "sum(n * 2.5 - n)",
+        "avg(n * n)",
+        "sum(CASE WHEN t = 'k1' THEN n ELSE 0 END)",
+        "sum(CASE WHEN i > 0 THEN 1 ELSE 0 END)",
+        "sum(CASE WHEN s IS NULL THEN b END)",
+        "avg(CASE WHEN ok THEN n * 2 END)",
+        "avg(CASE WHEN t LIKE 'k%2' THEN i WHEN ok THEN s ELSE -1 END)",
+        "sum(CASE WHEN t LIKE 'k%' AND NOT ok THEN n * n WHEN s > 0 THEN n ELSE 0.5 END)",
+        "sum(extract(year FROM d))",
+        "sum(CASE WHEN d < '2024-06-01' THEN n END) / nullif(count(*), 0)",
     ];
     let filters = [
         "",
@@ -165,6 +192,10 @@ fn explain_shows_pushed_and_local_aggregates() {
         ("SELECT t, count(*) FROM app.g GROUP BY t HAVING avg(f) > 1", "HAVING on an aggregate kept local"),
         ("SELECT count(*) FILTER (WHERE i > 0) FROM app.g", "FILTER"),
         ("SELECT t COLLATE \"C\", count(*) FROM app.g GROUP BY 1", "an expression as group key"),
+        ("SELECT sum(CASE s WHEN 1 THEN n ELSE 0 END) FROM app.g", "a simple CASE (its = operator)"),
+        ("SELECT sum(CASE WHEN tz < now() THEN 1 ELSE 0 END) FROM app.g", "a CASE with a run-time value"),
+        ("SELECT extract(year FROM tz), count(*) FROM app.g GROUP BY 1", "the year of a timestamptz: time zone"),
+        ("SELECT sum(i + 1) FROM app.g", "integer arithmetic (overflow)"),
     ] {
         let local = plan(&mut pg, sql);
         assert!(!local.contains("Relations: Aggregate"), "{why}: {local}");

@@ -1,5 +1,5 @@
-//! Joins on the server (GetForeignJoinPaths): generated INNER, LEFT, RIGHT and FULL joins, and
-//! joins of joins, over foreign tables and their heap twins give the same rows; golden EXPLAIN
+//! Joins on the server (GetForeignJoinPaths): generated INNER, LEFT, RIGHT and FULL joins, joins
+//! of joins, and semi and anti joins (EXISTS, IN, NOT EXISTS), over foreign tables and their heap twins give the same rows; golden EXPLAIN
 //! plans pin each join kind sent and the shapes kept local, and why.
 
 use std::collections::BTreeMap;
@@ -138,6 +138,43 @@ fn generated_grouped_joins_match_the_heap_tables() {
     assert!(whole >= 50, "only {whole} of 150 grouped joins ran on the server");
 }
 
+// Goal: 200 generated semi and anti joins (seeded) — EXISTS, NOT EXISTS and IN (subquery),
+// with equality and inequality clauses, filters inside and outside, a table joined above and
+// grouping over them — give the heap tables' rows; the shippable shapes are one remote statement.
+#[test]
+fn generated_semi_and_anti_joins_match_the_heap_tables() {
+    let env = TestEnv::start();
+    let mut pg = join_fixture(&env);
+    let seed: u64 = std::env::var("KALAM_JOIN_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let mut rng = Rng(seed.wrapping_add(13));
+    let subqueries = [
+        "EXISTS (SELECT 1 FROM {h} h WHERE h.g_id = g.id)",
+        "EXISTS (SELECT 1 FROM {h} h WHERE h.g_id = g.id AND h.k <> g.t)",
+        "NOT EXISTS (SELECT 1 FROM {h} h WHERE h.g_id = g.id AND h.w > 20)",
+        "NOT EXISTS (SELECT 1 FROM {h} h WHERE h.k = g.t AND h.id <> g.id)",
+        "g.id IN (SELECT h.g_id FROM {h} h WHERE h.w < 50)",
+        "g.t IN (SELECT h.k FROM {h} h WHERE h.id > 150)",
+        "EXISTS (SELECT 1 FROM {h} h WHERE h.g_id = g.id + 0)",
+    ];
+    let filters = ["", "AND g.id > 100", "AND g.s IS NOT NULL", "AND md5(g.t) > 'a'"];
+    let shapes = [
+        "SELECT g.id, g.t FROM {g} g WHERE {sub} {filter}",
+        "SELECT g.id, h2.k FROM {g} g JOIN {h} h2 ON h2.g_id = g.id WHERE {sub} {filter}",
+        "SELECT g.t, count(*), sum(g.n) FROM {g} g WHERE {sub} {filter} GROUP BY g.t",
+    ];
+    let mut whole = 0;
+    for case in 0..200 {
+        let (shape, subquery, filter) = (*rng.pick(&shapes), *rng.pick(&subqueries), *rng.pick(&filters));
+        let sql = shape.replace("{sub}", subquery).replace("{filter}", filter);
+        let (foreign, heap) = both(&mut pg, &sql);
+        assert_eq!(foreign, heap, "case {case} (seed {seed}): {sql}");
+        if plan(&mut pg, &sql.replace("{g}", "app.g").replace("{h}", "app.h")).starts_with("Foreign Scan") {
+            whole += 1;
+        }
+    }
+    assert!(whole >= 60, "only {whole} of 200 semi and anti joins ran on the server");
+}
+
 /// Shapes whose plans are pinned in `tests/e2e/explain/<name>.out`.
 const GOLDEN: &[(&str, &str)] = &[
     ("join_inner", "SELECT g.id, h.k FROM app.g g JOIN app.h h ON g.id = h.g_id WHERE g.s = 1 AND h.w > 5"),
@@ -167,6 +204,19 @@ const GOLDEN: &[(&str, &str)] = &[
     (
         "join_filter_above_full",
         "SELECT g.id, h.k FROM app.g g FULL JOIN app.h h ON g.id = h.g_id WHERE h.id > 5 OR g.id IS NULL",
+    ),
+    (
+        "join_semi",
+        "SELECT g.id FROM app.g g WHERE EXISTS (SELECT 1 FROM app.h h WHERE h.g_id = g.id AND h.w > 5) AND g.s = 1",
+    ),
+    (
+        "join_anti",
+        "SELECT g.id FROM app.g g WHERE NOT EXISTS (SELECT 1 FROM app.h h WHERE h.g_id = g.id AND h.k <> g.t)",
+    ),
+    (
+        "join_semi_grouped",
+        "SELECT g.t, count(*) FROM app.g g WHERE g.id IN (SELECT h.g_id FROM app.h h WHERE h.w < 50) \
+         GROUP BY g.t ORDER BY g.t",
     ),
     (
         "join_local_filter_stays_local",

@@ -131,6 +131,16 @@ const GOLDEN: &[(&str, &str)] = &[
     ("order_by_average_stays_local", "SELECT s, avg(i) FROM app.g GROUP BY s ORDER BY 2, s"),
     ("limit_over_local_filter_stays_local", "SELECT id FROM app.g WHERE md5(t) > 'a' ORDER BY id LIMIT 4"),
     ("limit_with_ties_stays_local", "SELECT id, s FROM app.g ORDER BY s FETCH FIRST 3 ROWS WITH TIES"),
+    (
+        "group_by_year_with_case_sums",
+        "SELECT extract(year FROM d) AS y, sum(CASE WHEN t = 'k1' THEN n * 2 ELSE 0 END) AS k1, \
+         sum(CASE WHEN i > 0 THEN 1 ELSE 0 END) AS positive FROM app.g GROUP BY 1 ORDER BY 1 NULLS FIRST",
+    ),
+    (
+        "case_average_and_arithmetic",
+        "SELECT s, avg(CASE WHEN ok THEN n * 2 END), sum(n * 2.5 - n) FROM app.g GROUP BY s ORDER BY s NULLS FIRST",
+    ),
+    ("simple_case_stays_local", "SELECT s, sum(CASE s WHEN 1 THEN n ELSE 0 END) FROM app.g GROUP BY s ORDER BY s"),
 ];
 
 // Goal: the plans of the shapes above show the ORDER BY / LIMIT sent (and no Sort or Limit

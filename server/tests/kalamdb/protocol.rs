@@ -227,8 +227,13 @@ async fn streams_and_metadata() {
     let server = start(&dir.0, |c| c.limits.batch_rows = 1000).await;
     let mut c = server.client().await;
     update(&mut c, "CREATE NAMESPACE app").await;
-    update(&mut c, "CREATE TABLE app.big (id BIGINT PRIMARY KEY, v TEXT) WITH (FLUSH_POLICY = 'rows:50000')")
-        .await;
+    // The table is flushed once, when both statements' 300000 rows are in memory (a flush
+    // between the two would leave the second statement's rows out of the segment).
+    update(
+        &mut c,
+        "CREATE TABLE app.big (id BIGINT PRIMARY KEY, v TEXT) WITH (FLUSH_POLICY = 'rows:300000,interval:3600')",
+    )
+    .await;
     // Two statements: one INSERT may interleave its partitions' batches, so only the second
     // statement's rows (ids past 280000) are sure to fill the last row group alone.
     update(&mut c, "INSERT INTO app.big SELECT value, 'v' || value FROM generate_series(1, 280000)").await;
