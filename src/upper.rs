@@ -6,13 +6,16 @@
 //!   before they are grouped), none of them a pseudoconstant gate;
 //! - it groups by plain columns whose equality the server shares (integers, numeric(p,s),
 //!   boolean, date, time, timestamps, uuid, text under a deterministic collation; not floats,
-//!   whose -0 and NaN PostgreSQL groups its own way), with no grouping sets;
+//!   whose -0 and NaN PostgreSQL groups its own way), or by values the server computes per row
+//!   exactly ([`row_expr`]: `extract(year FROM d)`, numeric arithmetic, CASE) whose values share
+//!   one scale, with no grouping sets;
 //! - the aggregates it reads are of plain columns with PostgreSQL's result type and value:
 //!   `count(*)`, `count([DISTINCT] x)`, `sum([DISTINCT] x)` of smallint and integer (bigint, as
 //!   PostgreSQL), of bigint (numeric: summed as DECIMAL(38,0)) and of numeric(p,s); `min`/`max`
 //!   of integers, numeric(p,s), date, time and timestamps, and of text under the C collation (or
-//!   a database default that is C); `bool_and`/`bool_or`; no ORDER BY or FILTER inside an
-//!   aggregate.
+//!   a database default that is C); `bool_and`/`bool_or`; `sum`/`avg` of a computed value
+//!   ([`row_expr`]), the largest scale of the values summed sent beside the sum where a CASE
+//!   mixes scales (PostgreSQL's sum shows it); no ORDER BY or FILTER inside an aggregate.
 //!
 //! The server returns the grouping columns and the aggregates; PostgreSQL computes from them
 //! whatever else the query says of a group (`max(i) - min(i)`, `round(sum(n) / 3, 2)`) and
