@@ -354,6 +354,9 @@ impl<'a> Deparser<'a> {
                 return Ok(Qual::Like { expr: Box::new(subject), pattern, negated });
             }
             let op = operator.comparison().ok_or("an operator other than a comparison")?;
+            if let Some(qual) = self.date_against_timestamp(op, &operator, left, right)? {
+                return Ok(qual);
+            }
             let (left_class, right_class) = (
                 Class::of(operator.left).ok_or("a comparison of an unsupported type")?,
                 Class::of(operator.right).ok_or("a comparison of an unsupported type")?,
@@ -374,6 +377,53 @@ impl<'a> Deparser<'a> {
             }
             let (left, right) = (self.ordered(left, left_class), self.ordered(right, right_class));
             Ok(Qual::Compare { op, left: Box::new(left), right: Box::new(right) })
+        }
+    }
+
+    /// `date OP timestamp` (or `timestamp OP date`) with a constant timestamp, such as
+    /// `l_shipdate < date '1994-01-01' + interval '1' year`: PostgreSQL compares the date's
+    /// midnight with the timestamp, which is comparing the date with the timestamp's day (its
+    /// `d < '1995-01-01 12:00'` is `d <= '1995-01-01'`). `None`: not such a comparison.
+    unsafe fn date_against_timestamp(
+        &mut self,
+        op: Comparison,
+        operator: &BuiltinOperator,
+        left: *mut Node,
+        right: *mut Node,
+    ) -> Result<Option<Qual>, Local> {
+        // SAFETY: node tags are checked before each cast.
+        unsafe {
+            let (date, timestamp, op) = match (Class::of(operator.left), Class::of(operator.right)) {
+                (Some(Class::Date), Some(Class::Timestamp)) => (left, right, op),
+                (Some(Class::Timestamp), Some(Class::Date)) => (right, left, op.commuted()),
+                _ => return Ok(None),
+            };
+            if !is_a(timestamp, NodeTag::T_Const) || (*(timestamp as *mut pg_sys::Const)).constisnull {
+                return Err("a date compared with a timestamp that is not a constant");
+            }
+            let constant = timestamp as *mut pg_sys::Const;
+            let Some(Literal::Timestamp(micros)) = literal((*constant).constvalue, false, pg_sys::TIMESTAMPOID)
+            else {
+                return Err("a date compared with a timestamp the server cannot hold");
+            };
+            if micros == i64::MIN || micros == i64::MAX {
+                return Err("a date compared with an infinite timestamp");
+            }
+            let day = i32::try_from(micros.div_euclid(DAY_MICROS)).map_err(|_| "a timestamp beyond dates")?;
+            let midnight = micros.rem_euclid(DAY_MICROS) == 0;
+            let op = match op {
+                Comparison::Lt if !midnight => Comparison::LtEq,
+                Comparison::GtEq if !midnight => Comparison::Gt,
+                Comparison::Eq | Comparison::NotEq if !midnight => {
+                    return Err("a date compared for equality with a timestamp after midnight");
+                }
+                op => op,
+            };
+            let (value, class) = self.value(date, false)?;
+            if class != Some(Class::Date) {
+                return Err("an operand of another class than the operator's");
+            }
+            Ok(Some(Qual::Compare { op, left: Box::new(value), right: Box::new(Qual::Literal(Literal::Date(day))) }))
         }
     }
 

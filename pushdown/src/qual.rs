@@ -92,6 +92,19 @@ pub enum Comparison {
     GtEq,
 }
 
+impl Comparison {
+    /// The operator with its operands swapped: `a < b` is `b > a`.
+    pub fn commuted(self) -> Comparison {
+        match self {
+            Comparison::Lt => Comparison::Gt,
+            Comparison::LtEq => Comparison::GtEq,
+            Comparison::Gt => Comparison::Lt,
+            Comparison::GtEq => Comparison::LtEq,
+            other => other,
+        }
+    }
+}
+
 /// A shippable filter expression over the columns of a [`crate::RemoteScan`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum Qual {
