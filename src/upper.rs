@@ -216,6 +216,17 @@ unsafe fn add_grouped_path(
         let target = (*output_rel).reltarget;
         let no_list = std::ptr::null_mut();
         add_upper_path(root, output_rel, output_rel, target, groups, (startup, total), no_list, no_list);
+        // The groups sorted by the GROUP BY keys (the server sorts the few groups it sends), as
+        // PostgreSQL's own GroupAggregate path is: with few rows estimated, the two cost the same
+        // to within the planner's fuzz, and that path's order would win over an unsorted one.
+        let group_pathkeys = (*root).group_pathkeys;
+        if let Some(upper) = grouped_info(output_rel)
+            && !group_pathkeys.is_null()
+            && group_sort_keys(upper, group_pathkeys).is_some()
+        {
+            let sorted = (startup, total + groups * tuple * 0.1);
+            add_upper_path(root, output_rel, output_rel, target, groups, sorted, group_pathkeys, no_list);
+        }
     }
 }
 
