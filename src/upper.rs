@@ -253,8 +253,9 @@ unsafe fn add_ordered_path(
             return;
         }
         // The server sorts the groups (few, next to the data): a little more than sending them.
-        let groups = (*input_rel).rows;
+        // (The grouped relation's own row count is not set: its path's is the estimate.)
         let Some(grouped) = cheapest_foreign_path(input_rel, std::ptr::null_mut()) else { return };
+        let groups = (*grouped).rows;
         let startup = (*grouped).total_cost + groups * upper.costs.tuple * 0.1;
         let total = startup + groups * upper.costs.tuple * 0.1;
         let target = (*root).upper_targets[pg_sys::UpperRelationKind::UPPERREL_ORDERED as usize];
