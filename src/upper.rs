@@ -948,8 +948,8 @@ unsafe fn case(
 }
 
 /// `expr` as arithmetic the server computes exactly as PostgreSQL's numeric does, with its
-/// precision and scale: numeric `+`, `-` and `*` of numeric(p,s) columns and finite numeric
-/// constants, within [`COMPUTED_PRECISION_MAX`] digits (the scale of `a * b` is the sum of
+/// precision and scale: numeric `+`, `-` and `*` of numeric(p,s) columns, integer columns cast
+/// to numeric, and finite numeric constants, within [`COMPUTED_PRECISION_MAX`] digits (the scale of `a * b` is the sum of
 /// theirs, of `a + b` the larger, in PostgreSQL as on the server). Every value of it has that
 /// scale, as every value of a numeric(p,s) column has scale s.
 unsafe fn numeric(
@@ -985,6 +985,23 @@ unsafe fn numeric(
                     }
                     _ => return None,
                 }
+            }
+            // An integer column as numeric (`ps_supplycost * ps_availqty`): exact, scale 0.
+            NodeTag::T_FuncExpr => {
+                let call = expr as *mut pg_sys::FuncExpr;
+                let (precision, type_oid) = match u32::from((*call).funcid) {
+                    pg_sys::F_NUMERIC_INT2 => (5, pg_sys::INT2OID),
+                    pg_sys::F_NUMERIC_INT4 => (10, pg_sys::INT4OID),
+                    pg_sys::F_NUMERIC_INT8 => (19, pg_sys::INT8OID),
+                    _ => return None,
+                };
+                let args = deparse::list_nodes((*call).args);
+                let [arg] = args.as_slice() else { return None };
+                let (column, arg_type, ..) = column_of(*arg)?;
+                if arg_type != type_oid {
+                    return None;
+                }
+                (RowExpr::Decimal(Box::new(RowExpr::Column(column)), precision), precision, 0)
             }
             NodeTag::T_OpExpr => {
                 let op = expr as *mut pg_sys::OpExpr;

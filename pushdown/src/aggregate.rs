@@ -86,6 +86,8 @@ pub enum RowExpr {
     Add(Box<RowExpr>, Box<RowExpr>),
     Sub(Box<RowExpr>, Box<RowExpr>),
     Mul(Box<RowExpr>, Box<RowExpr>),
+    /// An integer as a decimal of this many digits, scale 0 (PostgreSQL's `numeric(integer)`).
+    Decimal(Box<RowExpr>, u8),
     /// `CASE WHEN c1 THEN v1 ... ELSE e END` (no ELSE: NULL): the first condition that is true
     /// picks its value, as in PostgreSQL (a NULL condition is not true). The values are not
     /// CASEs themselves, so that each has one scale.
@@ -361,6 +363,9 @@ impl RemoteAggregate {
                 let (a, b) = pair(a, b)?;
                 binary_expr(a, Operator::Multiply, b)
             }
+            RowExpr::Decimal(integer, precision) => {
+                datafusion_expr::cast(self.row_expr(integer)?, DataType::Decimal128(*precision, 0))
+            }
             RowExpr::Case { when, otherwise } => {
                 let (names, qualifiers) = self.input.names();
                 let renderer =
@@ -403,7 +408,7 @@ impl RemoteAggregate {
                 None => return Err(Error::Internal(format!("no column {i} for the aggregate"))),
             },
             RowExpr::Number(Literal::Decimal { scale, .. }) => *scale,
-            RowExpr::Number(_) | RowExpr::Year(_) => 0,
+            RowExpr::Number(_) | RowExpr::Year(_) | RowExpr::Decimal(..) => 0,
             RowExpr::Add(a, b) | RowExpr::Sub(a, b) => self.fixed_scale(a)?.max(self.fixed_scale(b)?),
             RowExpr::Mul(a, b) => self.fixed_scale(a)?.saturating_add(self.fixed_scale(b)?),
             RowExpr::Case { .. } => return Err(Error::Internal("a CASE has no one scale".into())),
@@ -628,12 +633,17 @@ mod tests {
             otherwise: Some(Box::new(RowExpr::Number(Literal::Int32(0)))),
         };
         let year = RowExpr::Year(Box::new(RowExpr::Column(2)));
+        let value = RowExpr::Mul(
+            Box::new(RowExpr::Column(0)),
+            Box::new(RowExpr::Decimal(Box::new(RowExpr::Column(3)), 10)),
+        );
         let aggregate = |outputs: Vec<Output>, group_by: Vec<usize>| RemoteAggregate {
             input: AggregateInput::Scan(input.clone()),
             computed: vec![
                 (several_scales.clone(), DataType::Decimal128(34, 4)),
                 (counted.clone(), DataType::Int32),
                 (year.clone(), DataType::Decimal128(YEAR_PRECISION, 0)),
+                (value.clone(), DataType::Decimal128(25, 2)),
             ],
             group_by,
             outputs,
@@ -648,6 +658,10 @@ mod tests {
             (
                 aggregate(vec![sum(Function::SumRescaled, 4), sum(Function::AvgRescaled, 4)], vec![]),
                 r#"SELECT pg_numeric_sum(CAST(CASE WHEN "kind" LIKE 'PROMO%' THEN ("price" * "price") WHEN NOT ("kind" LIKE 'PROMO%') THEN "price" ELSE CAST('0' AS DECIMAL(1,0)) END AS DECIMAL(38,4))) AS a0, max(CASE WHEN "kind" LIKE 'PROMO%' THEN CASE WHEN ("price" * "price") IS NULL THEN NULL ELSE 4 END WHEN NOT ("kind" LIKE 'PROMO%') THEN CASE WHEN "price" IS NULL THEN NULL ELSE 2 END ELSE CASE WHEN CAST('0' AS DECIMAL(1,0)) IS NULL THEN NULL ELSE 0 END END) AS a1, pg_numeric_sum(CAST(CASE WHEN "kind" LIKE 'PROMO%' THEN ("price" * "price") WHEN NOT ("kind" LIKE 'PROMO%') THEN "price" ELSE CAST('0' AS DECIMAL(1,0)) END AS DECIMAL(38,4))) AS a2, count(CASE WHEN "kind" LIKE 'PROMO%' THEN ("price" * "price") WHEN NOT ("kind" LIKE 'PROMO%') THEN "price" ELSE CAST('0' AS DECIMAL(1,0)) END) AS a3, max(CASE WHEN "kind" LIKE 'PROMO%' THEN CASE WHEN ("price" * "price") IS NULL THEN NULL ELSE 4 END WHEN NOT ("kind" LIKE 'PROMO%') THEN CASE WHEN "price" IS NULL THEN NULL ELSE 2 END ELSE CASE WHEN CAST('0' AS DECIMAL(1,0)) IS NULL THEN NULL ELSE 0 END END) AS a4 FROM "app"."t""x""#,
+            ),
+            (
+                aggregate(vec![sum(Function::Sum, 7)], vec![]),
+                r#"SELECT pg_numeric_sum(CAST(("price" * CAST("qty" AS DECIMAL(10,0))) AS DECIMAL(38,2))) AS a0 FROM "app"."t""x""#,
             ),
         ];
         for (aggregate, expected) in cases {

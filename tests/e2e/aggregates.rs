@@ -124,6 +124,8 @@ fn generated_grouped_queries_match_the_heap_table() {
         // Computed per row by the server: numeric arithmetic, CASE (values of one scale, of
         // several scales, integers), years.
         "sum(n * 2.5 - n)",
+        "sum(n * i)",
+        "avg(b * 0.5 + s)",
         "avg(n * n)",
         "sum(CASE WHEN t = 'k1' THEN n ELSE 0 END)",
         "sum(CASE WHEN i > 0 THEN 1 ELSE 0 END)",
