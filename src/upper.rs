@@ -839,11 +839,7 @@ pub(crate) unsafe fn row_expr(
                 let call = expr as *mut pg_sys::FuncExpr;
                 let args = deparse::list_nodes((*call).args);
                 let [field, value] = args.as_slice() else { return None };
-                let date_or_timestamp = match u32::from((*call).funcid) {
-                    pg_sys::F_EXTRACT_TEXT_DATE => pg_sys::DATEOID,
-                    pg_sys::F_EXTRACT_TEXT_TIMESTAMP => pg_sys::TIMESTAMPOID,
-                    _ => return None,
-                };
+                let date_or_timestamp = extract_argument_type(u32::from((*call).funcid))?;
                 if (**field).type_ != NodeTag::T_Const {
                     return None;
                 }
@@ -865,6 +861,23 @@ pub(crate) unsafe fn row_expr(
             }
         }
     }
+}
+
+/// The argument type of PostgreSQL's numeric `extract(field, x)` (14 on) of a date or a
+/// timestamp, if `funcid` is one.
+#[cfg(not(feature = "pg13"))]
+fn extract_argument_type(funcid: u32) -> Option<Oid> {
+    match funcid {
+        pg_sys::F_EXTRACT_TEXT_DATE => Some(pg_sys::DATEOID),
+        pg_sys::F_EXTRACT_TEXT_TIMESTAMP => Some(pg_sys::TIMESTAMPOID),
+        _ => None,
+    }
+}
+
+/// PostgreSQL 13's `extract` is `date_part`, a double precision: not shipped.
+#[cfg(feature = "pg13")]
+fn extract_argument_type(_funcid: u32) -> Option<Oid> {
+    None
 }
 
 /// A searched CASE ([`row_expr`]).
@@ -989,10 +1002,12 @@ unsafe fn numeric(
             // An integer column as numeric (`ps_supplycost * ps_availqty`): exact, scale 0.
             NodeTag::T_FuncExpr => {
                 let call = expr as *mut pg_sys::FuncExpr;
+                // `numeric(smallint)`, `numeric(integer)`, `numeric(bigint)` by their pg_proc OIDs,
+                // the same in every version (their fmgroids names changed in PostgreSQL 14).
                 let (precision, type_oid) = match u32::from((*call).funcid) {
-                    pg_sys::F_NUMERIC_INT2 => (5, pg_sys::INT2OID),
-                    pg_sys::F_NUMERIC_INT4 => (10, pg_sys::INT4OID),
-                    pg_sys::F_NUMERIC_INT8 => (19, pg_sys::INT8OID),
+                    1782 => (5, pg_sys::INT2OID),
+                    1740 => (10, pg_sys::INT4OID),
+                    1781 => (19, pg_sys::INT8OID),
                     _ => return None,
                 };
                 let args = deparse::list_nodes((*call).args);
