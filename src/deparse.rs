@@ -402,7 +402,8 @@ impl<'a> Deparser<'a> {
                 return Err("a date compared with a timestamp that is not a constant");
             }
             let constant = timestamp as *mut pg_sys::Const;
-            let Some(Literal::Timestamp(micros)) = literal((*constant).constvalue, false, pg_sys::TIMESTAMPOID)
+            let Some(Literal::Timestamp(micros)) =
+                literal((*constant).constvalue, false, pg_sys::TIMESTAMPOID)
             else {
                 return Err("a date compared with a timestamp the server cannot hold");
             };
@@ -423,7 +424,11 @@ impl<'a> Deparser<'a> {
             if class != Some(Class::Date) {
                 return Err("an operand of another class than the operator's");
             }
-            Ok(Some(Qual::Compare { op, left: Box::new(value), right: Box::new(Qual::Literal(Literal::Date(day))) }))
+            Ok(Some(Qual::Compare {
+                op,
+                left: Box::new(value),
+                right: Box::new(Qual::Literal(Literal::Date(day))),
+            }))
         }
     }
 

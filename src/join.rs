@@ -265,8 +265,13 @@ unsafe fn plan_join(
         let mut tables = outer.tables;
         let shift = tables.len();
         tables.extend(inner.tables);
-        let mut info =
-            JoinInfo { tables, tree: Tree::Table(0), filters: Vec::new(), costs: outer.costs, hidden: Vec::new() };
+        let mut info = JoinInfo {
+            tables,
+            tree: Tree::Table(0),
+            filters: Vec::new(),
+            costs: outer.costs,
+            hidden: Vec::new(),
+        };
         // The join's clauses: its own (ON), and, over an outer join, those PostgreSQL applies
         // above it (WHERE).
         let (mut own, mut above) = (Vec::new(), Vec::new());

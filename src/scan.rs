@@ -660,8 +660,14 @@ fn decode_tree(shape: &[i32], quals: &[Qual]) -> (JoinTree, usize, usize) {
     match shape {
         [0, table, ..] => (JoinTree::Table(*table as usize), 2, 0),
         [1, kind, count, rest @ ..] => {
-            let kind = [JoinKind::Inner, JoinKind::Left, JoinKind::Right, JoinKind::Full, JoinKind::Semi, JoinKind::Anti]
-                [*kind as usize];
+            let kind = [
+                JoinKind::Inner,
+                JoinKind::Left,
+                JoinKind::Right,
+                JoinKind::Full,
+                JoinKind::Semi,
+                JoinKind::Anti,
+            ][*kind as usize];
             let count = *count as usize;
             let on = quals[..count].to_vec();
             let (left, left_shape, left_quals) = decode_tree(rest, &quals[count..]);
@@ -1868,8 +1874,9 @@ impl ScanState {
                                 pg_sys::int8_numeric,
                                 &[Some(Datum::from(n))],
                             );
-                            value = pgrx::direct_function_call_as_datum(pg_sys::numeric_div, &[Some(value), n])
-                                .expect("numeric_div of a count above 0");
+                            value =
+                                pgrx::direct_function_call_as_datum(pg_sys::numeric_div, &[Some(value), n])
+                                    .expect("numeric_div of a count above 0");
                         }
                         average.values.push(value);
                         average.nulls.push(false);

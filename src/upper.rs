@@ -24,9 +24,9 @@
 //! relation (`scanrelid` 0) whose scan target list (`fdw_scan_tlist`) is the server's outputs;
 //! `scan.rs` runs it like a table scan.
 
+use arrow_schema::DataType;
 use kalam_pushdown::Literal;
 use kalam_pushdown::SortKey;
-use arrow_schema::DataType;
 use kalam_pushdown::aggregate::{Function, Output, RowExpr, SUM_PRECISION_MAX, YEAR_PRECISION};
 use pgrx::pg_sys::{self, NodeTag, Oid};
 use pgrx::{PgList, PgMemoryContexts, pg_guard};
@@ -716,7 +716,11 @@ unsafe fn computed_index(computed: &mut Vec<*mut pg_sys::Node>, expr: *mut pg_sy
 }
 
 /// The server's aggregate for `aggref`, if its result is PostgreSQL's.
-unsafe fn aggregate(aggref: *mut pg_sys::Aggref, arguments: &mut Arguments, checked_sums: bool) -> Option<Output> {
+unsafe fn aggregate(
+    aggref: *mut pg_sys::Aggref,
+    arguments: &mut Arguments,
+    checked_sums: bool,
+) -> Option<Output> {
     let column_of = arguments.column_of;
     // SAFETY: an Aggref of the grouping target.
     unsafe {
@@ -910,7 +914,8 @@ unsafe fn case(
                 NodeTag::T_Var => Some((RowExpr::Column(column_of(node)?.0), 19, 0)),
                 NodeTag::T_Const => {
                     let constant = node as *mut pg_sys::Const;
-                    let literal = deparse::literal((*constant).constvalue, (*constant).constisnull, (*case).casetype)?;
+                    let literal =
+                        deparse::literal((*constant).constvalue, (*constant).constisnull, (*case).casetype)?;
                     (!matches!(literal, Literal::Null)).then_some((RowExpr::Number(literal), 19, 0))
                 }
                 _ => None,

@@ -91,7 +91,10 @@ pub enum RowExpr {
     /// `CASE WHEN c1 THEN v1 ... ELSE e END` (no ELSE: NULL): the first condition that is true
     /// picks its value, as in PostgreSQL (a NULL condition is not true). The values are not
     /// CASEs themselves, so that each has one scale.
-    Case { when: Vec<(Qual, RowExpr)>, otherwise: Option<Box<RowExpr>> },
+    Case {
+        when: Vec<(Qual, RowExpr)>,
+        otherwise: Option<Box<RowExpr>>,
+    },
     /// PostgreSQL's `extract(year FROM x)` of a date or timestamp: a numeric with no year 0
     /// (the year 1 BC is -1, where the server's calendar counts it as 0).
     Year(Box<RowExpr>),
@@ -347,7 +350,8 @@ impl RemoteAggregate {
     /// `expr` as a DataFusion expression over the input's columns.
     fn row_expr(&self, expr: &RowExpr) -> Result<datafusion_expr::Expr, Error> {
         use datafusion_expr::{Operator, binary_expr};
-        let pair = |a: &RowExpr, b: &RowExpr| -> Result<_, Error> { Ok((self.row_expr(a)?, self.row_expr(b)?)) };
+        let pair =
+            |a: &RowExpr, b: &RowExpr| -> Result<_, Error> { Ok((self.row_expr(a)?, self.row_expr(b)?)) };
         Ok(match expr {
             RowExpr::Column(i) => self.input.column_df(*i)?,
             RowExpr::Number(value) => crate::qual::literal(value),
@@ -368,8 +372,12 @@ impl RemoteAggregate {
             }
             RowExpr::Case { when, otherwise } => {
                 let (names, qualifiers) = self.input.names();
-                let renderer =
-                    Renderer { columns: &names, qualifiers: &qualifiers, parameters: None, parameters_from: 0 };
+                let renderer = Renderer {
+                    columns: &names,
+                    qualifiers: &qualifiers,
+                    parameters: None,
+                    parameters_from: 0,
+                };
                 let when_then_expr = when
                     .iter()
                     .map(|(condition, value)| {
@@ -425,7 +433,8 @@ impl RemoteAggregate {
         };
         let RowExpr::Case { when, otherwise } = expr else { return scale_of(expr) };
         let (names, qualifiers) = self.input.names();
-        let renderer = Renderer { columns: &names, qualifiers: &qualifiers, parameters: None, parameters_from: 0 };
+        let renderer =
+            Renderer { columns: &names, qualifiers: &qualifiers, parameters: None, parameters_from: 0 };
         let when_then_expr = when
             .iter()
             .map(|(condition, value)| Ok((Box::new(renderer.expr(condition)?), Box::new(scale_of(value)?))))
@@ -625,7 +634,10 @@ mod tests {
         };
         let price_squared = RowExpr::Mul(Box::new(RowExpr::Column(0)), Box::new(RowExpr::Column(0)));
         let several_scales = RowExpr::Case {
-            when: vec![(promo.clone(), price_squared), (Qual::Not(Box::new(promo.clone())), RowExpr::Column(0))],
+            when: vec![
+                (promo.clone(), price_squared),
+                (Qual::Not(Box::new(promo.clone())), RowExpr::Column(0)),
+            ],
             otherwise: Some(Box::new(zero)),
         };
         let counted = RowExpr::Case {

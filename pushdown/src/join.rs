@@ -323,7 +323,8 @@ mod tests {
     // side's filters in their ON, and joins above them reading the left side's columns.
     #[test]
     fn semi_and_anti_joins_render() {
-        let tables = vec![table("orders", &["id", "cust"]), table("lines", &["order_id", "qty"]), table("c", &["k"])];
+        let tables =
+            vec![table("orders", &["id", "cust"]), table("lines", &["order_id", "qty"]), table("c", &["k"])];
         let qty_over = |value: i64| Qual::Compare {
             op: Comparison::Gt,
             left: Box::new(Qual::Column(3)),

@@ -285,7 +285,10 @@ pub fn parenthesized(expr: ast::Expr) -> ast::Expr {
             operand: subject.map(operand),
             conditions: conditions
                 .into_iter()
-                .map(|w| ast::CaseWhen { condition: parenthesized(w.condition), result: parenthesized(w.result) })
+                .map(|w| ast::CaseWhen {
+                    condition: parenthesized(w.condition),
+                    result: parenthesized(w.result),
+                })
                 .collect(),
             else_result: else_result.map(|e| Box::new(parenthesized(*e))),
         },

@@ -196,7 +196,10 @@ fn explain_shows_pushed_and_local_aggregates() {
         ("SELECT t COLLATE \"C\", count(*) FROM app.g GROUP BY 1", "an expression as group key"),
         ("SELECT sum(CASE s WHEN 1 THEN n ELSE 0 END) FROM app.g", "a simple CASE (its = operator)"),
         ("SELECT sum(CASE WHEN tz < now() THEN 1 ELSE 0 END) FROM app.g", "a CASE with a run-time value"),
-        ("SELECT extract(year FROM tz), count(*) FROM app.g GROUP BY 1", "the year of a timestamptz: time zone"),
+        (
+            "SELECT extract(year FROM tz), count(*) FROM app.g GROUP BY 1",
+            "the year of a timestamptz: time zone",
+        ),
         ("SELECT sum(i + 1) FROM app.g", "integer arithmetic (overflow)"),
     ] {
         let local = plan(&mut pg, sql);

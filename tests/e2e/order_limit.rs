@@ -140,7 +140,10 @@ const GOLDEN: &[(&str, &str)] = &[
         "case_average_and_arithmetic",
         "SELECT s, avg(CASE WHEN ok THEN n * 2 END), sum(n * 2.5 - n) FROM app.g GROUP BY s ORDER BY s NULLS FIRST",
     ),
-    ("simple_case_stays_local", "SELECT s, sum(CASE s WHEN 1 THEN n ELSE 0 END) FROM app.g GROUP BY s ORDER BY s"),
+    (
+        "simple_case_stays_local",
+        "SELECT s, sum(CASE s WHEN 1 THEN n ELSE 0 END) FROM app.g GROUP BY s ORDER BY s",
+    ),
 ];
 
 // Goal: the plans of the shapes above show the ORDER BY / LIMIT sent (and no Sort or Limit

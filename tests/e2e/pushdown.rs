@@ -511,7 +511,10 @@ const GOLDEN: &[(&str, &str)] = &[
         "SELECT id FROM app.items WHERE d < date '2024-05-06' + interval '12 hours' \
          AND d >= date '2000-02-29' - interval '1 year' AND d <> '2024-05-06'::timestamp",
     ),
-    ("date_against_timestamp_after_midnight_eq_stays_local", "SELECT id FROM app.items WHERE d = '2024-05-06 00:00:01'::timestamp"),
+    (
+        "date_against_timestamp_after_midnight_eq_stays_local",
+        "SELECT id FROM app.items WHERE d = '2024-05-06 00:00:01'::timestamp",
+    ),
     ("timestamptz_in_utc", "SELECT id FROM app.items WHERE tz < '2024-05-06 09:08:09.123456+02'"),
     ("stable_now", "SELECT id FROM app.items WHERE tz > now() - interval '100 years'"),
     ("stable_current_date", "SELECT id FROM app.items WHERE d <= current_date"),
