@@ -371,25 +371,7 @@ impl RemoteAggregate {
                 datafusion_expr::cast(self.row_expr(integer)?, DataType::Decimal128(*precision, 0))
             }
             RowExpr::Case { when, otherwise } => {
-                let (names, qualifiers) = self.input.names();
-                let renderer = Renderer {
-                    columns: &names,
-                    qualifiers: &qualifiers,
-                    parameters: None,
-                    parameters_from: 0,
-                };
-                let when_then_expr = when
-                    .iter()
-                    .map(|(condition, value)| {
-                        Ok((Box::new(renderer.expr(condition)?), Box::new(self.row_expr(value)?)))
-                    })
-                    .collect::<Result<_, Error>>()?;
-                let else_expr = otherwise.as_deref().map(|e| self.row_expr(e)).transpose()?.map(Box::new);
-                datafusion_expr::Expr::Case(datafusion_expr::expr::Case {
-                    expr: None,
-                    when_then_expr,
-                    else_expr,
-                })
+                self.case(when, otherwise.as_deref(), |v| self.row_expr(v))?
             }
             RowExpr::Year(date) => {
                 // The server's year of 1 BC is 0, PostgreSQL's -1: years before 1 are one less.
@@ -432,14 +414,25 @@ impl RemoteAggregate {
                 .otherwise(lit(scale))?)
         };
         let RowExpr::Case { when, otherwise } = expr else { return scale_of(expr) };
+        self.case(when, otherwise.as_deref(), scale_of)
+    }
+
+    /// `CASE WHEN <condition> THEN value(v) ... ELSE value(otherwise) END` over the input's
+    /// columns: the computed value itself, or the scale of each row's value.
+    fn case(
+        &self,
+        when: &[(Qual, RowExpr)],
+        otherwise: Option<&RowExpr>,
+        value: impl Fn(&RowExpr) -> Result<datafusion_expr::Expr, Error>,
+    ) -> Result<datafusion_expr::Expr, Error> {
         let (names, qualifiers) = self.input.names();
         let renderer =
             Renderer { columns: &names, qualifiers: &qualifiers, parameters: None, parameters_from: 0 };
         let when_then_expr = when
             .iter()
-            .map(|(condition, value)| Ok((Box::new(renderer.expr(condition)?), Box::new(scale_of(value)?))))
+            .map(|(condition, v)| Ok((Box::new(renderer.expr(condition)?), Box::new(value(v)?))))
             .collect::<Result<_, Error>>()?;
-        let else_expr = otherwise.as_deref().map(scale_of).transpose()?.map(Box::new);
+        let else_expr = otherwise.map(value).transpose()?.map(Box::new);
         Ok(datafusion_expr::Expr::Case(datafusion_expr::expr::Case { expr: None, when_then_expr, else_expr }))
     }
 }
