@@ -572,8 +572,9 @@ unsafe fn grouping(
                 if !pg_functions {
                     return None;
                 }
+                // (Not a 76-digit value: those are only summed.)
                 let value = row_expr(expr.cast(), &column_of, &mut deparser)?;
-                if !value.one_scale {
+                if !value.one_scale || matches!(value.data_type, DataType::Decimal256(..)) {
                     return None;
                 }
                 columns + computed_index(&mut computed, expr.cast())
@@ -758,7 +759,9 @@ unsafe fn aggregate(
             }
             let value = row_expr(argument, column_of, arguments.deparser)?;
             let function = match (name.as_str(), &value.data_type) {
-                ("sum", DataType::Decimal128(..)) if value.one_scale => Function::Sum,
+                ("sum", DataType::Decimal128(..) | DataType::Decimal256(..)) if value.one_scale => {
+                    Function::Sum
+                }
                 ("sum", DataType::Decimal128(..)) => Function::SumRescaled,
                 ("sum", DataType::Int32) => Function::Sum,
                 ("sum", _) => Function::SumAsDecimal,
@@ -806,9 +809,23 @@ unsafe fn aggregate(
 /// columns grouped by, the outputs, and the computed expressions.
 pub(crate) type Grouping = (Oid, Vec<usize>, Vec<Output>, Vec<*mut pg_sys::Node>);
 
-/// Digits a computed expression may have: every value fits the server's 38-digit decimals,
+/// Digits a computed value may have: every value fits the server's 38-digit decimals,
 /// computed without rounding (and summed by its checked `pg_numeric_sum`).
 const COMPUTED_PRECISION_MAX: u8 = 38;
+
+/// Digits numeric arithmetic may have when its values are only summed or averaged: operands
+/// of a result past 38 digits are computed as the server's 76-digit decimals
+/// ([`RowExpr::Wide`]), and so is their sum.
+const WIDE_PRECISION_MAX: u8 = kalam_pushdown::aggregate::WIDE_PRECISION;
+
+/// The server's type of a numeric of `precision` digits and `scale`.
+fn decimal_type(precision: u8, scale: i8) -> DataType {
+    if precision > COMPUTED_PRECISION_MAX {
+        DataType::Decimal256(precision, scale)
+    } else {
+        DataType::Decimal128(precision, scale)
+    }
+}
 
 /// The precision of a numeric(p,s) typmod.
 fn numeric_digits(typmod: i32) -> u8 {
@@ -861,7 +878,7 @@ pub(crate) unsafe fn row_expr(
             }
             _ => {
                 let (expr, precision, scale) = numeric(expr, column_of)?;
-                Some(Computed { expr, data_type: DataType::Decimal128(precision, scale), one_scale: true })
+                Some(Computed { expr, data_type: decimal_type(precision, scale), one_scale: true })
             }
         }
     }
@@ -967,8 +984,8 @@ unsafe fn case(
 
 /// `expr` as arithmetic the server computes exactly as PostgreSQL's numeric does, with its
 /// precision and scale: numeric `+`, `-` and `*` of numeric(p,s) columns, integer columns cast
-/// to numeric, and finite numeric constants, within [`COMPUTED_PRECISION_MAX`] digits (the scale of `a * b` is the sum of
-/// theirs, of `a + b` the larger, in PostgreSQL as on the server). Every value of it has that
+/// to numeric, and finite numeric constants, within [`WIDE_PRECISION_MAX`] digits (the scale of
+/// `a * b` is the sum of theirs, of `a + b` the larger, in PostgreSQL as on the server). Every value of it has that
 /// scale, as every value of a numeric(p,s) column has scale s.
 unsafe fn numeric(
     expr: *mut pg_sys::Node,
@@ -1029,22 +1046,32 @@ unsafe fn numeric(
                 let [left, right] = args.as_slice() else { return None };
                 let (a, p1, s1) = numeric(*left, column_of)?;
                 let (b, p2, s2) = numeric(*right, column_of)?;
-                let (a, b) = (Box::new(a), Box::new(b));
                 let whole = (p1 as i16 - s1 as i16).max(p2 as i16 - s2 as i16);
-                match u32::from((*op).opfuncid) {
-                    pg_sys::F_NUMERIC_ADD => {
-                        (RowExpr::Add(a, b), (whole + s1.max(s2) as i16 + 1) as u8, s1.max(s2))
+                let (precision, scale) = match u32::from((*op).opfuncid) {
+                    pg_sys::F_NUMERIC_ADD | pg_sys::F_NUMERIC_SUB => {
+                        (whole + s1.max(s2) as i16 + 1, s1.max(s2))
                     }
-                    pg_sys::F_NUMERIC_SUB => {
-                        (RowExpr::Sub(a, b), (whole + s1.max(s2) as i16 + 1) as u8, s1.max(s2))
-                    }
-                    pg_sys::F_NUMERIC_MUL => (RowExpr::Mul(a, b), p1 + p2, s1.checked_add(s2)?),
+                    pg_sys::F_NUMERIC_MUL => (p1 as i16 + p2 as i16, s1.checked_add(s2)?),
                     _ => return None,
-                }
+                };
+                let precision = u8::try_from(precision).ok()?;
+                // Past 38 digits, the operands become 76-digit decimals first (those of 38 or
+                // fewer digits: a wider one is one already).
+                let widen = |operand: RowExpr, digits: u8| {
+                    let wide = precision > COMPUTED_PRECISION_MAX && digits <= COMPUTED_PRECISION_MAX;
+                    Box::new(if wide { RowExpr::Wide(Box::new(operand)) } else { operand })
+                };
+                let (a, b) = (widen(a, p1), widen(b, p2));
+                let arith = match u32::from((*op).opfuncid) {
+                    pg_sys::F_NUMERIC_ADD => RowExpr::Add(a, b),
+                    pg_sys::F_NUMERIC_SUB => RowExpr::Sub(a, b),
+                    _ => RowExpr::Mul(a, b),
+                };
+                (arith, precision, scale)
             }
             _ => return None,
         };
-        (precision <= COMPUTED_PRECISION_MAX).then_some((arith, precision, scale))
+        (precision <= WIDE_PRECISION_MAX).then_some((arith, precision, scale))
     }
 }
 

@@ -88,6 +88,10 @@ pub enum RowExpr {
     Mul(Box<RowExpr>, Box<RowExpr>),
     /// An integer as a decimal of this many digits, scale 0 (PostgreSQL's `numeric(integer)`).
     Decimal(Box<RowExpr>, u8),
+    /// A decimal as a 76-digit one of the same scale (`DECIMAL(76, s)`, 256 bits on the
+    /// server), so that arithmetic whose result needs more than 38 digits stays exact:
+    /// `price * (1 - discount) * (1 + tax)` declares 47. Sums of such values are 76-digit too.
+    Wide(Box<RowExpr>),
     /// `CASE WHEN c1 THEN v1 ... ELSE e END` (no ELSE: NULL): the first condition that is true
     /// picks its value, as in PostgreSQL (a NULL condition is not true). The values are not
     /// CASEs themselves, so that each has one scale.
@@ -99,6 +103,9 @@ pub enum RowExpr {
     /// (the year 1 BC is -1, where the server's calendar counts it as 0).
     Year(Box<RowExpr>),
 }
+
+/// Digits of the server's widest decimals (`DECIMAL(76, s)`, [`RowExpr::Wide`]).
+pub const WIDE_PRECISION: u8 = 76;
 
 /// Digits of the decimals DataFusion's `sum` may add: 10^10 of them still fit its 38 digits.
 pub const SUM_PRECISION_MAX: u8 = 28;
@@ -258,13 +265,16 @@ impl RemoteAggregate {
             // more than 28 digits) is the server's checked `pg_numeric_sum`: DataFusion's own
             // wraps around.
             let exact_sum = |column: usize, distinct: &str| -> Result<String, Error> {
-                let (precision, scale) = match data_type(column) {
-                    Some(arrow_schema::DataType::Decimal128(precision, scale)) => (*precision, *scale),
-                    _ => (19, 0),
+                let (precision, scale, digits) = match data_type(column) {
+                    Some(arrow_schema::DataType::Decimal128(precision, scale)) => (*precision, *scale, 38),
+                    Some(arrow_schema::DataType::Decimal256(precision, scale)) => {
+                        (*precision, *scale, WIDE_PRECISION)
+                    }
+                    _ => (19, 0, 38),
                 };
                 let function =
                     if column >= columns || precision > SUM_PRECISION_MAX { "pg_numeric_sum" } else { "sum" };
-                Ok(format!("{function}({distinct}CAST({} AS DECIMAL(38,{scale})))", name(column)?))
+                Ok(format!("{function}({distinct}CAST({} AS DECIMAL({digits},{scale})))", name(column)?))
             };
             // The largest scale of the values a rescaled sum adds.
             let largest_scale = |column: usize| -> Result<Expr, Error> {
@@ -303,7 +313,10 @@ impl RemoteAggregate {
                         Function::Sum
                             if !matches!(
                                 data_type(*column),
-                                Some(arrow_schema::DataType::Decimal128(..))
+                                Some(
+                                    arrow_schema::DataType::Decimal128(..)
+                                        | arrow_schema::DataType::Decimal256(..)
+                                )
                             ) =>
                         {
                             format!("CAST({} AS BIGINT)", exact_sum(*column, distinct)?)
@@ -370,6 +383,10 @@ impl RemoteAggregate {
             RowExpr::Decimal(integer, precision) => {
                 datafusion_expr::cast(self.row_expr(integer)?, DataType::Decimal128(*precision, 0))
             }
+            RowExpr::Wide(decimal) => datafusion_expr::cast(
+                self.row_expr(decimal)?,
+                DataType::Decimal256(WIDE_PRECISION, self.fixed_scale(decimal)?),
+            ),
             RowExpr::Case { when, otherwise } => {
                 self.case(when, otherwise.as_deref(), |v| self.row_expr(v))?
             }
@@ -401,6 +418,7 @@ impl RemoteAggregate {
             RowExpr::Number(_) | RowExpr::Year(_) | RowExpr::Decimal(..) => 0,
             RowExpr::Add(a, b) | RowExpr::Sub(a, b) => self.fixed_scale(a)?.max(self.fixed_scale(b)?),
             RowExpr::Mul(a, b) => self.fixed_scale(a)?.saturating_add(self.fixed_scale(b)?),
+            RowExpr::Wide(decimal) => self.fixed_scale(decimal)?,
             RowExpr::Case { .. } => return Err(Error::Internal("a CASE has no one scale".into())),
         })
     }
@@ -602,6 +620,36 @@ mod tests {
         assert_eq!(
             aggregate.to_sql(None).unwrap(),
             r#"SELECT pg_numeric_sum(CAST(("price" * (CAST('1' AS DECIMAL(1,0)) - "discount")) AS DECIMAL(38,4))) AS a0, pg_numeric_sum(CAST(("price" * (CAST('1' AS DECIMAL(1,0)) - "discount")) AS DECIMAL(38,4))) AS a1, count(("price" * (CAST('1' AS DECIMAL(1,0)) - "discount"))) AS a2 FROM "app"."t""x""#
+        );
+    }
+
+    // Goal: a product needing more than 38 digits is computed and summed as 76-digit
+    // decimals of its operands' scales.
+    #[test]
+    fn wide_products_render() {
+        let mut input = scan(&["price", "discount", "tax"], vec![]);
+        for column in &mut input.columns {
+            column.data_type = DataType::Decimal128(15, 2);
+        }
+        let one = || Box::new(RowExpr::Number(Literal::Decimal { unscaled: 1, precision: 1, scale: 0 }));
+        let net = RowExpr::Mul(
+            Box::new(RowExpr::Column(0)),
+            Box::new(RowExpr::Sub(one(), Box::new(RowExpr::Column(1)))),
+        );
+        let charge = RowExpr::Mul(
+            Box::new(RowExpr::Wide(Box::new(net))),
+            Box::new(RowExpr::Wide(Box::new(RowExpr::Add(one(), Box::new(RowExpr::Column(2)))))),
+        );
+        let aggregate = RemoteAggregate {
+            input: AggregateInput::Scan(input),
+            computed: vec![(charge, DataType::Decimal256(47, 6))],
+            group_by: vec![],
+            outputs: vec![Output::Aggregate { function: Function::Sum, column: 3, distinct: false }],
+            order: OrderLimit::default(),
+        };
+        assert_eq!(
+            aggregate.to_sql(None).unwrap(),
+            r#"SELECT pg_numeric_sum(CAST((CAST(("price" * (CAST('1' AS DECIMAL(1,0)) - "discount")) AS DECIMAL(76,4)) * CAST((CAST('1' AS DECIMAL(1,0)) + "tax") AS DECIMAL(76,2))) AS DECIMAL(76,6))) AS a0 FROM "app"."t""x""#
         );
     }
 

@@ -1071,7 +1071,9 @@ impl Engine {
         let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) = plan else {
             return Err(invalid("expected a column definition"));
         };
-        Ok(create.input.schema().as_arrow().field(0).clone())
+        let schema = create.input.schema().as_arrow().clone();
+        store_schema_check(&schema)?;
+        Ok(schema.field(0).clone())
     }
 
     pub fn catalog_names(&self) -> Vec<String> {

@@ -44,7 +44,7 @@ use datafusion::logical_expr::{
     ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::optimizer::AnalyzerRule;
-use datafusion::sql::sqlparser::ast::{DataType as SqlType, ExactNumberInfo, TimezoneInfo};
+use datafusion::sql::sqlparser::ast::{DataType as SqlType, TimezoneInfo};
 
 /// Field metadata key of an Arrow extension type's name.
 pub const EXTENSION_NAME: &str = "ARROW:extension:name";
@@ -178,12 +178,6 @@ pub fn kalam_field(sql_type: &SqlType) -> Result<Option<Field>> {
         SqlType::Time(..) => {
             return Err(unsupported(sql_type, "TIME WITH TIME ZONE is not stored: use TIMESTAMPTZ or TIME"));
         }
-        SqlType::Decimal(number) | SqlType::Numeric(number) => match number {
-            ExactNumberInfo::Precision(p) | ExactNumberInfo::PrecisionAndScale(p, _) if *p > 38 => {
-                return Err(unsupported(sql_type, "a DECIMAL holds at most 38 digits"));
-            }
-            _ => None,
-        },
         SqlType::Custom(name, args) => {
             let name = name.to_string().to_ascii_uppercase();
             match (name.as_str(), args.as_slice()) {
@@ -601,7 +595,6 @@ mod tests {
             "TIME(0)",
             "TIME WITH TIME ZONE",
             "FOO",
-            "DECIMAL(39,2)",
         ];
         for bad in refused {
             assert!(kalam_field(&sql_type(bad)).is_err(), "{bad} must be refused");

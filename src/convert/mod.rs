@@ -7,7 +7,7 @@
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
+    Date32Type, Decimal128Type, Decimal256Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
     Time32MillisecondType, Time32SecondType, Time64MicrosecondType, Time64NanosecondType,
     TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
@@ -94,10 +94,12 @@ pub enum Converter {
     Json(Strings, Box<InputFunction>),
     Bytea(Binaries),
     Uuid,
-    /// Decimal128 with the remote scale, written with display scale `dscale`.
+    /// Decimal128 (Decimal256 if `wide`) with the remote scale, written with display scale
+    /// `dscale`.
     Numeric {
         scale: i32,
         dscale: i32,
+        wide: bool,
     },
     /// Arrow timestamps of any unit, to PostgreSQL microseconds since 2000-01-01.
     Timestamp(TimeUnit),
@@ -242,19 +244,21 @@ impl Converter {
             (pg_sys::BYTEAOID, DataType::BinaryView) => C::Bytea(Binaries::BinaryView),
             (pg_sys::BYTEAOID, DataType::FixedSizeBinary(_)) => C::Bytea(Binaries::Fixed),
             (pg_sys::UUIDOID, DataType::FixedSizeBinary(16)) => C::Uuid,
-            (pg_sys::NUMERICOID, DataType::Decimal128(precision, scale)) => {
+            (
+                pg_sys::NUMERICOID,
+                DataType::Decimal128(precision, scale) | DataType::Decimal256(precision, scale),
+            ) => {
+                let wide = matches!(remote, DataType::Decimal256(..));
                 let (precision, scale) = (*precision as i32, *scale as i32);
                 match numeric_typmod(typmod) {
-                    None => C::Numeric { scale, dscale: scale.max(0) },
+                    None => C::Numeric { scale, dscale: scale.max(0), wide },
                     // Every remote value must fit without rounding: no more fractional digits
                     // and no more integral digits than the column declares.
                     Some((p, s)) if scale <= s && precision - scale <= p - s => {
-                        C::Numeric { scale, dscale: s.max(0) }
+                        C::Numeric { scale, dscale: s.max(0), wide }
                     }
                     Some(_) => {
-                        return fail(Some(format!(
-                            "Values of Decimal128({precision}, {scale}) do not all fit without rounding."
-                        )));
+                        return fail(Some(format!("Values of {remote} do not all fit without rounding.")));
                     }
                 }
             }
@@ -383,7 +387,16 @@ impl Converter {
                     }
                 }
             }
-            C::Numeric { scale, dscale } => {
+            C::Numeric { scale, dscale, wide: true } => {
+                let array = array.as_primitive::<Decimal256Type>();
+                arena.reset(len * numeric::WIDE_DATUM_BYTES_MAX.next_multiple_of(4), column)?;
+                for (i, (value, unscaled)) in values.iter_mut().zip(array.values().iter()).enumerate() {
+                    if !nulls[i] {
+                        *value = numeric::datum_wide(*unscaled, *scale, *dscale, arena);
+                    }
+                }
+            }
+            C::Numeric { scale, dscale, wide: false } => {
                 let array = array.as_primitive::<Decimal128Type>();
                 arena.reset(len * numeric::DATUM_BYTES_MAX.next_multiple_of(4), column)?;
                 for (i, (value, unscaled)) in values.iter_mut().zip(array.values().iter()).enumerate() {

@@ -1,5 +1,5 @@
-//! Decimal128 → PostgreSQL `numeric`, built directly in numeric's on-disk form (no text in
-//! between).
+//! Decimal128 and Decimal256 → PostgreSQL `numeric`, built directly in numeric's on-disk form
+//! (no text in between, but for the rare 256-bit value past 128 bits).
 //!
 //! A numeric is a varlena holding base-10000 digits (most significant first), the weight of the
 //! first digit (its power of 10000), a sign and a display scale. PostgreSQL writes the short
@@ -7,6 +7,7 @@
 //! this module does the same, so the bytes equal what `numeric_in` would make. The end-to-end
 //! type tests compare every value with PostgreSQL's own parse of the server's text for it.
 
+use arrow_buffer::i256;
 use pgrx::pg_sys::{self, Datum};
 
 /// Header bits (PostgreSQL's `numeric.c`).
@@ -65,7 +66,7 @@ pub fn digits(unscaled: i128, scale: i32, low_first: &mut [i16; DIGITS_MAX]) -> 
     // multiple of 4.
     let exponent = -scale;
     let shift = exponent.rem_euclid(DEC_DIGITS);
-    let mut group = (exponent - shift) / DEC_DIGITS;
+    let group = (exponent - shift) / DEC_DIGITS;
     let mut n = 0;
     // The common case: up to 15 significant digits, aligned in 64-bit arithmetic.
     const FAST_MAX: u128 = 1_000_000_000_000_000;
@@ -80,6 +81,13 @@ pub fn digits(unscaled: i128, scale: i32, low_first: &mut [i16; DIGITS_MAX]) -> 
     } else {
         wide_digits(magnitude, shift, low_first, &mut n);
     }
+    trimmed(low_first, n, group, negative)
+}
+
+/// The digits `low_first[..n]` (the lowest of power `group` of 10000) without zeros at
+/// either end.
+#[inline(always)]
+fn trimmed(low_first: &[i16], mut n: usize, mut group: i32, negative: bool) -> Digits {
     let mut low = 0;
     while low < n && low_first[low] == 0 {
         low += 1;
@@ -131,6 +139,41 @@ pub const DATUM_BYTES_MAX: usize = pg_sys::VARHDRSZ + 4 + 2 * DIGITS_MAX;
 pub fn datum(unscaled: i128, scale: i32, dscale: i32, arena: &mut super::arena::Arena) -> Datum {
     let mut low_first = [0i16; DIGITS_MAX];
     let digits = digits(unscaled, scale, &mut low_first);
+    write(&low_first, &digits, dscale, arena)
+}
+
+/// Base-10000 digits of a 76-digit decimal at most, plus 3 decimal digits of alignment.
+const WIDE_DIGITS_MAX: usize = 20;
+
+/// The most bytes a numeric datum of [`datum_wide`] takes.
+pub const WIDE_DATUM_BYTES_MAX: usize = pg_sys::VARHDRSZ + 4 + 2 * WIDE_DIGITS_MAX;
+
+/// Writes the numeric datum of a 256-bit decimal (of at most 76 digits) into `arena`, which
+/// must have [`WIDE_DATUM_BYTES_MAX`] bytes left. Wide decimals are sums, one per group: one
+/// past 128 bits is split through its decimal text.
+pub fn datum_wide(unscaled: i256, scale: i32, dscale: i32, arena: &mut super::arena::Arena) -> Datum {
+    if let Some(narrow) = unscaled.to_i128() {
+        return datum(narrow, scale, dscale, arena);
+    }
+    let exponent = -scale;
+    let shift = exponent.rem_euclid(DEC_DIGITS);
+    // The decimal digits, the lowest of power `exponent - shift` of 10 (a multiple of 4).
+    let text = unscaled.to_string();
+    let mut decimal: Vec<u8> = text.bytes().filter(u8::is_ascii_digit).map(|d| d - b'0').collect();
+    decimal.extend(std::iter::repeat_n(0, shift as usize));
+    let mut low_first = [0i16; WIDE_DIGITS_MAX];
+    let mut n = 0;
+    for chunk in decimal.rchunks(DEC_DIGITS as usize).take(WIDE_DIGITS_MAX) {
+        low_first[n] = chunk.iter().fold(0i16, |number, &d| number * 10 + d as i16);
+        n += 1;
+    }
+    let digits = trimmed(&low_first, n, (exponent - shift) / DEC_DIGITS, unscaled.is_negative());
+    write(&low_first, &digits, dscale, arena)
+}
+
+/// Writes `digits` of `low_first` as a numeric datum into `arena` (which has room for it).
+#[inline(always)]
+fn write(low_first: &[i16], digits: &Digits, dscale: i32, arena: &mut super::arena::Arena) -> Datum {
     let (negative, weight) = (digits.negative, digits.weight);
     let short = dscale <= NUMERIC_SHORT_DSCALE_MAX
         && (NUMERIC_SHORT_WEIGHT_MIN..=NUMERIC_SHORT_WEIGHT_MAX).contains(&weight);

@@ -134,6 +134,11 @@ fn generated_grouped_queries_match_the_heap_table() {
         "avg(CASE WHEN t LIKE 'k%2' THEN i WHEN ok THEN s ELSE -1 END)",
         "sum(CASE WHEN t LIKE 'k%' AND NOT ok THEN n * n WHEN s > 0 THEN n ELSE 0.5 END)",
         "sum(extract(year FROM d))",
+        // Past 38 digits: 76-digit arithmetic and sums on the server (sums past 128 bits).
+        "sum(b::numeric * b * n)",
+        "avg(n * n * n * n)",
+        "sum(n * n * n * n - n * 1.5)",
+        "sum(CASE WHEN ok THEN n * n * n * n END)",
         "sum(CASE WHEN d < '2024-06-01' THEN n END) / nullif(count(*), 0)",
     ];
     let filters = [

@@ -141,6 +141,10 @@ const GOLDEN: &[(&str, &str)] = &[
         "SELECT s, avg(CASE WHEN ok THEN n * 2 END), sum(n * 2.5 - n) FROM app.g GROUP BY s ORDER BY s NULLS FIRST",
     ),
     (
+        "sums_past_38_digits",
+        "SELECT ok, sum(b::numeric * b * n), avg(n * n * n * n) FROM app.g GROUP BY ok ORDER BY ok NULLS FIRST",
+    ),
+    (
         "simple_case_stays_local",
         "SELECT s, sum(CASE s WHEN 1 THEN n ELSE 0 END) FROM app.g GROUP BY s ORDER BY s",
     ),

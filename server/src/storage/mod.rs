@@ -741,6 +741,17 @@ pub fn check_user_columns(schema: &SchemaRef) -> Result<(), String> {
         if TableDef::is_system_column(field.name()) {
             return Err(format!("column name {} is reserved: the server adds and fills it", field.name()));
         }
+        // Queries compute with 76-digit decimals (`CAST(x AS DECIMAL(76,6))`); columns keep 38.
+        let mut data_type = field.data_type();
+        while let arrow_schema::DataType::List(element) = data_type {
+            data_type = element.data_type();
+        }
+        if let arrow_schema::DataType::Decimal256(precision, _) = data_type {
+            return Err(format!(
+                "column {} has {precision} digits: a DECIMAL column holds at most 38",
+                field.name()
+            ));
+        }
     }
     Ok(())
 }

@@ -180,7 +180,7 @@ async fn bad_input_is_refused_whole() {
     update(&mut c, "CREATE TABLE app.t (id BIGINT PRIMARY KEY, name TEXT NOT NULL)").await;
     update(&mut c, "INSERT INTO app.t VALUES (1, 'one')").await;
 
-    let cases: [(&str, &str); 10] = [
+    let cases: [(&str, &str); 12] = [
         ("CREATE EXTERNAL TABLE app.x STORED AS CSV LOCATION '/etc/passwd'", "not supported"),
         ("INSERT INTO app.t VALUES (2, 'two'), (1, 'again')", "duplicate key value violates the primary key"),
         ("INSERT INTO app.t VALUES (3, 'x'), (3, 'y')", "duplicate key value violates the primary key"),
@@ -191,6 +191,8 @@ async fn bad_input_is_refused_whole() {
         ("INSERT INTO app.t (id, nope) VALUES (5, 'x')", "nope"),
         ("CREATE TABLE app.t (id INT)", "already exists"),
         ("CREATE TABLE app.bad (_seq INT)", "reserved"),
+        ("CREATE TABLE app.wide (n DECIMAL(39,2))", "holds at most 38"),
+        ("ALTER TABLE app.t ADD COLUMN n DECIMAL(40,2)", "holds at most 38"),
     ];
     for (sql, needle) in cases {
         let err = update_error(&mut c, sql).await;
