@@ -8,7 +8,7 @@ use serde_json::json;
 /// Runs a Python peer script from `tests/peers/` against the test server, logged in as root with
 /// `password`, and returns the JSON document it prints.
 fn run_python_peer(env: &TestEnv, script: &str, password: &str) -> serde_json::Value {
-    let path = format!("{}/peers/{script}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/peers/{script}", kalam_e2e::package_dir());
     let output = Command::new("python3")
         .arg(path)
         .arg(env.kalam.flight_port.to_string())

@@ -534,7 +534,7 @@ const GOLDEN: &[(&str, &str)] = &[
 #[test]
 fn golden_explain_plans() {
     let (_env, mut pg, _) = fixture();
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/e2e/explain");
+    let dir = format!("{}/e2e/explain", kalam_e2e::package_dir());
     let update = std::env::var("KALAM_UPDATE_GOLDEN").is_ok_and(|v| v == "1");
     let mut differ = BTreeMap::new();
     for (name, query) in GOLDEN {
@@ -545,7 +545,7 @@ fn golden_explain_plans() {
         let actual = format!("-- {query}\n{}\n", plan.join("\n"));
         let path = format!("{dir}/{name}.out");
         if update {
-            std::fs::create_dir_all(dir).unwrap();
+            std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(&path, &actual).unwrap();
             continue;
         }

@@ -10,7 +10,7 @@ const TABLES: [&str; 8] =
     ["region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem"];
 
 fn tpch_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/tpch")
+    std::path::Path::new(&kalam_e2e::package_dir()).join("../benches/tpch")
 }
 
 /// The 22 queries, by number.

@@ -140,6 +140,13 @@ impl From<postgres::Error> for PgError {
 
 pub use postgres_cluster::free_port;
 
+/// This package's directory in the checkout running the tests (cargo and nextest set it for
+/// each test process): a build directory shared by two checkouts may hold this code compiled
+/// in the other one.
+pub fn package_dir() -> String {
+    std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into())
+}
+
 /// The plan of `query` (`EXPLAIN (VERBOSE, COSTS OFF)`, headed by the query), checked against
 /// the golden file `tests/e2e/explain/<name>.out`: `Err` says how they differ. With
 /// `KALAM_UPDATE_GOLDEN=1` the file is rewritten instead.
@@ -147,7 +154,7 @@ pub fn golden_plan(pg: &mut postgres::Client, name: &str, query: &str) -> Result
     let plan = query_text(pg, &format!("EXPLAIN (VERBOSE, COSTS OFF) {query}"))
         .unwrap_or_else(|code| panic!("{name}: EXPLAIN failed: {code}"));
     let actual = format!("-- {query}\n{}\n", plan.join("\n"));
-    let path = format!("{}/e2e/explain/{name}.out", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/e2e/explain/{name}.out", package_dir());
     if std::env::var("KALAM_UPDATE_GOLDEN").is_ok_and(|v| v == "1") {
         std::fs::write(&path, &actual).unwrap();
         return Ok(actual);
