@@ -13,12 +13,15 @@
 #
 #   bash benches/tpch.sh [SF] [ROUNDS]        # defaults: SF 1, 3 rounds
 #   PROFILE=debug bash benches/tpch.sh 0.1 1  # smoke run on a debug build
+#   TIMEOUT=300 bash benches/tpch.sh 1 1      # a statement past 300 s is stopped and shown as
+#                                             # ">300000" (left out of the geometric means)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/common.sh
 SF=${1:-1}
 ROUNDS=${2:-3}
 PROFILE=${PROFILE:-release}
+TIMEOUT=${TIMEOUT:-0}
 case $PROFILE in
   release) PROFILE_FLAG=--release ;;
   debug) PROFILE_FLAG= ;;
@@ -62,5 +65,5 @@ done
 "${PSQL[@]}" -c "VACUUM ANALYZE" >/dev/null
 rm -rf "$WORK/data"
 
-python3 benches/tpch/run.py --psql "${PSQL[*]}" --sf "$SF" --rounds "$ROUNDS" --profile "$PROFILE" \
+python3 benches/tpch/run.py --psql "${PSQL[*]}" --sf "$SF" --rounds "$ROUNDS" --profile "$PROFILE" --timeout "$TIMEOUT" \
   --chart "benches/results/tpch-sf$SF.svg"

@@ -14,16 +14,22 @@ SOURCES = {"heap": "tpch_heap", "pg_kalam": "tpch", "postgres_fdw": "tpch_pgfdw"
 COLORS = {"heap": "#888888", "pg_kalam": "#2a7ab0", "postgres_fdw": "#d08a2c"}
 
 
-def psql(command, schema, sql):
-    text = f"SET search_path = {schema};\n{sql}"
+class TimedOut(Exception):
+    """The statement ran past --timeout."""
+
+
+def psql(command, schema, sql, timeout_ms=0):
+    text = f"SET search_path = {schema};\nSET statement_timeout = {timeout_ms};\n{sql}"
     result = subprocess.run(command + ["-At", "-c", text], capture_output=True, text=True)
     if result.returncode != 0:
+        if "statement timeout" in result.stderr:
+            raise TimedOut()
         sys.exit(f"{schema}: {result.stderr.strip()}\n{sql}")
     return result.stdout
 
 
-def execution_ms(command, schema, sql):
-    plan = json.loads(psql(command, schema, f"EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) {sql}"))
+def execution_ms(command, schema, sql, timeout_ms=0):
+    plan = json.loads(psql(command, schema, f"EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) {sql}", timeout_ms))
     return plan[0]["Execution Time"]
 
 
@@ -67,43 +73,82 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", default="release")
     parser.add_argument("--chart", required=True)
+    parser.add_argument("--timeout", type=float, default=0, help="seconds per statement (0: none)")
     args = parser.parse_args()
     command = shlex.split(args.psql)
     queries = {f"Q{n}": (pathlib.Path(__file__).parent / f"queries/q{n:02}.sql").read_text() for n in range(1, 23)}
 
+    timeout_ms = int(args.timeout * 1000)
+
+    def show(ms):
+        return f">{timeout_ms}" if ms is None else f"{ms:.1f}"
+
+    def ratio(a, b):
+        if a is None and b is None:
+            return "n/a"
+        if a is None:
+            return f">{timeout_ms / b:.2f}x"
+        if b is None:
+            return f"<{a / timeout_ms:.2f}x"
+        return f"{a / b:.2f}x"
+
+    # A source that runs past the timeout is not run again for that query; its time is shown
+    # as ">limit", and the query is left out of the geometric means.
     same, pushed, medians = {}, {}, {}
+    header = (f"{'query':6} {'same':5} {'pushed':7} {'heap_ms':>10} {'pg_kalam_ms':>12} {'pgfdw_ms':>10} "
+              f"{'heap/kalam':>11} {'pgfdw/kalam':>12}")
+    print(header, flush=True)
     for name, sql in queries.items():
-        answers = {source: psql(command, schema, sql) for source, schema in SOURCES.items()}
-        same[name] = all(answers[s] == answers["heap"] for s in ("pg_kalam", "postgres_fdw"))
+        answers = {}
+        for source, schema in SOURCES.items():
+            try:
+                answers[source] = psql(command, schema, sql, timeout_ms)
+            except TimedOut:
+                answers[source] = None
+        if answers["heap"] is None:
+            same[name] = None
+        else:
+            same[name] = all(answers[s] in (None, answers["heap"]) for s in ("pg_kalam", "postgres_fdw"))
         plan = psql(command, "tpch", f"EXPLAIN (COSTS OFF) {sql}")
         pushed[name] = plan.startswith("Foreign Scan")
-        times = {source: [] for source in SOURCES}
-        for source, schema in SOURCES.items():
-            execution_ms(command, schema, sql)  # warm-up
+        times = {source: [] for source in SOURCES if answers[source] is not None}
+        for source in times:
+            execution_ms(command, SOURCES[source], sql)  # warm-up
         for _ in range(args.rounds):
-            for source, schema in SOURCES.items():
-                times[source].append(execution_ms(command, schema, sql))
-        medians[name] = {source: statistics.median(t) for source, t in times.items()}
-        row = medians[name]
-        print(f"  {name} done: heap {row['heap']:.1f} ms, pg_kalam {row['pg_kalam']:.1f} ms, "
-              f"postgres_fdw {row['postgres_fdw']:.1f} ms", flush=True)
+            for source in times:
+                times[source].append(execution_ms(command, SOURCES[source], sql))
+        row = {source: statistics.median(times[source]) if source in times else None for source in SOURCES}
+        medians[name] = row
+        verdict = {True: "yes", False: "NO", None: "n/a"}[same[name]]
+        print(f"{name:6} {verdict:5} {'yes' if pushed[name] else 'no':7} "
+              f"{show(row['heap']):>10} {show(row['pg_kalam']):>12} {show(row['postgres_fdw']):>10} "
+              f"{ratio(row['heap'], row['pg_kalam']):>11} {ratio(row['postgres_fdw'], row['pg_kalam']):>12}",
+              flush=True)
 
     print(f"\nTPC-H SF{args.sf}, median of {args.rounds} rounds ({args.profile} build)")
-    print(f"{'query':6} {'same':5} {'pushed':7} {'heap_ms':>10} {'pg_kalam_ms':>12} {'pgfdw_ms':>10} "
-          f"{'heap/kalam':>11} {'pgfdw/kalam':>12}")
-    for name, row in medians.items():
-        print(f"{name:6} {'yes' if same[name] else 'NO':5} {'yes' if pushed[name] else 'no':7} "
-              f"{row['heap']:10.1f} {row['pg_kalam']:12.1f} {row['postgres_fdw']:10.1f} "
-              f"{row['heap'] / row['pg_kalam']:10.2f}x {row['postgres_fdw'] / row['pg_kalam']:11.2f}x")
-    geo = {s: math.exp(statistics.mean(math.log(r[s]) for r in medians.values())) for s in SOURCES}
-    print(f"geometric mean: heap {geo['heap']:.1f} ms, pg_kalam {geo['pg_kalam']:.1f} ms, "
-          f"postgres_fdw {geo['postgres_fdw']:.1f} ms; pg_kalam {geo['heap'] / geo['pg_kalam']:.2f}x faster "
-          f"than heap, {geo['postgres_fdw'] / geo['pg_kalam']:.2f}x faster than postgres_fdw")
-    print(f"identical results: {sum(same.values())}/22; one remote statement: {sum(pushed.values())}/22 "
-          f"({', '.join(n for n, p in pushed.items() if p)})")
-    chart(pathlib.Path(args.chart), medians, args.sf, args.rounds, args.profile)
+    finished = {n: r for n, r in medians.items() if None not in r.values()}
+    geo = {s: math.exp(statistics.mean(math.log(r[s]) for r in finished.values())) for s in SOURCES}
+    print(f"geometric mean over the {len(finished)} queries every source finished: heap {geo['heap']:.1f} ms, "
+          f"pg_kalam {geo['pg_kalam']:.1f} ms, postgres_fdw {geo['postgres_fdw']:.1f} ms; pg_kalam "
+          f"{geo['heap'] / geo['pg_kalam']:.2f}x faster than heap, {geo['postgres_fdw'] / geo['pg_kalam']:.2f}x "
+          f"faster than postgres_fdw")
+    unfinished = sorted(set(medians) - set(finished), key=lambda n: int(n[1:]))
+    if unfinished:
+        print(f"past the {args.timeout:g} s timeout (left out of the means): {', '.join(unfinished)}")
+    checked = [n for n, v in same.items() if v is not None]
+    print(f"identical results: {sum(1 for n in checked if same[n])}/{len(checked)} checked; one remote "
+          f"statement: {sum(pushed.values())}/22 ({', '.join(n for n, p in pushed.items() if p)})")
+    limit = timeout_ms if timeout_ms else 1
+    chart(pathlib.Path(args.chart),
+          {n: {s: limit if v is None else v for s, v in r.items()} for n, r in medians.items()},
+          args.sf, args.rounds, args.profile)
     print(f"chart: {args.chart}")
-    if not all(same.values()):
+    results = pathlib.Path(args.chart).with_suffix(".json")
+    results.write_text(json.dumps({"sf": args.sf, "rounds": args.rounds, "profile": args.profile,
+                                   "timeout_s": args.timeout, "same": same, "pushed": pushed,
+                                   "median_ms": medians}, indent=1) + "\n")
+    print(f"results: {results}")
+    if any(v is False for v in same.values()):
         sys.exit("some answers differ from the heap's")
 
 
