@@ -191,6 +191,141 @@ pub struct Deparser<'a> {
     outer_values: bool,
     /// Expressions PostgreSQL evaluates when the scan starts, in [`Qual::Parameter`] order.
     pub parameters: Vec<*mut pg_sys::Expr>,
+    /// The statement's subqueries, for `x [NOT] IN (subquery)` conditions (none: those stay
+    /// local).
+    subqueries: Option<Subqueries>,
+}
+
+/// Where a deparser finds the plans of the statement's subqueries: a condition
+/// `x [NOT] IN (subquery)` is sent when its subquery is planned as one foreign scan of the
+/// same server, all of whose clauses the server runs, read as the same user.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Subqueries {
+    /// The plans, by `plan_id - 1` (PlannerGlobal's or PlannedStmt's `subplans`).
+    pub(crate) plans: *mut pg_sys::List,
+    /// The range tables the plans' scans index.
+    pub(crate) tables: SubqueryTables,
+    /// The server of the scan whose conditions are deparsed.
+    pub(crate) server: pg_sys::Oid,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum SubqueryTables {
+    /// While planning: each subquery's own (PlannerGlobal's `subroots`, by `plan_id - 1`).
+    Planning(*mut pg_sys::List),
+    /// When executing: the statement's range table (flattened by the planner).
+    Executing(*mut pg_sys::List),
+}
+
+impl Subqueries {
+    /// The subqueries of the statement being planned, for a scan of `server` read as `user`
+    /// (none when another user's: the subquery's table would be read with other credentials).
+    ///
+    /// # Safety
+    /// `root` must be the planner's.
+    pub(crate) unsafe fn planning(
+        root: *mut pg_sys::PlannerInfo,
+        server: pg_sys::Oid,
+        user: pg_sys::Oid,
+    ) -> Option<Self> {
+        // SAFETY: per the contract.
+        unsafe {
+            let glob = (*root).glob;
+            (user == pg_sys::InvalidOid && !glob.is_null()).then(|| Subqueries {
+                plans: (*glob).subplans,
+                tables: SubqueryTables::Planning((*glob).subroots),
+                server,
+            })
+        }
+    }
+
+    /// The subqueries of the statement `node` runs in.
+    ///
+    /// # Safety
+    /// `node` must be an initialized ForeignScanState of `plan`.
+    pub(crate) unsafe fn executing(
+        node: *mut pg_sys::ForeignScanState,
+        plan: *mut pg_sys::ForeignScan,
+    ) -> Option<Self> {
+        // SAFETY: per the contract.
+        unsafe {
+            let estate = (*node).ss.ps.state;
+            let statement = (*estate).es_plannedstmt;
+            (!statement.is_null()).then(|| Subqueries {
+                plans: (*statement).subplans,
+                tables: SubqueryTables::Executing((*estate).es_range_table),
+                server: (*plan).fs_server,
+            })
+        }
+    }
+
+    /// The foreign scan of subquery `plan_id` as the server runs it, reading `pg_functions`
+    /// as the outer scan does.
+    unsafe fn scan(&self, plan_id: i32, pg_functions: bool) -> Result<kalam_pushdown::RemoteScan, Local> {
+        // SAFETY: plan and range-table lists of the statement.
+        unsafe {
+            let index = usize::try_from(plan_id - 1).map_err(|_| "a subquery without a plan")?;
+            let plan = *list_nodes(self.plans).get(index).ok_or("a subquery without a plan")?;
+            if !is_a(plan, NodeTag::T_ForeignScan) {
+                return Err("a subquery that is not one foreign scan");
+            }
+            let scan = plan as *mut pg_sys::ForeignScan;
+            let relid = (*scan).scan.scanrelid;
+            if (*scan).fs_server != self.server || relid == 0 {
+                return Err("a subquery that is not a scan of one table of the same server");
+            }
+            if !(*scan).scan.plan.qual.is_null()
+                || !(*scan).scan.plan.initPlan.is_null()
+                || !(*scan).fdw_exprs.is_null()
+            {
+                return Err("a subquery with clauses or values PostgreSQL computes");
+            }
+            let table = match self.tables {
+                SubqueryTables::Planning(subroots) => {
+                    let subroot = *list_nodes(subroots).get(index).ok_or("a subquery without a plan")?;
+                    (*(subroot as *mut pg_sys::PlannerInfo)).parse.as_ref().map(|q| q.rtable)
+                }
+                SubqueryTables::Executing(range_table) => Some(range_table),
+            };
+            let rte = table
+                .and_then(|t| list_nodes(t).get(relid as usize - 1).copied())
+                .ok_or("a subquery scan without its table")?
+                as *mut pg_sys::RangeTblEntry;
+            if scan_user(scan, rte) != pg_sys::InvalidOid {
+                return Err("a subquery read as another user");
+            }
+            // Its one output: a column of its table.
+            let outputs: Vec<_> = list_nodes((*scan).scan.plan.targetlist)
+                .into_iter()
+                .map(|t| t as *mut pg_sys::TargetEntry)
+                .filter(|t| !(**t).resjunk)
+                .collect();
+            let [output] = outputs[..] else { return Err("a subquery of more than one column") };
+            let var = (*output).expr.cast::<Node>();
+            if !is_a(var, NodeTag::T_Var) {
+                return Err("a subquery of a computed value");
+            }
+            let var = var as *mut pg_sys::Var;
+            if (*var).varno as pg_sys::Index != relid || (*var).varattno <= 0 {
+                return Err("a subquery of a value other than its table's column");
+            }
+            crate::scan::subquery_scan(scan, (*rte).relid, (*var).varattno as usize - 1, pg_functions)
+        }
+    }
+}
+
+/// The user a subquery's foreign scan reads as (InvalidOid: the current user).
+#[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+unsafe fn scan_user(_scan: *mut pg_sys::ForeignScan, rte: *mut pg_sys::RangeTblEntry) -> pg_sys::Oid {
+    // SAFETY: a range-table entry of the statement.
+    unsafe { (*rte).checkAsUser }
+}
+
+/// The user a subquery's foreign scan reads as (InvalidOid: the current user).
+#[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15")))]
+unsafe fn scan_user(scan: *mut pg_sys::ForeignScan, _rte: *mut pg_sys::RangeTblEntry) -> pg_sys::Oid {
+    // SAFETY: a foreign scan of the statement.
+    unsafe { (*scan).checkAsUser }
 }
 
 impl<'a> Deparser<'a> {
@@ -201,7 +336,14 @@ impl<'a> Deparser<'a> {
             pg_functions,
             outer_values: false,
             parameters: Vec::new(),
+            subqueries: None,
         }
+    }
+
+    /// Sends `x [NOT] IN (subquery)` conditions whose subqueries `subqueries` has.
+    pub(crate) fn with_subqueries(mut self, subqueries: Option<Subqueries>) -> Self {
+        self.subqueries = subqueries;
+        self
     }
 
     /// Reads the columns of one more foreign table (of a join), numbered from `offset`.
@@ -229,11 +371,83 @@ impl<'a> Deparser<'a> {
     pub unsafe fn clause(&mut self, clause: *mut pg_sys::Expr) -> Result<Qual, Local> {
         let before = self.parameters.len();
         // SAFETY: per the contract.
-        let result = unsafe { self.boolean(clause.cast()) };
+        let result = unsafe {
+            match self.subquery_condition(clause.cast()) {
+                Some(result) => result,
+                None => self.boolean(clause.cast()),
+            }
+        };
         if result.is_err() {
             self.parameters.truncate(before);
         }
         result
+    }
+
+    /// `x [NOT] IN (subquery)` as PostgreSQL plans it (a SubPlan testing `x = <its column>`,
+    /// hashed or not), if `node` is one: sent when the subquery is uncorrelated and is one
+    /// foreign scan of this server ([`Subqueries`]), and `=` compares as on the server. The
+    /// server's `NOT IN` follows SQL's NULL rules, as PostgreSQL's does.
+    unsafe fn subquery_condition(&mut self, node: *mut Node) -> Option<Result<Qual, Local>> {
+        // SAFETY: node tags are checked before each cast.
+        unsafe {
+            let (subplan, negated) = if is_a(node, NodeTag::T_SubPlan) {
+                (node, false)
+            } else if is_a(node, NodeTag::T_BoolExpr)
+                && (*(node as *mut pg_sys::BoolExpr)).boolop == pg_sys::BoolExprType::NOT_EXPR
+            {
+                let args = list_nodes((*(node as *mut pg_sys::BoolExpr)).args);
+                match args[..] {
+                    [arg] if is_a(arg, NodeTag::T_SubPlan) => (arg, true),
+                    _ => return None,
+                }
+            } else {
+                return None;
+            };
+            Some(self.in_subquery(subplan as *mut pg_sys::SubPlan, negated))
+        }
+    }
+
+    unsafe fn in_subquery(&mut self, subplan: *mut pg_sys::SubPlan, negated: bool) -> Result<Qual, Local> {
+        // SAFETY: a SubPlan of the clause; node tags are checked before each cast.
+        unsafe {
+            let subqueries = self.subqueries.ok_or("a subquery")?;
+            if (*subplan).subLinkType != pg_sys::SubLinkType::ANY_SUBLINK {
+                return Err("a subquery other than IN");
+            }
+            if !(*subplan).parParam.is_null() || !(*subplan).args.is_null() {
+                return Err("a correlated subquery");
+            }
+            let ids = int_list((*subplan).paramIds);
+            let [param_id] = ids[..] else { return Err("IN of a row") };
+            let test = (*subplan).testexpr;
+            if !is_a(test, NodeTag::T_OpExpr) {
+                return Err("IN with a test other than one operator");
+            }
+            let args = list_nodes((*(test as *mut pg_sys::OpExpr)).args);
+            let is_column_param = |node: *mut Node| {
+                is_a(node, NodeTag::T_Param) && {
+                    let param = node as *mut pg_sys::Param;
+                    (*param).paramkind == pg_sys::ParamKind::PARAM_EXEC && (*param).paramid == param_id
+                }
+            };
+            if !matches!(args[..], [_, right] if is_column_param(right)) {
+                return Err("IN with a test other than x = <the subquery's column>");
+            }
+            // The test as any comparison (its operator, classes and collation checked), the
+            // subquery's column standing as a value known at scan start.
+            let before = self.parameters.len();
+            let comparison = self.operator(test as *mut pg_sys::OpExpr);
+            let column_value = self.parameters.len() == before + 1;
+            self.parameters.truncate(before);
+            let Qual::Compare { op: Comparison::Eq, left, right } = comparison? else {
+                return Err("IN with an operator other than =");
+            };
+            if !column_value || *right != Qual::Parameter(before) {
+                return Err("IN whose column the server would compare differently");
+            }
+            let subquery = subqueries.scan((*subplan).plan_id, self.pg_functions)?;
+            Ok(Qual::InSubquery { expr: left, subquery: Box::new(subquery), negated })
+        }
     }
 
     /// A boolean expression.

@@ -25,7 +25,7 @@ use pgrx::{PgMemoryContexts, PgRelation, PgSqlErrorCode, PgTupleDesc, pg_guard};
 
 use crate::connection::Server;
 use crate::convert::{Arena, Converter, SUPPORTED_TYPES_HINT, arrow_type_for, pg_type_name};
-use crate::deparse::{self, Class, Deparser, QualColumn};
+use crate::deparse::{self, Class, Deparser, QualColumn, Subqueries};
 use crate::error::{KalamError, Result};
 use crate::guc;
 use crate::options::{self, Costs, ScanTuning, TableOptions, TableType};
@@ -50,6 +50,18 @@ pub(crate) struct RelInfo {
     pub(crate) pg_functions: bool,
     /// The server's `fdw_startup_cost` and `fdw_tuple_cost`.
     pub(crate) costs: Costs,
+    /// The statement's subqueries the server may run inside this table's clauses.
+    pub(crate) subqueries: Option<Subqueries>,
+}
+
+impl RelInfo {
+    /// A deparser of the table's clauses (range-table index `relid`); `outer_values` reads
+    /// columns of other tables as values computed when the scan starts.
+    pub(crate) fn deparser(&self, relid: pg_sys::Index, outer_values: bool) -> Deparser<'_> {
+        let deparser =
+            Deparser::new(relid, &self.columns, self.pg_functions).with_subqueries(self.subqueries);
+        if outer_values { deparser.with_outer_values() } else { deparser }
+    }
 }
 
 #[pg_guard]
@@ -106,7 +118,8 @@ unsafe fn plan_relation(
             .collect();
 
         let relid = (*baserel).relid;
-        let mut deparser = Deparser::new(relid, &columns, pg_functions);
+        let subqueries = Subqueries::planning(root, server.oid, (*baserel).userid);
+        let mut deparser = Deparser::new(relid, &columns, pg_functions).with_subqueries(subqueries);
         let mut remote_list = std::ptr::null_mut();
         let mut remote = Vec::new();
         // For use_remote_estimate: the remote clauses that need no value from PostgreSQL (the
@@ -173,7 +186,7 @@ unsafe fn plan_relation(
         };
         (*baserel).rows = pg_sys::clamp_row_est(rows);
         let fetched_rows = pg_sys::clamp_row_est(fetched_rows);
-        Ok(RelInfo { remote, columns, fetched_rows, pg_functions, costs: server.options.costs })
+        Ok(RelInfo { remote, columns, fetched_rows, pg_functions, costs: server.options.costs, subqueries })
     }
 }
 
@@ -224,6 +237,57 @@ pub(crate) fn remote_table(relation: &PgRelation, options: &TableOptions) -> Rem
     RemoteTable {
         namespace: options.namespace.clone().unwrap_or_else(|| relation.namespace().to_string()),
         table: options.table.clone().unwrap_or_else(|| relation.name().to_string()),
+    }
+}
+
+/// The scan of a subquery planned as `scan` (a foreign scan of the table `table`) as the
+/// server runs it inside another statement: its one output `column`, the clauses it sent. A
+/// shared table only: the statement it goes into may carry no `kalam.user_id`, or another's.
+///
+/// # Safety
+/// `scan` must be a plain table scan pg_kalam planned (its fdw_private a scan's), of `table`,
+/// which the statement has locked.
+pub(crate) unsafe fn subquery_scan(
+    scan: *mut pg_sys::ForeignScan,
+    table: pg_sys::Oid,
+    column: usize,
+    pg_functions: bool,
+) -> std::result::Result<RemoteScan, deparse::Local> {
+    // SAFETY: per the contract.
+    unsafe {
+        if deparse::list_nodes((*scan).fdw_private).len() != FdwPrivateIndex::Order as usize + 1 {
+            return Err("a subquery that is not a plain scan");
+        }
+        let relation = PgRelation::with_lock(table, pg_sys::NoLock as pg_sys::LOCKMODE);
+        let (_, table_options) =
+            foreign_table(&relation).map_err(|_| "a subquery of a table without options")?;
+        if table_options.table_type != TableType::Shared {
+            return Err("a subquery of a KalamDB user or stream table");
+        }
+        let planned = FdwPrivate::from_list((*scan).fdw_private);
+        if planned.order != OrderLimit::default() {
+            return Err("a subquery with an order or a limit");
+        }
+        let qual_columns = executor_qual_columns(&relation);
+        let mut deparser = Deparser::new(planned.clause_relid, &qual_columns, pg_functions);
+        let mut filters = Vec::with_capacity(planned.remote_conds.len());
+        for &clause in &planned.remote_conds {
+            filters.push(deparser.clause(clause)?);
+        }
+        if !deparser.parameters.is_empty() {
+            return Err("a subquery whose clauses need values PostgreSQL computes");
+        }
+        let columns = remote_columns(&relation);
+        if columns.get(column).is_none_or(|c| c.data_type == arrow_schema::DataType::Null) {
+            return Err("a subquery of a column pg_kalam cannot read");
+        }
+        Ok(RemoteScan {
+            table: remote_table(&relation, &table_options),
+            columns,
+            projection: vec![column],
+            filters,
+            order: OrderLimit::default(),
+        })
     }
 }
 
@@ -370,7 +434,7 @@ unsafe fn parameterized_paths(
             if !pg_sys::join_clause_is_movable_to(rinfo, baserel) {
                 continue;
             }
-            let mut deparser = Deparser::new(relid, &info.columns, info.pg_functions).with_outer_values();
+            let mut deparser = info.deparser(relid, true);
             if deparser.clause((*rinfo).clause).is_err() {
                 continue;
             }
@@ -432,7 +496,7 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
         // finishes them (set_plan_refs) so the executor can evaluate them.
         let (mut remote_exprs, mut local_exprs) = (std::ptr::null_mut(), std::ptr::null_mut());
         // A parameterized path brings its join clauses here, whose outer columns are values.
-        let mut deparser = Deparser::new(relid, &info.columns, info.pg_functions).with_outer_values();
+        let mut deparser = info.deparser(relid, true);
         for rinfo in deparse::list_nodes(scan_clauses) {
             let rinfo = rinfo as *mut pg_sys::RestrictInfo;
             if (*rinfo).pseudoconstant {
@@ -518,7 +582,7 @@ unsafe fn table_grouping(
     unsafe {
         let relid = (*input).relid;
         let info = &*((*input).fdw_private as *const RelInfo);
-        let mut deparser = Deparser::new(relid, &info.columns, info.pg_functions);
+        let mut deparser = info.deparser(relid, false);
         let mut remote_exprs = std::ptr::null_mut();
         for rinfo in deparse::list_nodes((*input).baserestrictinfo) {
             let clause = (*(rinfo as *mut pg_sys::RestrictInfo)).clause;
@@ -725,7 +789,8 @@ unsafe fn decode_join(
             .collect();
         let qual_columns: Vec<Vec<Option<QualColumn>>> =
             relations.iter().map(|(_, relation)| executor_qual_columns(relation)).collect();
-        let mut deparser = Deparser::new(relations[0].0, &qual_columns[0], true);
+        let mut deparser = Deparser::new(relations[0].0, &qual_columns[0], true)
+            .with_subqueries(Subqueries::executing(node, plan));
         let mut offset = qual_columns[0].len();
         for ((relid, _), columns) in relations.iter().zip(&qual_columns).skip(1) {
             deparser = deparser.with_relation(*relid, columns, offset);
@@ -1029,7 +1094,9 @@ pub(crate) unsafe fn remote_filters(
     unsafe {
         let wanted = FdwPrivate::from_list((*plan).fdw_private);
         let qual_columns = executor_qual_columns(relation);
-        let mut deparser = Deparser::new(wanted.clause_relid, &qual_columns, true).with_outer_values();
+        let mut deparser = Deparser::new(wanted.clause_relid, &qual_columns, true)
+            .with_outer_values()
+            .with_subqueries(Subqueries::executing(node, plan));
         let mut filters = Vec::with_capacity(wanted.remote_conds.len());
         for clause in &wanted.remote_conds {
             filters.push(deparser.clause(*clause).map_err(|why| {

@@ -130,10 +130,7 @@ impl RemoteJoin {
     pub(crate) fn statement(&self, parameters: Option<&[Literal]>) -> Result<Statement, Error> {
         let (names, qualifiers) = self.names();
         let renderer = Renderer { columns: &names, qualifiers: &qualifiers, parameters, parameters_from: 0 };
-        let condition = |quals: &[Qual]| -> Result<Expr, Error> {
-            let expr = renderer.expr(&Qual::And(quals.to_vec()))?;
-            Ok(crate::qual::parenthesized(Unparser::new(&KalamDialect).expr_to_sql(&expr)?))
-        };
+        let condition = |quals: &[Qual]| renderer.condition(quals);
         let mut factors = Vec::with_capacity(self.tables.len());
         for i in 0..self.tables.len() {
             factors.push(self.table_factor(i)?);

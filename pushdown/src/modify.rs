@@ -128,6 +128,10 @@ fn max_placeholder(qual: &Qual, count: &mut usize) {
             visit(expr);
             visit(pattern);
         }
+        Qual::InSubquery { expr, subquery, .. } => {
+            visit(expr);
+            subquery.filters.iter().for_each(visit);
+        }
     }
 }
 

@@ -153,6 +153,17 @@ pub enum Qual {
         name: &'static str,
         args: Vec<Qual>,
     },
+    /// `expr [NOT] IN (SELECT column FROM ... WHERE ...)`, the subquery a scan of one column
+    /// with filters of its own (over its own columns, with no parameters), with SQL's NULL
+    /// semantics: `NOT IN` is false for a value the subquery has, NULL (not true) for a NULL
+    /// value or when the subquery has a NULL, true otherwise; true for every value, NULL too,
+    /// when the subquery has no rows. Only a whole condition (or one of the conditions ANDed at
+    /// the top of a WHERE or ON).
+    InSubquery {
+        expr: Box<Qual>,
+        subquery: Box<crate::RemoteScan>,
+        negated: bool,
+    },
 }
 
 /// Renders quals given the scan's column names and the values of its parameters (`None` while
@@ -229,7 +240,53 @@ impl Renderer<'_> {
             Qual::Function { name, args } => {
                 remote_call(name, args.iter().map(|q| self.expr(q)).collect::<Result<_, _>>()?)
             }
+            Qual::InSubquery { .. } => {
+                return Err(crate::Error::Internal("a subquery inside an expression".into()));
+            }
         })
+    }
+
+    /// The conditions `quals`, ANDed: the SQL of a WHERE or an ON. A subquery condition is
+    /// rendered into the syntax tree as `x [NOT] IN (<its statement>)`.
+    pub fn condition(&self, quals: &[Qual]) -> Result<ast::Expr, crate::Error> {
+        let mut plain = Vec::with_capacity(quals.len());
+        let mut subqueries = Vec::new();
+        let mut flat = Vec::with_capacity(quals.len());
+        flatten_and(quals, &mut flat);
+        for qual in flat {
+            match qual {
+                Qual::InSubquery { expr, subquery, negated } => subqueries.push((expr, subquery, *negated)),
+                other => plain.push(other.clone()),
+            }
+        }
+        let unparser = datafusion_sql::unparser::Unparser::new(&crate::KalamDialect);
+        let mut condition = (!plain.is_empty() || subqueries.is_empty())
+            .then(|| -> Result<ast::Expr, crate::Error> {
+                Ok(parenthesized(unparser.expr_to_sql(&self.expr(&Qual::And(plain))?)?))
+            })
+            .transpose()?;
+        for (expr, subquery, negated) in subqueries {
+            if subquery.projection.len() != 1 || subquery.order != crate::OrderLimit::default() {
+                return Err(crate::Error::Internal("a subquery of other than one column's rows".into()));
+            }
+            let ast::Statement::Query(query) = subquery.statement(None)? else {
+                return Err(crate::Error::Internal("a subquery that is not a query".into()));
+            };
+            let test = ast::Expr::InSubquery {
+                expr: Box::new(ast::Expr::Nested(Box::new(unparser.expr_to_sql(&self.expr(expr)?)?))),
+                subquery: query,
+                negated,
+            };
+            condition = Some(match condition {
+                None => test,
+                Some(left) => ast::Expr::BinaryOp {
+                    left: Box::new(ast::Expr::Nested(Box::new(left))),
+                    op: ast::BinaryOperator::And,
+                    right: Box::new(ast::Expr::Nested(Box::new(test))),
+                },
+            });
+        }
+        condition.ok_or_else(|| crate::Error::Internal("no condition".into()))
     }
 
     /// `a AND b AND ...` (or OR), left-deep; an empty list is its identity.
@@ -239,6 +296,16 @@ impl Renderer<'_> {
         exprs.try_fold(first?, |acc, next| {
             Ok(Expr::BinaryExpr(datafusion_expr::BinaryExpr::new(Box::new(acc), op, Box::new(next?))))
         })
+    }
+}
+
+/// The conditions ANDed at the top of `quals`, nested ANDs flattened.
+fn flatten_and<'q>(quals: &'q [Qual], into: &mut Vec<&'q Qual>) {
+    for qual in quals {
+        match qual {
+            Qual::And(inner) => flatten_and(inner, into),
+            other => into.push(other),
+        }
     }
 }
 

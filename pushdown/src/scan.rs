@@ -41,7 +41,7 @@ pub struct RemoteColumn {
 }
 
 /// A scan of a remote table: which columns to fetch, and which rows.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RemoteScan {
     pub table: RemoteTable,
     /// All columns of the foreign table, in declaration order.
@@ -85,9 +85,7 @@ impl RemoteScan {
         if !self.filters.is_empty() {
             let names: Vec<String> = self.columns.iter().map(|c| c.name.clone()).collect();
             let renderer = Renderer { columns: &names, qualifiers: &[], parameters, parameters_from: 0 };
-            let filter = renderer.expr(&Qual::And(self.filters.clone()))?;
-            let selection = crate::qual::parenthesized(Unparser::new(&KalamDialect).expr_to_sql(&filter)?);
-            select_of(&mut statement)?.selection = Some(selection);
+            select_of(&mut statement)?.selection = Some(renderer.condition(&self.filters)?);
         }
         Ok(statement)
     }
@@ -164,6 +162,39 @@ mod tests {
         assert_eq!(
             counted.count_sql().unwrap(),
             r#"SELECT count(*) FROM "app"."trips" WHERE ("fare" > CAST('7' AS BIGINT))"#
+        );
+    }
+
+    // Goal: `x [NOT] IN (subquery)` conditions render as IN over the subquery's statement
+    // (its one column, its own WHERE), ANDed after the plain conditions; alone, as the WHERE.
+    #[test]
+    fn subquery_conditions_render() {
+        let mut suppliers = scan("tpch", "supplier", &["s_suppkey", "s_comment"], vec![0]);
+        suppliers.filters = vec![Qual::Like {
+            expr: Box::new(Qual::Column(1)),
+            pattern: Box::new(Qual::Literal(Literal::Text("%Customer%Complaints%".into()))),
+            negated: false,
+        }];
+        let mut outer = scan("tpch", "partsupp", &["ps_partkey", "ps_suppkey"], vec![0]);
+        let not_in = Qual::InSubquery {
+            expr: Box::new(Qual::Column(1)),
+            subquery: Box::new(suppliers),
+            negated: true,
+        };
+        outer.filters = vec![not_in.clone()];
+        assert_eq!(
+            outer.to_sql(None).unwrap(),
+            r#"SELECT "partsupp"."ps_partkey" FROM "tpch"."partsupp" WHERE ("ps_suppkey") NOT IN (SELECT "supplier"."s_suppkey" FROM "tpch"."supplier" WHERE "s_comment" LIKE '%Customer%Complaints%')"#
+        );
+        let positive = |q: &Qual| Qual::Compare {
+            op: crate::Comparison::Gt,
+            left: Box::new(q.clone()),
+            right: Box::new(Qual::Literal(Literal::Int64(0))),
+        };
+        outer.filters = vec![Qual::And(vec![positive(&Qual::Column(0)), not_in]), positive(&Qual::Column(1))];
+        assert_eq!(
+            outer.to_sql(None).unwrap(),
+            r#"SELECT "partsupp"."ps_partkey" FROM "tpch"."partsupp" WHERE ((("ps_partkey" > CAST('0' AS BIGINT)) AND ("ps_suppkey" > CAST('0' AS BIGINT)))) AND (("ps_suppkey") NOT IN (SELECT "supplier"."s_suppkey" FROM "tpch"."supplier" WHERE "s_comment" LIKE '%Customer%Complaints%'))"#
         );
     }
 

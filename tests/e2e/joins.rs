@@ -1,5 +1,5 @@
 //! Joins on the server (GetForeignJoinPaths): generated INNER, LEFT, RIGHT and FULL joins, joins
-//! of joins, and semi and anti joins (EXISTS, IN, NOT EXISTS), over foreign tables and their heap twins give the same rows; golden EXPLAIN
+//! of joins, semi and anti joins (EXISTS, IN, NOT EXISTS) and NOT IN (subquery), over foreign tables and their heap twins give the same rows; golden EXPLAIN
 //! plans pin each join kind sent and the shapes kept local, and why.
 
 use std::collections::BTreeMap;
@@ -138,7 +138,7 @@ fn generated_grouped_joins_match_the_heap_tables() {
     assert!(whole >= 50, "only {whole} of 150 grouped joins ran on the server");
 }
 
-// Goal: 200 generated semi and anti joins (seeded) — EXISTS, NOT EXISTS and IN (subquery),
+// Goal: 200 generated semi and anti joins (seeded) — EXISTS, NOT EXISTS, [NOT] IN (subquery),
 // with equality and inequality clauses, filters inside and outside, a table joined above and
 // grouping over them — give the heap tables' rows; the shippable shapes are one remote statement.
 #[test]
@@ -155,6 +155,17 @@ fn generated_semi_and_anti_joins_match_the_heap_tables() {
         "g.id IN (SELECT h.g_id FROM {h} h WHERE h.w < 50)",
         "g.t IN (SELECT h.k FROM {h} h WHERE h.id > 150)",
         "EXISTS (SELECT 1 FROM {h} h WHERE h.g_id = g.id + 0)",
+        // NOT IN (subquery), sent whole: NULLs in the subquery (no row passes), NULLs outside,
+        // an empty subquery (every row passes, NULLs too), a column of another type.
+        "g.id NOT IN (SELECT h.g_id FROM {h} h WHERE h.w < 50)",
+        "g.id NOT IN (SELECT h.g_id FROM {h} h WHERE h.g_id IS NOT NULL AND h.w < 50)",
+        "g.t NOT IN (SELECT h.k FROM {h} h WHERE h.id > 280 AND h.k IS NOT NULL)",
+        "g.t NOT IN (SELECT h.k FROM {h} h)",
+        "g.i NOT IN (SELECT h.g_id FROM {h} h WHERE h.id < 0)",
+        "g.b NOT IN (SELECT h.g_id FROM {h} h WHERE h.id < 0)",
+        // Kept local: IN under OR, a correlated NOT IN.
+        "(g.id IN (SELECT h.g_id FROM {h} h WHERE h.w < 50) OR g.s = 1)",
+        "g.id NOT IN (SELECT h.g_id FROM {h} h WHERE h.k = g.t AND h.g_id IS NOT NULL)",
     ];
     let filters = ["", "AND g.id > 100", "AND g.s IS NOT NULL", "AND md5(g.t) > 'a'"];
     let shapes = [
@@ -217,6 +228,20 @@ const GOLDEN: &[(&str, &str)] = &[
         "join_semi_grouped",
         "SELECT g.t, count(*) FROM app.g g WHERE g.id IN (SELECT h.g_id FROM app.h h WHERE h.w < 50) \
          GROUP BY g.t ORDER BY g.t",
+    ),
+    (
+        "not_in_subquery",
+        "SELECT g.id FROM app.g g WHERE g.id NOT IN (SELECT h.g_id FROM app.h h WHERE h.w > 5) AND g.s = 1",
+    ),
+    (
+        "not_in_subquery_joined_and_grouped",
+        "SELECT h.k, count(DISTINCT g.s) FROM app.g g JOIN app.h h ON g.id = h.g_id \
+         WHERE g.id NOT IN (SELECT h2.g_id FROM app.h h2 WHERE h2.k LIKE 'k1%' AND h2.g_id IS NOT NULL) \
+         GROUP BY h.k ORDER BY 1",
+    ),
+    (
+        "not_in_correlated_filtered_here",
+        "SELECT g.id FROM app.g g WHERE g.id NOT IN (SELECT h.g_id FROM app.h h WHERE h.k = g.t) ORDER BY 1",
     ),
     (
         "join_local_filter_stays_local",
