@@ -515,6 +515,17 @@ fn user_tables_keep_tenants_apart() {
     pg.batch_execute("SET kalam.user_id = 'bob'; DELETE FROM app.notes WHERE id < 10;").unwrap();
     assert_eq!(as_user(&mut pg, "alice", "SELECT id, body FROM app.notes ORDER BY id"), ["1|a1", "2|a2"]);
     assert!(as_user(&mut pg, "bob", "SELECT id FROM app.notes").is_empty());
+    // NOT IN (subquery) of a user table stays in PostgreSQL: the subquery is read in the
+    // session's scope, never inside a statement of a shared table (which carries no user).
+    pg.batch_execute(
+        "CREATE TABLE app.ids (id bigint PRIMARY KEY) USING kalamdb; INSERT INTO app.ids VALUES (1), (2), (3);",
+    )
+    .unwrap();
+    let not_in = "SELECT id FROM app.ids WHERE id NOT IN (SELECT id FROM app.notes) ORDER BY id";
+    assert_eq!(as_user(&mut pg, "alice", not_in), ["3"]);
+    assert_eq!(as_user(&mut pg, "bob", not_in), ["1", "2", "3"]);
+    let plan = rows(&mut pg, &format!("EXPLAIN (COSTS OFF) {not_in}")).join("\n");
+    assert!(plan.contains("SubPlan"), "{plan}");
     // An explicit _userid writes for that user; one INSERT has one owner.
     pg.batch_execute(
         "SET kalam.user_id = 'alice'; INSERT INTO app.notes (id, body, _userid) VALUES (5, 'c5', 'carol');",
