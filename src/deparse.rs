@@ -383,8 +383,8 @@ impl<'a> Deparser<'a> {
         result
     }
 
-    /// `x [NOT] IN (subquery)` as PostgreSQL plans it (a SubPlan testing `x = <its column>`,
-    /// hashed or not), if `node` is one: sent when the subquery is uncorrelated and is one
+    /// `x [NOT] IN (subquery)` as PostgreSQL plans it (a hashed SubPlan testing
+    /// `x = <its column>`; an unhashed one reads a Material node, and stays local), if `node` is one: sent when the subquery is uncorrelated and is one
     /// foreign scan of this server ([`Subqueries`]), and `=` compares as on the server. The
     /// server's `NOT IN` follows SQL's NULL rules, as PostgreSQL's does.
     unsafe fn subquery_condition(&mut self, node: *mut Node) -> Option<Result<Qual, Local>> {
@@ -410,7 +410,9 @@ impl<'a> Deparser<'a> {
     unsafe fn in_subquery(&mut self, subplan: *mut pg_sys::SubPlan, negated: bool) -> Result<Qual, Local> {
         // SAFETY: a SubPlan of the clause; node tags are checked before each cast.
         unsafe {
-            let subqueries = self.subqueries.ok_or("a subquery")?;
+            // kalamdb-server's `NOT IN` follows SQL's NULL rules (a null-aware anti join); a
+            // server without PostgreSQL's functions is not assumed to.
+            let subqueries = self.subqueries.filter(|_| self.pg_functions).ok_or("a subquery")?;
             if (*subplan).subLinkType != pg_sys::SubLinkType::ANY_SUBLINK {
                 return Err("a subquery other than IN");
             }

@@ -67,6 +67,12 @@ unsafe fn plan_direct(
         {
             return false;
         }
+        // A `NOT IN (subquery)` condition is the server's in a SELECT only: a change's WHERE
+        // keeps the row-by-row path.
+        let remote_conds = list_nodes((*fscan).fdw_private).get(1).copied().unwrap_or(std::ptr::null_mut());
+        if pg_sys::contain_subplans(remote_conds) {
+            return false;
+        }
         let rte = *(*root).simple_rte_array.add(result_relation as usize);
         let relation = PgRelation::with_lock((*rte).relid, pg_sys::NoLock as _);
         let tupdesc = PgTupleDesc::from_pg_unchecked(relation.rd_att);

@@ -321,6 +321,11 @@ unsafe fn plan_join(
         {
             return None;
         }
+        // A `NOT IN (subquery)` condition goes in a WHERE only: in an ON it could stay in the
+        // server's join condition, which cannot hold a subquery.
+        if on.iter().any(|&c| pg_sys::contain_subplans(c.cast())) {
+            return None;
+        }
         // Every clause is the server's.
         let mut deparser = info.deparser();
         for &clause in on.iter().chain(filters.iter()) {
