@@ -280,12 +280,23 @@ impl Subqueries {
             {
                 return Err("a subquery with clauses or values PostgreSQL computes");
             }
-            let table = match self.tables {
+            // While planning, also the subquery's relation as pg_kalam planned it.
+            let (table, planned) = match self.tables {
                 SubqueryTables::Planning(subroots) => {
-                    let subroot = *list_nodes(subroots).get(index).ok_or("a subquery without a plan")?;
-                    (*(subroot as *mut pg_sys::PlannerInfo)).parse.as_ref().map(|q| q.rtable)
+                    let subroot = *list_nodes(subroots).get(index).ok_or("a subquery without a plan")?
+                        as *mut pg_sys::PlannerInfo;
+                    let rel = if (relid as i32) < (*subroot).simple_rel_array_size {
+                        *(*subroot).simple_rel_array.add(relid as usize)
+                    } else {
+                        std::ptr::null_mut()
+                    };
+                    if rel.is_null() || (*rel).fdw_private.is_null() {
+                        return Err("a subquery scan without its planned table");
+                    }
+                    let planned = &*((*rel).fdw_private as *const crate::scan::RelInfo);
+                    ((*subroot).parse.as_ref().map(|q| q.rtable), Some(planned))
                 }
-                SubqueryTables::Executing(range_table) => Some(range_table),
+                SubqueryTables::Executing(range_table) => (Some(range_table), None),
             };
             let rte = table
                 .and_then(|t| list_nodes(t).get(relid as usize - 1).copied())
@@ -308,6 +319,14 @@ impl Subqueries {
             let var = var as *mut pg_sys::Var;
             if (*var).varno as pg_sys::Index != relid || (*var).varattno <= 0 {
                 return Err("a subquery of a value other than its table's column");
+            }
+            // Its column holds on the server what its declared type says (checked when
+            // planned: the executor sends what was planned).
+            let column = planned.map(|p| p.columns.get((*var).varattno as usize - 1).cloned().flatten());
+            if let Some(column) = column
+                && !column.is_some_and(|c| c.remote_matches && c.class.is_some())
+            {
+                return Err("a subquery of a column whose remote type is not of its declared class");
             }
             crate::scan::subquery_scan(scan, (*rte).relid, (*var).varattno as usize - 1, pg_functions)
         }
