@@ -69,7 +69,10 @@ unsafe fn plan_direct(
         }
         // A `NOT IN (subquery)` condition is the server's in a SELECT only: a change's WHERE
         // keeps the row-by-row path.
-        let remote_conds = list_nodes((*fscan).fdw_private).get(1).copied().unwrap_or(std::ptr::null_mut());
+        let remote_conds = list_nodes((*fscan).fdw_private)
+            .get(crate::scan::FdwPrivateIndex::RemoteConds as usize)
+            .copied()
+            .unwrap_or(std::ptr::null_mut());
         if pg_sys::contain_subplans(remote_conds) {
             return false;
         }

@@ -62,8 +62,7 @@ impl JoinInfo {
         unsafe {
             let (first, info) = self.tables[0];
             let info = &*info;
-            let mut deparser =
-                Deparser::new(first, &info.columns, info.pg_functions).with_subqueries(info.subqueries);
+            let mut deparser = info.deparser(first, false);
             let mut offset = info.columns.len();
             for &(relid, other) in &self.tables[1..] {
                 let other: &RelInfo = &*other;

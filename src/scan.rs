@@ -883,7 +883,7 @@ unsafe fn order_limit(
 /// Positions in `ForeignScan.fdw_private`, a list of four lists (a grouped scan's has three
 /// more, [`crate::upper::encode`]).
 #[repr(usize)]
-enum FdwPrivateIndex {
+pub(crate) enum FdwPrivateIndex {
     /// Integer list: the 0-based attribute indexes to fetch, or `[-1]` for every column.
     Attrs = 0,
     /// Expression list: the clauses the server runs (ANDed).

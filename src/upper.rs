@@ -1047,11 +1047,11 @@ unsafe fn numeric(
                 let (a, p1, s1) = numeric(*left, column_of)?;
                 let (b, p2, s2) = numeric(*right, column_of)?;
                 let whole = (p1 as i16 - s1 as i16).max(p2 as i16 - s2 as i16);
-                let (precision, scale) = match u32::from((*op).opfuncid) {
-                    pg_sys::F_NUMERIC_ADD | pg_sys::F_NUMERIC_SUB => {
-                        (whole + s1.max(s2) as i16 + 1, s1.max(s2))
-                    }
-                    pg_sys::F_NUMERIC_MUL => (p1 as i16 + p2 as i16, s1.checked_add(s2)?),
+                type Operation = fn(Box<RowExpr>, Box<RowExpr>) -> RowExpr;
+                let (operation, precision, scale): (Operation, i16, i8) = match u32::from((*op).opfuncid) {
+                    pg_sys::F_NUMERIC_ADD => (RowExpr::Add, whole + s1.max(s2) as i16 + 1, s1.max(s2)),
+                    pg_sys::F_NUMERIC_SUB => (RowExpr::Sub, whole + s1.max(s2) as i16 + 1, s1.max(s2)),
+                    pg_sys::F_NUMERIC_MUL => (RowExpr::Mul, p1 as i16 + p2 as i16, s1.checked_add(s2)?),
                     _ => return None,
                 };
                 let precision = u8::try_from(precision).ok()?;
@@ -1061,13 +1061,7 @@ unsafe fn numeric(
                     let wide = precision > COMPUTED_PRECISION_MAX && digits <= COMPUTED_PRECISION_MAX;
                     Box::new(if wide { RowExpr::Wide(Box::new(operand)) } else { operand })
                 };
-                let (a, b) = (widen(a, p1), widen(b, p2));
-                let arith = match u32::from((*op).opfuncid) {
-                    pg_sys::F_NUMERIC_ADD => RowExpr::Add(a, b),
-                    pg_sys::F_NUMERIC_SUB => RowExpr::Sub(a, b),
-                    _ => RowExpr::Mul(a, b),
-                };
-                (arith, precision, scale)
+                (operation(widen(a, p1), widen(b, p2)), precision, scale)
             }
             _ => return None,
         };
