@@ -56,6 +56,8 @@
 use std::ffi::CStr;
 
 use arrow_schema::DataType;
+use kalam_pushdown::aggregate::{Function, Output};
+use kalam_pushdown::subquery::function_is_scalar;
 use kalam_pushdown::{Comparison, Literal, Qual};
 use pgrx::pg_sys::{self, Datum, Node, NodeTag, Oid};
 use pgrx::{FromDatum, is_a};
@@ -63,6 +65,7 @@ use pgrx::{FromDatum, is_a};
 /// The server functions the shipped expressions call; a server must have all of them.
 pub const PG_FUNCTIONS_USED: &[&str] = &[
     "pg_numeric_sum",
+    "pg_numeric_avg",
     "pg_float",
     "pg_ascii_lower",
     "pg_json_field",
@@ -207,6 +210,9 @@ pub(crate) struct Subqueries {
     pub(crate) tables: SubqueryTables,
     /// The server of the scan whose conditions are deparsed.
     pub(crate) server: pg_sys::Oid,
+    /// When executing: the plans' states (EState's `es_subplanstates`, begun before the
+    /// statement's own plan), whose grouped scans hold what scalar subqueries send.
+    pub(crate) states: *mut pg_sys::List,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -235,6 +241,7 @@ impl Subqueries {
                 plans: (*glob).subplans,
                 tables: SubqueryTables::Planning((*glob).subroots),
                 server,
+                states: std::ptr::null_mut(),
             })
         }
     }
@@ -255,6 +262,7 @@ impl Subqueries {
                 plans: (*statement).subplans,
                 tables: SubqueryTables::Executing((*estate).es_range_table),
                 server: (*plan).fs_server,
+                states: (*estate).es_subplanstates,
             })
         }
     }
@@ -330,6 +338,242 @@ impl Subqueries {
             }
             crate::scan::subquery_scan(scan, (*rte).relid, (*var).varattno as usize - 1, pg_functions)
         }
+    }
+}
+
+/// A correlated scalar subquery's grouped scan, ready to be sent inside an outer statement.
+pub(crate) struct ScalarPlan {
+    /// What it sends (when executing; `None` while planning).
+    pub(crate) query: Option<kalam_pushdown::aggregate::RemoteAggregate>,
+    /// Which output is the value.
+    pub(crate) output: usize,
+    /// The value is `factor * output`.
+    pub(crate) factor: Option<Literal>,
+    /// For each parameter of the scan (in its order), the index of the SubPlan's argument
+    /// (the outer value) it stands for.
+    pub(crate) arguments: Vec<usize>,
+}
+
+impl Subqueries {
+    /// Scalar subquery `plan_id` (correlated through the parameters `param_ids`): sent when it
+    /// is one grouped scan of this server with no GROUP BY (one row for every outer row), of
+    /// shared tables read as the current user, whose every clause and output the server
+    /// computes; whose outer values are compared with `=` to columns in its WHERE only (the
+    /// server turns those into a join); and whose value is an aggregate that is NULL over no
+    /// rows (min, max, sum, bool_and, bool_or: not count), or a decimal constant times it.
+    unsafe fn scalar(&self, plan_id: i32, param_ids: &[i32]) -> Result<ScalarPlan, Local> {
+        // SAFETY: plan and range-table lists of the statement; node tags checked before casts.
+        unsafe {
+            let index = usize::try_from(plan_id - 1).map_err(|_| "a subquery without a plan")?;
+            let plan = *list_nodes(self.plans).get(index).ok_or("a subquery without a plan")?;
+            if !is_a(plan, NodeTag::T_ForeignScan) {
+                return Err("a subquery that is not one foreign scan");
+            }
+            let scan = plan as *mut pg_sys::ForeignScan;
+            if (*scan).fs_server != self.server {
+                return Err("a subquery of another server");
+            }
+            if !(*scan).scan.plan.qual.is_null() || !(*scan).scan.plan.initPlan.is_null() {
+                return Err("a subquery with clauses PostgreSQL computes");
+            }
+            let grouped = crate::scan::grouped_subquery(scan)?;
+            if !grouped.group_by.is_empty() || grouped.order != kalam_pushdown::OrderLimit::default() {
+                return Err("a subquery of groups, or ordered");
+            }
+            // Shared tables, read as the current user (a user table's rows are scoped by the
+            // statement's user, which the outer statement may not have).
+            for &(relid, oid) in &grouped.tables {
+                let relation = pgrx::PgRelation::with_lock(oid, pg_sys::NoLock as pg_sys::LOCKMODE);
+                let (_, options) = crate::scan::foreign_table(&relation)
+                    .map_err(|_| "a subquery of a table without options")?;
+                if options.table_type != crate::options::TableType::Shared {
+                    return Err("a subquery of a KalamDB user or stream table");
+                }
+                if let SubqueryTables::Planning(subroots) = self.tables {
+                    let subroot = *list_nodes(subroots).get(index).ok_or("a subquery without a plan")?
+                        as *mut pg_sys::PlannerInfo;
+                    let rte = (*subroot)
+                        .parse
+                        .as_ref()
+                        .and_then(|q| list_nodes(q.rtable).get(relid as usize - 1).copied())
+                        .ok_or("a subquery scan without its table")?
+                        as *mut pg_sys::RangeTblEntry;
+                    if scan_user(scan, rte) != pg_sys::InvalidOid {
+                        return Err("a subquery read as another user");
+                    }
+                }
+            }
+            // Outer values only in `column = value` conditions of its WHERE.
+            let ids = make_int_list(param_ids.iter().copied());
+            let correlated = |node: *mut Node| pg_sys::contain_exec_param(node, ids);
+            let nested = |node: *mut Node| pg_sys::contain_subplans(node);
+            if grouped.on.iter().chain(&grouped.computed).any(|&c| correlated(c) || nested(c))
+                || correlated((*scan).fdw_scan_tlist.cast())
+                || nested((*scan).fdw_scan_tlist.cast())
+            {
+                return Err("a subquery using outer values other than in its WHERE");
+            }
+            for &clause in &grouped.filters {
+                if nested(clause) {
+                    return Err("a subquery with a subquery of its own");
+                }
+                if correlated(clause) && !column_equals_parameter(clause) {
+                    return Err("a subquery comparing outer values other than with =");
+                }
+            }
+            // Its parameters are the outer values, nothing else.
+            let mut arguments = Vec::new();
+            for expr in list_nodes((*scan).fdw_exprs) {
+                let position = is_a(expr, NodeTag::T_Param)
+                    .then(|| expr as *mut pg_sys::Param)
+                    .filter(|p| (**p).paramkind == pg_sys::ParamKind::PARAM_EXEC)
+                    .and_then(|p| param_ids.iter().position(|&id| id == (*p).paramid))
+                    .ok_or("a subquery with values PostgreSQL computes")?;
+                arguments.push(position);
+            }
+            // Its value: one output, or a decimal constant times it.
+            let outputs: Vec<_> = list_nodes((*scan).scan.plan.targetlist)
+                .into_iter()
+                .map(|t| t as *mut pg_sys::TargetEntry)
+                .filter(|t| !(**t).resjunk)
+                .collect();
+            let [output] = outputs[..] else { return Err("a subquery of more than one column") };
+            let (value, factor) = split_factor((*output).expr.cast());
+            let scan_tlist = list_nodes((*scan).fdw_scan_tlist);
+            let position = if is_a(value, NodeTag::T_Var)
+                && (*(value as *mut pg_sys::Var)).varno == pg_sys::INDEX_VAR as i32
+            {
+                usize::try_from((*(value as *mut pg_sys::Var)).varattno - 1).ok()
+            } else {
+                scan_tlist.iter().position(|&t| {
+                    pg_sys::equal((*(t as *mut pg_sys::TargetEntry)).expr.cast(), value.cast())
+                })
+            }
+            .ok_or("a subquery whose value is computed by PostgreSQL")?;
+            let Some(&Output::Aggregate { function, .. }) = grouped.outputs.get(position) else {
+                return Err("a subquery whose value is no aggregate");
+            };
+            if !function_is_scalar(function) && function != Function::Avg {
+                return Err("a subquery whose aggregate is not NULL over no rows, or computed here");
+            }
+            if grouped.outputs[..position].iter().any(|o| o.width() != 1) {
+                return Err("a subquery whose outputs the server sends in several columns");
+            }
+            let aggregate = (*(scan_tlist[position] as *mut pg_sys::TargetEntry)).expr;
+            let factor = value_digits(factor, aggregate.cast(), function)?;
+            let query = if self.states.is_null() {
+                None
+            } else {
+                let state = *list_nodes(self.states).get(index).ok_or("a subquery without its state")?;
+                let (query, parameters) = crate::scan::planned_aggregate(state.cast())
+                    .ok_or("a subquery whose scan was not begun")?;
+                if parameters != arguments.len() {
+                    return Err("a subquery whose scan has other parameters than planned");
+                }
+                Some(query)
+            };
+            Ok(ScalarPlan { query, output: position, factor, arguments })
+        }
+    }
+}
+
+/// Whether `clause` is `column = parameter` (either way round) with a built-in `=`.
+unsafe fn column_equals_parameter(clause: *mut Node) -> bool {
+    // SAFETY: node tags are checked before each cast.
+    unsafe {
+        if !is_a(clause, NodeTag::T_OpExpr) {
+            return false;
+        }
+        let expr = clause as *mut pg_sys::OpExpr;
+        let args: Vec<_> = list_nodes((*expr).args).into_iter().map(|a| strip_relabel(a)).collect();
+        let equality =
+            BuiltinOperator::lookup((*expr).opno).and_then(|o| o.comparison()) == Some(Comparison::Eq);
+        equality
+            && matches!(args[..], [a, b] if (is_a(a, NodeTag::T_Var) && is_a(b, NodeTag::T_Param))
+                || (is_a(a, NodeTag::T_Param) && is_a(b, NodeTag::T_Var)))
+    }
+}
+
+unsafe fn strip_relabel(mut node: *mut Node) -> *mut Node {
+    // SAFETY: node tags are checked before each cast.
+    unsafe {
+        while is_a(node, NodeTag::T_RelabelType) {
+            node = (*(node as *mut pg_sys::RelabelType)).arg.cast();
+        }
+        node
+    }
+}
+
+/// `constant * value` (or `value * constant`) with numeric `*`: (value, constant); else
+/// (`expr`, none).
+unsafe fn split_factor(expr: *mut Node) -> (*mut Node, Option<*mut pg_sys::Const>) {
+    // SAFETY: node tags are checked before each cast.
+    unsafe {
+        if is_a(expr, NodeTag::T_OpExpr)
+            && (*(expr as *mut pg_sys::OpExpr)).opfuncid == pg_sys::Oid::from(pg_sys::F_NUMERIC_MUL)
+        {
+            let args = list_nodes((*(expr as *mut pg_sys::OpExpr)).args);
+            match args[..] {
+                [a, b] if is_a(a, NodeTag::T_Const) => return (b, Some(a as *mut pg_sys::Const)),
+                [a, b] if is_a(b, NodeTag::T_Const) => return (a, Some(b as *mut pg_sys::Const)),
+                _ => {}
+            }
+        }
+        (expr, None)
+    }
+}
+
+/// The constant a subquery's aggregate is multiplied by, if any, when every digit of the
+/// value fits the server's decimals: the aggregate of a numeric(p, s) (or integer) column has
+/// at most p digits (min, max), p + 10 (a sum, of fewer than 10^10 rows) of 38, or, as an
+/// average, p - s whole digits and s + 40 decimals ([`kalam_pushdown::subquery::AVERAGE_FUNCTION`])
+/// of 76.
+unsafe fn value_digits(
+    constant: Option<*mut pg_sys::Const>,
+    aggregate: *mut Node,
+    function: Function,
+) -> Result<Option<Literal>, Local> {
+    // SAFETY: node tags are checked before each cast.
+    unsafe {
+        let (factor, factor_digits, factor_scale) = match constant {
+            None => (None, 0, 0),
+            Some(constant) => {
+                match literal((*constant).constvalue, (*constant).constisnull, (*constant).consttype) {
+                    Some(value @ Literal::Decimal { precision, scale, .. }) => {
+                        (Some(value), i32::from(precision), i32::from(scale))
+                    }
+                    _ => return Err("a subquery's value times a constant that is not a finite decimal"),
+                }
+            }
+        };
+        if !is_a(aggregate, NodeTag::T_Aggref) {
+            return Err("a subquery's value that is not an aggregate");
+        }
+        let args = list_nodes((*(aggregate as *mut pg_sys::Aggref)).args);
+        let [argument] = args[..] else { return Err("an aggregate of other than one argument") };
+        let argument = (*(argument as *mut pg_sys::TargetEntry)).expr.cast::<Node>();
+        let typmod = pg_sys::exprTypmod(argument);
+        let (precision, scale) = match pg_sys::exprType(argument) {
+            pg_sys::INT2OID | pg_sys::INT4OID | pg_sys::INT8OID => (19, 0),
+            pg_sys::NUMERICOID if typmod >= pg_sys::VARHDRSZ as i32 => (
+                ((typmod - pg_sys::VARHDRSZ as i32) >> 16) & 0xffff,
+                (typmod - pg_sys::VARHDRSZ as i32) & 0x7ff,
+            ),
+            _ if factor.is_none() && function != Function::Avg => return Ok(None),
+            _ => return Err("a subquery's value of a numeric without precision"),
+        };
+        let extra = i32::from(kalam_pushdown::subquery::AVERAGE_EXTRA_SCALE);
+        let fits = match function {
+            Function::Avg => precision + extra + factor_digits <= 76 && scale + extra + factor_scale <= 76,
+            Function::Sum | Function::SumAsDecimal => {
+                factor.is_none() || (precision + 10 + factor_digits <= 38 && scale + factor_scale <= 38)
+            }
+            _ => factor.is_none() || (precision + factor_digits <= 38 && scale + factor_scale <= 38),
+        };
+        if !fits {
+            return Err("a subquery's value past the server's digits");
+        }
+        Ok(factor)
     }
 }
 
@@ -468,6 +712,40 @@ impl<'a> Deparser<'a> {
             }
             let subquery = subqueries.scan((*subplan).plan_id, self.pg_functions)?;
             Ok(Qual::InSubquery { expr: left, subquery: Box::new(subquery), negated })
+        }
+    }
+
+    /// A correlated scalar subquery as a value ([`Subqueries::scalar`] says which are sent): the
+    /// subquery's statement, each outer value it reads deparsed here.
+    unsafe fn scalar_subquery(
+        &mut self,
+        subplan: *mut pg_sys::SubPlan,
+    ) -> Result<(Qual, Option<Class>), Local> {
+        // SAFETY: a SubPlan of the clause.
+        unsafe {
+            let subqueries = self.subqueries.filter(|_| self.pg_functions).ok_or("a subquery")?;
+            if (*subplan).subLinkType != pg_sys::SubLinkType::EXPR_SUBLINK {
+                return Err("a subquery other than a scalar one");
+            }
+            let class = Class::of((*subplan).firstColType).ok_or("a subquery of an unsupported type")?;
+            let param_ids = int_list((*subplan).parParam);
+            let arguments = list_nodes((*subplan).args);
+            if param_ids.len() != arguments.len() {
+                return Err("a subquery whose outer values are not its arguments");
+            }
+            let plan = subqueries.scalar((*subplan).plan_id, &param_ids)?;
+            let mut correlation = Vec::with_capacity(plan.arguments.len());
+            for &argument in &plan.arguments {
+                let (value, _) = self.value(arguments[argument], false)?;
+                correlation.push(value);
+            }
+            let subquery = kalam_pushdown::subquery::ScalarSubquery {
+                query: plan.query,
+                output: plan.output,
+                factor: plan.factor,
+                correlation,
+            };
+            Ok((Qual::ScalarSubquery(Box::new(subquery)), Some(class)))
         }
     }
 
@@ -762,8 +1040,29 @@ impl<'a> Deparser<'a> {
                 }
                 return Ok((Qual::Column(offset + column.index), column.class));
             }
+            if is_a(node, NodeTag::T_SubPlan) {
+                return self.scalar_subquery(node as *mut pg_sys::SubPlan);
+            }
             if is_a(node, NodeTag::T_FuncExpr) && pg_sys::contain_var_clause(node) {
-                return self.json_function(node as *mut pg_sys::FuncExpr);
+                let function = node as *mut pg_sys::FuncExpr;
+                // An integer as numeric (`ps_availqty::numeric`): exact, scale 0.
+                let digits = match u32::from((*function).funcid) {
+                    pg_sys::F_NUMERIC_INT2 => Some(5),
+                    pg_sys::F_NUMERIC_INT4 => Some(10),
+                    pg_sys::F_NUMERIC_INT8 => Some(19),
+                    _ => None,
+                };
+                if let Some(digits) = digits {
+                    let [argument] = list_nodes((*function).args)[..] else {
+                        return Err("a cast of other than one value");
+                    };
+                    let (value, class) = self.value(argument, false)?;
+                    if !class.is_some_and(Class::is_integer) {
+                        return Err("a cast to numeric of other than an integer");
+                    }
+                    return Ok((Qual::Decimal(Box::new(value), digits), Some(Class::Numeric)));
+                }
+                return self.json_function(function);
             }
             if is_a(node, NodeTag::T_OpExpr) && pg_sys::contain_var_clause(node) {
                 // A JSON value of a column (`payload -> 'a'`, `payload ->> 'kind'`).

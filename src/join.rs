@@ -320,8 +320,14 @@ unsafe fn plan_join(
         {
             return None;
         }
-        // A `NOT IN (subquery)` condition goes in a WHERE only: in an ON it could stay in the
-        // server's join condition, which cannot hold a subquery.
+        // A subquery goes in a WHERE only: in an ON it could stay in the server's join
+        // condition, which cannot hold a subquery. An inner join's own clauses are as good in
+        // the WHERE above it.
+        if kind == JoinKind::Inner {
+            let (subqueries, plain) = on.into_iter().partition(|&c| pg_sys::contain_subplans(c.cast()));
+            on = plain;
+            filters.extend::<Vec<_>>(subqueries);
+        }
         if on.iter().any(|&c| pg_sys::contain_subplans(c.cast())) {
             return None;
         }

@@ -133,7 +133,8 @@ unsafe fn plan_relation(
                 Ok(qual) if !(*rinfo).pseudoconstant => {
                     remote.push(rinfo);
                     remote_list = pg_sys::lappend(remote_list, rinfo.cast());
-                    if deparser.parameters.len() == parameters {
+                    // (A scalar subquery is only known to the executor.)
+                    if deparser.parameters.len() == parameters && !qual.has_scalar_subquery() {
                         countable.push(qual);
                         continue;
                     }
@@ -858,6 +859,94 @@ unsafe fn decode_join(
             relations: numbering,
             qual_columns,
         })
+    }
+}
+
+/// A scalar subquery's grouped scan, as its plan describes it (a scan of no relation made by
+/// [`grouped_plan`]).
+pub(crate) struct GroupedSubquery {
+    /// Its tables: (range-table index in the subquery, OID).
+    pub(crate) tables: Vec<(pg_sys::Index, pg_sys::Oid)>,
+    /// The clauses of its joins' ONs.
+    pub(crate) on: Vec<*mut pg_sys::Node>,
+    /// The clauses of its WHERE.
+    pub(crate) filters: Vec<*mut pg_sys::Node>,
+    /// The expressions it aggregates.
+    pub(crate) computed: Vec<*mut pg_sys::Node>,
+    pub(crate) group_by: Vec<usize>,
+    pub(crate) outputs: Vec<Output>,
+    pub(crate) order: OrderLimit,
+}
+
+/// The grouped scan `scan` (its `fdw_private`), or why it is not one.
+///
+/// # Safety
+/// `scan` must be a ForeignScan of pg_kalam's.
+pub(crate) unsafe fn grouped_subquery(
+    scan: *mut pg_sys::ForeignScan,
+) -> std::result::Result<GroupedSubquery, &'static str> {
+    // SAFETY: fdw_private made by this module and `crate::upper::encode`.
+    unsafe {
+        if (*scan).scan.scanrelid != 0 || (*scan).fdw_private.is_null() {
+            return Err("a subquery that is not grouped");
+        }
+        let parts = deparse::list_nodes((*scan).fdw_private);
+        let over_join = deparse::int_list(parts[0].cast()) == [JOIN_MARKER];
+        let from = if over_join { JOIN_PRIVATE_LEN } else { SCAN_PRIVATE_LEN };
+        let (table, group_by, outputs, computed) =
+            crate::upper::decode((*scan).fdw_private, from).ok_or("a subquery that is not grouped")?;
+        if over_join {
+            let ids = deparse::int_list(parts[1].cast());
+            let shape = deparse::int_list(parts[2].cast());
+            let clauses = deparse::list_nodes(parts[3].cast());
+            let placeholders = vec![Qual::And(Vec::new()); clauses.len()];
+            let (_, _, on_count) = decode_tree(&shape, &placeholders);
+            Ok(GroupedSubquery {
+                tables: ids
+                    .chunks(2)
+                    .map(|p| (p[0] as pg_sys::Index, pg_sys::Oid::from(p[1] as u32)))
+                    .collect(),
+                on: clauses[..on_count].to_vec(),
+                filters: clauses[on_count..].to_vec(),
+                computed,
+                group_by,
+                outputs,
+                order: decode_order(&deparse::int_list(parts[5].cast())),
+            })
+        } else {
+            let private = FdwPrivate::from_list((*scan).fdw_private);
+            Ok(GroupedSubquery {
+                tables: vec![(private.clause_relid, table)],
+                on: Vec::new(),
+                filters: private.remote_conds.into_iter().map(|c| c.cast()).collect(),
+                computed,
+                group_by,
+                outputs,
+                order: private.order,
+            })
+        }
+    }
+}
+
+/// The grouped query a subquery's scan state sends (begun before the statement's own plan),
+/// with how many parameters it has.
+///
+/// # Safety
+/// `state` must be a plan state of the statement.
+pub(crate) unsafe fn planned_aggregate(state: *mut pg_sys::PlanState) -> Option<(RemoteAggregate, usize)> {
+    // SAFETY: the node tag is checked before the cast; fdw_state is a ScanState of ours.
+    unsafe {
+        if state.is_null() || (*state).type_ != pg_sys::NodeTag::T_ForeignScanState {
+            return None;
+        }
+        if (*(state as *mut pg_sys::ForeignScanState)).fdw_state.is_null() {
+            return None;
+        }
+        let scan = &*((*(state as *mut pg_sys::ForeignScanState)).fdw_state as *const ScanState);
+        match &scan.remote {
+            RemoteQuery::Aggregate(aggregate) => Some((aggregate.clone(), scan.parameters.len())),
+            _ => None,
+        }
     }
 }
 

@@ -121,7 +121,7 @@ pub enum Output {
 
 /// The rows a grouped query groups: a table's (its columns and filters; the projection is not
 /// used), or a join's (its columns numbered across its tables; its outputs are not used).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum AggregateInput {
     Scan(RemoteScan),
     Join(RemoteJoin),
@@ -195,7 +195,7 @@ impl AggregateInput {
 }
 
 /// A grouped query over a table's or a join's rows.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RemoteAggregate {
     pub input: AggregateInput,
     /// Expressions aggregated or grouped by, each with its type (a decimal's precision and
@@ -228,6 +228,30 @@ impl RemoteAggregate {
     /// The statement, with `parameters` as the values of the filters' parameters (`None`:
     /// shown as `$n`, for EXPLAIN). Output columns are named `a0`, `a1`, ... (read by position).
     pub fn to_sql(&self, parameters: Option<&[Literal]>) -> Result<String, Error> {
+        let mut statement = self.statement(parameters)?;
+        // A key is its output's alias: the position of its first column.
+        self.order.apply(&mut statement, |key| {
+            match self.outputs.get(key) {
+                Some(Output::Aggregate {
+                    function: Function::Avg | Function::SumRescaled | Function::AvgRescaled,
+                    ..
+                })
+                | None => {
+                    return Err(Error::Internal(format!("output {key} is no sort key")));
+                }
+                Some(_) => {}
+            }
+            let position: usize = self.outputs[..key].iter().map(Output::width).sum();
+            Ok(Expr::Identifier(Ident::new(format!("a{position}"))))
+        })?;
+        Ok(statement.to_string())
+    }
+
+    /// The statement without its order.
+    pub(crate) fn statement(
+        &self,
+        parameters: Option<&[Literal]>,
+    ) -> Result<datafusion_sql::sqlparser::ast::Statement, Error> {
         let mut statement = self.input.statement(parameters)?;
         let select = crate::scan::select_of(&mut statement)?;
         let columns = self.input.column_count();
@@ -340,22 +364,7 @@ impl RemoteAggregate {
             self.group_by.iter().map(|&c| name(c)).collect::<Result<_, _>>()?,
             Vec::new(),
         );
-        // A key is its output's alias: the position of its first column.
-        self.order.apply(&mut statement, |key| {
-            match self.outputs.get(key) {
-                Some(Output::Aggregate {
-                    function: Function::Avg | Function::SumRescaled | Function::AvgRescaled,
-                    ..
-                })
-                | None => {
-                    return Err(Error::Internal(format!("output {key} is no sort key")));
-                }
-                Some(_) => {}
-            }
-            let position: usize = self.outputs[..key].iter().map(Output::width).sum();
-            Ok(Expr::Identifier(Ident::new(format!("a{position}"))))
-        })?;
-        Ok(statement.to_string())
+        Ok(statement)
     }
 }
 

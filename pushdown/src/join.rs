@@ -51,13 +51,13 @@ pub enum JoinTree {
 }
 
 /// A table of the join: its remote name and all its columns (by attribute index).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct JoinedTable {
     pub table: RemoteTable,
     pub columns: Vec<RemoteColumn>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RemoteJoin {
     pub tables: Vec<JoinedTable>,
     pub tree: JoinTree,

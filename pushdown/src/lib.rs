@@ -18,6 +18,7 @@ mod modify;
 pub mod order;
 pub mod qual;
 mod scan;
+pub mod subquery;
 
 pub use dialect::KalamDialect;
 pub use modify::{Change, RemoteChange, identity_filter};

@@ -132,6 +132,9 @@ fn max_placeholder(qual: &Qual, count: &mut usize) {
             visit(expr);
             subquery.filters.iter().for_each(visit);
         }
+        Qual::Decimal(q, _) => visit(q),
+        // A subquery's parameters are its own.
+        Qual::ScalarSubquery(_) => {}
     }
 }
 

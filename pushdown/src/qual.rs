@@ -164,6 +164,55 @@ pub enum Qual {
         subquery: Box<crate::RemoteScan>,
         negated: bool,
     },
+    /// An integer as a decimal of this many digits, scale 0 (PostgreSQL's `x::numeric`).
+    Decimal(Box<Qual>, u8),
+    /// The value of a correlated scalar subquery: `(SELECT min(...) FROM ... WHERE t.k = <an
+    /// outer column>)`. Only in a WHERE or an ON ([`Renderer::condition`]).
+    ScalarSubquery(Box<crate::subquery::ScalarSubquery>),
+}
+
+impl Qual {
+    /// Calls `f` on this qual and on every qual inside it (not inside subqueries).
+    pub fn walk<'q>(&'q self, f: &mut dyn FnMut(&'q Qual)) {
+        f(self);
+        match self {
+            Qual::Column(_)
+            | Qual::Literal(_)
+            | Qual::Parameter(_)
+            | Qual::Placeholder(_)
+            | Qual::ScalarSubquery(_) => {}
+            Qual::Compare { left, right, .. } | Qual::Distinct { left, right, .. } => {
+                left.walk(f);
+                right.walk(f);
+            }
+            Qual::And(quals) | Qual::Or(quals) => quals.iter().for_each(|q| q.walk(f)),
+            Qual::Function { args, .. } => args.iter().for_each(|q| q.walk(f)),
+            Qual::Not(q)
+            | Qual::IsNull(q)
+            | Qual::IsNotNull(q)
+            | Qual::IsTrue(q)
+            | Qual::IsNotTrue(q)
+            | Qual::IsFalse(q)
+            | Qual::IsNotFalse(q)
+            | Qual::Decimal(q, _) => q.walk(f),
+            Qual::InList { expr, list, .. } => {
+                expr.walk(f);
+                list.iter().for_each(|q| q.walk(f));
+            }
+            Qual::Like { expr, pattern, .. } => {
+                expr.walk(f);
+                pattern.walk(f);
+            }
+            Qual::InSubquery { expr, .. } => expr.walk(f),
+        }
+    }
+
+    /// Whether a scalar subquery is part of this qual.
+    pub fn has_scalar_subquery(&self) -> bool {
+        let mut found = false;
+        self.walk(&mut |q| found |= matches!(q, Qual::ScalarSubquery(_)));
+        found
+    }
 }
 
 /// Renders quals given the scan's column names and the values of its parameters (`None` while
@@ -243,6 +292,11 @@ impl Renderer<'_> {
             Qual::InSubquery { .. } => {
                 return Err(crate::Error::Internal("a subquery inside an expression".into()));
             }
+            Qual::Decimal(q, precision) => cast(self.expr(q)?, DataType::Decimal128(*precision, 0)),
+            // A marker that `condition` replaces with the subquery's statement.
+            Qual::ScalarSubquery(subquery) => {
+                Expr::Placeholder(Placeholder::new_with_field(subquery_marker(subquery), None))
+            }
         })
     }
 
@@ -260,11 +314,26 @@ impl Renderer<'_> {
             }
         }
         let unparser = datafusion_sql::unparser::Unparser::new(&crate::KalamDialect);
-        let mut condition = (!plain.is_empty() || subqueries.is_empty())
-            .then(|| -> Result<ast::Expr, crate::Error> {
-                Ok(parenthesized(unparser.expr_to_sql(&self.expr(&Qual::And(plain))?)?))
+        let rendered = (!plain.is_empty() || subqueries.is_empty()).then_some(Qual::And(plain));
+        let mut condition = rendered
+            .as_ref()
+            .map(|plain| -> Result<ast::Expr, crate::Error> {
+                Ok(parenthesized(unparser.expr_to_sql(&self.expr(plain)?)?))
             })
             .transpose()?;
+        // Scalar subqueries are rendered as markers (by their address) and then placed.
+        let mut scalar = Vec::new();
+        let mut collect = |q: &'_ Qual| {
+            if let Qual::ScalarSubquery(subquery) = q {
+                scalar.push(subquery.as_ref() as *const crate::subquery::ScalarSubquery);
+            }
+        };
+        if let Some(plain) = &rendered {
+            plain.walk(&mut collect);
+        }
+        for (expr, _, _) in &subqueries {
+            expr.walk(&mut collect);
+        }
         for (expr, subquery, negated) in subqueries {
             if subquery.projection.len() != 1 || subquery.order != crate::OrderLimit::default() {
                 return Err(crate::Error::Internal("a subquery of other than one column's rows".into()));
@@ -286,7 +355,47 @@ impl Renderer<'_> {
                 },
             });
         }
-        condition.ok_or_else(|| crate::Error::Internal("no condition".into()))
+        let mut condition = condition.ok_or_else(|| crate::Error::Internal("no condition".into()))?;
+        if !scalar.is_empty() {
+            // SAFETY: each points into `rendered` or `quals`, both still borrowed here.
+            let scalar: Vec<_> = scalar.into_iter().map(|s| unsafe { &*s }).collect();
+            self.place_subqueries(&mut condition, &scalar)?;
+        }
+        Ok(condition)
+    }
+
+    /// Replaces the markers of `subqueries` in `condition` with their statements, whose outer
+    /// values are this renderer's.
+    fn place_subqueries(
+        &self,
+        condition: &mut ast::Expr,
+        subqueries: &[&crate::subquery::ScalarSubquery],
+    ) -> Result<(), crate::Error> {
+        let unparser = datafusion_sql::unparser::Unparser::new(&crate::KalamDialect);
+        let outer = |q: &Qual| -> Result<ast::Expr, crate::Error> {
+            Ok(ast::Expr::Nested(Box::new(parenthesized(unparser.expr_to_sql(&self.expr(q)?)?))))
+        };
+        let mut statements = Vec::with_capacity(subqueries.len());
+        for subquery in subqueries {
+            statements.push((subquery_marker(subquery), subquery.query(self.qualifiers, &outer)?));
+        }
+        let mut missing = None;
+        let _ = ast::visit_expressions_mut(condition, |expr| {
+            if let ast::Expr::Value(value) = expr
+                && let ast::Value::Placeholder(name) = &value.value
+                && name.starts_with("$subquery")
+            {
+                match statements.iter_mut().find(|(marker, _)| marker == name) {
+                    Some((_, query)) => *expr = ast::Expr::Subquery(query.clone()),
+                    None => missing = Some(name.clone()),
+                }
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        match missing {
+            Some(name) => Err(crate::Error::Internal(format!("no subquery for {name}"))),
+            None => Ok(()),
+        }
     }
 
     /// `a AND b AND ...` (or OR), left-deep; an empty list is its identity.
@@ -297,6 +406,12 @@ impl Renderer<'_> {
             Ok(Expr::BinaryExpr(datafusion_expr::BinaryExpr::new(Box::new(acc), op, Box::new(next?))))
         })
     }
+}
+
+/// The placeholder that stands for `subquery` until [`Renderer::condition`] places it (unique
+/// while the qual holding it is borrowed).
+fn subquery_marker(subquery: &crate::subquery::ScalarSubquery) -> String {
+    format!("$subquery{:p}", subquery as *const _)
 }
 
 /// The conditions ANDed at the top of `quals`, nested ANDs flattened.

@@ -84,7 +84,14 @@ impl RemoteScan {
         let mut statement = self.projection_statement()?;
         if !self.filters.is_empty() {
             let names: Vec<String> = self.columns.iter().map(|c| c.name.clone()).collect();
-            let renderer = Renderer { columns: &names, qualifiers: &[], parameters, parameters_from: 0 };
+            // Columns are qualified by the table's name where a subquery could hide them.
+            let qualifiers = if self.filters.iter().any(Qual::has_scalar_subquery) {
+                vec![self.table.table.clone(); names.len()]
+            } else {
+                Vec::new()
+            };
+            let renderer =
+                Renderer { columns: &names, qualifiers: &qualifiers, parameters, parameters_from: 0 };
             select_of(&mut statement)?.selection = Some(renderer.condition(&self.filters)?);
         }
         Ok(statement)

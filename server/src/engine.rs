@@ -173,6 +173,7 @@ impl Engine {
             ctx.register_udf(function);
         }
         ctx.register_udaf(crate::pg_sum::udaf());
+        ctx.register_udf(crate::pg_avg::udf());
 
         let store = Arc::new(Store::open(&config.server.data_dir)?);
         let catalog = Arc::new(MemoryCatalogProvider::new());

@@ -15,7 +15,8 @@
 //! - [`snowflake`]: `SNOWFLAKE_ID()` and `_seq` values.
 //! - [`pg_functions`], [`pgjson`]: functions with PostgreSQL's semantics (float order, the JSON
 //!   operators) that pg_kalam ships filters to; [`pg_sum`]: `pg_numeric_sum`, the exact decimal
-//!   sum that fails rather than wraps.
+//!   sum that fails rather than wraps; [`pg_avg`]: `pg_numeric_avg`, an average rounded as
+//!   PostgreSQL's numeric division rounds it.
 //! - [`types`]: KalamDB column types (UUID, JSON, FILE, EMBEDDING, ...) and how writes are
 //!   converted to them.
 //!
@@ -30,6 +31,7 @@ pub mod flight_sql;
 pub mod http;
 pub mod kalamsql;
 pub mod metadata;
+pub mod pg_avg;
 pub mod pg_functions;
 pub mod pg_sum;
 pub mod pgjson;

@@ -44,6 +44,7 @@ pub fn all() -> Vec<ScalarUDF> {
 pub fn names() -> Vec<String> {
     let mut names: Vec<String> = all().iter().map(|f| f.name().to_string()).collect();
     names.push(crate::pg_sum::NAME.to_string());
+    names.push(crate::pg_avg::NAME.to_string());
     names
 }
 
