@@ -106,8 +106,27 @@ pub unsafe extern "C-unwind" fn get_foreign_join_paths(
         let total = startup + rows * tuple + (outer_rows + inner_rows) * tuple * 0.01;
         let info = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(info);
         (*joinrel).fdw_private = info.cast();
-        let (target, pathkeys, required_outer) =
-            (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+        add_join_path(root, joinrel, rows, (startup, total), std::ptr::null_mut());
+        // Sorted by the server, in the query's order (for its ORDER BY, and its LIMIT after it).
+        let pathkeys = (*root).query_pathkeys;
+        if !pathkeys.is_null() && crate::upper::join_sort_keys(&*info, pathkeys, |_| Some(0)).is_some() {
+            // The server joins and sorts before its first row, then sends them.
+            add_join_path(root, joinrel, rows, (total, total + rows * tuple * 0.05), pathkeys);
+        }
+    }
+}
+
+/// Adds a path of the join the server computes, sorted by `pathkeys` (NIL: unsorted).
+unsafe fn add_join_path(
+    root: *mut pg_sys::PlannerInfo,
+    joinrel: *mut pg_sys::RelOptInfo,
+    rows: f64,
+    (startup, total): (f64, f64),
+    pathkeys: *mut pg_sys::List,
+) {
+    // SAFETY: planner structures; the path is allocated in the planner's context.
+    unsafe {
+        let (target, required_outer) = (std::ptr::null_mut(), std::ptr::null_mut());
         let (outer_path, fdw_private) = (std::ptr::null_mut(), std::ptr::null_mut());
         #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15", feature = "pg16"))]
         let path = pg_sys::create_foreign_join_path(

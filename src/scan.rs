@@ -480,7 +480,7 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
     // context and becomes part of the plan; fdw_private was set by get_foreign_rel_size.
     unsafe {
         if (*baserel).reloptkind == pg_sys::RelOptKind::RELOPT_JOINREL {
-            return join_plan(root, baserel, tlist, outer_plan);
+            return join_plan(root, baserel, best_path, tlist, outer_plan);
         }
         if (*baserel).reloptkind == pg_sys::RelOptKind::RELOPT_UPPER_REL {
             return grouped_plan(root, baserel, best_path, tlist, outer_plan);
@@ -616,6 +616,7 @@ pub(crate) const JOIN_PRIVATE_LEN: usize = 6;
 unsafe fn join_plan(
     root: *mut pg_sys::PlannerInfo,
     joinrel: *mut pg_sys::RelOptInfo,
+    best_path: *mut pg_sys::ForeignPath,
     tlist: *mut pg_sys::List,
     outer_plan: *mut pg_sys::Plan,
 ) -> *mut pg_sys::ForeignScan {
@@ -630,7 +631,19 @@ unsafe fn join_plan(
             pg_sys::PVC_RECURSE_PLACEHOLDERS as i32,
         );
         let scan_tlist = pg_sys::add_to_flat_tlist(std::ptr::null_mut(), vars);
-        let (fdw_private, fdw_exprs) = encode_join(root, info, scan_tlist, &OrderLimit::default());
+        // Sorted (and cut) by the server: each key is one of the columns sent.
+        let outputs = deparse::list_nodes(scan_tlist);
+        let output = |var: *mut pg_sys::Var| {
+            outputs.iter().position(|&entry| {
+                pg_sys::equal((*(entry as *mut pg_sys::TargetEntry)).expr.cast(), var.cast())
+            })
+        };
+        let Some(order_by) = crate::upper::join_sort_keys(info, (*best_path).path.pathkeys, output) else {
+            KalamError::new(PgSqlErrorCode::ERRCODE_FDW_ERROR, "a sorted join's order cannot be shipped")
+                .report()
+        };
+        let order = order_limit(root, best_path, order_by);
+        let (fdw_private, fdw_exprs) = encode_join(root, info, scan_tlist, &order);
         pg_sys::make_foreignscan(
             tlist,
             std::ptr::null_mut(),

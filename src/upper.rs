@@ -246,6 +246,12 @@ unsafe fn add_ordered_path(
             keep(output_rel, UpperRel::Ordered { input: input_rel, pushed });
             return;
         }
+        if let Some(info) = crate::join::join_info(input_rel) {
+            // The join's sorted path is among its own (the server sorts the joined rows).
+            let pushed = join_sort_keys(info, pathkeys, |_| Some(0)).is_some();
+            keep(output_rel, UpperRel::Ordered { input: input_rel, pushed });
+            return;
+        }
         let Some(upper) = grouped_info(input_rel) else { return };
         let pushed = group_sort_keys(upper, pathkeys).is_some();
         keep(output_rel, UpperRel::Ordered { input: input_rel, pushed });
@@ -283,6 +289,14 @@ unsafe fn cheapest_foreign_path(
         deparse::list_nodes((*rel).pathlist)
             .into_iter()
             .map(|p| p as *mut pg_sys::Path)
+            // (The query's target applied to a join's path is a projection over it.)
+            .map(|p| {
+                if (*p).type_ == NodeTag::T_ProjectionPath {
+                    (*(p as *mut pg_sys::ProjectionPath)).subpath
+                } else {
+                    p
+                }
+            })
             .filter(|&p| (*p).pathtype == NodeTag::T_ForeignScan && (*p).param_info.is_null())
             .filter(|&p| pg_sys::pathkeys_contained_in(pathkeys, (*p).pathkeys))
             .min_by(|&a, &b| (*a).total_cost.total_cmp(&(*b).total_cost))
@@ -327,6 +341,8 @@ unsafe fn add_final_path(
             (info.remote.len() == deparse::list_nodes((*rel).baserestrictinfo).len(), info.costs)
         } else if let Some(upper) = grouped_info(rel) {
             (upper.local_conds.is_empty(), upper.costs)
+        } else if let Some(join) = crate::join::join_info(rel) {
+            (true, join.costs) // a join is shipped with all its clauses
         } else {
             return;
         };
@@ -335,7 +351,8 @@ unsafe fn add_final_path(
         }
         // A foreign table's sorted rows are a path of the table; a grouped relation's groups are
         // sorted over its one path.
-        let sorted_path = !pathkeys.is_null() && is_foreign_table(rel);
+        let sorted_path =
+            !pathkeys.is_null() && (is_foreign_table(rel) || crate::join::join_info(rel).is_some());
         let wanted = if sorted_path { pathkeys } else { std::ptr::null_mut() };
         let Some(input) = cheapest_foreign_path(rel, wanted) else { return };
         let input_rows = (*input).rows.max(1.0);
@@ -352,7 +369,12 @@ unsafe fn add_final_path(
             startup += input_rows * costs.tuple * 0.1; // the server sorts the groups first
         }
         let run = ((*input).total_cost - (*input).startup_cost).max(0.0) * (rows / input_rows);
-        let total = startup + run * 0.95;
+        let mut total = startup + run * 0.95;
+        if sorted_path && crate::join::join_info(rel).is_some() {
+            // A join sorted and cut by the server keeps only its first rows (a top-k), where the
+            // sorted join under PostgreSQL's Limit sorts them all.
+            (startup, total) = (startup * 0.98, total * 0.98);
+        }
         let target = (*root).upper_targets[pg_sys::UpperRelationKind::UPPERREL_FINAL as usize];
         // fdw_private marks the path as the one that cuts (the plan reads the bounds again).
         let marker = deparse::make_int_list([1]);
@@ -416,6 +438,38 @@ pub(crate) unsafe fn sort_keys(
                     let column = (*var).varattno as usize - 1;
                     info.columns.get(column)?.as_ref().filter(|c| c.remote_matches)?;
                     Some((column, (*var).vartypmod))
+                })
+            })
+            .collect()
+    }
+}
+
+/// The server's sort keys for `pathkeys` over the join `info`, if the server orders every key
+/// as PostgreSQL does (as [`sort_keys`]): a column of one of its tables seen above it, whose
+/// place among the join's outputs `output` gives.
+pub(crate) unsafe fn join_sort_keys(
+    info: &crate::join::JoinInfo,
+    pathkeys: *mut pg_sys::List,
+    output: impl Fn(*mut pg_sys::Var) -> Option<usize>,
+) -> Option<Vec<SortKey>> {
+    // SAFETY: planner structures; RelInfos live as long as the planner's relations.
+    unsafe {
+        deparse::list_nodes(pathkeys)
+            .into_iter()
+            .map(|pathkey| {
+                key_of(pathkey as *mut pg_sys::PathKey, |expr| {
+                    if (*expr).type_ != NodeTag::T_Var {
+                        return None;
+                    }
+                    let var = expr as *mut pg_sys::Var;
+                    let relid = (*var).varno as pg_sys::Index;
+                    if (*var).varlevelsup != 0 || (*var).varattno <= 0 || info.hidden.contains(&relid) {
+                        return None;
+                    }
+                    let &(_, table) = info.tables.iter().find(|(r, _)| *r == relid)?;
+                    let table: &RelInfo = &*table;
+                    table.columns.get((*var).varattno as usize - 1)?.as_ref().filter(|c| c.remote_matches)?;
+                    Some((output(var)?, (*var).vartypmod))
                 })
             })
             .collect()

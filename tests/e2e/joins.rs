@@ -1,5 +1,6 @@
 //! Joins on the server (GetForeignJoinPaths): generated INNER, LEFT, RIGHT and FULL joins, joins
-//! of joins, semi and anti joins (EXISTS, IN, NOT EXISTS) and NOT IN (subquery), over foreign tables and their heap twins give the same rows; golden EXPLAIN
+//! of joins, semi and anti joins (EXISTS, IN, NOT EXISTS), NOT IN (subquery) and correlated
+//! scalar subqueries, over foreign tables and their heap twins give the same rows; golden EXPLAIN
 //! plans pin each join kind sent and the shapes kept local, and why.
 
 use std::collections::BTreeMap;
@@ -186,6 +187,56 @@ fn generated_semi_and_anti_joins_match_the_heap_tables() {
     assert!(whole >= 60, "only {whole} of 200 semi and anti joins ran on the server");
 }
 
+// Goal: 100 generated correlated scalar subqueries (seeded): min, max, sum, avg of numerics and
+// integers (PostgreSQL's rounded average), a constant times them, correlated on integers, text
+// and two columns, over the same table as the outer query and under joins and grouping, give
+// the heap tables' rows (no row from an outer row whose subquery has no rows); the shapes the
+// server cannot answer as PostgreSQL does (count, a correlation other than =) stay local.
+#[test]
+fn generated_scalar_subqueries_match_the_heap_tables() {
+    let env = TestEnv::start();
+    let mut pg = join_fixture(&env);
+    let seed: u64 = std::env::var("KALAM_JOIN_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let mut rng = Rng(seed.wrapping_add(29));
+    let cases = 100;
+    let subqueries = [
+        "g.n > (SELECT avg(h.w) FROM {h} h WHERE h.g_id = g.id)",
+        "g.n < (SELECT 0.2 * avg(h.w) FROM {h} h WHERE h.k = g.t)",
+        "g.i < (SELECT 3.5 * avg(h.w) FROM {h} h WHERE h.k = g.t AND h.id > 40)",
+        "g.n >= (SELECT avg(h.g_id) FROM {h} h WHERE h.k = g.t)",
+        "g.i > (SELECT 0.5 * sum(h.w) FROM {h} h WHERE h.g_id = g.id)",
+        "g.i::numeric <= (SELECT sum(h.w) FROM {h} h WHERE h.k = g.t AND h.g_id = g.id)",
+        "g.n = (SELECT max(g2.n) FROM {g} g2 WHERE g2.t = g.t)",
+        "g.id = (SELECT min(g2.id) FROM {g} g2 WHERE g2.s = g.s AND g2.n > 10)",
+        "g.t > (SELECT min(h.k) FROM {h} h WHERE h.g_id = g.id)",
+        "g.ok = (SELECT bool_or(h.w > 30) FROM {h} h WHERE h.k = g.t)",
+        // Kept local (a statement per outer row, so over few rows): count (0 over no rows), a
+        // correlation other than =, a grouped subquery.
+        "g.id < 40 AND g.i > (SELECT count(*) FROM {h} h WHERE h.g_id = g.id)",
+        "g.id < 40 AND g.n > (SELECT min(h.w) FROM {h} h WHERE h.g_id < g.id)",
+        "g.id < 40 AND g.n > (SELECT max(h.w) FROM {h} h WHERE h.k = g.t GROUP BY h.k)",
+    ];
+    let filters = ["", "AND g.id > 100", "AND g.s IS NOT NULL", "AND md5(g.t) > 'a'"];
+    let shapes = [
+        "SELECT g.id, g.t FROM {g} g WHERE {sub} {filter}",
+        "SELECT g.id, h2.k FROM {g} g JOIN {h} h2 ON h2.g_id = g.id WHERE {sub} {filter}",
+        "SELECT g.t, count(*), sum(g.n) FROM {g} g WHERE {sub} {filter} GROUP BY g.t",
+        "SELECT g.id FROM {g} g WHERE {sub} {filter} ORDER BY g.id LIMIT 7",
+    ];
+    let mut whole = 0;
+    for case in 0..cases {
+        let (shape, subquery, filter) = (*rng.pick(&shapes), *rng.pick(&subqueries), *rng.pick(&filters));
+        let sql = shape.replace("{sub}", subquery).replace("{filter}", filter);
+        let (foreign, heap) = both(&mut pg, &sql);
+        assert_eq!(foreign, heap, "case {case} (seed {seed}): {sql}");
+        let plan = plan(&mut pg, &sql.replace("{g}", "app.g").replace("{h}", "app.h"));
+        if !plan.contains("SubPlan") {
+            whole += 1;
+        }
+    }
+    assert!(whole >= 45, "only {whole} of {cases} scalar subqueries ran on the server");
+}
+
 /// Shapes whose plans are pinned in `tests/e2e/explain/<name>.out`.
 const GOLDEN: &[(&str, &str)] = &[
     ("join_inner", "SELECT g.id, h.k FROM app.g g JOIN app.h h ON g.id = h.g_id WHERE g.s = 1 AND h.w > 5"),
@@ -247,6 +298,24 @@ const GOLDEN: &[(&str, &str)] = &[
     (
         "not_in_correlated_filtered_here",
         "SELECT g.id FROM app.g g WHERE g.id NOT IN (SELECT h.g_id FROM app.h h WHERE h.k = g.t) ORDER BY 1",
+    ),
+    (
+        "scalar_subquery_min_in_join",
+        "SELECT g.id, h.k FROM app.g g JOIN app.h h ON g.id = h.g_id \
+         WHERE h.w = (SELECT min(h2.w) FROM app.h h2 WHERE h2.k = h.k) ORDER BY 1, 2",
+    ),
+    (
+        "scalar_subquery_avg_times_constant_grouped",
+        "SELECT sum(g.n) FROM app.g g JOIN app.h h ON g.id = h.g_id \
+         WHERE g.n < (SELECT 0.2 * avg(g2.n) FROM app.g g2 WHERE g2.t = h.k)",
+    ),
+    (
+        "scalar_subquery_same_table",
+        "SELECT g.id FROM app.g g WHERE g.n = (SELECT max(g2.n) FROM app.g g2 WHERE g2.t = g.t) ORDER BY 1",
+    ),
+    (
+        "scalar_subquery_count_filtered_here",
+        "SELECT g.id FROM app.g g WHERE g.i > (SELECT count(*) FROM app.h h WHERE h.g_id = g.id) ORDER BY 1",
     ),
     (
         "join_local_filter_stays_local",
