@@ -47,7 +47,8 @@ fn shipped(pg: &mut postgres::Client, sql: &str) -> bool {
 }
 
 // Goal: 300 generated joins (seeded) of every kind, with join clauses on integers and text,
-// filters on either side and above the join, and a third table joined to the result, give the
+// filters on either side and above the join, a third table joined to the result, and ORDER BY
+// with LIMIT and OFFSET (sent with the join when the server orders alike), give the
 // heap tables' rows; the shippable shapes are one remote statement.
 #[test]
 fn generated_joins_match_the_heap_tables() {
@@ -73,6 +74,14 @@ fn generated_joins_match_the_heap_tables() {
         "WHERE md5(g.t) > 'a'",
     ];
     let thirds = ["", "", "JOIN {h} h2 ON h2.id = h.id", "LEFT JOIN {g} g2 ON g2.id = h.g_id AND g2.ok"];
+    // Orders that are total ((g.id, h.id) is unique), so that a LIMIT keeps the same rows.
+    let tails = [
+        "",
+        "",
+        "ORDER BY g.id, h.id LIMIT 9",
+        "ORDER BY h.k DESC, g.t NULLS FIRST, g.id, h.id LIMIT 12 OFFSET 3",
+        "ORDER BY h.w, g.id DESC, h.id",
+    ];
     let mut whole = 0;
     for case in 0..300 {
         let kind = *rng.pick(&kinds);
@@ -82,8 +91,9 @@ fn generated_joins_match_the_heap_tables() {
         }
         let third = *rng.pick(&thirds);
         let filter = *rng.pick(&filters);
+        let tail = *rng.pick(&tails);
         let sql = format!(
-            "SELECT g.id, h.id, g.t, h.w, h.k FROM {{g}} g {kind} {{h}} h ON {condition} {third} {filter}"
+            "SELECT g.id, h.id, g.t, h.w, h.k FROM {{g}} g {kind} {{h}} h ON {condition} {third} {filter} {tail}"
         );
         let (foreign, heap) = both(&mut pg, &sql);
         assert_eq!(foreign, heap, "case {case} (seed {seed}): {sql}");
@@ -257,6 +267,11 @@ const GOLDEN: &[(&str, &str)] = &[
         "join_aggregate",
         "SELECT h.k, count(*), sum(h.w), avg(g.i) FROM app.g g JOIN app.h h ON g.id = h.g_id WHERE g.s > 0 \
          GROUP BY h.k ORDER BY 2 DESC, 1 LIMIT 3",
+    ),
+    (
+        "join_order_limit",
+        "SELECT g.id, h.k, h.w FROM app.g g JOIN app.h h ON g.id = h.g_id WHERE h.w > 5 \
+         ORDER BY h.w DESC, h.k, g.id LIMIT 5 OFFSET 2",
     ),
     ("join_computed_key_stays_local", "SELECT g.id, h.k FROM app.g g JOIN app.h h ON g.id = h.g_id + 0"),
     (
