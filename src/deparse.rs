@@ -213,6 +213,15 @@ pub(crate) struct Subqueries {
     /// When executing: the plans' states (EState's `es_subplanstates`, begun before the
     /// statement's own plan), whose grouped scans hold what scalar subqueries send.
     pub(crate) states: *mut pg_sys::List,
+    /// Where the init plans (SubPlans setting the parameters they compute) are: while planning,
+    /// the query level's (`init_plans`); when executing, the statement's plans.
+    pub(crate) init_plans: InitPlans,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum InitPlans {
+    Planning(*mut pg_sys::List),
+    Executing(*mut pg_sys::PlannedStmt),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -242,6 +251,7 @@ impl Subqueries {
                 tables: SubqueryTables::Planning((*glob).subroots),
                 server,
                 states: std::ptr::null_mut(),
+                init_plans: InitPlans::Planning((*root).init_plans),
             })
         }
     }
@@ -263,6 +273,7 @@ impl Subqueries {
                 tables: SubqueryTables::Executing((*estate).es_range_table),
                 server: (*plan).fs_server,
                 states: (*estate).es_subplanstates,
+                init_plans: InitPlans::Executing(statement),
             })
         }
     }
@@ -477,6 +488,71 @@ impl Subqueries {
     }
 }
 
+/// The value of `node`, an int4 constant that is not NULL.
+pub(crate) unsafe fn int4_constant(node: *mut Node) -> Option<i32> {
+    // SAFETY: the node tag is checked before the cast.
+    unsafe {
+        if !is_a(node, NodeTag::T_Const) {
+            return None;
+        }
+        let constant = node as *mut pg_sys::Const;
+        ((*constant).consttype == pg_sys::INT4OID && !(*constant).constisnull)
+            .then(|| (*constant).constvalue.value() as i32)
+    }
+}
+
+impl Subqueries {
+    /// The plan of the uncorrelated scalar subquery (init plan) that computes parameter
+    /// `param_id`, if it is one.
+    unsafe fn init_plan(&self, param_id: i32) -> Option<i32> {
+        // SAFETY: lists and plans of the statement being planned or run.
+        unsafe {
+            let sets = |subplan: *mut Node| -> Option<i32> {
+                let subplan = subplan as *mut pg_sys::SubPlan;
+                (is_a(subplan.cast(), NodeTag::T_SubPlan)
+                    && (*subplan).subLinkType == pg_sys::SubLinkType::EXPR_SUBLINK
+                    && int_list((*subplan).setParam) == [param_id])
+                .then(|| (*subplan).plan_id)
+            };
+            match self.init_plans {
+                InitPlans::Planning(list) => list_nodes(list).into_iter().find_map(sets),
+                InitPlans::Executing(statement) => {
+                    let mut plans = vec![(*statement).planTree];
+                    plans.extend(list_nodes((*statement).subplans).into_iter().map(|p| p.cast()));
+                    plans.into_iter().find_map(|plan| find_init_plan(plan, &sets))
+                }
+            }
+        }
+    }
+}
+
+/// The init plan under `plan` (its own and its children's) that `sets` picks.
+unsafe fn find_init_plan(plan: *mut pg_sys::Plan, sets: &dyn Fn(*mut Node) -> Option<i32>) -> Option<i32> {
+    // SAFETY: a plan tree; node tags are checked before each cast.
+    unsafe {
+        if plan.is_null() {
+            return None;
+        }
+        if let Some(found) = list_nodes((*plan).initPlan).into_iter().find_map(sets) {
+            return Some(found);
+        }
+        let node = plan.cast::<Node>();
+        let mut children = vec![(*plan).lefttree, (*plan).righttree];
+        if is_a(node, NodeTag::T_Append) {
+            children.extend(
+                list_nodes((*(plan as *mut pg_sys::Append)).appendplans).into_iter().map(|p| p.cast()),
+            );
+        } else if is_a(node, NodeTag::T_MergeAppend) {
+            children.extend(
+                list_nodes((*(plan as *mut pg_sys::MergeAppend)).mergeplans).into_iter().map(|p| p.cast()),
+            );
+        } else if is_a(node, NodeTag::T_SubqueryScan) {
+            children.push((*(plan as *mut pg_sys::SubqueryScan)).subplan);
+        }
+        children.into_iter().find_map(|child| find_init_plan(child, sets))
+    }
+}
+
 /// Whether `clause` is `column = parameter` (either way round) with a built-in `=`.
 unsafe fn column_equals_parameter(clause: *mut Node) -> bool {
     // SAFETY: node tags are checked before each cast.
@@ -485,22 +561,13 @@ unsafe fn column_equals_parameter(clause: *mut Node) -> bool {
             return false;
         }
         let expr = clause as *mut pg_sys::OpExpr;
-        let args: Vec<_> = list_nodes((*expr).args).into_iter().map(|a| strip_relabel(a)).collect();
+        let args: Vec<_> =
+            list_nodes((*expr).args).into_iter().map(|a| crate::upper::strip_relabel(a)).collect();
         let equality =
             BuiltinOperator::lookup((*expr).opno).and_then(|o| o.comparison()) == Some(Comparison::Eq);
         equality
             && matches!(args[..], [a, b] if (is_a(a, NodeTag::T_Var) && is_a(b, NodeTag::T_Param))
                 || (is_a(a, NodeTag::T_Param) && is_a(b, NodeTag::T_Var)))
-    }
-}
-
-unsafe fn strip_relabel(mut node: *mut Node) -> *mut Node {
-    // SAFETY: node tags are checked before each cast.
-    unsafe {
-        while is_a(node, NodeTag::T_RelabelType) {
-            node = (*(node as *mut pg_sys::RelabelType)).arg.cast();
-        }
-        node
     }
 }
 
@@ -712,6 +779,34 @@ impl<'a> Deparser<'a> {
             }
             let subquery = subqueries.scan((*subplan).plan_id, self.pg_functions)?;
             Ok(Qual::InSubquery { expr: left, subquery: Box::new(subquery), negated })
+        }
+    }
+
+    /// `substring(t FROM start FOR length)` of a text value with constant bounds, start at least
+    /// 1 and length at least 0 (the server's `substr` counts characters alike); `None`: not
+    /// such a call.
+    unsafe fn substring(&mut self, call: *mut pg_sys::FuncExpr) -> Result<Option<Qual>, Local> {
+        // SAFETY: a FuncExpr of the clause.
+        unsafe {
+            if !matches!(
+                u32::from((*call).funcid),
+                pg_sys::F_SUBSTRING_TEXT_INT4_INT4 | pg_sys::F_SUBSTR_TEXT_INT4_INT4
+            ) {
+                return Ok(None);
+            }
+            let [text, start, length] = list_nodes((*call).args)[..] else {
+                return Err("substring of other than three arguments");
+            };
+            let bounds = int4_constant(start).zip(int4_constant(length));
+            let Some((start, length)) = bounds.filter(|&(s, l)| s >= 1 && l >= 0) else {
+                return Err("substring from a place or of a length that is not a positive constant");
+            };
+            let (text, class) = self.value(text, false)?;
+            if class != Some(Class::Text) {
+                return Err("substring of other than text");
+            }
+            let bound = |v: i32| Qual::Literal(Literal::Int64(i64::from(v)));
+            Ok(Some(Qual::Function { name: "substr", args: vec![text, bound(start), bound(length)] }))
         }
     }
 
@@ -1062,6 +1157,9 @@ impl<'a> Deparser<'a> {
                     }
                     return Ok((Qual::Decimal(Box::new(value), digits), Some(Class::Numeric)));
                 }
+                if let Some(qual) = self.substring(function)? {
+                    return Ok((qual, Some(Class::Text)));
+                }
                 return self.json_function(function);
             }
             if is_a(node, NodeTag::T_OpExpr) && pg_sys::contain_var_clause(node) {
@@ -1085,6 +1183,24 @@ impl<'a> Deparser<'a> {
             }
             if class.is_none() {
                 return Err("a value of a type comparisons are not shipped for");
+            }
+            // A numeric computed by an init plan the server can run (an uncorrelated scalar
+            // subquery): sent as the subquery itself (its value, never NaN on the server, is
+            // not known before the scan starts).
+            if class == Some(Class::Numeric)
+                && is_a(node, NodeTag::T_Param)
+                && (*(node as *mut pg_sys::Param)).paramkind == pg_sys::ParamKind::PARAM_EXEC
+                && let Some(subqueries) = self.subqueries.filter(|_| self.pg_functions)
+                && let Some(plan_id) = subqueries.init_plan((*(node as *mut pg_sys::Param)).paramid)
+            {
+                let plan = subqueries.scalar(plan_id, &[])?;
+                let subquery = kalam_pushdown::subquery::ScalarSubquery {
+                    query: plan.query,
+                    output: plan.output,
+                    factor: plan.factor,
+                    correlation: Vec::new(),
+                };
+                return Ok((Qual::ScalarSubquery(Box::new(subquery)), class));
             }
             let scan_start_value = is_a(node, NodeTag::T_Param)
                 || (!pg_sys::contain_var_clause(node)

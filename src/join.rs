@@ -20,7 +20,7 @@
 //! of its left side only, so its own clauses and its right side's go in its ON. A FULL join of tables with
 //! WHERE clauses of their own is left to PostgreSQL (neither side may be filtered after it).
 
-use kalam_pushdown::join::JoinKind;
+use kalam_pushdown::join::{JoinKind, JoinTree};
 use pgrx::pg_sys::{self, NodeTag};
 use pgrx::{PgMemoryContexts, pg_guard};
 
@@ -213,6 +213,19 @@ unsafe fn side(rel: *mut pg_sys::RelOptInfo) -> Option<Side> {
     }
 }
 
+/// The shape of `tree` (its ON clauses left out).
+fn shape_of(tree: &Tree) -> JoinTree {
+    match tree {
+        Tree::Table(i) => JoinTree::Table(*i),
+        Tree::Join { kind, left, right, .. } => JoinTree::Join {
+            kind: *kind,
+            left: Box::new(shape_of(left)),
+            right: Box::new(shape_of(right)),
+            on: Vec::new(),
+        },
+    }
+}
+
 /// `tree` with its table numbers moved up by `shift`.
 fn copy_tree(tree: &Tree, shift: usize) -> Tree {
     match tree {
@@ -341,19 +354,39 @@ unsafe fn plan_join(
         }
         // A subquery goes in a WHERE only: in an ON it could stay in the server's join
         // condition, which cannot hold a subquery. An inner join's own clauses are as good in
-        // the WHERE above it.
+        // the WHERE above it; a scalar subquery reading one table whose rows reach the join
+        // unchanged, on the side it does not preserve, filters that table first (as
+        // kalam_pushdown renders it).
         if kind == JoinKind::Inner {
             let (subqueries, plain) = on.into_iter().partition(|&c| pg_sys::contain_subplans(c.cast()));
             on = plain;
             filters.extend::<Vec<_>>(subqueries);
         }
-        if on.iter().any(|&c| pg_sys::contain_subplans(c.cast())) {
-            return None;
-        }
+        let shape = JoinTree::Join {
+            kind,
+            left: Box::new(shape_of(&outer.tree)),
+            right: Box::new(shape_of(&copy_tree(&inner.tree, shift))),
+            on: Vec::new(),
+        };
         // Every clause is the server's.
         let mut deparser = info.deparser();
         for &clause in on.iter().chain(filters.iter()) {
-            deparser.clause(clause).ok()?;
+            let qual = deparser.clause(clause).ok()?;
+            if on.contains(&clause) && pg_sys::contain_subplans(clause.cast()) {
+                let JoinTree::Join { kind, left, right, .. } = &shape else { return None };
+                let mut relid = 0;
+                let one_table =
+                    pg_sys::bms_get_singleton_member(pg_sys::pull_varnos(root, clause.cast()), &mut relid);
+                let table = info.tables.iter().position(|&(r, _)| r as i32 == relid);
+                let first =
+                    matches!(table, Some(t) if one_table && JoinTree::filters_first(*kind, left, right, t));
+                if !first
+                    || !qual.has_scalar_subquery()
+                    || matches!(qual, kalam_pushdown::Qual::InSubquery { .. })
+                {
+                    return None;
+                }
+            }
         }
         drop(deparser);
         info.hidden = hidden;

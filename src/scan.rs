@@ -1661,7 +1661,7 @@ impl ScanState {
             }
             let mut row_exprs = Vec::with_capacity(computed.len());
             for &expr in &computed {
-                let value = crate::upper::row_expr(expr, &column_of, &mut deparser).ok_or_else(|| {
+                let value = crate::upper::key_expr(expr, &column_of, &mut deparser).ok_or_else(|| {
                     KalamError::new(
                         PgSqlErrorCode::ERRCODE_FDW_ERROR,
                         "an expression planned for the server can no longer be sent",

@@ -552,7 +552,7 @@ unsafe fn key_of(
 }
 
 /// `expr` without the relabelings (binary-compatible casts: varchar as text) above it.
-unsafe fn strip_relabel(mut expr: *mut pg_sys::Node) -> *mut pg_sys::Node {
+pub(crate) unsafe fn strip_relabel(mut expr: *mut pg_sys::Node) -> *mut pg_sys::Node {
     // SAFETY: an expression tree.
     unsafe {
         while (*expr).type_ == NodeTag::T_RelabelType {
@@ -627,7 +627,7 @@ unsafe fn grouping(
                     return None;
                 }
                 // (Not a 76-digit value: those are only summed.)
-                let value = row_expr(expr.cast(), &column_of, &mut deparser)?;
+                let value = key_expr(expr.cast(), &column_of, &mut deparser)?;
                 if !value.one_scale || matches!(value.data_type, DataType::Decimal256(..)) {
                     return None;
                 }
@@ -935,6 +935,52 @@ pub(crate) unsafe fn row_expr(
                 Some(Computed { expr, data_type: decimal_type(precision, scale), one_scale: true })
             }
         }
+    }
+}
+
+/// A grouping key the server computes as PostgreSQL does: a [`row_expr`], or
+/// `substring(t FROM start FOR length)` of a text column with constant bounds (start at least
+/// 1, length at least 0: characters counted alike), grouped under a deterministic collation.
+pub(crate) unsafe fn key_expr(
+    expr: *mut pg_sys::Node,
+    column_of: &dyn Fn(*mut pg_sys::Node) -> Option<(usize, Oid, i32, Oid)>,
+    deparser: &mut Deparser,
+) -> Option<Computed> {
+    // SAFETY: an expression of the query being planned (or of its plan).
+    unsafe {
+        if let Some(computed) = row_expr(expr, column_of, deparser) {
+            return Some(computed);
+        }
+        if (*expr).type_ != NodeTag::T_FuncExpr {
+            return None;
+        }
+        let call = expr as *mut pg_sys::FuncExpr;
+        if !matches!(
+            u32::from((*call).funcid),
+            pg_sys::F_SUBSTRING_TEXT_INT4_INT4 | pg_sys::F_SUBSTR_TEXT_INT4_INT4
+        ) || !groups_alike(pg_sys::TEXTOID, -1, (*call).funccollid)
+        {
+            return None;
+        }
+        let args = deparse::list_nodes((*call).args);
+        let [text, start, length] = args[..] else { return None };
+        let (column, type_oid, ..) = column_of(strip_relabel(text))?;
+        if !matches!(type_oid, pg_sys::TEXTOID | pg_sys::VARCHAROID) {
+            return None;
+        }
+        let (start, length) = (deparse::int4_constant(start)?, deparse::int4_constant(length)?);
+        if start < 1 || length < 0 {
+            return None;
+        }
+        Some(Computed {
+            expr: RowExpr::Substring {
+                text: Box::new(RowExpr::Column(column)),
+                start: i64::from(start),
+                length: i64::from(length),
+            },
+            data_type: DataType::Utf8,
+            one_scale: true,
+        })
     }
 }
 

@@ -102,6 +102,14 @@ pub enum RowExpr {
     /// PostgreSQL's `extract(year FROM x)` of a date or timestamp: a numeric with no year 0
     /// (the year 1 BC is -1, where the server's calendar counts it as 0).
     Year(Box<RowExpr>),
+    /// `substring(text FROM start FOR length)` of a text column, `start` at least 1: its
+    /// characters `start` to `start + length - 1` (fewer where the text ends), as the server's
+    /// `substr` counts them. Only as a grouping key.
+    Substring {
+        text: Box<RowExpr>,
+        start: i64,
+        length: i64,
+    },
 }
 
 /// Digits of the server's widest decimals (`DECIMAL(76, s)`, [`RowExpr::Wide`]).
@@ -399,6 +407,9 @@ impl RemoteAggregate {
             RowExpr::Case { when, otherwise } => {
                 self.case(when, otherwise.as_deref(), |v| self.row_expr(v))?
             }
+            RowExpr::Substring { text, start, length } => {
+                crate::qual::remote_call("substr", vec![self.row_expr(text)?, lit(*start), lit(*length)])
+            }
             RowExpr::Year(date) => {
                 // The server's year of 1 BC is 0, PostgreSQL's -1: years before 1 are one less.
                 let year = datafusion_expr::cast(
@@ -424,7 +435,7 @@ impl RemoteAggregate {
                 None => return Err(Error::Internal(format!("no column {i} for the aggregate"))),
             },
             RowExpr::Number(Literal::Decimal { scale, .. }) => *scale,
-            RowExpr::Number(_) | RowExpr::Year(_) | RowExpr::Decimal(..) => 0,
+            RowExpr::Number(_) | RowExpr::Year(_) | RowExpr::Decimal(..) | RowExpr::Substring { .. } => 0,
             RowExpr::Add(a, b) | RowExpr::Sub(a, b) => self.fixed_scale(a)?.max(self.fixed_scale(b)?),
             RowExpr::Mul(a, b) => self.fixed_scale(a)?.saturating_add(self.fixed_scale(b)?),
             RowExpr::Wide(decimal) => self.fixed_scale(decimal)?,

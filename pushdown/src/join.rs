@@ -14,7 +14,8 @@ use datafusion_common::TableReference;
 use datafusion_expr::LogicalPlanBuilder;
 use datafusion_expr::logical_plan::builder::LogicalTableSource;
 use datafusion_sql::sqlparser::ast::{
-    Expr, Ident, Join, JoinConstraint, JoinOperator, SelectItem, Statement, TableFactor, TableWithJoins,
+    Expr, Ident, Join, JoinConstraint, JoinOperator, SelectItem, Statement, TableAlias, TableFactor,
+    TableWithJoins,
 };
 use datafusion_sql::unparser::Unparser;
 
@@ -48,6 +49,45 @@ pub enum JoinTree {
         right: Box<JoinTree>,
         on: Vec<Qual>,
     },
+}
+
+impl JoinTree {
+    /// Whether a condition in the ON of a `kind` join of `left` and `right` that reads only
+    /// table `table` may filter that table's rows before the join instead: the table is on the
+    /// side the join does not preserve, and its rows reach the join unchanged.
+    pub fn filters_first(kind: JoinKind, left: &JoinTree, right: &JoinTree, table: usize) -> bool {
+        (right.has(table)
+            && matches!(kind, JoinKind::Inner | JoinKind::Left | JoinKind::Semi | JoinKind::Anti)
+            && right.passes_unchanged(table))
+            || (left.has(table)
+                && matches!(kind, JoinKind::Inner | JoinKind::Right)
+                && left.passes_unchanged(table))
+    }
+
+    /// Whether table `table` is in this tree.
+    fn has(&self, table: usize) -> bool {
+        match self {
+            JoinTree::Table(i) => *i == table,
+            JoinTree::Join { left, right, .. } => left.has(table) || right.has(table),
+        }
+    }
+
+    /// Whether each row of `table` that reaches the top of this tree is one of its own rows
+    /// (passed through inner joins and the preserved sides of outer, semi and anti joins),
+    /// never NULL-extended.
+    fn passes_unchanged(&self, table: usize) -> bool {
+        match self {
+            JoinTree::Table(i) => *i == table,
+            JoinTree::Join { kind, left, right, .. } => {
+                if left.has(table) {
+                    matches!(kind, JoinKind::Inner | JoinKind::Left | JoinKind::Semi | JoinKind::Anti)
+                        && left.passes_unchanged(table)
+                } else {
+                    matches!(kind, JoinKind::Inner | JoinKind::Right) && right.passes_unchanged(table)
+                }
+            }
+        }
+    }
 }
 
 /// A table of the join: its remote name and all its columns (by attribute index).
@@ -131,11 +171,15 @@ impl RemoteJoin {
         let (names, qualifiers) = self.names();
         let renderer = Renderer { columns: &names, qualifiers: &qualifiers, parameters, parameters_from: 0 };
         let condition = |quals: &[Qual]| renderer.condition(quals);
+        // A subquery in an ON is the server's only as a filter of one table's rows.
+        let mut tree = self.tree.clone();
+        let mut prefilters = vec![Vec::new(); self.tables.len()];
+        self.take_subquery_conditions(&mut tree, &mut prefilters);
         let mut factors = Vec::with_capacity(self.tables.len());
-        for i in 0..self.tables.len() {
-            factors.push(self.table_factor(i)?);
+        for (i, prefilter) in prefilters.iter().enumerate() {
+            factors.push(self.table_factor(i, prefilter, &condition)?);
         }
-        let from = self.joined(&self.tree, &factors, &condition)?;
+        let from = self.joined(&tree, &factors, &condition)?;
         // The statement of the first table, whose FROM and projection are replaced.
         let mut statement = self.table_statement(0)?;
         let select = select_of(&mut statement)?;
@@ -177,11 +221,86 @@ impl RemoteJoin {
         Unparser::new(&KalamDialect).plan_to_sql(&plan)
     }
 
-    fn table_factor(&self, table: usize) -> Result<TableFactor, Error> {
+    /// Table `table` in the FROM: `"ns"."t" AS "r<n>"`, or, with `prefilter` conditions,
+    /// `(SELECT * FROM "ns"."t" AS "r<n>" WHERE ...) AS "r<n>"`.
+    fn table_factor(
+        &self,
+        table: usize,
+        prefilter: &[Qual],
+        condition: &dyn Fn(&[Qual]) -> Result<Expr, Error>,
+    ) -> Result<TableFactor, Error> {
         let mut statement = self.table_statement(table)?;
         let select = select_of(&mut statement)?;
+        if !prefilter.is_empty() {
+            select.selection = Some(condition(prefilter)?);
+            let Statement::Query(query) = statement else {
+                return Err(Error::Internal("a table statement that is not a query".into()));
+            };
+            let alias = TableAlias {
+                explicit: true,
+                name: Ident::with_quote('"', Self::alias(table)),
+                columns: Vec::new(),
+                at: None,
+            };
+            return Ok(TableFactor::Derived {
+                lateral: false,
+                subquery: query,
+                alias: Some(alias),
+                sample: None,
+            });
+        }
         let from = select.from.pop().ok_or_else(|| Error::Internal("a table without FROM".into()))?;
         Ok(from.relation)
+    }
+
+    /// Moves the ON conditions of `tree` that hold a scalar subquery and read one table whose
+    /// rows reach that join unchanged (not NULL-extended, on the side the join does not
+    /// preserve) into that table's `prefilters`: filtering the table first is the same.
+    fn take_subquery_conditions(&self, tree: &mut JoinTree, prefilters: &mut [Vec<Qual>]) {
+        let JoinTree::Join { kind, left, right, on } = tree else { return };
+        let mut kept = Vec::with_capacity(on.len());
+        for qual in on.drain(..) {
+            let tables = self.tables_read(&qual);
+            let movable = qual.has_scalar_subquery()
+                && matches!(tables[..], [t] if JoinTree::filters_first(*kind, left, right, t));
+            match tables[..] {
+                [t] if movable => prefilters[t].push(qual),
+                _ => kept.push(qual),
+            }
+        }
+        *on = kept;
+        self.take_subquery_conditions(left, prefilters);
+        self.take_subquery_conditions(right, prefilters);
+    }
+
+    /// The tables whose columns `qual` reads (its scalar subqueries' outer values too).
+    fn tables_read(&self, qual: &Qual) -> Vec<usize> {
+        let mut tables = Vec::new();
+        let mut visit = |q: &Qual| {
+            let mut columns = Vec::new();
+            q.walk(&mut |inner| match inner {
+                Qual::Column(i) => columns.push(*i),
+                Qual::ScalarSubquery(subquery) => {
+                    for value in &subquery.correlation {
+                        value.walk(&mut |v| {
+                            if let Qual::Column(i) = v {
+                                columns.push(*i);
+                            }
+                        });
+                    }
+                }
+                _ => {}
+            });
+            for column in columns {
+                if let Some((table, _)) = self.column(column)
+                    && !tables.contains(&table)
+                {
+                    tables.push(table);
+                }
+            }
+        };
+        visit(qual);
+        tables
     }
 
     /// The FROM item of `tree`: left-deep joins in one list, a join on the right nested in

@@ -199,7 +199,8 @@ fn generated_semi_and_anti_joins_match_the_heap_tables() {
 
 // Goal: 100 generated correlated scalar subqueries (seeded): min, max, sum, avg of numerics and
 // integers (PostgreSQL's rounded average), a constant times them, correlated on integers, text
-// and two columns, over the same table as the outer query and under joins and grouping, give
+// and two columns, over the same table as the outer query and under joins and grouping (by a
+// substring too), and uncorrelated numeric ones (init plans), give
 // the heap tables' rows (no row from an outer row whose subquery has no rows); the shapes the
 // server cannot answer as PostgreSQL does (count, a correlation other than =) stay local.
 #[test]
@@ -220,18 +221,28 @@ fn generated_scalar_subqueries_match_the_heap_tables() {
         "g.id = (SELECT min(g2.id) FROM {g} g2 WHERE g2.s = g.s AND g2.n > 10)",
         "g.t > (SELECT min(h.k) FROM {h} h WHERE h.g_id = g.id)",
         "g.ok = (SELECT bool_or(h.w > 30) FROM {h} h WHERE h.k = g.t)",
+        // Uncorrelated (an init plan): a numeric is sent as the subquery, not as its value.
+        "g.n > (SELECT avg(h.w) FROM {h} h WHERE h.k = 'k1')",
+        "g.n < (SELECT 0.5 * sum(h.w) FROM {h} h WHERE h.id < 20)",
         // Kept local (a statement per outer row, so over few rows): count (0 over no rows), a
         // correlation other than =, a grouped subquery.
         "g.id < 40 AND g.i > (SELECT count(*) FROM {h} h WHERE h.g_id = g.id)",
         "g.id < 40 AND g.n > (SELECT min(h.w) FROM {h} h WHERE h.g_id < g.id)",
         "g.id < 40 AND g.n > (SELECT max(h.w) FROM {h} h WHERE h.k = g.t GROUP BY h.k)",
     ];
-    let filters = ["", "AND g.id > 100", "AND g.s IS NOT NULL", "AND md5(g.t) > 'a'"];
+    let filters = [
+        "",
+        "AND g.id > 100",
+        "AND g.s IS NOT NULL",
+        "AND md5(g.t) > 'a'",
+        "AND substring(g.t FROM 2 FOR 1) IN ('1', '3', '')",
+    ];
     let shapes = [
         "SELECT g.id, g.t FROM {g} g WHERE {sub} {filter}",
         "SELECT g.id, h2.k FROM {g} g JOIN {h} h2 ON h2.g_id = g.id WHERE {sub} {filter}",
         "SELECT g.t, count(*), sum(g.n) FROM {g} g WHERE {sub} {filter} GROUP BY g.t",
         "SELECT g.id FROM {g} g WHERE {sub} {filter} ORDER BY g.id LIMIT 7",
+        "SELECT substring(g.t FROM 1 FOR 1), count(*), sum(g.n) FROM {g} g WHERE {sub} {filter} GROUP BY 1",
     ];
     let mut whole = 0;
     for case in 0..cases {
@@ -331,6 +342,16 @@ const GOLDEN: &[(&str, &str)] = &[
     (
         "scalar_subquery_count_filtered_here",
         "SELECT g.id FROM app.g g WHERE g.i > (SELECT count(*) FROM app.h h WHERE h.g_id = g.id) ORDER BY 1",
+    ),
+    (
+        "scalar_init_plan_numeric_sent_as_subquery",
+        "SELECT g.t, count(*) FROM app.g g WHERE g.n > (SELECT avg(h.w) FROM app.h h WHERE h.w > 1) \
+         GROUP BY g.t ORDER BY g.t",
+    ),
+    (
+        "substring_filter_and_group_key",
+        "SELECT substring(g.t FROM 1 FOR 1), count(*), sum(g.n) FROM app.g g \
+         WHERE substring(g.t FROM 2 FOR 1) IN ('1', '2', '3') GROUP BY 1 ORDER BY 1",
     ),
     (
         "join_local_filter_stays_local",
