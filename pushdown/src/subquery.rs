@@ -206,3 +206,152 @@ fn rename_tables(select: &mut ast::Select, outer_names: &[String]) -> Result<(),
     });
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow_schema::DataType;
+
+    use super::*;
+    use crate::aggregate::AggregateInput;
+    use crate::join::{JoinKind, JoinTree, JoinedTable, RemoteJoin};
+    use crate::{Comparison, OrderLimit, RemoteColumn, RemoteScan, RemoteTable};
+
+    fn columns(names: &[(&str, DataType)]) -> Vec<RemoteColumn> {
+        names.iter().map(|(n, t)| RemoteColumn { name: n.to_string(), data_type: t.clone() }).collect()
+    }
+
+    fn cmp(op: Comparison, left: Qual, right: Qual) -> Qual {
+        Qual::Compare { op, left: Box::new(left), right: Box::new(right) }
+    }
+
+    /// `SELECT <function>(qty) FROM app.lines WHERE part = $1`, one group.
+    fn lines_aggregate(function: Function) -> RemoteAggregate {
+        let lines = RemoteScan {
+            table: RemoteTable { namespace: "app".into(), table: "lines".into() },
+            columns: columns(&[("part", DataType::Int64), ("qty", DataType::Decimal128(15, 2))]),
+            projection: Vec::new(),
+            filters: vec![cmp(Comparison::Eq, Qual::Column(0), Qual::Parameter(0))],
+            order: OrderLimit::default(),
+        };
+        RemoteAggregate {
+            input: AggregateInput::Scan(lines),
+            computed: Vec::new(),
+            group_by: Vec::new(),
+            outputs: vec![Output::Aggregate { function, column: 1, distinct: false }],
+            order: OrderLimit::default(),
+        }
+    }
+
+    fn outer_scan(filters: Vec<Qual>) -> RemoteScan {
+        RemoteScan {
+            table: RemoteTable { namespace: "app".into(), table: "lines".into() },
+            columns: columns(&[("part", DataType::Int64), ("qty", DataType::Decimal128(15, 2))]),
+            projection: vec![0],
+            filters,
+            order: OrderLimit::default(),
+        }
+    }
+
+    // Goal: a scalar subquery renders as its statement of one value, its tables renamed so
+    // that an outer table of the same name stays the outer one, its parameters the outer
+    // values; an average is the server's `pg_numeric_avg` of its sum and count, a constant
+    // times it a 256-bit decimal; other aggregates as they are.
+    #[test]
+    fn scalar_subqueries_render_inside_the_outer_statement() {
+        let tenth = Literal::Decimal { unscaled: 2, precision: 1, scale: 1 };
+        let cases = [
+            (
+                Function::Min,
+                None,
+                r#"SELECT "lines"."part" FROM "app"."lines" WHERE ("lines"."qty" < (SELECT min("qty") AS a0 FROM "app"."lines" AS "s1" WHERE ("part" = ("lines"."part"))))"#,
+            ),
+            (
+                Function::Sum,
+                Some(tenth.clone()),
+                r#"SELECT "lines"."part" FROM "app"."lines" WHERE ("lines"."qty" < (SELECT CAST('0.2' AS DECIMAL(1,1)) * (sum(CAST("qty" AS DECIMAL(38,2)))) AS a0 FROM "app"."lines" AS "s1" WHERE ("part" = ("lines"."part"))))"#,
+            ),
+            (
+                Function::Avg,
+                Some(tenth),
+                r#"SELECT "lines"."part" FROM "app"."lines" WHERE ("lines"."qty" < (SELECT CAST('0.2' AS DECIMAL(39,1)) * (pg_numeric_avg(sum(CAST("qty" AS DECIMAL(38,2))), count("qty"))) AS a0 FROM "app"."lines" AS "s1" WHERE ("part" = ("lines"."part"))))"#,
+            ),
+        ];
+        for (function, factor, expected) in cases {
+            let subquery = ScalarSubquery {
+                query: Some(lines_aggregate(function)),
+                output: 0,
+                factor,
+                correlation: vec![Qual::Column(0)],
+            };
+            let outer = outer_scan(vec![cmp(
+                Comparison::Lt,
+                Qual::Column(1),
+                Qual::ScalarSubquery(Box::new(subquery)),
+            )]);
+            assert_eq!(outer.to_sql(None).unwrap(), expected, "{function:?}");
+        }
+    }
+
+    // Goal: a subquery only planned (no statement yet), grouped, or whose value is a count
+    // (0, not NULL, over no rows) is never rendered.
+    #[test]
+    fn unsendable_subqueries_fail_to_render() {
+        let mut grouped = lines_aggregate(Function::Max);
+        grouped.group_by = vec![0];
+        for query in [None, Some(grouped), Some(lines_aggregate(Function::Count))] {
+            let subquery =
+                ScalarSubquery { query, output: 0, factor: None, correlation: vec![Qual::Column(0)] };
+            let outer = outer_scan(vec![cmp(
+                Comparison::Eq,
+                Qual::Column(1),
+                Qual::ScalarSubquery(Box::new(subquery)),
+            )]);
+            assert!(outer.to_sql(None).is_err());
+        }
+    }
+
+    // Goal: in a join, a scalar subquery of a semi join's ON that reads one table of its right
+    // side filters that table first (a derived table under the same alias); one that reads
+    // the preserved side of a LEFT JOIN stays in the ON.
+    #[test]
+    fn join_conditions_with_subqueries_filter_their_table_first() {
+        let table = |name: &str| JoinedTable {
+            table: RemoteTable { namespace: "app".into(), table: name.into() },
+            columns: columns(&[("part", DataType::Int64), ("qty", DataType::Decimal128(15, 2))]),
+        };
+        let subquery = |column: usize| {
+            Qual::ScalarSubquery(Box::new(ScalarSubquery {
+                query: Some(lines_aggregate(Function::Max)),
+                output: 0,
+                factor: None,
+                correlation: vec![Qual::Column(column)],
+            }))
+        };
+        let join = |kind: JoinKind, on: Vec<Qual>| RemoteJoin {
+            tables: vec![table("orders"), table("lines")],
+            tree: JoinTree::Join {
+                kind,
+                left: Box::new(JoinTree::Table(0)),
+                right: Box::new(JoinTree::Table(1)),
+                on,
+            },
+            filters: Vec::new(),
+            outputs: vec![(0, 0)],
+            order: OrderLimit::default(),
+        };
+        let semi = join(
+            JoinKind::Semi,
+            vec![
+                cmp(Comparison::Eq, Qual::Column(0), Qual::Column(2)),
+                cmp(Comparison::Gt, Qual::Column(3), subquery(2)),
+            ],
+        );
+        assert_eq!(
+            semi.to_sql(None).unwrap(),
+            r#"SELECT "r1"."part" AS c0 FROM "app"."orders" AS "r1" LEFT SEMI JOIN (SELECT * FROM "app"."lines" AS "r2" WHERE ("r2"."qty" > (SELECT max("qty") AS a0 FROM "app"."lines" AS "s1" WHERE ("part" = ("r2"."part"))))) AS "r2" ON ("r1"."part" = "r2"."part")"#
+        );
+        let left = join(JoinKind::Left, vec![cmp(Comparison::Gt, Qual::Column(1), subquery(0))]);
+        let sql = left.to_sql(None).unwrap();
+        assert!(sql.contains(r#"LEFT OUTER JOIN "app"."lines" AS "r2" ON ("r1"."qty" > (SELECT"#), "{sql}");
+    }
+}
