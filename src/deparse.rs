@@ -565,9 +565,14 @@ unsafe fn column_equals_parameter(clause: *mut Node) -> bool {
             list_nodes((*expr).args).into_iter().map(|a| crate::upper::strip_relabel(a)).collect();
         let equality =
             BuiltinOperator::lookup((*expr).opno).and_then(|o| o.comparison()) == Some(Comparison::Eq);
+        // The server joins on a column as it is (a float is compared through `pg_float`, which
+        // it cannot join on).
+        let plain = |var: *mut Node| {
+            is_a(var, NodeTag::T_Var) && Class::of(pg_sys::exprType(var)).is_some_and(|c| !c.is_float())
+        };
         equality
-            && matches!(args[..], [a, b] if (is_a(a, NodeTag::T_Var) && is_a(b, NodeTag::T_Param))
-                || (is_a(a, NodeTag::T_Param) && is_a(b, NodeTag::T_Var)))
+            && matches!(args[..], [a, b] if (plain(a) && is_a(b, NodeTag::T_Param))
+                || (is_a(a, NodeTag::T_Param) && plain(b)))
     }
 }
 

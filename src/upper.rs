@@ -1044,6 +1044,11 @@ unsafe fn case(
             let arm = arm as *mut pg_sys::CaseWhen;
             let before = deparser.parameters.len();
             let condition = deparser.clause((*arm).expr).ok()?;
+            // (A subquery is the server's in a WHERE or an ON only.)
+            if condition.has_scalar_subquery() || matches!(condition, kalam_pushdown::Qual::InSubquery { .. })
+            {
+                return None;
+            }
             if deparser.parameters.len() != before {
                 // A value computed at scan start would need a parameter of the aggregate.
                 deparser.parameters.truncate(before);
