@@ -278,10 +278,10 @@ impl Subqueries {
         }
     }
 
-    /// The foreign scan of subquery `plan_id` as the server runs it, reading `pg_functions`
-    /// as the outer scan does.
-    unsafe fn scan(&self, plan_id: i32, pg_functions: bool) -> Result<kalam_pushdown::RemoteScan, Local> {
-        // SAFETY: plan and range-table lists of the statement.
+    /// Subquery `plan_id`'s plan (and its index among the plans), if it is one foreign scan
+    /// of this server.
+    unsafe fn foreign_scan(&self, plan_id: i32) -> Result<(usize, *mut pg_sys::ForeignScan), Local> {
+        // SAFETY: the statement's list of plans; the node tag is checked before the cast.
         unsafe {
             let index = usize::try_from(plan_id - 1).map_err(|_| "a subquery without a plan")?;
             let plan = *list_nodes(self.plans).get(index).ok_or("a subquery without a plan")?;
@@ -289,9 +289,22 @@ impl Subqueries {
                 return Err("a subquery that is not one foreign scan");
             }
             let scan = plan as *mut pg_sys::ForeignScan;
+            if (*scan).fs_server != self.server {
+                return Err("a subquery of another server");
+            }
+            Ok((index, scan))
+        }
+    }
+
+    /// The foreign scan of subquery `plan_id` as the server runs it, reading `pg_functions`
+    /// as the outer scan does.
+    unsafe fn scan(&self, plan_id: i32, pg_functions: bool) -> Result<kalam_pushdown::RemoteScan, Local> {
+        // SAFETY: plan and range-table lists of the statement.
+        unsafe {
+            let (index, scan) = self.foreign_scan(plan_id)?;
             let relid = (*scan).scan.scanrelid;
-            if (*scan).fs_server != self.server || relid == 0 {
-                return Err("a subquery that is not a scan of one table of the same server");
+            if relid == 0 {
+                return Err("a subquery that is not a scan of one table");
             }
             if !(*scan).scan.plan.qual.is_null()
                 || !(*scan).scan.plan.initPlan.is_null()
@@ -375,15 +388,7 @@ impl Subqueries {
     unsafe fn scalar(&self, plan_id: i32, param_ids: &[i32]) -> Result<ScalarPlan, Local> {
         // SAFETY: plan and range-table lists of the statement; node tags checked before casts.
         unsafe {
-            let index = usize::try_from(plan_id - 1).map_err(|_| "a subquery without a plan")?;
-            let plan = *list_nodes(self.plans).get(index).ok_or("a subquery without a plan")?;
-            if !is_a(plan, NodeTag::T_ForeignScan) {
-                return Err("a subquery that is not one foreign scan");
-            }
-            let scan = plan as *mut pg_sys::ForeignScan;
-            if (*scan).fs_server != self.server {
-                return Err("a subquery of another server");
-            }
+            let (index, scan) = self.foreign_scan(plan_id)?;
             if !(*scan).scan.plan.qual.is_null() || !(*scan).scan.plan.initPlan.is_null() {
                 return Err("a subquery with clauses PostgreSQL computes");
             }

@@ -107,9 +107,20 @@ pub unsafe extern "C-unwind" fn get_foreign_join_paths(
         let info = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(info);
         (*joinrel).fdw_private = info.cast();
         add_join_path(root, joinrel, rows, (startup, total), std::ptr::null_mut());
-        // Sorted by the server, in the query's order (for its ORDER BY, and its LIMIT after it).
-        let pathkeys = (*root).query_pathkeys;
-        if !pathkeys.is_null() && crate::upper::join_sort_keys(&*info, pathkeys, |_| Some(0)).is_some() {
+        // Sorted by the server in the query's ORDER BY (and cut by its LIMIT after it), for the
+        // join of all the query's tables when nothing is grouped: a sorted input for a local
+        // grouping would invite a plan that stops early on paper and runs a statement per row.
+        let parse = (*root).parse;
+        let ordered_rows = (*parse).groupClause.is_null()
+            && !(*parse).hasAggs
+            && !(*parse).hasWindowFuncs
+            && (*parse).distinctClause.is_null()
+            && pg_sys::bms_equal((*joinrel).relids, (*root).all_baserels);
+        let pathkeys = (*root).sort_pathkeys;
+        if ordered_rows
+            && !pathkeys.is_null()
+            && crate::upper::join_sort_keys(&*info, pathkeys, |_| Some(0)).is_some()
+        {
             // The server joins and sorts before its first row, then sends them.
             add_join_path(root, joinrel, rows, (total, total + rows * tuple * 0.05), pathkeys);
         }

@@ -103,39 +103,12 @@ impl RemoteChange {
 }
 
 fn max_placeholder(qual: &Qual, count: &mut usize) {
-    let mut visit = |q: &Qual| max_placeholder(q, count);
-    match qual {
+    qual.walk(&mut |q| match q {
         Qual::Placeholder(i) => *count = (*count).max(i + 1),
-        Qual::Column(_) | Qual::Literal(_) | Qual::Parameter(_) => {}
-        Qual::Compare { left, right, .. } | Qual::Distinct { left, right, .. } => {
-            visit(left);
-            visit(right);
-        }
-        Qual::And(qs) | Qual::Or(qs) => qs.iter().for_each(visit),
-        Qual::Function { args, .. } => args.iter().for_each(visit),
-        Qual::Not(q)
-        | Qual::IsNull(q)
-        | Qual::IsNotNull(q)
-        | Qual::IsTrue(q)
-        | Qual::IsNotTrue(q)
-        | Qual::IsFalse(q)
-        | Qual::IsNotFalse(q) => visit(q),
-        Qual::InList { expr, list, .. } => {
-            visit(expr);
-            list.iter().for_each(visit);
-        }
-        Qual::Like { expr, pattern, .. } => {
-            visit(expr);
-            visit(pattern);
-        }
-        Qual::InSubquery { expr, subquery, .. } => {
-            visit(expr);
-            subquery.filters.iter().for_each(visit);
-        }
-        Qual::Decimal(q, _) => visit(q),
-        // A subquery's parameters are its own.
-        Qual::ScalarSubquery(_) => {}
-    }
+        Qual::InSubquery { subquery, .. } => subquery.filters.iter().for_each(|f| max_placeholder(f, count)),
+        // A scalar subquery's parameters are its own.
+        _ => {}
+    });
 }
 
 fn quoted(name: &str) -> Ident {
