@@ -8,8 +8,8 @@
 # parameters; a unique key ends the ORDER BY of Q3, Q10, Q11 and Q18, so answers compare in order).
 # Per query it prints whether pg_kalam's and postgres_fdw's answers are the heap's (in order,
 # numerics exact; where the heap's query runs past TIMEOUT, the heap's answer to its
-# decorrelated form in benches/tpch/checks), whether pg_kalam ran it as one remote statement (the plan is one Foreign Scan),
-# the median times (EXPLAIN ANALYZE's Execution Time, rounds interleaved after a warm-up) and
+# decorrelated form in benches/tpch/checks), whether pg_kalam ran it as one remote statement
+# (the plan is one Foreign Scan), the median times (EXPLAIN ANALYZE's Execution Time, rounds interleaved after a warm-up) and
 # the ratios, then the geometric means; and writes a chart to benches/results/tpch-sf<SF>.svg.
 #
 #   bash benches/tpch.sh [SF] [ROUNDS]        # defaults: SF 1, 3 rounds
