@@ -338,13 +338,7 @@ impl Subqueries {
                 return Err("a subquery read as another user");
             }
             // Its one output: a column of its table.
-            let outputs: Vec<_> = list_nodes((*scan).scan.plan.targetlist)
-                .into_iter()
-                .map(|t| t as *mut pg_sys::TargetEntry)
-                .filter(|t| !(**t).resjunk)
-                .collect();
-            let [output] = outputs[..] else { return Err("a subquery of more than one column") };
-            let var = (*output).expr.cast::<Node>();
+            let var = only_output(scan)?;
             if !is_a(var, NodeTag::T_Var) {
                 return Err("a subquery of a computed value");
             }
@@ -448,13 +442,7 @@ impl Subqueries {
                 arguments.push(position);
             }
             // Its value: one output, or a decimal constant times it.
-            let outputs: Vec<_> = list_nodes((*scan).scan.plan.targetlist)
-                .into_iter()
-                .map(|t| t as *mut pg_sys::TargetEntry)
-                .filter(|t| !(**t).resjunk)
-                .collect();
-            let [output] = outputs[..] else { return Err("a subquery of more than one column") };
-            let (value, factor) = split_factor((*output).expr.cast());
+            let (value, factor) = split_factor(only_output(scan)?);
             let scan_tlist = list_nodes((*scan).fdw_scan_tlist);
             let position = if is_a(value, NodeTag::T_Var)
                 && (*(value as *mut pg_sys::Var)).varno == pg_sys::INDEX_VAR as i32
@@ -555,6 +543,20 @@ unsafe fn find_init_plan(plan: *mut pg_sys::Plan, sets: &dyn Fn(*mut Node) -> Op
             children.push((*(plan as *mut pg_sys::SubqueryScan)).subplan);
         }
         children.into_iter().find_map(|child| find_init_plan(child, sets))
+    }
+}
+
+/// The expression of a subquery's one output column.
+unsafe fn only_output(scan: *mut pg_sys::ForeignScan) -> Result<*mut Node, Local> {
+    // SAFETY: a plan's target list of TargetEntry nodes.
+    unsafe {
+        let outputs: Vec<_> = list_nodes((*scan).scan.plan.targetlist)
+            .into_iter()
+            .map(|t| t as *mut pg_sys::TargetEntry)
+            .filter(|t| !(**t).resjunk)
+            .collect();
+        let [output] = outputs[..] else { return Err("a subquery of more than one column") };
+        Ok((*output).expr.cast())
     }
 }
 
