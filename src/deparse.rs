@@ -194,14 +194,15 @@ pub struct Deparser<'a> {
     outer_values: bool,
     /// Expressions PostgreSQL evaluates when the scan starts, in [`Qual::Parameter`] order.
     pub parameters: Vec<*mut pg_sys::Expr>,
-    /// The statement's subqueries, for `x [NOT] IN (subquery)` conditions (none: those stay
-    /// local).
+    /// The statement's subqueries, for `x [NOT] IN (subquery)` conditions, scalar subqueries
+    /// and numeric init plans (none: those stay local).
     subqueries: Option<Subqueries>,
 }
 
 /// Where a deparser finds the plans of the statement's subqueries: a condition
 /// `x [NOT] IN (subquery)` is sent when its subquery is planned as one foreign scan of the
-/// same server, all of whose clauses the server runs, read as the same user.
+/// same server, all of whose clauses the server runs, read as the same user; a scalar
+/// subquery when it is one grouped scan so ([`Subqueries::scalar`]).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Subqueries {
     /// The plans, by `plan_id - 1` (PlannerGlobal's or PlannedStmt's `subplans`).
@@ -682,7 +683,8 @@ impl<'a> Deparser<'a> {
         }
     }
 
-    /// Sends `x [NOT] IN (subquery)` conditions whose subqueries `subqueries` has.
+    /// Sends the `x [NOT] IN (subquery)` conditions and scalar subqueries whose plans
+    /// `subqueries` has.
     pub(crate) fn with_subqueries(mut self, subqueries: Option<Subqueries>) -> Self {
         self.subqueries = subqueries;
         self
