@@ -275,31 +275,21 @@ impl RemoteJoin {
 
     /// The tables whose columns `qual` reads (its scalar subqueries' outer values too).
     fn tables_read(&self, qual: &Qual) -> Vec<usize> {
-        let mut tables = Vec::new();
-        let mut visit = |q: &Qual| {
-            let mut columns = Vec::new();
-            q.walk(&mut |inner| match inner {
-                Qual::Column(i) => columns.push(*i),
-                Qual::ScalarSubquery(subquery) => {
-                    for value in &subquery.correlation {
-                        value.walk(&mut |v| {
-                            if let Qual::Column(i) = v {
-                                columns.push(*i);
-                            }
-                        });
+        let mut columns = Vec::new();
+        qual.walk(&mut |q| match q {
+            Qual::Column(i) => columns.push(*i),
+            Qual::ScalarSubquery(subquery) => subquery.correlation.iter().for_each(|value| {
+                value.walk(&mut |v| {
+                    if let Qual::Column(i) = v {
+                        columns.push(*i);
                     }
-                }
-                _ => {}
-            });
-            for column in columns {
-                if let Some((table, _)) = self.column(column)
-                    && !tables.contains(&table)
-                {
-                    tables.push(table);
-                }
-            }
-        };
-        visit(qual);
+                })
+            }),
+            _ => {}
+        });
+        let mut tables: Vec<usize> = columns.into_iter().filter_map(|c| Some(self.column(c)?.0)).collect();
+        tables.sort_unstable();
+        tables.dedup();
         tables
     }
 

@@ -213,6 +213,14 @@ impl Qual {
         self.walk(&mut |q| found |= matches!(q, Qual::ScalarSubquery(_)));
         found
     }
+
+    /// Whether a subquery of any kind (scalar, or `[NOT] IN`) is part of this qual: the server
+    /// runs those in a WHERE or an ON only.
+    pub fn has_subquery(&self) -> bool {
+        let mut found = false;
+        self.walk(&mut |q| found |= matches!(q, Qual::ScalarSubquery(_) | Qual::InSubquery { .. }));
+        found
+    }
 }
 
 /// Renders quals given the scan's column names and the values of its parameters (`None` while
@@ -323,16 +331,11 @@ impl Renderer<'_> {
             .transpose()?;
         // Scalar subqueries are rendered as markers (by their address) and then placed.
         let mut scalar = Vec::new();
-        let mut collect = |q: &'_ Qual| {
-            if let Qual::ScalarSubquery(subquery) = q {
-                scalar.push(subquery.as_ref() as *const crate::subquery::ScalarSubquery);
-            }
-        };
         if let Some(plain) = &rendered {
-            plain.walk(&mut collect);
+            scalar_subqueries(plain, &mut scalar);
         }
         for (expr, _, _) in &subqueries {
-            expr.walk(&mut collect);
+            scalar_subqueries(expr, &mut scalar);
         }
         for (expr, subquery, negated) in subqueries {
             if subquery.projection.len() != 1 || subquery.order != crate::OrderLimit::default() {
@@ -357,8 +360,6 @@ impl Renderer<'_> {
         }
         let mut condition = condition.ok_or_else(|| crate::Error::Internal("no condition".into()))?;
         if !scalar.is_empty() {
-            // SAFETY: each points into `rendered` or `quals`, both still borrowed here.
-            let scalar: Vec<_> = scalar.into_iter().map(|s| unsafe { &*s }).collect();
             self.place_subqueries(&mut condition, &scalar)?;
         }
         Ok(condition)
@@ -385,7 +386,7 @@ impl Renderer<'_> {
                 && let ast::Value::Placeholder(name) = &value.value
                 && name.starts_with("$subquery")
             {
-                match statements.iter_mut().find(|(marker, _)| marker == name) {
+                match statements.iter().find(|(marker, _)| marker == name) {
                     Some((_, query)) => *expr = ast::Expr::Subquery(query.clone()),
                     None => missing = Some(name.clone()),
                 }
@@ -412,6 +413,15 @@ impl Renderer<'_> {
 /// while the qual holding it is borrowed).
 fn subquery_marker(subquery: &crate::subquery::ScalarSubquery) -> String {
     format!("$subquery{:p}", subquery as *const _)
+}
+
+/// The scalar subqueries of `qual`, added to `into`.
+fn scalar_subqueries<'q>(qual: &'q Qual, into: &mut Vec<&'q crate::subquery::ScalarSubquery>) {
+    qual.walk(&mut |q| {
+        if let Qual::ScalarSubquery(subquery) = q {
+            into.push(subquery);
+        }
+    });
 }
 
 /// The conditions ANDed at the top of `quals`, nested ANDs flattened.

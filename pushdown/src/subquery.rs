@@ -83,9 +83,13 @@ impl ScalarSubquery {
         let SelectItem::ExprWithAlias { expr, alias } = item else {
             return Err(Error::Internal("a subquery output without its name".into()));
         };
+        let Some(&Output::Aggregate { function, .. }) = query.outputs.get(self.output) else {
+            return Err(Error::Internal("a subquery whose value is not one aggregate".into()));
+        };
+        let average = function == Function::Avg;
         // An average arrives as its sum and count: the server divides them as PostgreSQL does.
-        let expr = match query.outputs.get(self.output) {
-            Some(Output::Aggregate { function: Function::Avg, .. }) => {
+        let expr = match function {
+            Function::Avg => {
                 let Some(SelectItem::ExprWithAlias { expr: count, .. }) =
                     select.projection.get(self.output + 1)
                 else {
@@ -94,11 +98,9 @@ impl ScalarSubquery {
                 let call = format!("{}({expr}, {count})", AVERAGE_FUNCTION);
                 Parser::new(&GenericDialect {}).try_with_sql(&call)?.parse_expr()?
             }
-            Some(Output::Aggregate { function, .. }) if function_is_scalar(*function) => expr,
+            function if function_is_scalar(function) => expr,
             _ => return Err(Error::Internal("a subquery whose value is not one aggregate".into())),
         };
-        let average =
-            matches!(query.outputs.get(self.output), Some(Output::Aggregate { function: Function::Avg, .. }));
         let expr = match &self.factor {
             None => expr,
             Some(factor) => ast::Expr::BinaryOp {
