@@ -207,30 +207,30 @@ pub struct Deparser<'a> {
 pub(crate) struct Subqueries {
     /// The plans, by `plan_id - 1` (PlannerGlobal's or PlannedStmt's `subplans`).
     pub(crate) plans: *mut pg_sys::List,
-    /// The range tables the plans' scans index.
-    pub(crate) tables: SubqueryTables,
     /// The server of the scan whose conditions are deparsed.
     pub(crate) server: pg_sys::Oid,
-    /// When executing: the plans' states (EState's `es_subplanstates`, begun before the
-    /// statement's own plan), whose grouped scans hold what scalar subqueries send.
-    pub(crate) states: *mut pg_sys::List,
-    /// Where the init plans (SubPlans setting the parameters they compute) are: while planning,
-    /// the query level's (`init_plans`); when executing, the statement's plans.
-    pub(crate) init_plans: InitPlans,
+    /// What else each phase has of the subqueries.
+    pub(crate) phase: Phase,
 }
 
 #[derive(Clone, Copy, Debug)]
-pub(crate) enum InitPlans {
-    Planning(*mut pg_sys::List),
-    Executing(*mut pg_sys::PlannedStmt),
-}
-
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum SubqueryTables {
-    /// While planning: each subquery's own (PlannerGlobal's `subroots`, by `plan_id - 1`).
-    Planning(*mut pg_sys::List),
-    /// When executing: the statement's range table (flattened by the planner).
-    Executing(*mut pg_sys::List),
+pub(crate) enum Phase {
+    Planning {
+        /// Each subquery's own root (PlannerGlobal's `subroots`, by `plan_id - 1`), with its
+        /// range table and its relations as pg_kalam planned them.
+        subroots: *mut pg_sys::List,
+        /// The query level's init plans (SubPlans setting the parameters they compute).
+        init_plans: *mut pg_sys::List,
+    },
+    Executing {
+        /// The statement's range table (flattened by the planner).
+        range_table: *mut pg_sys::List,
+        /// The plans' states (EState's `es_subplanstates`, begun before the statement's own
+        /// plan), whose grouped scans hold what scalar subqueries send.
+        states: *mut pg_sys::List,
+        /// The statement, whose plans hold the init plans.
+        statement: *mut pg_sys::PlannedStmt,
+    },
 }
 
 impl Subqueries {
@@ -249,10 +249,8 @@ impl Subqueries {
             let glob = (*root).glob;
             (user == pg_sys::InvalidOid && !glob.is_null()).then(|| Subqueries {
                 plans: (*glob).subplans,
-                tables: SubqueryTables::Planning((*glob).subroots),
                 server,
-                states: std::ptr::null_mut(),
-                init_plans: InitPlans::Planning((*root).init_plans),
+                phase: Phase::Planning { subroots: (*glob).subroots, init_plans: (*root).init_plans },
             })
         }
     }
@@ -271,10 +269,12 @@ impl Subqueries {
             let statement = (*estate).es_plannedstmt;
             (!statement.is_null()).then(|| Subqueries {
                 plans: (*statement).subplans,
-                tables: SubqueryTables::Executing((*estate).es_range_table),
                 server: (*plan).fs_server,
-                states: (*estate).es_subplanstates,
-                init_plans: InitPlans::Executing(statement),
+                phase: Phase::Executing {
+                    range_table: (*estate).es_range_table,
+                    states: (*estate).es_subplanstates,
+                    statement,
+                },
             })
         }
     }
@@ -314,10 +314,9 @@ impl Subqueries {
                 return Err("a subquery with clauses or values PostgreSQL computes");
             }
             // While planning, also the subquery's relation as pg_kalam planned it.
-            let (table, planned) = match self.tables {
-                SubqueryTables::Planning(subroots) => {
-                    let subroot = *list_nodes(subroots).get(index).ok_or("a subquery without a plan")?
-                        as *mut pg_sys::PlannerInfo;
+            let (rte, planned) = match self.phase {
+                Phase::Planning { subroots, .. } => {
+                    let subroot = subroot(subroots, index)?;
                     let rel = if (relid as i32) < (*subroot).simple_rel_array_size {
                         *(*subroot).simple_rel_array.add(relid as usize)
                     } else {
@@ -327,14 +326,10 @@ impl Subqueries {
                         return Err("a subquery scan without its planned table");
                     }
                     let planned = &*((*rel).fdw_private as *const crate::scan::RelInfo);
-                    ((*subroot).parse.as_ref().map(|q| q.rtable), Some(planned))
+                    (subroot_table(subroot, relid)?, Some(planned))
                 }
-                SubqueryTables::Executing(range_table) => (Some(range_table), None),
+                Phase::Executing { range_table, .. } => (range_entry(range_table, relid)?, None),
             };
-            let rte = table
-                .and_then(|t| list_nodes(t).get(relid as usize - 1).copied())
-                .ok_or("a subquery scan without its table")?
-                as *mut pg_sys::RangeTblEntry;
             if scan_user(scan, rte) != pg_sys::InvalidOid {
                 return Err("a subquery read as another user");
             }
@@ -395,20 +390,9 @@ impl Subqueries {
             // statement's user, which the outer statement may not have).
             for &(relid, oid) in &grouped.tables {
                 let relation = pgrx::PgRelation::with_lock(oid, pg_sys::NoLock as pg_sys::LOCKMODE);
-                let (_, options) = crate::scan::foreign_table(&relation)
-                    .map_err(|_| "a subquery of a table without options")?;
-                if options.table_type != crate::options::TableType::Shared {
-                    return Err("a subquery of a KalamDB user or stream table");
-                }
-                if let SubqueryTables::Planning(subroots) = self.tables {
-                    let subroot = *list_nodes(subroots).get(index).ok_or("a subquery without a plan")?
-                        as *mut pg_sys::PlannerInfo;
-                    let rte = (*subroot)
-                        .parse
-                        .as_ref()
-                        .and_then(|q| list_nodes(q.rtable).get(relid as usize - 1).copied())
-                        .ok_or("a subquery scan without its table")?
-                        as *mut pg_sys::RangeTblEntry;
+                crate::scan::shared_table_options(&relation)?;
+                if let Phase::Planning { subroots, .. } = self.phase {
+                    let rte = subroot_table(subroot(subroots, index)?, relid)?;
                     if scan_user(scan, rte) != pg_sys::InvalidOid {
                         return Err("a subquery read as another user");
                     }
@@ -466,24 +450,46 @@ impl Subqueries {
             }
             let aggregate = (*(scan_tlist[position] as *mut pg_sys::TargetEntry)).expr;
             let factor = value_digits(factor, aggregate.cast(), function)?;
-            let query = if self.states.is_null() {
-                None
-            } else {
-                let state = *list_nodes(self.states).get(index).ok_or("a subquery without its state")?;
+            let query = if let Phase::Executing { states, .. } = self.phase {
+                let state = *list_nodes(states).get(index).ok_or("a subquery without its state")?;
                 let (query, parameters) = crate::scan::planned_aggregate(state.cast())
                     .ok_or("a subquery whose scan was not begun")?;
                 if parameters != arguments.len() {
                     return Err("a subquery whose scan has other parameters than planned");
                 }
                 Some(query)
+            } else {
+                None
             };
             Ok(ScalarPlan { query, output: position, factor, arguments })
         }
     }
 }
 
+/// Whether `call` is `substring(text FROM a FOR b)` (or `substr(text, a, b)`).
+pub(crate) unsafe fn is_substring(call: *mut pg_sys::FuncExpr) -> bool {
+    // SAFETY: a FuncExpr.
+    unsafe {
+        matches!(
+            u32::from((*call).funcid),
+            pg_sys::F_SUBSTRING_TEXT_INT4_INT4 | pg_sys::F_SUBSTR_TEXT_INT4_INT4
+        )
+    }
+}
+
+/// The text argument and the bounds of a [`is_substring`] call the server computes alike:
+/// constant, the start at least 1 and the length at least 0 (both count characters).
+pub(crate) unsafe fn substring_bounds(call: *mut pg_sys::FuncExpr) -> Option<(*mut Node, i32, i32)> {
+    // SAFETY: a FuncExpr.
+    unsafe {
+        let [text, start, length] = list_nodes((*call).args)[..] else { return None };
+        let (start, length) = (int4_constant(start)?, int4_constant(length)?);
+        (start >= 1 && length >= 0).then_some((text, start, length))
+    }
+}
+
 /// The value of `node`, an int4 constant that is not NULL.
-pub(crate) unsafe fn int4_constant(node: *mut Node) -> Option<i32> {
+unsafe fn int4_constant(node: *mut Node) -> Option<i32> {
     // SAFETY: the node tag is checked before the cast.
     unsafe {
         if !is_a(node, NodeTag::T_Const) {
@@ -508,9 +514,9 @@ impl Subqueries {
                     && int_list((*subplan).setParam) == [param_id])
                 .then(|| (*subplan).plan_id)
             };
-            match self.init_plans {
-                InitPlans::Planning(list) => list_nodes(list).into_iter().find_map(sets),
-                InitPlans::Executing(statement) => {
+            match self.phase {
+                Phase::Planning { init_plans, .. } => list_nodes(init_plans).into_iter().find_map(sets),
+                Phase::Executing { statement, .. } => {
                     let mut plans = vec![(*statement).planTree];
                     plans.extend(list_nodes((*statement).subplans).into_iter().map(|p| p.cast()));
                     plans.into_iter().find_map(|plan| find_init_plan(plan, &sets))
@@ -654,6 +660,36 @@ unsafe fn value_digits(
             return Err("a subquery's value past the server's digits");
         }
         Ok(factor)
+    }
+}
+
+/// Subquery `index`'s root, while planning.
+unsafe fn subroot(subroots: *mut pg_sys::List, index: usize) -> Result<*mut pg_sys::PlannerInfo, Local> {
+    // SAFETY: PlannerGlobal's list of subroots.
+    unsafe { list_nodes(subroots).get(index).map(|&r| r.cast()).ok_or("a subquery without a plan") }
+}
+
+/// Entry `relid` of a subquery's own range table, while planning.
+unsafe fn subroot_table(
+    subroot: *mut pg_sys::PlannerInfo,
+    relid: pg_sys::Index,
+) -> Result<*mut pg_sys::RangeTblEntry, Local> {
+    // SAFETY: a subquery's root.
+    unsafe {
+        let rtable = (*subroot).parse.as_ref().map_or(std::ptr::null_mut(), |q| q.rtable);
+        range_entry(rtable, relid)
+    }
+}
+
+/// Entry `relid` (1-based) of `range_table`.
+unsafe fn range_entry(
+    range_table: *mut pg_sys::List,
+    relid: pg_sys::Index,
+) -> Result<*mut pg_sys::RangeTblEntry, Local> {
+    // SAFETY: a range table.
+    unsafe {
+        let index = (relid as usize).checked_sub(1).ok_or("a subquery scan without its table")?;
+        list_nodes(range_table).get(index).map(|&e| e.cast()).ok_or("a subquery scan without its table")
     }
 }
 
@@ -802,19 +838,11 @@ impl<'a> Deparser<'a> {
     unsafe fn substring(&mut self, call: *mut pg_sys::FuncExpr) -> Result<Option<Qual>, Local> {
         // SAFETY: a FuncExpr of the clause.
         unsafe {
-            if !matches!(
-                u32::from((*call).funcid),
-                pg_sys::F_SUBSTRING_TEXT_INT4_INT4 | pg_sys::F_SUBSTR_TEXT_INT4_INT4
-            ) {
+            if !is_substring(call) {
                 return Ok(None);
             }
-            let [text, start, length] = list_nodes((*call).args)[..] else {
-                return Err("substring of other than three arguments");
-            };
-            let bounds = int4_constant(start).zip(int4_constant(length));
-            let Some((start, length)) = bounds.filter(|&(s, l)| s >= 1 && l >= 0) else {
-                return Err("substring from a place or of a length that is not a positive constant");
-            };
+            let (text, start, length) = substring_bounds(call)
+                .ok_or("substring from a place or of a length that is not a positive constant")?;
             let (text, class) = self.value(text, false)?;
             if class != Some(Class::Text) {
                 return Err("substring of other than text");

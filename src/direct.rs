@@ -67,25 +67,21 @@ unsafe fn plan_direct(
         {
             return false;
         }
-        // A `NOT IN (subquery)` or scalar subquery condition is the server's in a SELECT only:
-        // a change's WHERE keeps the row-by-row path.
+        // A subquery condition (`NOT IN`, a scalar subquery, a numeric init plan sent as one) is
+        // the server's in a SELECT only: a change's WHERE keeps the row-by-row path.
         let remote_conds = list_nodes((*fscan).fdw_private)
             .get(crate::scan::FdwPrivateIndex::RemoteConds as usize)
             .copied()
             .unwrap_or(std::ptr::null_mut());
-        if pg_sys::contain_subplans(remote_conds) {
+        let baserel = pg_sys::find_base_rel(root, result_relation as i32);
+        if (*baserel).fdw_private.is_null() {
             return false;
         }
-        // Nor a scalar subquery (a numeric init plan the scan sends as its subquery).
-        let baserel = pg_sys::find_base_rel(root, result_relation as i32);
-        if !(*baserel).fdw_private.is_null() {
-            let info = &*((*baserel).fdw_private as *const crate::scan::RelInfo);
-            let mut deparser = info.deparser(result_relation, true);
-            let subquery =
-                |c: *mut pg_sys::Node| deparser.clause(c.cast()).is_ok_and(|q| q.has_scalar_subquery());
-            if list_nodes(remote_conds.cast()).into_iter().any(subquery) {
-                return false;
-            }
+        let info = &*((*baserel).fdw_private as *const crate::scan::RelInfo);
+        let mut deparser = info.deparser(result_relation, true);
+        let subquery = |c: *mut pg_sys::Node| deparser.clause(c.cast()).is_ok_and(|q| q.has_subquery());
+        if list_nodes(remote_conds.cast()).into_iter().any(subquery) {
+            return false;
         }
         let rte = *(*root).simple_rte_array.add(result_relation as usize);
         let relation = PgRelation::with_lock((*rte).relid, pg_sys::NoLock as _);

@@ -373,24 +373,19 @@ unsafe fn plan_join(
             on = plain;
             filters.extend::<Vec<_>>(subqueries);
         }
-        let shape = JoinTree::Join {
-            kind,
-            left: Box::new(shape_of(&outer.tree)),
-            right: Box::new(shape_of(&copy_tree(&inner.tree, shift))),
-            on: Vec::new(),
-        };
+        let right = copy_tree(&inner.tree, shift);
+        let (left_shape, right_shape) = (shape_of(&outer.tree), shape_of(&right));
         // Every clause is the server's.
         let mut deparser = info.deparser();
-        for &clause in on.iter().chain(filters.iter()) {
+        for &clause in &on {
             let qual = deparser.clause(clause).ok()?;
-            if on.contains(&clause) && pg_sys::contain_subplans(clause.cast()) {
-                let JoinTree::Join { kind, left, right, .. } = &shape else { return None };
+            if pg_sys::contain_subplans(clause.cast()) {
                 let mut relid = 0;
                 let one_table =
                     pg_sys::bms_get_singleton_member(pg_sys::pull_varnos(root, clause.cast()), &mut relid);
                 let table = info.tables.iter().position(|&(r, _)| r as i32 == relid);
-                let first =
-                    matches!(table, Some(t) if one_table && JoinTree::filters_first(*kind, left, right, t));
+                let first = matches!(table, Some(t)
+                    if one_table && JoinTree::filters_first(kind, &left_shape, &right_shape, t));
                 if !first
                     || !qual.has_scalar_subquery()
                     || matches!(qual, kalam_pushdown::Qual::InSubquery { .. })
@@ -399,14 +394,12 @@ unsafe fn plan_join(
                 }
             }
         }
+        for &clause in &filters {
+            deparser.clause(clause).ok()?;
+        }
         drop(deparser);
         info.hidden = hidden;
-        info.tree = Tree::Join {
-            kind,
-            left: Box::new(outer.tree),
-            right: Box::new(copy_tree(&inner.tree, shift)),
-            on,
-        };
+        info.tree = Tree::Join { kind, left: Box::new(outer.tree), right: Box::new(right), on };
         info.filters = filters;
         Some(info)
     }

@@ -260,11 +260,7 @@ pub(crate) unsafe fn subquery_scan(
             return Err("a subquery that is not a plain scan");
         }
         let relation = PgRelation::with_lock(table, pg_sys::NoLock as pg_sys::LOCKMODE);
-        let (_, table_options) =
-            foreign_table(&relation).map_err(|_| "a subquery of a table without options")?;
-        if table_options.table_type != TableType::Shared {
-            return Err("a subquery of a KalamDB user or stream table");
-        }
+        let table_options = shared_table_options(&relation)?;
         let planned = FdwPrivate::from_list((*scan).fdw_private);
         if planned.order != OrderLimit::default() {
             return Err("a subquery with an order or a limit");
@@ -873,6 +869,18 @@ unsafe fn decode_join(
             qual_columns,
         })
     }
+}
+
+/// The options of `relation` if it is a shared table: a subquery's statement goes into
+/// another statement, which may carry no `kalam.user_id`, or another user's.
+pub(crate) fn shared_table_options(
+    relation: &PgRelation,
+) -> std::result::Result<TableOptions, deparse::Local> {
+    let (_, options) = foreign_table(relation).map_err(|_| "a subquery of a table without options")?;
+    if options.table_type != TableType::Shared {
+        return Err("a subquery of a KalamDB user or stream table");
+    }
+    Ok(options)
 }
 
 /// A scalar subquery's grouped scan, as its plan describes it (a scan of no relation made by

@@ -336,12 +336,13 @@ unsafe fn add_final_path(
             }
             (rel, pathkeys) = (*input, (*root).sort_pathkeys);
         }
+        let join = crate::join::join_info(rel);
         let (everything_remote, costs) = if is_foreign_table(rel) {
             let info = &*((*rel).fdw_private as *const RelInfo);
             (info.remote.len() == deparse::list_nodes((*rel).baserestrictinfo).len(), info.costs)
         } else if let Some(upper) = grouped_info(rel) {
             (upper.local_conds.is_empty(), upper.costs)
-        } else if let Some(join) = crate::join::join_info(rel) {
+        } else if let Some(join) = join {
             (true, join.costs) // a join is shipped with all its clauses
         } else {
             return;
@@ -351,8 +352,7 @@ unsafe fn add_final_path(
         }
         // A foreign table's sorted rows are a path of the table; a grouped relation's groups are
         // sorted over its one path.
-        let sorted_path =
-            !pathkeys.is_null() && (is_foreign_table(rel) || crate::join::join_info(rel).is_some());
+        let sorted_path = !pathkeys.is_null() && (is_foreign_table(rel) || join.is_some());
         let wanted = if sorted_path { pathkeys } else { std::ptr::null_mut() };
         let Some(input) = cheapest_foreign_path(rel, wanted) else { return };
         let input_rows = (*input).rows.max(1.0);
@@ -370,7 +370,7 @@ unsafe fn add_final_path(
         }
         let run = ((*input).total_cost - (*input).startup_cost).max(0.0) * (rows / input_rows);
         let mut total = startup + run * 0.95;
-        if sorted_path && crate::join::join_info(rel).is_some() {
+        if sorted_path && join.is_some() {
             // A join sorted and cut by the server keeps only its first rows (a top-k), where the
             // sorted join under PostgreSQL's Limit sorts them all.
             (startup, total) = (startup * 0.98, total * 0.98);
@@ -955,21 +955,12 @@ pub(crate) unsafe fn key_expr(
             return None;
         }
         let call = expr as *mut pg_sys::FuncExpr;
-        if !matches!(
-            u32::from((*call).funcid),
-            pg_sys::F_SUBSTRING_TEXT_INT4_INT4 | pg_sys::F_SUBSTR_TEXT_INT4_INT4
-        ) || !groups_alike(pg_sys::TEXTOID, -1, (*call).funccollid)
-        {
+        if !deparse::is_substring(call) || !groups_alike(pg_sys::TEXTOID, -1, (*call).funccollid) {
             return None;
         }
-        let args = deparse::list_nodes((*call).args);
-        let [text, start, length] = args[..] else { return None };
+        let (text, start, length) = deparse::substring_bounds(call)?;
         let (column, type_oid, ..) = column_of(strip_relabel(text))?;
         if !matches!(type_oid, pg_sys::TEXTOID | pg_sys::VARCHAROID) {
-            return None;
-        }
-        let (start, length) = (deparse::int4_constant(start)?, deparse::int4_constant(length)?);
-        if start < 1 || length < 0 {
             return None;
         }
         Some(Computed {
@@ -1045,8 +1036,7 @@ unsafe fn case(
             let before = deparser.parameters.len();
             let condition = deparser.clause((*arm).expr).ok()?;
             // (A subquery is the server's in a WHERE or an ON only.)
-            if condition.has_scalar_subquery() || matches!(condition, kalam_pushdown::Qual::InSubquery { .. })
-            {
+            if condition.has_subquery() {
                 return None;
             }
             if deparser.parameters.len() != before {
