@@ -15,6 +15,9 @@ build_and_install() {
   cargo build --locked --workspace --exclude pg_kalam $profile
   echo "[build] pg_kalam extension -> $($PG_CONFIG --pkglibdir)" >&2
   cargo pgrx install --pg-config "$PG_CONFIG" $profile >/dev/null
+  # pgrx copies the upgrade scripts of sql/ but not the install scripts of released versions,
+  # which CREATE EXTENSION pg_kalam VERSION '<old>' (and the upgrade tests) need.
+  install -m 644 sql/pg_kalam--*.sql "$($PG_CONFIG --sharedir)/extension/"
 }
 
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }

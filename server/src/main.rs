@@ -1,4 +1,5 @@
-//! `kalamdb-server [--config PATH]`: serves until SIGINT or SIGTERM.
+//! `kalamdb-server [--config PATH]`: serves until SIGINT or SIGTERM. `--version` prints the
+//! version (the release packages' version) and exits.
 //!
 //! Once both listeners are bound it prints one line to stdout,
 //! `kalamdb-server ready flight=ADDR http=ADDR`, which scripts and tests wait for.
@@ -36,12 +37,16 @@ fn run() -> Result<(), String> {
 }
 
 fn parse_args() -> Result<Option<PathBuf>, String> {
-    let usage = "usage: kalamdb-server [--config PATH]";
+    let usage = "usage: kalamdb-server [--config PATH] | --version";
     let mut args = std::env::args().skip(1);
     let mut config = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--config" => config = Some(PathBuf::from(args.next().ok_or(usage)?)),
+            "-V" | "--version" => {
+                println!("kalamdb-server {}", env!("CARGO_PKG_VERSION"));
+                std::process::exit(0);
+            }
             "-h" | "--help" => {
                 println!("{usage}");
                 std::process::exit(0);

@@ -16,5 +16,6 @@ mod server;
 mod stream;
 mod tpch;
 mod types;
+mod versions;
 mod write_failures;
 mod writes;

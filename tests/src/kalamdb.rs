@@ -140,6 +140,14 @@ impl KalamServer {
         (status, json)
     }
 
+    /// `GET /v1/api/healthcheck`'s JSON answer; panics unless the server answers success.
+    pub fn healthcheck(&self) -> serde_json::Value {
+        let (status, body) = http::request(self.http_port, "GET", "/v1/api/healthcheck", &[], None)
+            .expect("HTTP request to kalamdb-server");
+        assert_eq!(status, 200, "healthcheck failed: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("non-JSON answer ({e}): {body}"))
+    }
+
     /// Kills the server now (as a crash would), leaving its data directory in place.
     /// The server's process id (to pause it with SIGSTOP and so simulate a silent network).
     pub fn pid(&self) -> u32 {

@@ -138,7 +138,7 @@ impl From<postgres::Error> for PgError {
     }
 }
 
-pub use postgres_cluster::free_port;
+pub use postgres_cluster::{extension_dir, free_port};
 
 /// This package's directory in the checkout running the tests (cargo and nextest set it for
 /// each test process): a build directory shared by two checkouts may hold this code compiled

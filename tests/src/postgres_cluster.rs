@@ -76,11 +76,16 @@ impl PgCluster {
 
     /// A new connection to the `postgres` database as the `postgres` superuser.
     pub fn connect(&self) -> postgres::Client {
+        self.connect_to("postgres")
+    }
+
+    /// A new connection to database `dbname` as the `postgres` superuser.
+    pub fn connect_to(&self, dbname: &str) -> postgres::Client {
         postgres::Config::new()
             .host("127.0.0.1")
             .port(self.port)
             .user("postgres")
-            .dbname("postgres")
+            .dbname(dbname)
             .connect(postgres::NoTls)
             .unwrap_or_else(|e| panic!("connect to PostgreSQL on port {}: {e}", self.port))
     }
@@ -160,8 +165,14 @@ fn pg_bindir() -> PathBuf {
     pg_config_value("--bindir")
 }
 
+/// The extension directory of the PostgreSQL installation the tests use (control files and
+/// install scripts).
+pub fn extension_dir() -> PathBuf {
+    pg_config_value("--sharedir").join("extension")
+}
+
 fn assert_extension_installed() {
-    let control = pg_config_value("--sharedir").join("extension/pg_kalam.control");
+    let control = extension_dir().join("pg_kalam.control");
     assert!(
         control.exists(),
         "pg_kalam is not installed into this PostgreSQL ({} missing); run scripts/test.sh, which builds and installs it",
