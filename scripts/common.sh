@@ -22,13 +22,16 @@ build_and_install() {
 
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
-# start_kalamdb DIR PROFILE_DIR FLIGHT_PORT HTTP_PORT: starts kalamdb-server in the background
-# with its data under DIR, waits for its ready line, and sets KALAMDB_PID, FLIGHT_PORT, HTTP_PORT
-# (ports resolved when 0 was asked for).
+# start_kalamdb DIR SERVER FLIGHT_PORT HTTP_PORT [ARGS...]: starts kalamdb-server in the
+# background with its data under DIR, waits for its ready line, and sets KALAMDB_PID,
+# FLIGHT_PORT, HTTP_PORT (ports resolved when 0 was asked for). SERVER: a build profile's
+# directory (debug, release) or the path of a kalamdb-server binary; ARGS go to the server.
 start_kalamdb() {
-  local dir=$1 profile_dir=$2
-  KALAMDB_FLIGHT_PORT=$3 KALAMDB_HTTP_PORT=$4 KALAMDB_DATA_DIR="$dir/kalamdb" \
-    "$CARGO_TARGET_DIR/$profile_dir/kalamdb-server" >"$dir/server.out" 2>"$dir/server.log" &
+  local dir=$1 server=$2 flight=$3 http=$4
+  shift 4
+  [[ $server == */* ]] || server="$CARGO_TARGET_DIR/$server/kalamdb-server"
+  KALAMDB_FLIGHT_PORT=$flight KALAMDB_HTTP_PORT=$http KALAMDB_DATA_DIR="$dir/kalamdb" \
+    "$server" "$@" >"$dir/server.out" 2>"$dir/server.log" &
   KALAMDB_PID=$!
   for _ in $(seq 1 100); do
     grep -q ready "$dir/server.out" 2>/dev/null && break

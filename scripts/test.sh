@@ -31,3 +31,11 @@ trap sweep EXIT
 
 # The extension crate itself is exercised end to end (tests/): its code only runs inside PostgreSQL.
 TMPDIR="$RUN_DIR" cargo nextest run --locked --workspace --exclude pg_kalam "$@"
+
+# The release packages and the container images, installed and run as users would. The packages
+# hold the debug build made above: a release build would add DataFusion at opt-level 3 to a
+# cold run (bash tests/package.sh checks the release packages themselves).
+bash tests/package.sh --profile dev
+if command -v buildah >/dev/null 2>&1; then
+  bash docker/test.sh
+fi

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Installs this pg_kalam package into one PostgreSQL installation: the library into its
+# pkglibdir, the control file and SQL scripts into its extension directory.
+#   ./install.sh [PG_CONFIG]     PG_CONFIG: that installation's pg_config (default: the one on PATH)
+# Checks first that the package fits: the PostgreSQL major, Linux, the CPU, the C library.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+
+fail() {
+  printf 'pg_kalam install: %s\n' "$1" >&2
+  shift
+  for line in "$@"; do printf '  %s\n' "$line" >&2; done
+  printf 'Nothing was installed.\n' >&2
+  exit 1
+}
+info() { sed -n "s/^$1=//p" "$here/BUILD-INFO"; }
+
+[ -f "$here/BUILD-INFO" ] || fail "$here/BUILD-INFO is missing: this is not a complete pg_kalam package" \
+  "Extract the archive again and run install.sh from the directory it creates."
+version=$(info version)
+pg_major=$(info pg_major)
+arch=$(info arch)
+glibc=$(info glibc)
+
+pg_config=${1:-$(command -v pg_config || true)}
+[ -n "$pg_config" ] || fail "no pg_config on PATH" \
+  "Pass the pg_config of the PostgreSQL $pg_major installation to install into, e.g.:" \
+  "  $0 /usr/lib/postgresql/$pg_major/bin/pg_config" \
+  "(Debian and Ubuntu: package postgresql-client-$pg_major; RPM systems: postgresql$pg_major-devel)."
+[ -x "$pg_config" ] && [ ! -d "$pg_config" ] || fail "$pg_config is not an executable pg_config" \
+  "Pass the path of the pg_config program of the PostgreSQL $pg_major installation to install into."
+pg_version=$("$pg_config" --version 2>/dev/null) || fail "$pg_config --version failed" "Is it a PostgreSQL pg_config?"
+major=$(printf '%s\n' "$pg_version" | sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p')
+[ -n "$major" ] || fail "$pg_config reports '$pg_version', not a PostgreSQL version"
+
+# The library is built against one PostgreSQL major's server ABI; another major refuses it
+# ("incompatible library") or, worse, loads it into a differently laid out server.
+[ "$major" = "$pg_major" ] || fail "this package is for PostgreSQL $pg_major, but $pg_config is $pg_version" \
+  "Use the pg_kalam-$version-pg$major-linux-$arch package for PostgreSQL $major, or build from source" \
+  "for it (cargo pgrx install --pg-config $pg_config --no-default-features -F pg$major)," \
+  "or pass the pg_config of your PostgreSQL $pg_major installation instead."
+[ "$(uname -s)" = Linux ] || fail "this package is for Linux; this machine runs $(uname -s)" \
+  "Build from source on this machine, or run PostgreSQL with pg_kalam in a Linux container (docker/)."
+machine=$(uname -m)
+[ "$machine" = "$arch" ] || fail "this package is built for $arch CPUs; this machine is $machine" \
+  "Build from source on this machine (cargo pgrx install), or use a $machine package."
+have_glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}')
+[ -n "$have_glibc" ] || fail "this package needs the GNU C library (glibc $glibc or newer); this system has another one" \
+  "Build from source on this machine."
+[ "$(printf '%s\n%s\n' "$glibc" "$have_glibc" | sort -V | head -1)" = "$glibc" ] \
+  || fail "this package needs glibc $glibc or newer; this system has glibc $have_glibc" \
+    "Build from source on this machine, or use a newer distribution (Debian 12, Ubuntu 24.04, RHEL 10)."
+
+libdir=$("$pg_config" --pkglibdir)
+extdir=$("$pg_config" --sharedir)/extension
+for dir in "$libdir" "$extdir"; do
+  [ -d "$dir" ] || fail "$dir does not exist" "Is the PostgreSQL $pg_major server package installed (not only its client)?"
+  [ -w "$dir" ] || fail "cannot write to $dir" "Run as root (sudo $0 $pg_config) or as the owner of that installation."
+done
+
+# The library is replaced by a rename, so backends that have the old one loaded keep a whole
+# file mapped; they load the new one when they reconnect.
+replaced=""
+[ -e "$libdir/pg_kalam.so" ] && replaced=" (replacing the one there)"
+install -m 755 "$here/lib/pg_kalam.so" "$libdir/.pg_kalam.so.$$"
+mv -f "$libdir/.pg_kalam.so.$$" "$libdir/pg_kalam.so"
+install -m 644 "$here/extension/"* "$extdir/"
+
+cat <<MSG
+pg_kalam $version installed into $pg_version$replaced:
+  $libdir/pg_kalam.so
+  $extdir/pg_kalam.control and $(ls "$here/extension" | grep -c '\.sql$') SQL scripts
+
+This is the installation of $("$pg_config" --bindir). A PostgreSQL server started from another
+installation does not see it ('extension "pg_kalam" is not available'). To check which one a
+server uses, run in psql:  SELECT setting FROM pg_config WHERE name = 'PKGLIBDIR';
+
+Next, in psql as a superuser, in each database that uses pg_kalam:
+  CREATE EXTENSION pg_kalam;
+  CREATE SERVER kalam_server FOREIGN DATA WRAPPER pg_kalam
+      OPTIONS (host '127.0.0.1', port '2910');
+MSG
+if [ -n "$replaced" ]; then
+  cat <<MSG
+Databases that have an older pg_kalam: ALTER EXTENSION pg_kalam UPDATE; sessions that had
+loaded the old library use the new one once they reconnect.
+MSG
+fi
