@@ -20,6 +20,11 @@ build_and_install() {
   install -m 644 sql/pg_kalam--*.sql "$($PG_CONFIG --sharedir)/extension/"
 }
 
+# The version of everything this repository builds: [workspace.package] version in Cargo.toml.
+workspace_version() {
+  sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml
+}
+
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 # start_kalamdb DIR SERVER FLIGHT_PORT HTTP_PORT [ARGS...]: starts kalamdb-server in the

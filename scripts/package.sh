@@ -29,8 +29,9 @@ esac
 log() { printf '[package] %s\n' "$*" >&2; }
 
 bash scripts/setup.sh
-version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
-pg_major=$("$PG_CONFIG" --version | sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p')
+version=$(workspace_version)
+pg_version=$("$PG_CONFIG" --version | sed -n 's/^PostgreSQL \([0-9.]*\).*/\1/p')
+pg_major=${pg_version%%.*}
 arch=$(uname -m)
 glibc=$(getconf GNU_LIBC_VERSION | awk '{print $2}')
 [ -n "$version" ] && [ -n "$pg_major" ] || { echo "package.sh: cannot read the version or the PostgreSQL major" >&2; exit 1; }
@@ -67,7 +68,8 @@ cp sql/pg_kalam--*.sql "$ext/extension/"
 install -m 755 scripts/dist/install.sh "$ext/install.sh"
 cp scripts/dist/INSTALL-pg_kalam.txt "$ext/INSTALL"
 cp LICENSE "$ext/LICENSE"
-{ build_info pg_kalam; printf 'pg_major=%s\n' "$pg_major"; } >"$ext/BUILD-INFO"
+# The library may use functions of the server that only later minor releases export.
+{ build_info pg_kalam; printf 'pg_major=%s\npg_version=%s\n' "$pg_major" "$pg_version"; } >"$ext/BUILD-INFO"
 archive "$ext_name"
 
 log "$out/$server_name.tar.gz"

@@ -37,5 +37,5 @@ TMPDIR="$RUN_DIR" cargo nextest run --locked --workspace --exclude pg_kalam "$@"
 # cold run (bash tests/package.sh checks the release packages themselves).
 bash tests/package.sh --profile dev
 if command -v buildah >/dev/null 2>&1; then
-  bash docker/test.sh
+  bash docker/test.sh --use-dist
 fi

@@ -17,7 +17,7 @@ chmod 755 "$WORK"
 trap 'stop_all "$WORK"; rm -rf "$WORK"' EXIT
 
 bash scripts/package.sh --profile "$profile"
-version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
+version=$(workspace_version)
 ext="pg_kalam-$version-pg15-linux-$(uname -m)"
 server="kalamdb-server-$version-linux-$(uname -m)"
 
@@ -53,6 +53,11 @@ esac
 FAKE
 chmod +x "$fake/bin/pg_config"
 expect_refusal "this package is for PostgreSQL 15, but $fake/bin/pg_config is PostgreSQL 16.4" \
+  "$WORK/$ext/install.sh" "$fake/bin/pg_config"
+[ -z "$(find "$fake/lib" "$fake/share/extension" -mindepth 1)" ] || failed "a refused install wrote files"
+# The same major, an older minor release than the one the package was built against.
+sed -i 's/PostgreSQL 16.4 (Debian 16.4-1.pgdg120+1)/PostgreSQL 15.1 (Debian 15.1-1)/' "$fake/bin/pg_config"
+expect_refusal "this package was built against PostgreSQL $("$PG_CONFIG" --version | awk '{print $2}') and needs" \
   "$WORK/$ext/install.sh" "$fake/bin/pg_config"
 [ -z "$(find "$fake/lib" "$fake/share/extension" -mindepth 1)" ] || failed "a refused install wrote files"
 expect_refusal "is not an executable pg_config" "$WORK/$ext/install.sh" "$WORK/no/such/pg_config"

@@ -2,7 +2,8 @@
 # Installs this pg_kalam package into one PostgreSQL installation: the library into its
 # pkglibdir, the control file and SQL scripts into its extension directory.
 #   ./install.sh [PG_CONFIG]     PG_CONFIG: that installation's pg_config (default: the one on PATH)
-# Checks first that the package fits: the PostgreSQL major, Linux, the CPU, the C library.
+# Checks first that the package fits: the PostgreSQL major and minor release, Linux, the CPU,
+# the C library.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -19,6 +20,7 @@ info() { sed -n "s/^$1=//p" "$here/BUILD-INFO"; }
   "Extract the archive again and run install.sh from the directory it creates."
 version=$(info version)
 pg_major=$(info pg_major)
+built_with=$(info pg_version)
 arch=$(info arch)
 glibc=$(info glibc)
 
@@ -29,16 +31,23 @@ pg_config=${1:-$(command -v pg_config || true)}
   "(Debian and Ubuntu: package postgresql-client-$pg_major; RPM systems: postgresql$pg_major-devel)."
 [ -x "$pg_config" ] && [ ! -d "$pg_config" ] || fail "$pg_config is not an executable pg_config" \
   "Pass the path of the pg_config program of the PostgreSQL $pg_major installation to install into."
-pg_version=$("$pg_config" --version 2>/dev/null) || fail "$pg_config --version failed" "Is it a PostgreSQL pg_config?"
-major=$(printf '%s\n' "$pg_version" | sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p')
-[ -n "$major" ] || fail "$pg_config reports '$pg_version', not a PostgreSQL version"
+pg_line=$("$pg_config" --version 2>/dev/null) || fail "$pg_config --version failed" "Is it a PostgreSQL pg_config?"
+release=$(printf '%s\n' "$pg_line" | sed -n 's/^PostgreSQL \([0-9.]*\).*/\1/p')
+major=${release%%.*}
+[ -n "$major" ] || fail "$pg_config reports '$pg_line', not a PostgreSQL version"
 
 # The library is built against one PostgreSQL major's server ABI; another major refuses it
 # ("incompatible library") or, worse, loads it into a differently laid out server.
-[ "$major" = "$pg_major" ] || fail "this package is for PostgreSQL $pg_major, but $pg_config is $pg_version" \
+[ "$major" = "$pg_major" ] || fail "this package is for PostgreSQL $pg_major, but $pg_config is $pg_line" \
   "Use the pg_kalam-$version-pg$major-linux-$arch package for PostgreSQL $major, or build from source" \
   "for it (cargo pgrx install --pg-config $pg_config --no-default-features -F pg$major)," \
   "or pass the pg_config of your PostgreSQL $pg_major installation instead."
+# Built against one minor release's headers, the library may call functions that earlier minor
+# releases do not export ("undefined symbol" at CREATE EXTENSION).
+[ "$(printf '%s\n%s\n' "$built_with" "$release" | sort -V | head -1)" = "$built_with" ] \
+  || fail "this package was built against PostgreSQL $built_with and needs $built_with or a later $pg_major.x; $pg_config is $release" \
+    "Update PostgreSQL $pg_major to its latest minor release (bug fixes; the data directory stays as it is)," \
+    "or build pg_kalam from source against this installation (cargo pgrx install --pg-config $pg_config)."
 [ "$(uname -s)" = Linux ] || fail "this package is for Linux; this machine runs $(uname -s)" \
   "Build from source on this machine, or run PostgreSQL with pg_kalam in a Linux container (docker/)."
 machine=$(uname -m)
@@ -67,7 +76,7 @@ mv -f "$libdir/.pg_kalam.so.$$" "$libdir/pg_kalam.so"
 install -m 644 "$here/extension/"* "$extdir/"
 
 cat <<MSG
-pg_kalam $version installed into $pg_version$replaced:
+pg_kalam $version installed into $pg_line$replaced:
   $libdir/pg_kalam.so
   $extdir/pg_kalam.control and $(ls "$here/extension" | grep -c '\.sql$') SQL scripts
 
