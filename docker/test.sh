@@ -112,15 +112,6 @@ healthcheck() {
   buildah run --isolation chroot "${@:2}" "$1" -- "${argv[@]}"
 }
 
-# kalam_sql SQL: one statement through the server's HTTP API, as root.
-kalam_sql() {
-  local body
-  body=$(python3 -c 'import json, sys; print(json.dumps({"sql": sys.argv[1]}))' "$1")
-  curl -sS --fail-with-body -u "root:$ROOT_PASSWORD" -H 'Content-Type: application/json' --data "$body" \
-    "http://127.0.0.1:$HTTP_PORT/v1/api/sql" >"$WORK/http.out" \
-    || die "KalamDB SQL failed: $1: $(cat "$WORK/http.out")"
-}
-
 # show_logs CONTAINER: its output, for a failure message.
 show_logs() { tail -n 30 "$WORK/$1.out" "$WORK/$1.err" >&2 || true; }
 
@@ -174,9 +165,10 @@ done
 # Port 0: the server picks free ports and prints them in its ready line.
 name=$(basename "$WORK")
 SERVER=$name-server PG=$name-postgres
-ROOT_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+# The server requires this password; kalam_sql (scripts/common.sh) logs in with it.
+KALAMDB_ROOT_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
 new_container "$SERVER" "kalamdb-server:$VERSION" KALAMDB_SERVER_HOST=127.0.0.1 \
-  KALAMDB_HTTP_PORT=0 KALAMDB_FLIGHT_PORT=0 KALAMDB_ROOT_PASSWORD="$ROOT_PASSWORD"
+  KALAMDB_HTTP_PORT=0 KALAMDB_FLIGHT_PORT=0 KALAMDB_ROOT_PASSWORD="$KALAMDB_ROOT_PASSWORD"
 server_user=$(buildah inspect --type container --format '{{.Docker.Config.User}}' "$SERVER")
 mkdir "$WORK/kalamdb"
 chown "$server_user" "$WORK/kalamdb"
@@ -204,7 +196,7 @@ PG_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0
 PG_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
 new_container "$PG" "pg-kalam:$VERSION" POSTGRES_USER=kalam POSTGRES_PASSWORD="$PG_PASSWORD" \
   POSTGRES_DB=app PGPORT="$PG_PORT" \
-  KALAMDB_HOST=127.0.0.1 KALAMDB_PORT="$FLIGHT_PORT" KALAMDB_PASSWORD="$ROOT_PASSWORD"
+  KALAMDB_HOST=127.0.0.1 KALAMDB_PORT="$FLIGHT_PORT" KALAMDB_PASSWORD="$KALAMDB_ROOT_PASSWORD"
 start "$PG" -- -c listen_addresses=127.0.0.1
 PG_PID=$PID
 for _ in $(seq 1 60); do

@@ -48,12 +48,14 @@ start_kalamdb() {
   [ -n "$FLIGHT_PORT" ] || { echo "kalamdb-server did not start; see $dir/server.log" >&2; return 1; }
 }
 
-# kalam_sql SQL: runs one statement on the server started by start_kalamdb, through HTTP.
+# kalam_sql SQL: runs one statement on the server at HTTP_PORT (start_kalamdb's), through HTTP;
+# as root with KALAMDB_ROOT_PASSWORD when that is set.
 kalam_sql() {
-  local body
+  local body answer auth=()
   body=$(python3 -c 'import json,sys; print(json.dumps({"sql": sys.argv[1]}))' "$1")
-  curl -fsS -X POST -H 'Content-Type: application/json' --data "$body" \
-    "http://127.0.0.1:$HTTP_PORT/v1/api/sql" >/dev/null || { echo "KalamDB SQL failed: $1" >&2; return 1; }
+  [ -z "${KALAMDB_ROOT_PASSWORD:-}" ] || auth=(-u "root:$KALAMDB_ROOT_PASSWORD")
+  answer=$(curl -sS --fail-with-body "${auth[@]}" -H 'Content-Type: application/json' --data "$body" \
+    "http://127.0.0.1:$HTTP_PORT/v1/api/sql") || { echo "KalamDB SQL failed: $1: $answer" >&2; return 1; }
 }
 
 # start_cluster DIR [postgres -c options...]: initdb + start a cluster in DIR/pgdata on a free
