@@ -223,6 +223,10 @@ $2
 got
 $3"
 }
+# The root password is in force: SQL without credentials is refused.
+status=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+  --data '{"sql": "SELECT 1"}' "http://127.0.0.1:$HTTP_PORT/v1/api/sql")
+[ "$status" = 401 ] || die "the server answered $status to SQL without credentials, expected 401"
 kalam_sql "CREATE NAMESPACE app"
 kalam_sql "CREATE SHARED TABLE app.cities (name TEXT PRIMARY KEY, country TEXT, population BIGINT)"
 kalam_sql "INSERT INTO app.cities VALUES

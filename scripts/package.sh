@@ -9,6 +9,7 @@
 # so that a cold run does not also compile DataFusion at opt-level 3); releases use release.
 # PG_CONFIG chooses the PostgreSQL to build for (default: PostgreSQL 15 from Debian).
 set -euo pipefail
+umask 022
 cd "$(dirname "$0")/.."
 source scripts/common.sh
 
@@ -33,7 +34,6 @@ version=$(workspace_version)
 pg_version=$("$PG_CONFIG" --version | sed -n 's/^PostgreSQL \([0-9.]*\).*/\1/p')
 pg_major=${pg_version%%.*}
 arch=$(uname -m)
-glibc=$(getconf GNU_LIBC_VERSION | awk '{print $2}')
 [ -n "$version" ] && [ -n "$pg_major" ] || { echo "package.sh: cannot read the version or the PostgreSQL major" >&2; exit 1; }
 ext_name="pg_kalam-$version-pg$pg_major-linux-$arch"
 server_name="kalamdb-server-$version-linux-$arch"
@@ -43,16 +43,21 @@ log "building $profile: kalamdb-server, pg_kalam for PostgreSQL $pg_major"
 cargo build --locked --workspace --exclude pg_kalam $cargo_flag
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-cargo pgrx package --pg-config "$PG_CONFIG" $pgrx_flag --out-dir "$stage/pgrx" >/dev/null
+PGRX_BUILD_FLAGS=--locked cargo pgrx package --pg-config "$PG_CONFIG" $pgrx_flag --out-dir "$stage/pgrx" >/dev/null
 
 # Archives are reproducible: sorted names, no owners, times from the last commit.
 epoch=$(git log -1 --format=%ct 2>/dev/null || date +%s)
+# build_info NAME BINARY: what install.sh checks. glibc: the newest version of the C library's
+# symbols that BINARY uses, so it runs with that glibc or a newer one.
 build_info() {
+  local glibc
+  glibc=$(objdump -T "$2" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)
   printf 'name=%s\nversion=%s\nos=linux\narch=%s\nglibc=%s\nprofile=%s\ncommit=%s\n' \
-    "$1" "$version" "$arch" "$glibc" "$profile" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    "$1" "$version" "$arch" "$glibc" "$profile" "$(git describe --always --dirty 2>/dev/null || echo unknown)"
 }
 archive() {
-  tar -C "$stage" --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$epoch" -cf - "$1" \
+  tar -C "$stage" --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$epoch" \
+    --mode='u+rwX,go+rX,go-w' -cf - "$1" \
     | gzip -n >"$out/$1.tar.gz"
 }
 mkdir -p "$out"
@@ -69,7 +74,7 @@ install -m 755 scripts/dist/install.sh "$ext/install.sh"
 cp scripts/dist/INSTALL-pg_kalam.txt "$ext/INSTALL"
 cp LICENSE "$ext/LICENSE"
 # The library may use functions of the server that only later minor releases export.
-{ build_info pg_kalam; printf 'pg_major=%s\npg_version=%s\n' "$pg_major" "$pg_version"; } >"$ext/BUILD-INFO"
+{ build_info pg_kalam "$ext/lib/pg_kalam.so"; printf 'pg_major=%s\npg_version=%s\n' "$pg_major" "$pg_version"; } >"$ext/BUILD-INFO"
 archive "$ext_name"
 
 log "$out/$server_name.tar.gz"
@@ -79,7 +84,7 @@ strip --strip-unneeded -o "$srv/bin/kalamdb-server" "$CARGO_TARGET_DIR/$target_d
 cp server/server.example.toml scripts/dist/kalamdb-server.service "$srv/"
 cp scripts/dist/INSTALL-kalamdb-server.txt "$srv/INSTALL"
 cp LICENSE "$srv/LICENSE"
-build_info kalamdb-server >"$srv/BUILD-INFO"
+build_info kalamdb-server "$srv/bin/kalamdb-server" >"$srv/BUILD-INFO"
 archive "$server_name"
 
 (cd "$out" && sha256sum "$ext_name.tar.gz" "$server_name.tar.gz" >SHA256SUMS)

@@ -5,7 +5,7 @@
 # Checks first that the package fits: the PostgreSQL major and minor release, Linux, the CPU,
 # the C library.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
+here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
 
 fail() {
   printf 'pg_kalam install: %s\n' "$1" >&2
@@ -24,8 +24,8 @@ built_with=$(info pg_version)
 arch=$(info arch)
 glibc=$(info glibc)
 
-pg_config=${1:-$(command -v pg_config || true)}
-[ -n "$pg_config" ] || fail "no pg_config on PATH" \
+pg_config=$(command -v -- "${1:-pg_config}" || true)
+[ -n "$pg_config" ] || fail "no pg_config${1:+ at $1}${1:-" on PATH"}" \
   "Pass the pg_config of the PostgreSQL $pg_major installation to install into, e.g.:" \
   "  $0 /usr/lib/postgresql/$pg_major/bin/pg_config" \
   "(Debian and Ubuntu: package postgresql-client-$pg_major; RPM systems: postgresql$pg_major-devel)."
@@ -53,27 +53,52 @@ major=${release%%.*}
 machine=$(uname -m)
 [ "$machine" = "$arch" ] || fail "this package is built for $arch CPUs; this machine is $machine" \
   "Build from source on this machine (cargo pgrx install), or use a $machine package."
-have_glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}')
+have_glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}' || true)
 [ -n "$have_glibc" ] || fail "this package needs the GNU C library (glibc $glibc or newer); this system has another one" \
   "Build from source on this machine."
 [ "$(printf '%s\n%s\n' "$glibc" "$have_glibc" | sort -V | head -1)" = "$glibc" ] \
   || fail "this package needs glibc $glibc or newer; this system has glibc $have_glibc" \
-    "Build from source on this machine, or use a newer distribution (Debian 12, Ubuntu 24.04, RHEL 10)."
+    "Build from source on this machine, or use a distribution with glibc $glibc or newer."
 
-libdir=$("$pg_config" --pkglibdir)
-extdir=$("$pg_config" --sharedir)/extension
+libdir=$("$pg_config" --pkglibdir) || fail "$pg_config --pkglibdir failed"
+extdir=$("$pg_config" --sharedir)/extension || fail "$pg_config --sharedir failed"
 for dir in "$libdir" "$extdir"; do
   [ -d "$dir" ] || fail "$dir does not exist" "Is the PostgreSQL $pg_major server package installed (not only its client)?"
   [ -w "$dir" ] || fail "cannot write to $dir" "Run as root (sudo $0 $pg_config) or as the owner of that installation."
 done
 
-# The library is replaced by a rename, so backends that have the old one loaded keep a whole
-# file mapped; they load the new one when they reconnect.
+# A newer pg_kalam there stays: its databases would load a library that lacks its functions.
+installed=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$extdir/pg_kalam.control" 2>/dev/null || true)
+if [ -n "$installed" ] && [ "$(printf '%s\n%s\n' "$installed" "$version" | sort -V | tail -1)" != "$version" ]; then
+  fail "pg_kalam $installed is installed there, newer than this package's $version" \
+    "Databases updated to $installed need its library; an extension cannot be updated backwards." \
+    "To go back anyway: DROP EXTENSION pg_kalam in every database, remove $extdir/pg_kalam* and" \
+    "$libdir/pg_kalam.so, then run install.sh again."
+fi
+
+# Every file is written next to its destination under a temporary name first, then renamed
+# into place: a failed copy (a full disk) leaves nothing half-written, a running backend keeps
+# the library it mapped, and CREATE EXTENSION never reads a partly written script. The scripts
+# go first, the library next, the control file (what makes the version visible) last.
+temporaries=()
+trap 'rm -f "${temporaries[@]}"' EXIT
+temporary() { printf '%s/.%s.install-%s' "$2" "$(basename "$1")" "$$"; } # temporary FILE DIR
+stage() { # stage FILE DIR MODE: copies FILE into DIR under its temporary name
+  local tmp
+  tmp=$(temporary "$1" "$2")
+  temporaries+=("$tmp")
+  install -m "$3" "$1" "$tmp" || fail "cannot write $tmp" "Is the disk full?"
+}
+place() { mv -f "$(temporary "$1" "$2")" "$2/$(basename "$1")"; } # place FILE DIR
+scripts=("$here/extension/"pg_kalam--*.sql)
+for f in "${scripts[@]}"; do stage "$f" "$extdir" 644; done
+stage "$here/lib/pg_kalam.so" "$libdir" 755
+stage "$here/extension/pg_kalam.control" "$extdir" 644
 replaced=""
-[ -e "$libdir/pg_kalam.so" ] && replaced=" (replacing the one there)"
-install -m 755 "$here/lib/pg_kalam.so" "$libdir/.pg_kalam.so.$$"
-mv -f "$libdir/.pg_kalam.so.$$" "$libdir/pg_kalam.so"
-install -m 644 "$here/extension/"* "$extdir/"
+[ -e "$libdir/pg_kalam.so" ] && replaced=" (replacing pg_kalam${installed:+ $installed})"
+for f in "${scripts[@]}"; do place "$f" "$extdir"; done
+place "$here/lib/pg_kalam.so" "$libdir"
+place "$here/extension/pg_kalam.control" "$extdir"
 
 cat <<MSG
 pg_kalam $version installed into $pg_line$replaced:
