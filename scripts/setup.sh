@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything pg_kalam needs on a fresh Debian 12 machine, and nothing twice:
 # each step checks first, so a warm machine passes through in seconds.
-#   - Debian packages: PostgreSQL 15 server + headers, libclang for pgrx's bindgen, container tools
+#   - Debian packages: PostgreSQL 15 server + headers, libclang for pgrx's bindgen, binutils
+#     (strip, objdump: scripts/package.sh), container tools
 #   - cargo-pgrx 0.18.1 (must match the pgrx version in Cargo.toml) and its PG15 config
 set -euo pipefail
 
 PGRX_VERSION=0.18.1
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
-APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libclang-dev clang pkg-config make curl)
+APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libclang-dev clang pkg-config make curl binutils)
 # Container tools for docker/test.sh, which needs no Docker engine: debootstrap makes the Debian
 # base image, podman imports it, buildah builds the images and runs them.
 CONTAINER_PACKAGES=(buildah podman debootstrap)
