@@ -174,14 +174,8 @@ mkdir "$WORK/kalamdb"
 chown "$server_user" "$WORK/kalamdb"
 start "$SERVER" -v "$WORK/kalamdb:/var/lib/kalamdb" --
 SERVER_PID=$PID
-for _ in $(seq 1 300); do
-  grep -q ready "$WORK/$SERVER.out" && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { show_logs "$SERVER"; die "kalamdb-server exited"; }
-  sleep 0.1
-done
-FLIGHT_PORT=$(sed -n 's/.*flight=[^ ]*:\([0-9]*\).*/\1/p' "$WORK/$SERVER.out")
-HTTP_PORT=$(sed -n 's/.*http=[^ ]*:\([0-9]*\).*/\1/p' "$WORK/$SERVER.out")
-[ -n "$FLIGHT_PORT" ] || { show_logs "$SERVER"; die "kalamdb-server did not print its ready line in 30 s"; }
+await_kalamdb "$WORK/$SERVER.out" "$SERVER_PID" 30 \
+  || { show_logs "$SERVER"; die "kalamdb-server exited, or printed no ready line in 30 s"; }
 log "kalamdb-server up: Flight SQL 127.0.0.1:$FLIGHT_PORT, HTTP 127.0.0.1:$HTTP_PORT"
 healthcheck "$SERVER" -e "KALAMDB_HTTP_PORT=$HTTP_PORT" || die "the server image's HEALTHCHECK failed"
 health=$(curl -fsS "http://127.0.0.1:$HTTP_PORT/v1/api/healthcheck")
@@ -192,7 +186,7 @@ health=$(curl -fsS "http://127.0.0.1:$HTTP_PORT/v1/api/healthcheck")
   || die "files in the data volume not owned by the image's user $server_user: the server ran as someone else"
 
 # (d) PostgreSQL, its foreign server pointed at that kalamdb-server, logging in as root.
-PG_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PG_PORT=$(free_port)
 PG_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
 new_container "$PG" "pg-kalam:$VERSION" POSTGRES_USER=kalam POSTGRES_PASSWORD="$PG_PASSWORD" \
   POSTGRES_DB=app PGPORT="$PG_PORT" \

@@ -38,14 +38,28 @@ start_kalamdb() {
   KALAMDB_FLIGHT_PORT=$flight KALAMDB_HTTP_PORT=$http KALAMDB_DATA_DIR="$dir/kalamdb" \
     "$server" "$@" >"$dir/server.out" 2>"$dir/server.log" &
   KALAMDB_PID=$!
-  for _ in $(seq 1 100); do
-    grep -q ready "$dir/server.out" 2>/dev/null && break
-    kill -0 "$KALAMDB_PID" 2>/dev/null || { cat "$dir/server.log" >&2; return 1; }
+  await_kalamdb "$dir/server.out" "$KALAMDB_PID" 10 \
+    || { cat "$dir/server.log" >&2; echo "kalamdb-server did not start; see $dir/server.log" >&2; return 1; }
+}
+
+# await_kalamdb OUT PID SECONDS: waits until the kalamdb-server process PID (or a process
+# that runs it) has printed its ready line into OUT, and sets FLIGHT_PORT and HTTP_PORT from
+# it; fails when PID ends first or SECONDS pass.
+await_kalamdb() {
+  local out=$1 pid=$2
+  for _ in $(seq 1 $(($3 * 10))); do
+    grep -q ready "$out" 2>/dev/null && break
+    kill -0 "$pid" 2>/dev/null || return 1
     sleep 0.1
   done
-  FLIGHT_PORT=$(sed -n 's/.*flight=[^ ]*:\([0-9]*\).*/\1/p' "$dir/server.out")
-  HTTP_PORT=$(sed -n 's/.*http=[^ ]*:\([0-9]*\).*/\1/p' "$dir/server.out")
-  [ -n "$FLIGHT_PORT" ] || { echo "kalamdb-server did not start; see $dir/server.log" >&2; return 1; }
+  FLIGHT_PORT=$(sed -n 's/.*flight=[^ ]*:\([0-9]*\).*/\1/p' "$out")
+  HTTP_PORT=$(sed -n 's/.*http=[^ ]*:\([0-9]*\).*/\1/p' "$out")
+  [ -n "$FLIGHT_PORT" ]
+}
+
+# free_port: a loopback TCP port nobody listens on right now.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 # kalam_sql SQL: runs one statement on the server at HTTP_PORT (start_kalamdb's), through HTTP;
@@ -67,7 +81,7 @@ start_cluster() {
   for opt in "$@"; do extra+=" -c $opt"; done
   chmod 755 "$dir"
   [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
-  PG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  PG_PORT=$(free_port)
   as_pg "$bin/initdb" -D "$dir/pgdata" -A trust -U postgres -E UTF8 --locale=C >/dev/null
   as_pg "$bin/pg_ctl" -D "$dir/pgdata" -l "$dir/postgres.log" -w \
     -o "-p $PG_PORT -k $dir -c listen_addresses=127.0.0.1$extra" start >/dev/null
